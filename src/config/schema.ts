@@ -1,0 +1,118 @@
+import convict from 'convict';
+
+export type ServiceEnv = 'development' | 'production' | 'test';
+export type LogFormat = 'auto' | 'json' | 'pretty';
+export type WorkerLogLevel = 'debug' | 'warn' | 'error' | 'none';
+
+export interface Config {
+  service: { name: string; env: ServiceEnv; tenant_id: string };
+  grpc: {
+    listen_address: string;
+    port: number;
+    cert_path: string;
+    key_path: string;
+    ca_path: string;
+    shutdown_grace_seconds: number;
+  };
+  http: { listen_address: string; port: number };
+  rtp: {
+    port_min: number;
+    port_max: number;
+    quarantine_seconds: number;
+    inactivity_timeout_seconds: number;
+    listen_address: string;
+    advertised_ip: string;
+  };
+  mediasoup: {
+    num_workers: number;
+    worker_bin: string;
+    log_level: WorkerLogLevel;
+    rtc_min_port: number;
+    rtc_max_port: number;
+  };
+  assets: { base_path: string };
+  bucket: {
+    endpoint_url: string;
+    region: string;
+    access_key_id: string;
+    secret_access_key: string;
+    name: string;
+    force_path_style: boolean;
+  };
+  events: { rabbitmq_url: string; exchange: string };
+  log: { level: string; format: LogFormat };
+}
+
+const nonEmpty = {
+  name: 'non-empty-string',
+  validate(value: unknown): void {
+    if (typeof value !== 'string' || value.trim() === '') throw new Error('must be a non-empty string');
+  },
+};
+
+const ipOrEmpty = {
+  name: 'ip-or-empty',
+  validate(value: unknown): void {
+    if (value === '') return;
+    if (typeof value !== 'string' || !/^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)$/.test(value)) {
+      throw new Error('must be an IPv4/IPv6 address or empty');
+    }
+  },
+};
+
+convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty });
+
+// Every key documented here is also documented, with the same default, in config.default.toml.
+export const schema: convict.Schema<Config> = {
+  service: {
+    name: { doc: 'Service name in logs and metrics', format: 'non-empty-string', default: 'media-service', env: 'SERVICE_NAME' },
+    env: { doc: 'Deployment environment', format: ['development', 'production', 'test'], default: 'development', env: 'ENV' },
+    tenant_id: { doc: 'Tenant id carried in logs and events', format: String, default: 'default', env: 'TENANT_ID' },
+  },
+  grpc: {
+    listen_address: { doc: 'gRPC listen address', format: 'non-empty-string', default: '0.0.0.0', env: 'MEDIA_SERVICE_GRPC_LISTEN_ADDRESS' },
+    port: { doc: 'gRPC port (0 picks a free port)', format: 'port', default: 13031, env: 'MEDIA_SERVICE_GRPC_PORT' },
+    cert_path: { doc: 'Server certificate (PEM); with key and CA enables mTLS', format: String, default: '', env: 'MEDIA_SERVICE_CERT_PATH' },
+    key_path: { doc: 'Server private key (PEM)', format: String, default: '', env: 'MEDIA_SERVICE_KEY_PATH' },
+    ca_path: { doc: 'CA that signs client certificates (PEM)', format: String, default: '', env: 'GRPC_TLS_CA_PATH' },
+    shutdown_grace_seconds: { doc: 'How long SIGTERM waits for in-flight RPCs', format: 'nat', default: 10, env: 'MEDIA_SERVICE_SHUTDOWN_GRACE_SECONDS' },
+  },
+  http: {
+    listen_address: { doc: 'Metrics/health HTTP listen address', format: 'non-empty-string', default: '0.0.0.0', env: 'MEDIA_SERVICE_METRICS_LISTEN_ADDRESS' },
+    port: { doc: 'Metrics/health HTTP port (0 picks a free port)', format: 'port', default: 13032, env: 'MEDIA_SERVICE_METRICS_PORT' },
+  },
+  rtp: {
+    port_min: { doc: 'Lowest RTP port handed out (even)', format: 'port', default: 10000, env: 'RTP_SERVICE_PORT_MIN' },
+    port_max: { doc: 'Highest RTP port handed out', format: 'port', default: 20000, env: 'RTP_SERVICE_PORT_MAX' },
+    quarantine_seconds: { doc: 'Seconds a released port rests before reuse', format: 'nat', default: 5, env: 'RTP_SERVICE_PORT_QUARANTINE_SECONDS' },
+    inactivity_timeout_seconds: { doc: 'Close a session after this long without inbound RTP (0 disables)', format: 'nat', default: 30, env: 'RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS' },
+    listen_address: { doc: 'Address RTP sockets bind to', format: 'ip-or-empty', default: '0.0.0.0', env: 'RTP_SERVICE_LISTEN_ADDRESS' },
+    advertised_ip: { doc: 'Address announced to peers (empty: the listen address)', format: 'ip-or-empty', default: '', env: 'RTP_SERVICE_ADVERTISED_IP' },
+  },
+  mediasoup: {
+    num_workers: { doc: 'mediasoup workers (0: one per core)', format: 'nat', default: 0, env: 'MEDIASOUP_NUM_WORKERS' },
+    worker_bin: { doc: 'mediasoup-worker binary (empty: the one set up by scripts/setup.sh)', format: String, default: '', env: 'MEDIASOUP_WORKER_BIN' },
+    log_level: { doc: 'mediasoup worker log level', format: ['debug', 'warn', 'error', 'none'], default: 'warn', env: 'MEDIASOUP_LOG_LEVEL' },
+    rtc_min_port: { doc: 'Lowest UDP/TCP port of mediasoup transports', format: 'port', default: 40000, env: 'MEDIASOUP_RTC_MIN_PORT' },
+    rtc_max_port: { doc: 'Highest UDP/TCP port of mediasoup transports', format: 'port', default: 49999, env: 'MEDIASOUP_RTC_MAX_PORT' },
+  },
+  assets: {
+    base_path: { doc: 'Root that file:// prompt URIs resolve under', format: String, default: './assets', env: 'ASSETS_BASE_PATH' },
+  },
+  bucket: {
+    endpoint_url: { doc: 'S3 endpoint (empty: AWS)', format: String, default: '', env: 'BUCKET_ENDPOINT_URL' },
+    region: { doc: 'S3 region', format: String, default: 'us-east-1', env: 'BUCKET_REGION' },
+    access_key_id: { doc: 'S3 access key id', format: String, default: '', env: 'BUCKET_ACCESS_KEY_ID', sensitive: true },
+    secret_access_key: { doc: 'S3 secret access key', format: String, default: '', env: 'BUCKET_SECRET_ACCESS_KEY', sensitive: true },
+    name: { doc: 'Default bucket', format: String, default: '', env: 'BUCKET_NAME' },
+    force_path_style: { doc: 'Path-style addressing for S3-compatible servers', format: Boolean, default: false, env: 'BUCKET_FORCE_PATH_STYLE' },
+  },
+  events: {
+    rabbitmq_url: { doc: 'RabbitMQ URL (empty: events are only logged)', format: String, default: '', env: 'RABBITMQ_URL', sensitive: true },
+    exchange: { doc: 'Durable topic exchange for platform events', format: 'non-empty-string', default: 'sentiric_events', env: 'RABBITMQ_EXCHANGE' },
+  },
+  log: {
+    level: { doc: 'Log level', format: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', env: 'LOG_LEVEL' },
+    format: { doc: 'auto: JSON in production, coloured lines otherwise', format: ['auto', 'json', 'pretty'], default: 'auto', env: 'LOG_FORMAT' },
+  },
+};

@@ -1,0 +1,80 @@
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../logging/logger.ts';
+import { loadProtos } from './proto.ts';
+
+export interface GrpcServerOptions {
+  config: Config['grpc'];
+  logger: Logger;
+  services: { media: grpc.UntypedServiceImplementation; health: grpc.UntypedServiceImplementation };
+}
+
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+function credentials(config: Config['grpc'], log: Logger): grpc.ServerCredentials {
+  if (!config.cert_path) {
+    log.warn({ event: 'GRPC_TLS_DISABLED' }, 'gRPC serves plaintext: set MEDIA_SERVICE_CERT_PATH, MEDIA_SERVICE_KEY_PATH and GRPC_TLS_CA_PATH for mTLS');
+    return grpc.ServerCredentials.createInsecure();
+  }
+  // Clients must present a certificate signed by the platform CA.
+  return grpc.ServerCredentials.createSsl(
+    readFileSync(config.ca_path),
+    [{ cert_chain: readFileSync(config.cert_path), private_key: readFileSync(config.key_path) }],
+    true,
+  );
+}
+
+export class GrpcServer {
+  readonly #server: grpc.Server;
+  readonly #config: Config['grpc'];
+  readonly #log: Logger;
+  #port = 0;
+
+  constructor(opts: GrpcServerOptions) {
+    this.#config = opts.config;
+    this.#log = opts.logger.child({ component: 'grpc' });
+    this.#server = new grpc.Server({
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    const protos = loadProtos();
+    this.#server.addService(protos.media.service, opts.services.media);
+    this.#server.addService(protos.health.service, opts.services.health);
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get tls(): boolean {
+    return this.#config.cert_path !== '';
+  }
+
+  async start(): Promise<number> {
+    const creds = credentials(this.#config, this.#log);
+    const host = this.#config.listen_address.includes(':') ? `[${this.#config.listen_address}]` : this.#config.listen_address;
+    this.#port = await new Promise<number>((resolve, reject) => {
+      this.#server.bindAsync(`${host}:${this.#config.port}`, creds, (err, port) => (err ? reject(err) : resolve(port)));
+    });
+    return this.#port;
+  }
+
+  /** Refuses new calls at once, lets running ones finish for the grace time, then cuts them. */
+  async stop(graceMs: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#log.warn({ event: 'GRPC_FORCED_SHUTDOWN' }, 'in-flight RPCs did not finish in time; cancelling them');
+        this.#server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.#server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

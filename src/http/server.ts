@@ -1,0 +1,74 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+
+export type Readiness = () => { ready: boolean; checks: Record<string, boolean> };
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+
+/** The HTTP side: metrics and probes; later handlers (signaling, the demo) attach here. */
+export class HttpServer {
+  readonly server: Server;
+  readonly #config: Config['http'];
+  readonly #routes: RouteHandler[] = [];
+
+  constructor(opts: { config: Config['http']; logger: Logger; metrics: Metrics; readiness: Readiness }) {
+    this.#config = opts.config;
+    const log = opts.logger.child({ component: 'http' });
+    this.server = createServer((req, res) => {
+      this.#handle(req, res, opts.metrics, opts.readiness).catch((error: unknown) => {
+        log.error({ event: 'HTTP_HANDLER_FAILED', error }, 'HTTP handler failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end('internal error\n');
+      });
+    });
+  }
+
+  /** Adds a handler tried before the built-in routes; it returns true when it answered. */
+  use(route: RouteHandler): void {
+    this.#routes.push(route);
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse, metrics: Metrics, readiness: Readiness): Promise<void> {
+    for (const route of this.#routes) if (await route(req, res)) return;
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    switch (path) {
+      case '/metrics': {
+        const body = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
+        return;
+      }
+      case '/healthz':
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}\n');
+        return;
+      case '/readyz': {
+        const r = readiness();
+        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: r.ready ? 'ready' : 'not ready', checks: r.checks })}\n`);
+        return;
+      }
+      default:
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  }
+
+  async start(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.#config.port, this.#config.listen_address, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,70 @@
+import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
+import pretty from 'pino-pretty';
+import { hostname } from 'node:os';
+import type { Config } from '../config/schema.ts';
+
+export type { Logger };
+
+/** Identity that every line of one request or call carries. */
+export interface LogContext {
+  trace_id: string | null;
+  call_id: string | null;
+  span_id?: string | null;
+  tenant_id?: string;
+}
+
+export interface Logging {
+  /** Lines about the process itself: trace_id and call_id are null. */
+  readonly process: Logger;
+  /** A logger whose every line carries this context. */
+  forContext(ctx: LogContext): Logger;
+}
+
+export interface LoggingOptions {
+  config: Pick<Config, 'service' | 'log'>;
+  version: string;
+  /** Where lines go (defaults to stdout); tests pass a stream. */
+  destination?: DestinationStream;
+}
+
+const SCHEMA_VERSION = '1.0.0';
+
+export function createLogging(opts: LoggingOptions): Logging {
+  const { service, log } = opts.config;
+  const json = log.format === 'json' || (log.format === 'auto' && service.env === 'production');
+  const options: LoggerOptions = {
+    level: log.level,
+    messageKey: 'message',
+    errorKey: 'error',
+    timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
+    formatters: { level: (label) => ({ level: label }) },
+    base: {
+      schema_v: SCHEMA_VERSION,
+      service: service.name,
+      tenant_id: service.tenant_id,
+      resource: {
+        'service.name': service.name,
+        'service.version': opts.version,
+        'service.env': service.env,
+        'host.name': hostname(),
+      },
+    },
+  };
+  const destination =
+    opts.destination ??
+    (json
+      ? pino.destination({ dest: 1, sync: true })
+      : pretty({ colorize: true, singleLine: true, messageKey: 'message', timestampKey: 'timestamp', ignore: 'pid,hostname,schema_v,resource,tenant_id,service' }));
+  const root = pino(options, destination);
+  // The root logger is never handed out: every line goes through a child that already
+  // carries trace_id/call_id, so no key is written twice on one line.
+  const processLogger = root.child({ trace_id: null, call_id: null });
+  return {
+    process: processLogger,
+    forContext(ctx: LogContext): Logger {
+      const bindings: Record<string, unknown> = { trace_id: ctx.trace_id, call_id: ctx.call_id };
+      if (ctx.span_id) bindings.span_id = ctx.span_id;
+      return root.child(bindings);
+    },
+  };
+}

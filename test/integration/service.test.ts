@@ -112,6 +112,9 @@ describe('the running service', () => {
     const died = await svc.waitForLog((l) => l.event === 'WORKER_DIED');
     assert.equal(died.level, 'error');
     await svc.waitForLog((l) => l.event === 'WORKER_REPLACED');
+    // mediasoup's own log lines arrive in the same JSON stream.
+    const msLine = await svc.waitForLog((l) => l.event === 'MEDIASOUP_ERROR' && /died/.test(l.message));
+    assert.equal(msLine.level, 'error');
     await eventually(async () => {
       const t = await (await fetch(svc.url('/metrics'))).text();
       return metricValue(t, 'sentiric_media_workers_alive') === 2 && metricValue(t, 'sentiric_media_worker_deaths_total') === 1;

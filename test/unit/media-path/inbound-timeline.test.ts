@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { InboundTimeline, type TimelineFrame } from '../../../src/media-path/inbound-timeline.ts';
+
+/** A packet whose every sample holds its own RTP timestamp (mod 2^15), to check placement. */
+const pcmAt = (ts: number, n = 160): Int16Array => Int16Array.from({ length: n }, (_, i) => ((ts + i) % 32000) + 1);
+
+function setup(window = 40) {
+  const frames: TimelineFrame[] = [];
+  const t = new InboundTimeline({ reorderWindowMs: window, onFrame: (f) => frames.push(f) });
+  return { t, frames };
+}
+
+const assertPlaced = (f: TimelineFrame): void => {
+  for (let i = 0; i < f.samples.length; i++) assert.equal(f.samples[i], ((f.timestamp + i) % 32000) + 1, `sample ${i} of frame ${f.timestamp}`);
+};
+
+test('packets in order come out at once, one frame each, on the caller clock', () => {
+  const { t, frames } = setup();
+  for (let k = 0; k < 10; k++) t.push(k * 20, 100 + k, 1000 + k * 160, 7, pcmAt(1000 + k * 160));
+  assert.equal(frames.length, 10);
+  frames.forEach((f, k) => {
+    assert.equal(f.timestamp, 1000 + k * 160);
+    assert.equal(f.concealed, false);
+    assertPlaced(f);
+  });
+});
+
+test('a lost packet is concealed once the reorder window passed, and the clock has no gap', () => {
+  const { t, frames } = setup(40);
+  t.push(0, 1, 0, 7, pcmAt(0));
+  t.push(20, 2, 160, 7, pcmAt(160));
+  // seq 3 lost
+  t.push(60, 4, 480, 7, pcmAt(480));
+  assert.equal(frames.length, 2, 'waits for the missing packet');
+  t.tick(70);
+  assert.equal(frames.length, 2, 'still inside the window');
+  t.tick(101);
+  assert.equal(frames.length, 4);
+  assert.equal(frames[2]!.concealed, true);
+  assert.equal(frames[2]!.timestamp, 320);
+  assert.ok(frames[2]!.samples.every((s) => s === 0));
+  assert.equal(frames[3]!.timestamp, 480);
+  assertPlaced(frames[3]!);
+  assert.equal(t.stats.concealedFrames, 1);
+});
+
+test('reordered packets within the window are put back in order', () => {
+  const { t, frames } = setup();
+  t.push(0, 1, 0, 7, pcmAt(0));
+  t.push(25, 3, 320, 7, pcmAt(320));
+  t.push(30, 2, 160, 7, pcmAt(160));
+  t.push(40, 4, 480, 7, pcmAt(480));
+  assert.deepEqual(frames.map((f) => f.timestamp), [0, 160, 320, 480]);
+  assert.ok(frames.every((f) => !f.concealed));
+  frames.forEach(assertPlaced);
+  assert.equal(t.stats.reordered, 1);
+});
+
+test('a late packet after its frame was concealed is dropped and counted', () => {
+  const { t, frames } = setup(40);
+  t.push(0, 1, 0, 7, pcmAt(0));
+  t.push(40, 3, 320, 7, pcmAt(320));
+  t.tick(100);
+  t.push(110, 2, 160, 7, pcmAt(160));
+  assert.deepEqual(frames.map((f) => [f.timestamp, f.concealed]), [[0, false], [160, true], [320, false]]);
+  assert.equal(t.stats.late, 1);
+});
+
+test('silence suppression (timestamp jump, no sequence gap) is filled at once', () => {
+  const { t, frames } = setup();
+  t.push(0, 10, 0, 7, pcmAt(0));
+  t.push(500, 11, 160 * 26, 7, pcmAt(160 * 26));
+  assert.equal(frames.length, 27);
+  assert.ok(frames.slice(1, 26).every((f) => f.concealed));
+  assertPlaced(frames[26]!);
+});
+
+test('when packets stop, ticks keep the clock running with concealed frames', () => {
+  const { t, frames } = setup(40);
+  t.push(0, 1, 0, 7, pcmAt(0));
+  for (let now = 20; now <= 1000; now += 20) t.tick(now);
+  // Frame k is due at 20k ms and concealed once now > 20k + 40: at 1000 ms, k = 1..47.
+  assert.equal(frames.length, 1 + 47);
+  frames.slice(1).forEach((f, i) => assert.equal(f.timestamp, 160 * (i + 1)));
+});
+
+test('an SSRC change restarts the timeline on the new stream', () => {
+  const { t, frames } = setup();
+  t.push(0, 1, 0, 7, pcmAt(0));
+  t.push(20, 5000, 99_040, 8, pcmAt(99_040));
+  t.push(40, 5001, 99_200, 8, pcmAt(99_200));
+  assert.deepEqual(frames.map((f) => f.timestamp), [0, 99_040, 99_200]);
+  frames.forEach(assertPlaced);
+  assert.equal(t.stats.resyncs, 1);
+});
+
+test('30 ms packets are re-framed to 20 ms without losing samples', () => {
+  const { t, frames } = setup();
+  for (let k = 0; k < 4; k++) t.push(k * 30, k, k * 240, 7, pcmAt(k * 240, 240));
+  assert.equal(frames.length, 6);
+  frames.forEach((f, k) => {
+    assert.equal(f.timestamp, k * 160);
+    assertPlaced(f);
+  });
+});
+
+test('sequence and timestamp wrap-around keep the stream continuous', () => {
+  const { t, frames } = setup();
+  const ts0 = 0xffffffff - 160 * 2 + 1;
+  for (let k = 0; k < 5; k++) t.push(k * 20, (65534 + k) & 0xffff, (ts0 + k * 160) >>> 0, 7, new Int16Array(160).fill(k + 1));
+  assert.equal(frames.length, 5);
+  assert.deepEqual(frames.map((f) => f.samples[0]), [1, 2, 3, 4, 5]);
+  assert.equal(t.stats.concealedFrames, 0);
+});

@@ -4,8 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TEST_PACKAGES=(ffmpeg openssl procps)
+TEST_PACKAGES=(ffmpeg openssl procps espeak-ng tshark)
 bash scripts/setup.sh "${TEST_PACKAGES[@]}"
+
+# Tests talk to a real RabbitMQ on 127.0.0.1:5672; start (or install) one if none answers.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! port_open 5672; then
+  command -v rabbitmq-server >/dev/null || bash scripts/setup.sh rabbitmq-server
+  echo "[test] starting RabbitMQ"
+  rabbitmq-server -detached
+  for _ in $(seq 1 60); do port_open 5672 && break; sleep 1; done
+  port_open 5672 || { echo "[test] RabbitMQ did not start on 127.0.0.1:5672" >&2; exit 1; }
+fi
 
 export PATH="$PWD/node_modules/.bin:$PATH"
 hash -r

@@ -8,6 +8,22 @@ import { HttpServer } from './http/server.ts';
 import { createLogging, type Logger, type Logging } from './logging/logger.ts';
 import { WorkerPool } from './media-engine/worker-pool.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
+import { createEventPublisher } from './events/index.ts';
+import type { EventPublisher } from './events/types.ts';
+import { MediaClock } from './media-path/clock.ts';
+import { PromptCache } from './playback/prompt-cache.ts';
+import { PromptLoader } from './playback/prompt-loader.ts';
+import { registerPromptCacheMetrics } from './playback/prompt-metrics.ts';
+import { CALL_RATE } from './sessions/call-session.ts';
+import { SessionMetrics } from './sessions/session-metrics.ts';
+import { SessionRegistry } from './sessions/session-registry.ts';
+import { RecordingMetrics } from './recording/metrics.ts';
+import { RecordingManager } from './recording/recording-manager.ts';
+import { UploadQueue } from './recording/upload-queue.ts';
+import { recordingAvailableEvent } from './events/types.ts';
+import { FileStore } from './storage/file-store.ts';
+import { ForkMetrics } from './audio-fork/fork-metrics.ts';
+import { S3Store, createS3Client } from './storage/s3-store.ts';
 
 /** Everything the handlers need, built once here and passed down; no module holds state. */
 export interface AppState {
@@ -18,6 +34,12 @@ export interface AppState {
   readonly metrics: Metrics;
   readonly workers: WorkerPool;
   readonly health: HealthState;
+  readonly events: EventPublisher;
+  readonly clock: MediaClock;
+  readonly sessions: SessionRegistry;
+  readonly prompts: PromptLoader;
+  readonly recordings: RecordingManager;
+  readonly uploads: UploadQueue;
 }
 
 export interface App {
@@ -43,9 +65,51 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   const metrics = createMetrics();
   const health = new HealthState(log);
   const workers = await WorkerPool.create({ config: config.mediasoup, logger: log, metrics });
-  const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health };
+  const events = await createEventPublisher({ config: config.events, logger: log, registry: metrics.registry });
+  const clock = new MediaClock({ onError: (error) => log.error({ event: 'CLOCK_TICK_FAILED', error }, 'a call failed on the media clock') });
+  const sessions = new SessionRegistry({
+    config: config.rtp,
+    tenantId: config.service.tenant_id,
+    clock,
+    logging,
+    events,
+    metrics: new SessionMetrics(metrics),
+  });
+  const promptCache = new PromptCache(config.playback.cache_max_bytes);
+  registerPromptCacheMetrics(promptCache, metrics.registry);
+  const prompts = new PromptLoader({
+    assetsRoot: config.assets.base_path,
+    cache: promptCache,
+    rate: CALL_RATE,
+    maxSeconds: config.playback.max_prompt_seconds,
+    decodeTimeoutMs: config.playback.decode_timeout_ms,
+    http: { enabled: config.playback.http_enabled, maxBytes: config.playback.http_max_bytes, timeoutMs: config.playback.http_timeout_ms },
+  });
+  const recordingMetrics = new RecordingMetrics(metrics);
+  const s3 = createS3Client(config.bucket);
+  const uploads = new UploadQueue({
+    store: new S3Store({ client: s3, config: config.bucket, local: new FileStore() }),
+    spoolDir: config.recording.spool_dir,
+    concurrency: Math.max(1, config.recording.upload_concurrency),
+    maxBackoffMs: config.recording.max_backoff_seconds * 1000,
+    logging,
+    metrics: recordingMetrics,
+    onStored: (meta, stored) =>
+      events.publish(
+        recordingAvailableEvent({ traceId: meta.traceId, callId: meta.callId, tenantId: meta.tenantId, recordingUri: stored.uri, publicUrl: stored.publicUrl }),
+      ),
+  });
+  const recordings = new RecordingManager({
+    spoolDir: config.recording.spool_dir,
+    fileRoot: config.recording.file_root,
+    uploads,
+    metrics: recordingMetrics,
+    logging,
+  });
+  await recordings.recover();
+  const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads };
 
-  const deps = { logging, metrics };
+  const deps = { logging, metrics, config, sessions, prompts, recordings, forkMetrics: new ForkMetrics(metrics) };
   const grpcServer = new GrpcServer({
     config: config.grpc,
     logger: log,
@@ -60,6 +124,17 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
       const checks = { serving: health.status === 'SERVING', workers: workers.alive > 0, draining: !draining };
       return { ready: Object.values(checks).every(Boolean), checks };
     },
+  });
+
+  // What an operator checks for leaks: live handles by kind next to the number of calls.
+  http.use((req, res) => {
+    if (req.url !== '/debug/resources' || req.method !== 'GET') return false;
+    const counts: Record<string, number> = {};
+    for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      `${JSON.stringify({ sessions: sessions.size, resources: counts, memory: process.memoryUsage() })}\n`,
+    );
+    return true;
   });
 
   let stopping: Promise<void> | undefined;
@@ -84,7 +159,14 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
         draining = true;
         health.set('NOT_SERVING');
         await grpcServer.stop(config.grpc.shutdown_grace_seconds * 1000);
+        sessions.closeAll('shutdown');
+        // Recordings are finalized into the spool; uploads not done now resume at next start.
+        await recordings.drain();
+        uploads.close();
+        s3.destroy();
+        clock.stop();
         workers.close();
+        await events.close();
         await http.stop();
         log.info({ event: 'SERVICE_STOPPED' }, 'stopped');
       })();

@@ -87,6 +87,8 @@ function checkRelations(c: Config): void {
   if (c.rtp.port_min <= c.mediasoup.rtc_max_port && c.mediasoup.rtc_min_port <= c.rtp.port_max) {
     fail('rtp.port_min', `the RTP range ${c.rtp.port_min}-${c.rtp.port_max} overlaps mediasoup's ${c.mediasoup.rtc_min_port}-${c.mediasoup.rtc_max_port}`);
   }
+  const pt = c.rtp.telephone_event_payload_type;
+  if (pt < 96 || pt > 127) fail('rtp.telephone_event_payload_type', `must be a dynamic payload type (96-127), got ${pt}`);
   const tls = [c.grpc.cert_path, c.grpc.key_path, c.grpc.ca_path];
   const set = tls.filter((p) => p !== '').length;
   if (set !== 0 && set !== 3) {

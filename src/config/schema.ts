@@ -22,6 +22,16 @@ export interface Config {
     inactivity_timeout_seconds: number;
     listen_address: string;
     advertised_ip: string;
+    telephone_event_payload_type: number;
+  };
+  playback: {
+    cache_max_bytes: number;
+    max_prompt_seconds: number;
+    data_uri_max_bytes: number;
+    decode_timeout_ms: number;
+    http_enabled: boolean;
+    http_max_bytes: number;
+    http_timeout_ms: number;
   };
   mediasoup: {
     num_workers: number;
@@ -31,6 +41,7 @@ export interface Config {
     rtc_max_port: number;
   };
   assets: { base_path: string };
+  recording: { spool_dir: string; file_root: string; upload_concurrency: number; max_backoff_seconds: number };
   bucket: {
     endpoint_url: string;
     region: string;
@@ -88,6 +99,16 @@ export const schema: convict.Schema<Config> = {
     inactivity_timeout_seconds: { doc: 'Close a session after this long without inbound RTP (0 disables)', format: 'nat', default: 30, env: 'RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS' },
     listen_address: { doc: 'Address RTP sockets bind to', format: 'ip-or-empty', default: '0.0.0.0', env: 'RTP_SERVICE_LISTEN_ADDRESS' },
     advertised_ip: { doc: 'Address announced to peers (empty: the listen address)', format: 'ip-or-empty', default: '', env: 'RTP_SERVICE_ADVERTISED_IP' },
+    telephone_event_payload_type: { doc: 'RTP payload type of RFC 4733 DTMF events', format: 'int', default: 101, env: 'RTP_TELEPHONE_EVENT_PAYLOAD_TYPE' },
+  },
+  playback: {
+    cache_max_bytes: { doc: 'Decoded prompts kept in memory (bytes)', format: 'nat', default: 67108864, env: 'PLAYBACK_CACHE_MAX_BYTES' },
+    max_prompt_seconds: { doc: 'Longest prompt accepted', format: 'nat', default: 600, env: 'PLAYBACK_MAX_PROMPT_SECONDS' },
+    data_uri_max_bytes: { doc: 'Largest audio carried in a data: URI (decoded bytes)', format: 'nat', default: 8388608, env: 'PLAYBACK_DATA_URI_MAX_BYTES' },
+    decode_timeout_ms: { doc: 'Longest time to decode one prompt', format: 'nat', default: 10000, env: 'PLAYBACK_DECODE_TIMEOUT_MS' },
+    http_enabled: { doc: 'Allow http(s):// prompt URIs', format: Boolean, default: false, env: 'PLAYBACK_HTTP_ENABLED' },
+    http_max_bytes: { doc: 'Largest prompt fetched over http(s)', format: 'nat', default: 20971520, env: 'PLAYBACK_HTTP_MAX_BYTES' },
+    http_timeout_ms: { doc: 'Time limit of one http(s) prompt fetch', format: 'nat', default: 5000, env: 'PLAYBACK_HTTP_TIMEOUT_MS' },
   },
   mediasoup: {
     num_workers: { doc: 'mediasoup workers (0: one per core)', format: 'nat', default: 0, env: 'MEDIASOUP_NUM_WORKERS' },
@@ -98,6 +119,12 @@ export const schema: convict.Schema<Config> = {
   },
   assets: {
     base_path: { doc: 'Root that file:// prompt URIs resolve under', format: String, default: './assets', env: 'ASSETS_BASE_PATH' },
+  },
+  recording: {
+    spool_dir: { doc: 'Local directory where recordings are written while calls run (keep it on persistent disk)', format: 'non-empty-string', default: './var/spool/recordings', env: 'RECORDING_SPOOL_DIR' },
+    file_root: { doc: 'Root that file:// recording URIs resolve under', format: 'non-empty-string', default: './var/recordings', env: 'RECORDING_FILE_ROOT' },
+    upload_concurrency: { doc: 'Recordings uploaded at once', format: 'nat', default: 4, env: 'RECORDING_UPLOAD_CONCURRENCY' },
+    max_backoff_seconds: { doc: 'Longest wait between two upload attempts of one recording', format: 'nat', default: 60, env: 'RECORDING_MAX_BACKOFF_SECONDS' },
   },
   bucket: {
     endpoint_url: { doc: 'S3 endpoint (empty: AWS)', format: String, default: '', env: 'BUCKET_ENDPOINT_URL' },

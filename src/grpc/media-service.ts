@@ -1,31 +1,82 @@
 import type * as grpc from '@grpc/grpc-js';
+import type { Config } from '../config/schema.ts';
 import { MediaError } from '../errors/media-error.ts';
+import { playAudio } from '../playback/play-audio.ts';
+import type { PromptLoader } from '../playback/prompt-loader.ts';
+import type { SessionRegistry } from '../sessions/session-registry.ts';
+import type { RecordingManager } from '../recording/recording-manager.ts';
+import type { ForkMetrics } from '../audio-fork/fork-metrics.ts';
+import { recordAudio, streamAudio } from './audio-out.ts';
+import { srtpForCall } from '../rtp-bridge/srtp-negotiation.ts';
 import { bidiStream, serverStream, unary, type RpcDeps } from './middleware.ts';
 import * as s from './schemas.ts';
+
+export interface MediaServiceDeps extends RpcDeps {
+  config: Readonly<Config>;
+  sessions: SessionRegistry;
+  prompts: PromptLoader;
+  recordings: RecordingManager;
+  forkMetrics: ForkMetrics;
+}
 
 const notYet = (rpc: string): MediaError =>
   new MediaError('unimplemented', `${rpc} is not available in this version of the media service`);
 
 /** The contract's seven RPCs: each validated at the edge, traced, timed and counted. */
-export function mediaServiceHandlers(deps: RpcDeps): grpc.UntypedServiceImplementation {
+export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServiceImplementation {
+  const { sessions, config } = deps;
+  const advertised = config.rtp.advertised_ip || config.rtp.listen_address;
+  const callOfPort = (port: number): string | undefined => sessions.byPort(port)?.callId;
   return {
-    AllocatePort: unary(deps, { method: 'AllocatePort', schema: s.allocatePortRequest, callIdOf: (r) => r.call_id }, async () => {
-      throw notYet('AllocatePort');
+    AllocatePort: unary(deps, { method: 'AllocatePort', schema: s.allocatePortRequest, callIdOf: (r) => r.call_id }, async (req, ctx) => {
+      const existing = sessions.byCallId(req.call_id);
+      if (existing) return { rtp_port: existing.port, rtp_address: advertised, ...(existing.srtpAnswer ? { srtp: existing.srtpAnswer } : {}) };
+      const srtp = req.srtp ? srtpForCall(req.srtp) : undefined;
+      const session = await sessions.allocate({
+        callId: req.call_id,
+        traceId: ctx.traceId,
+        tenantId: ctx.tenantId ?? config.service.tenant_id,
+        ...(srtp ? { protection: srtp.protection, srtpAnswer: srtp.answer } : {}),
+      });
+      return { rtp_port: session.port, rtp_address: advertised, ...(session.srtpAnswer ? { srtp: session.srtpAnswer } : {}) };
     }),
-    ReleasePort: unary(deps, { method: 'ReleasePort', schema: s.releasePortRequest }, async () => {
-      throw notYet('ReleasePort');
+    ReleasePort: unary(deps, { method: 'ReleasePort', schema: s.releasePortRequest, callIdOf: (r) => callOfPort(r.rtp_port) }, async (req, ctx) => {
+      if (!sessions.release(req.rtp_port)) {
+        // The platform does not wait for this answer; a double release is harmless.
+        ctx.log.info({ event: 'RELEASE_UNKNOWN_PORT', attributes: { 'rtp.port': req.rtp_port } }, 'ReleasePort for a port with no session');
+      }
+      return { success: true };
     }),
-    PlayAudio: unary(deps, { method: 'PlayAudio', schema: s.playAudioRequest }, async () => {
-      throw notYet('PlayAudio');
+    PlayAudio: unary(deps, { method: 'PlayAudio', schema: s.playAudioRequest, callIdOf: (r) => callOfPort(r.server_rtp_port) }, async (req, ctx) => {
+      const session = sessions.require(req.server_rtp_port);
+      const message = await playAudio(session, { uri: req.audio_uri, targetAddr: req.rtp_target_addr, traceId: ctx.traceId }, deps.prompts, config.playback.data_uri_max_bytes);
+      return { success: true, message };
     }),
-    RecordAudio: serverStream(deps, { method: 'RecordAudio', schema: s.recordAudioRequest }, async () => {
-      throw notYet('RecordAudio');
+    RecordAudio: serverStream<s.RecordAudioRequest, s.RecordAudioResponse>(
+      deps,
+      { method: 'RecordAudio', schema: s.recordAudioRequest, callIdOf: (r) => callOfPort(r.server_rtp_port) },
+      (req, ctx, call) => recordAudio(req, ctx, call, { sessions, metrics: deps.forkMetrics }),
+    ),
+    StreamAudio: serverStream(deps, { method: 'StreamAudio', schema: s.streamAudioRequest, callIdOf: (r) => callOfPort(r.server_rtp_port) }, (req, ctx, call) =>
+      streamAudio(req, ctx, call, { sessions, metrics: deps.forkMetrics }),
+    ),
+    StartRecording: unary(deps, { method: 'StartRecording', schema: s.startRecordingRequest, callIdOf: (r) => r.call_id || callOfPort(r.server_rtp_port) }, async (req, ctx) => {
+      const session = sessions.require(req.server_rtp_port);
+      await deps.recordings.start(session, {
+        outputUri: req.output_uri,
+        sampleRate: req.sample_rate,
+        format: req.format,
+        layout: req.channel_layout,
+        callId: req.call_id,
+        traceId: req.trace_id || ctx.traceId,
+        tenantId: ctx.tenantId ?? config.service.tenant_id,
+      });
+      return { success: true };
     }),
-    StartRecording: unary(deps, { method: 'StartRecording', schema: s.startRecordingRequest, callIdOf: (r) => r.call_id || undefined }, async () => {
-      throw notYet('StartRecording');
-    }),
-    StopRecording: unary(deps, { method: 'StopRecording', schema: s.stopRecordingRequest }, async () => {
-      throw notYet('StopRecording');
+    StopRecording: unary(deps, { method: 'StopRecording', schema: s.stopRecordingRequest, callIdOf: (r) => callOfPort(r.server_rtp_port) }, async (req) => {
+      const session = sessions.require(req.server_rtp_port);
+      if (!(await deps.recordings.stop(session))) throw new MediaError('failed_precondition', `no recording is running on the call on port ${req.server_rtp_port}`);
+      return { success: true };
     }),
     StreamAudioToCall: bidiStream<s.StreamAudioToCallRequest, s.StreamAudioToCallResponse>(deps, 'StreamAudioToCall', async () => {
       throw notYet('StreamAudioToCall');

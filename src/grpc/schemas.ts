@@ -8,8 +8,14 @@ const port = (name: string) =>
 
 const optionalUint = z.number().int().nonnegative().optional();
 
+export const srtpParameters = z.object({
+  crypto_suite: z.string().min(1, 'srtp.crypto_suite is required'),
+  key_params: z.string().min(1, 'srtp.key_params is required'),
+});
+
 export const allocatePortRequest = z.object({
   call_id: z.string().trim().min(1, 'call_id is required').max(512, 'call_id is longer than 512 characters'),
+  srtp: srtpParameters.nullish(),
 });
 
 export const releasePortRequest = z.object({ rtp_port: port('rtp_port') });
@@ -32,10 +38,22 @@ export const startRecordingRequest = z.object({
   format: z.string().optional(),
   call_id: z.string().default(''),
   trace_id: z.string().default(''),
+  channel_layout: z.string().optional(),
 });
+
+export const streamAudioRequest = z.object({
+  server_rtp_port: port('server_rtp_port'),
+  source: z.enum(['AUDIO_SOURCE_CALLER', 'AUDIO_SOURCE_SERVICE', 'AUDIO_SOURCE_MIXED', 'AUDIO_SOURCE_STEREO']).default('AUDIO_SOURCE_CALLER'),
+  sample_rate: z.number().int().nonnegative().default(0),
+  frame_ms: z.number().int().nonnegative().default(0),
+  encoding: z.enum(['AUDIO_ENCODING_PCM_S16LE', 'AUDIO_ENCODING_PCMU', 'AUDIO_ENCODING_PCMA']).default('AUDIO_ENCODING_PCM_S16LE'),
+  max_queue_ms: z.number().int().nonnegative().default(0),
+});
+export type StreamAudioRequest = z.infer<typeof streamAudioRequest>;
 
 export const stopRecordingRequest = z.object({ server_rtp_port: port('server_rtp_port') });
 
+export type SrtpParameters = z.infer<typeof srtpParameters>;
 export type AllocatePortRequest = z.infer<typeof allocatePortRequest>;
 export type ReleasePortRequest = z.infer<typeof releasePortRequest>;
 export type PlayAudioRequest = z.infer<typeof playAudioRequest>;

@@ -1,0 +1,157 @@
+import { encodeG711 } from '../codecs/g711.ts';
+import { Resampler } from '../codecs/resampler.ts';
+import type { TimelineFrame } from '../media-path/inbound-timeline.ts';
+import type { CallTap, CloseReason } from '../sessions/call-session.ts';
+import { Framer } from './framer.ts';
+
+export type ForkSource = 'caller' | 'service' | 'mixed' | 'stereo';
+export type ForkEncoding = 'pcm' | 'pcmu' | 'pcma';
+
+export interface ForkFormat {
+  source: ForkSource;
+  sampleRate: number;
+  frameMs: number;
+  encoding: ForkEncoding;
+  channels: number;
+}
+
+export interface ForkFrame {
+  data: Buffer;
+  /** The caller's RTP clock (8 kHz) at the frame's first sample: continuous, gap-free. */
+  rtpTimestamp: number;
+  /** Frames produced by this fork so far, starting at 0 (drops included). */
+  sequence: number;
+  /** Part of the frame had no packet behind it (loss or silence suppression). */
+  concealed: boolean;
+  /** When the audio of this frame reached the service (performance.now()), for latency. */
+  capturedAtMs: number;
+}
+
+export const FORK_RATES = [8000, 16000, 24000, 48000] as const;
+export const FORK_FRAME_MS = [10, 20, 40, 60, 100] as const;
+
+const CALL_RATE = 8000;
+const CALL_FRAME = 160;
+
+/**
+ * One listener's copy of a call's audio, converted to the listener's format. The caller's
+ * audio is forwarded the moment its packet is placed on the timeline (no added delay);
+ * audio that needs the service's side waits for the service clock. Frames go into a
+ * bounded queue that drops its oldest when the listener stops reading.
+ */
+export class AudioFork implements CallTap {
+  readonly format: ForkFormat;
+  readonly #queue: ForkFrame[] = [];
+  readonly #maxQueue: number;
+  readonly #framer: Framer;
+  readonly #resamplers: Resampler[];
+  readonly #inbound: TimelineFrame[] = [];
+  readonly #onReadable: () => void;
+  readonly #onClosed: (reason: CloseReason) => void;
+  #sequence = 0;
+  #rtpTs = 0;
+  #pendingTs: number | null = null;
+  #pendingConcealed = false;
+  #pendingAt = 0;
+  dropped = 0;
+
+  constructor(opts: { format: ForkFormat; maxQueueFrames: number; onReadable: () => void; onCallClosed: (reason: CloseReason) => void }) {
+    this.format = opts.format;
+    this.#maxQueue = opts.maxQueueFrames;
+    this.#framer = new Framer(((opts.format.sampleRate * opts.format.frameMs) / 1000) * opts.format.channels);
+    const resample = opts.format.sampleRate !== CALL_RATE;
+    this.#resamplers = resample ? Array.from({ length: opts.format.channels }, () => new Resampler(CALL_RATE, opts.format.sampleRate)) : [];
+    this.#onReadable = opts.onReadable;
+    this.#onClosed = opts.onCallClosed;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** The next frame for the listener, oldest first. */
+  shift(): ForkFrame | undefined {
+    return this.#queue.shift();
+  }
+
+  inbound(frame: TimelineFrame): void {
+    if (this.format.source === 'caller') {
+      this.#produce([frame.samples], frame.timestamp, frame.concealed);
+      return;
+    }
+    if (this.#inbound.length >= 10) this.#inbound.shift();
+    this.#inbound.push(frame);
+  }
+
+  outbound(frame: Int16Array | null): void {
+    const src = this.format.source;
+    if (src === 'caller') return;
+    const silence = new Int16Array(CALL_FRAME);
+    const service = frame ? Int16Array.from(frame) : silence;
+    const caller = this.#inbound.shift();
+    const ts = caller?.timestamp ?? (this.#rtpTs + CALL_FRAME) >>> 0;
+    if (src === 'service') {
+      this.#produce([service], ts, frame === null);
+    } else if (src === 'stereo') {
+      this.#produce([caller?.samples ?? silence, service], ts, !caller || caller.concealed);
+    } else {
+      const a = caller?.samples ?? silence;
+      const mixed = new Int16Array(CALL_FRAME);
+      for (let i = 0; i < CALL_FRAME; i++) {
+        const v = a[i]! + service[i]!;
+        mixed[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+      }
+      this.#produce([mixed], ts, !caller || caller.concealed);
+    }
+  }
+
+  callClosed(reason: CloseReason): void {
+    this.#onClosed(reason);
+  }
+
+  #produce(channels: Int16Array[], rtpTs: number, concealed: boolean): void {
+    this.#rtpTs = rtpTs;
+    const conv = this.#resamplers.length ? channels.map((c, i) => this.#resamplers[i]!.process(c)) : channels;
+    let samples: Int16Array;
+    if (conv.length === 1) samples = conv[0]!;
+    else {
+      const n = Math.min(conv[0]!.length, conv[1]!.length);
+      samples = new Int16Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        samples[2 * i] = conv[0]![i]!;
+        samples[2 * i + 1] = conv[1]![i]!;
+      }
+    }
+    if (this.#pendingTs === null) {
+      this.#pendingTs = rtpTs;
+      this.#pendingAt = performance.now();
+    }
+    this.#pendingConcealed ||= concealed;
+    this.#framer.push(samples, (frame) => this.#emit(frame));
+  }
+
+  #emit(frame: Int16Array): void {
+    const f = this.format;
+    const data =
+      f.encoding === 'pcm'
+        ? Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
+        : Buffer.from(encodeG711(f.encoding === 'pcmu' ? 'PCMU' : 'PCMA', frame));
+    const out: ForkFrame = {
+      data,
+      rtpTimestamp: this.#pendingTs ?? this.#rtpTs,
+      sequence: this.#sequence++,
+      concealed: this.#pendingConcealed,
+      capturedAtMs: this.#pendingAt,
+    };
+    // The next frame starts where this one ended on the caller's 8 kHz clock.
+    this.#pendingTs = this.#framer.buffered > 0 ? ((out.rtpTimestamp + (f.frameMs * CALL_RATE) / 1000) >>> 0) : null;
+    this.#pendingConcealed = false;
+    this.#pendingAt = performance.now();
+    if (this.#queue.length >= this.#maxQueue) {
+      this.#queue.shift();
+      this.dropped++;
+    }
+    this.#queue.push(out);
+    this.#onReadable();
+  }
+}

@@ -1,0 +1,22 @@
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { METRIC_PREFIX, type Metrics } from '../metrics/metrics.ts';
+
+export class ForkMetrics {
+  readonly listeners: Gauge;
+  readonly frames: Counter;
+  readonly dropped: Counter;
+  readonly latency: Histogram;
+
+  constructor(m: Metrics) {
+    const registers = [m.registry];
+    this.listeners = new Gauge({ name: `${METRIC_PREFIX}fork_listeners`, help: 'Live audio streams out of calls (RecordAudio / StreamAudio)', registers });
+    this.frames = new Counter({ name: `${METRIC_PREFIX}fork_frames_total`, help: 'Audio frames written to fork listeners', registers });
+    this.dropped = new Counter({ name: `${METRIC_PREFIX}fork_frames_dropped_total`, help: 'Frames dropped (oldest first) because a listener did not keep up', registers });
+    this.latency = new Histogram({
+      name: `${METRIC_PREFIX}fork_latency_seconds`,
+      help: 'From the audio reaching the service to its frame being written to the listener',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+      registers,
+    });
+  }
+}

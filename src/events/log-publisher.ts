@@ -1,0 +1,17 @@
+import type { Logger } from '../logging/logger.ts';
+import type { EventPublisher, PlatformEvent } from './types.ts';
+
+/** The default without a broker: each event becomes one log line. */
+export class LogPublisher implements EventPublisher {
+  readonly #log: Logger;
+
+  constructor(log: Logger) {
+    this.#log = log.child({ component: 'events' });
+  }
+
+  publish(event: PlatformEvent): void {
+    this.#log.info({ event: 'PLATFORM_EVENT', attributes: { 'event.type': event.type, 'event.id': event.id, 'event.body': event.body } }, event.type);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,66 @@
+import type * as grpc from '@grpc/grpc-js';
+import { FORK_FRAME_MS, FORK_RATES, type ForkFormat, type ForkSource } from '../audio-fork/audio-fork.ts';
+import type { ForkMetrics } from '../audio-fork/fork-metrics.ts';
+import { runFork } from '../audio-fork/fork-pump.ts';
+import { invalidArgument } from '../errors/media-error.ts';
+import type { SessionRegistry } from '../sessions/session-registry.ts';
+import type { RpcContext } from './middleware.ts';
+import type { RecordAudioRequest, RecordAudioResponse, StreamAudioRequest } from './schemas.ts';
+
+const DEFAULT_QUEUE_MS = 5000;
+
+function checkRate(rate: number): number {
+  if (!(FORK_RATES as readonly number[]).includes(rate)) throw invalidArgument(`sample rate must be one of ${FORK_RATES.join(', ')}, got ${rate}`);
+  return rate;
+}
+
+/** RecordAudio (contract): the caller's audio as 20 ms frames of L16 mono at the requested rate. */
+export async function recordAudio(req: RecordAudioRequest, ctx: RpcContext, call: grpc.ServerWritableStream<unknown, RecordAudioResponse>, deps: { sessions: SessionRegistry; metrics: ForkMetrics }): Promise<void> {
+  const session = deps.sessions.require(req.server_rtp_port);
+  const rate = checkRate(req.target_sample_rate || 16000);
+  const mediaType = `audio/L16;rate=${rate}`;
+  const format: ForkFormat = { source: 'caller', sampleRate: rate, frameMs: 20, encoding: 'pcm', channels: 1 };
+  const why = await runFork({
+    session,
+    format,
+    signal: ctx.signal,
+    metrics: deps.metrics,
+    maxQueueFrames: DEFAULT_QUEUE_MS / 20,
+    sink: { write: (f) => call.write({ audio_data: f.data, media_type: mediaType }), onceDrain: (cb) => call.once('drain', cb) },
+  });
+  ctx.log.info({ event: 'FORK_ENDED', attributes: { reason: why, 'fork.rate': rate } }, `audio stream ended (${why})`);
+}
+
+const SOURCES: Record<StreamAudioRequest['source'], ForkSource> = {
+  AUDIO_SOURCE_CALLER: 'caller',
+  AUDIO_SOURCE_SERVICE: 'service',
+  AUDIO_SOURCE_MIXED: 'mixed',
+  AUDIO_SOURCE_STEREO: 'stereo',
+};
+
+/** StreamAudio (addition): any source, rate, frame size and encoding; format first, then frames. */
+export async function streamAudio(req: StreamAudioRequest, ctx: RpcContext, call: grpc.ServerWritableStream<unknown, unknown>, deps: { sessions: SessionRegistry; metrics: ForkMetrics }): Promise<void> {
+  const session = deps.sessions.require(req.server_rtp_port);
+  const encoding = req.encoding === 'AUDIO_ENCODING_PCMU' ? 'pcmu' : req.encoding === 'AUDIO_ENCODING_PCMA' ? 'pcma' : 'pcm';
+  const source = SOURCES[req.source];
+  const channels = source === 'stereo' ? 2 : 1;
+  if (encoding !== 'pcm' && req.sample_rate && req.sample_rate !== 8000) throw invalidArgument('G.711 streams are 8000 Hz');
+  const rate = encoding === 'pcm' ? checkRate(req.sample_rate || 16000) : 8000;
+  const frameMs = req.frame_ms || 20;
+  if (!(FORK_FRAME_MS as readonly number[]).includes(frameMs)) throw invalidArgument(`frame_ms must be one of ${FORK_FRAME_MS.join(', ')}, got ${frameMs}`);
+  const queueMs = Math.min(60_000, req.max_queue_ms || DEFAULT_QUEUE_MS);
+  const mediaType = encoding === 'pcm' ? `audio/L16;rate=${rate};channels=${channels}` : encoding === 'pcmu' ? `audio/PCMU;channels=${channels}` : `audio/PCMA;channels=${channels}`;
+  call.write({ format: { media_type: mediaType, sample_rate: rate, channels, frame_ms: frameMs, encoding: req.encoding, source: req.source, rtp_clock_rate: 8000 } });
+  const why = await runFork({
+    session,
+    format: { source, sampleRate: rate, frameMs, encoding, channels },
+    signal: ctx.signal,
+    metrics: deps.metrics,
+    maxQueueFrames: Math.max(1, Math.round(queueMs / frameMs)),
+    sink: {
+      write: (f) => call.write({ frame: { data: f.data, rtp_timestamp: f.rtpTimestamp, sequence: f.sequence, concealed: f.concealed } }),
+      onceDrain: (cb) => call.once('drain', cb),
+    },
+  });
+  ctx.log.info({ event: 'FORK_ENDED', attributes: { reason: why, 'fork.source': source, 'fork.rate': rate } }, `audio stream ended (${why})`);
+}

@@ -1,0 +1,96 @@
+import { Resampler } from '../codecs/resampler.ts';
+import type { TimelineFrame } from '../media-path/inbound-timeline.ts';
+import type { CallTap, CloseReason } from '../sessions/call-session.ts';
+import type { ChannelLayout } from './target.ts';
+import type { WavSpool } from './wav-spool.ts';
+
+/** Frames of the caller kept while waiting for the service clock (clock skew, jitter). */
+const MAX_INBOUND_QUEUE = 10;
+const FLUSH_EVERY_TICKS = 50;
+const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Records a call on the service clock: every 20 ms it writes one frame of the caller (left)
+ * and one of what the service sent (right), silence where either had none, so the file's
+ * length is the call's wall time. Mono mixes both.
+ */
+export class CallRecorder implements CallTap {
+  readonly #spool: WavSpool;
+  readonly #layout: ChannelLayout;
+  readonly #inbound: Int16Array[] = [];
+  #left: Resampler | null;
+  readonly #right: Resampler | null;
+  readonly #silence: Int16Array;
+  readonly #onClosed: (reason: CloseReason) => void;
+  #ticks = 0;
+  #stopped = false;
+
+  constructor(opts: { spool: WavSpool; layout: ChannelLayout; callRate: number; frameSamples: number; onCallClosed: (reason: CloseReason) => void }) {
+    this.#spool = opts.spool;
+    this.#layout = opts.layout;
+    this.#silence = new Int16Array(opts.frameSamples);
+    const resample = opts.spool.sampleRate !== opts.callRate;
+    this.#left = resample ? new Resampler(opts.callRate, opts.spool.sampleRate) : null;
+    this.#right = resample && opts.layout === 'stereo' ? new Resampler(opts.callRate, opts.spool.sampleRate) : null;
+    this.#onClosed = opts.onCallClosed;
+  }
+
+  get spool(): WavSpool {
+    return this.#spool;
+  }
+
+  inbound(frame: TimelineFrame): void {
+    if (this.#inbound.length >= MAX_INBOUND_QUEUE) this.#inbound.shift();
+    this.#inbound.push(frame.samples);
+  }
+
+  outbound(frame: Int16Array | null): void {
+    if (this.#stopped) return;
+    const left = this.#inbound.shift() ?? this.#silence;
+    const right = frame ?? this.#silence;
+    if (this.#layout === 'mono') {
+      const mixed = new Int16Array(left.length);
+      for (let i = 0; i < mixed.length; i++) {
+        const v = left[i]! + right[i]!;
+        mixed[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+      }
+      this.#spool.append(this.#left ? this.#left.process(mixed) : mixed, MAX_BACKLOG_BYTES);
+    } else {
+      const l = this.#left ? this.#left.process(left) : left;
+      const r = this.#right ? this.#right.process(right) : right;
+      const n = Math.min(l.length, r.length);
+      const out = new Int16Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        out[2 * i] = l[i]!;
+        out[2 * i + 1] = r[i]!;
+      }
+      this.#spool.append(out, MAX_BACKLOG_BYTES);
+    }
+    if (++this.#ticks % FLUSH_EVERY_TICKS === 0) void this.#spool.flush();
+  }
+
+  /** No more audio is taken; what the resamplers still hold is written. The owner finishes the spool. */
+  stop(): void {
+    if (this.#stopped && !this.#left) return;
+    this.#stopped = true;
+    if (!this.#left) return;
+    const l = this.#left.flush();
+    if (this.#layout === 'mono') {
+      this.#spool.append(l, MAX_BACKLOG_BYTES);
+    } else {
+      const r = this.#right!.flush();
+      const n = Math.min(l.length, r.length);
+      const out = new Int16Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        out[2 * i] = l[i]!;
+        out[2 * i + 1] = r[i]!;
+      }
+      this.#spool.append(out, MAX_BACKLOG_BYTES);
+    }
+    this.#left = null;
+  }
+
+  callClosed(reason: CloseReason): void {
+    this.#onClosed(reason);
+  }
+}

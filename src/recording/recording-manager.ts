@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import { access, mkdir, rename, rm } from 'node:fs/promises';
+import { MediaError, invalidArgument } from '../errors/media-error.ts';
+import type { Logger, Logging } from '../logging/logger.ts';
+import type { StoredObject } from '../storage/store.ts';
+import { CALL_RATE, FRAME_SAMPLES, type CallSession } from '../sessions/call-session.ts';
+import type { RecordingMetrics } from './metrics.ts';
+import { CallRecorder } from './recorder.ts';
+import { mp3Path, readAllMeta, wavPath, writeMeta, type SpoolMeta } from './spool-meta.ts';
+import { describeDestination, parseRecordingUri, RECORDING_RATES, type ChannelLayout, type RecordingFormat } from './target.ts';
+import { wavToMp3 } from './transcode.ts';
+import type { UploadQueue } from './upload-queue.ts';
+import { repairWavHeader, WavSpool } from './wav-spool.ts';
+
+export interface StartRecordingRequest {
+  outputUri: string;
+  sampleRate?: number | undefined;
+  format?: string | undefined;
+  layout?: string | undefined;
+  callId: string;
+  traceId: string;
+  tenantId: string;
+}
+
+interface Active {
+  meta: SpoolMeta;
+  recorder: CallRecorder;
+  session: CallSession;
+  finishing?: Promise<void>;
+}
+
+const TRANSCODE_TIMEOUT_MS = 10 * 60 * 1000;
+
+/**
+ * Call recordings: written to a local spool while the call runs, finalized on StopRecording,
+ * ReleasePort or the inactivity timeout, then handed to the upload queue. At start-up it
+ * resumes whatever a previous process left in the spool.
+ */
+export class RecordingManager {
+  readonly #active = new Map<CallSession, Active>();
+  readonly #spoolDir: string;
+  readonly #fileRoot: string;
+  readonly #uploads: UploadQueue;
+  readonly #metrics: RecordingMetrics;
+  readonly #log: Logger;
+  readonly #logging: Logging;
+
+  constructor(opts: { spoolDir: string; fileRoot: string; uploads: UploadQueue; metrics: RecordingMetrics; logging: Logging }) {
+    this.#spoolDir = opts.spoolDir;
+    this.#fileRoot = opts.fileRoot;
+    this.#uploads = opts.uploads;
+    this.#metrics = opts.metrics;
+    this.#logging = opts.logging;
+    this.#log = opts.logging.process.child({ component: 'recording' });
+  }
+
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  /** Finds recordings of a previous process: repairs, finalizes and queues them. */
+  async recover(): Promise<number> {
+    await mkdir(this.#spoolDir, { recursive: true });
+    const { metas, broken } = await readAllMeta(this.#spoolDir);
+    for (const name of broken) this.#log.error({ event: 'RECORDING_META_UNREADABLE', attributes: { 'spool.file': name } }, 'unreadable recording metadata left in the spool');
+    for (const meta of metas) {
+      try {
+        if (meta.state === 'recording') {
+          const bytes = await repairWavHeader(wavPath(this.#spoolDir, meta.id), meta.sampleRate, meta.channels);
+          this.#logging.forContext({ trace_id: meta.traceId, call_id: meta.callId }).warn(
+            { event: 'RECORDING_RECOVERED', attributes: { 'recording.bytes': bytes, 'recording.destination': describeDestination(meta.destination) } },
+            'recording interrupted by a restart: header repaired, uploading',
+          );
+        }
+        await this.#finalize(meta);
+        this.#metrics.recovered.inc();
+      } catch (error) {
+        this.#log.error({ event: 'RECORDING_RECOVERY_FAILED', error, attributes: { 'recording.id': meta.id } }, 'could not resume a recording from the spool');
+      }
+    }
+    return metas.length;
+  }
+
+  async start(session: CallSession, req: StartRecordingRequest): Promise<SpoolMeta> {
+    if (this.#active.has(session)) throw new MediaError('already_exists', `a recording is already running on the call on port ${session.port}`);
+    const format = (req.format || 'wav').toLowerCase();
+    if (format !== 'wav' && format !== 'mp3') throw invalidArgument(`format must be wav or mp3, got ${JSON.stringify(req.format)}`);
+    const sampleRate = req.sampleRate || CALL_RATE;
+    if (!(RECORDING_RATES as readonly number[]).includes(sampleRate)) throw invalidArgument(`sample_rate must be one of ${RECORDING_RATES.join(', ')}, got ${sampleRate}`);
+    const layout = (req.layout || 'stereo').toLowerCase();
+    if (layout !== 'stereo' && layout !== 'mono') throw invalidArgument(`channel_layout must be stereo or mono, got ${JSON.stringify(req.layout)}`);
+    const callId = req.callId || session.callId;
+    const destination = parseRecordingUri(req.outputUri, { fileRoot: this.#fileRoot, callId, format: format as RecordingFormat });
+    const channels = layout === 'stereo' ? 2 : 1;
+    const meta: SpoolMeta = {
+      id: randomUUID(),
+      callId,
+      traceId: req.traceId || session.traceId,
+      tenantId: req.tenantId,
+      destination,
+      format: format as RecordingFormat,
+      sampleRate,
+      channels,
+      state: 'recording',
+      startedAt: new Date().toISOString(),
+      attempts: 0,
+    };
+    await mkdir(this.#spoolDir, { recursive: true });
+    await writeMeta(this.#spoolDir, meta);
+    const spool = await WavSpool.create(wavPath(this.#spoolDir, meta.id), sampleRate, channels);
+    if (session.closed) {
+      // The call ended while the spool was being created: keep the (empty) recording honest.
+      await spool.finish();
+      await this.#finalize(meta);
+      throw new MediaError('not_found', `the call on port ${session.port} ended`);
+    }
+    const recorder = new CallRecorder({
+      spool,
+      layout: layout as ChannelLayout,
+      callRate: CALL_RATE,
+      frameSamples: FRAME_SAMPLES,
+      onCallClosed: () => void this.stop(session),
+    });
+    const active: Active = { meta, recorder, session };
+    this.#active.set(session, active);
+    session.addTap(recorder);
+    this.#metrics.active.set(this.#active.size);
+    session.log.info(
+      { event: 'RECORDING_STARTED', attributes: { 'recording.destination': describeDestination(destination), 'recording.format': format, 'recording.sample_rate': sampleRate, 'recording.channels': channels } },
+      'recording started',
+    );
+    return meta;
+  }
+
+  /** Finalizes the call's recording; false when it had none. */
+  async stop(session: CallSession): Promise<boolean> {
+    const a = this.#active.get(session);
+    if (!a) return false;
+    a.finishing ??= (async () => {
+      a.recorder.stop();
+      session.removeTap(a.recorder);
+      try {
+        await a.recorder.spool.finish();
+        this.#metrics.bytesWritten.inc(a.recorder.spool.bytesWritten);
+        if (a.recorder.spool.droppedBytes > 0) this.#metrics.droppedBytes.inc(a.recorder.spool.droppedBytes);
+        await this.#finalize(a.meta);
+        session.log.info({ event: 'RECORDING_FINALIZED', attributes: { 'recording.bytes': a.recorder.spool.bytesWritten } }, 'recording finalized; queued for storage');
+      } catch (error) {
+        // The spool and its metadata stay: the next start-up resumes them.
+        session.log.error({ event: 'RECORDING_FINALIZE_FAILED', error }, 'could not finalize the recording; it stays in the spool');
+      } finally {
+        this.#active.delete(session);
+        this.#metrics.active.set(this.#active.size);
+      }
+    })();
+    await a.finishing;
+    return true;
+  }
+
+  /** Waits for every recording still being finalized (shutdown). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.#active.keys()].map((s) => this.stop(s)));
+  }
+
+  async #finalize(meta: SpoolMeta): Promise<void> {
+    const wav = wavPath(this.#spoolDir, meta.id);
+    const mp3 = mp3Path(this.#spoolDir, meta.id);
+    if (meta.format === 'mp3' && !(await exists(mp3))) {
+      await wavToMp3(wav, `${mp3}.tmp.mp3`, { sampleRate: meta.sampleRate, channels: meta.channels, timeoutMs: TRANSCODE_TIMEOUT_MS });
+      await rename(`${mp3}.tmp.mp3`, mp3);
+    }
+    meta.state = 'finalized';
+    meta.finishedAt ??= new Date().toISOString();
+    await writeMeta(this.#spoolDir, meta);
+    if (meta.format === 'mp3') await rm(wav, { force: true });
+    this.#uploads.enqueue(meta);
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export type { StoredObject };

@@ -1,0 +1,31 @@
+import { invalidArgument } from '../errors/media-error.ts';
+import { SrtpSession } from './srtp/context.ts';
+import { formatKeyParams, generateKeyParams, parseKeyParams } from './srtp/sdes.ts';
+import { SRTP_SUITES, type SrtpSuite } from './srtp/suites.ts';
+import type { PacketProtection } from './rtp-endpoint.ts';
+
+export interface SrtpForCall {
+  protection: { inbound: PacketProtection; outbound: PacketProtection };
+  /** What goes into the SDP answer: the same suite with the service's own key. */
+  answer: { crypto_suite: string; key_params: string };
+}
+
+/**
+ * SDES (RFC 4568): the remote's key decrypts what the phone sends; a fresh key of ours,
+ * returned in the answer, encrypts what we send. Each direction has its own key.
+ */
+export function srtpForCall(remote: { crypto_suite: string; key_params: string }): SrtpForCall {
+  const suite = remote.crypto_suite.trim().toUpperCase() as SrtpSuite;
+  if (!(SRTP_SUITES as readonly string[]).includes(suite)) {
+    throw invalidArgument(`unsupported SRTP crypto suite ${JSON.stringify(remote.crypto_suite)}; supported: ${SRTP_SUITES.join(', ')}`);
+  }
+  const theirs = parseKeyParams(suite, remote.key_params);
+  const ours = parseKeyParams(suite, generateKeyParams(suite));
+  return {
+    protection: {
+      inbound: new SrtpSession(suite, theirs.masterKey, theirs.masterSalt),
+      outbound: new SrtpSession(suite, ours.masterKey, ours.masterSalt),
+    },
+    answer: { crypto_suite: suite, key_params: formatKeyParams(ours.masterKey, ours.masterSalt) },
+  };
+}

@@ -1,0 +1,213 @@
+import type { RemoteInfo } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { decodeG711, encodeG711, G711_PAYLOAD_TYPE, type G711Codec } from '../codecs/g711.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { Clocked, MediaClock } from '../media-path/clock.ts';
+import { EchoSource } from '../media-path/echo-source.ts';
+import { InboundTimeline, type TimelineFrame } from '../media-path/inbound-timeline.ts';
+import { Mixer, type AudioSource } from '../media-path/mixer.ts';
+import { PlaybackQueue, type PlaybackEnd, type QueuedPrompt } from '../playback/playback-queue.ts';
+import { DtmfDetector, type DtmfDigit } from '../rtp-bridge/dtmf.ts';
+import type { RtpAddress, RtpEndpoint } from '../rtp-bridge/rtp-endpoint.ts';
+import type { RtpHeader } from '../rtp-bridge/rtp-packet.ts';
+import { RtpSender } from '../rtp-bridge/rtp-sender.ts';
+import { TypedEmitter } from '../util/typed-emitter.ts';
+
+export const CALL_RATE = 8000;
+export const FRAME_SAMPLES = 160;
+
+export type CloseReason = 'released' | 'inactivity' | 'shutdown' | 'error';
+
+/** Something that listens to a call's audio on the service clock (recorders, forks). */
+export interface CallTap {
+  /** Every 20 ms of the caller's audio, gap-free (concealed where packets were missing). */
+  inbound?(frame: TimelineFrame): void;
+  /** Every 20 ms of what the service sent the caller; null while it sent nothing. */
+  outbound?(frame: Int16Array | null): void;
+  /** The call ended; the tap must release what it holds. */
+  callClosed?(reason: CloseReason): void;
+}
+
+/** What a session reports upward; the registry turns it into metrics and platform events. */
+export interface SessionObserver {
+  playbackEnded(s: CallSession, p: QueuedPrompt, end: PlaybackEnd): void;
+  dtmf(s: CallSession, d: DtmfDigit): void;
+}
+
+export interface CallSessionOptions {
+  callId: string;
+  traceId: string;
+  endpoint: RtpEndpoint;
+  clock: MediaClock;
+  log: Logger;
+  observer: SessionObserver;
+  telephoneEventPayloadType: number;
+  srtpAnswer?: { crypto_suite: string; key_params: string };
+}
+
+const CODEC_BY_PT = new Map<number, G711Codec>([
+  [G711_PAYLOAD_TYPE.PCMU, 'PCMU'],
+  [G711_PAYLOAD_TYPE.PCMA, 'PCMA'],
+]);
+
+/**
+ * One phone call: it owns the RTP endpoint, the playback queue, echo, and every tap, and
+ * closes them all in one cascade. The inbound side runs on packet arrival; the outbound
+ * side runs on the shared clock, 20 ms at a time.
+ */
+export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implements Clocked {
+  readonly callId: string;
+  readonly traceId: string;
+  readonly endpoint: RtpEndpoint;
+  readonly log: Logger;
+  readonly createdAtMs = performance.now();
+  readonly srtpAnswer: { crypto_suite: string; key_params: string } | undefined;
+  lastRtpMs = performance.now();
+  /** The caller's codec, learned from its packets; ours follows it (symmetric codec). */
+  codec: G711Codec = 'PCMU';
+  readonly playback: PlaybackQueue;
+  readonly #clock: MediaClock;
+  readonly #observer: SessionObserver;
+  readonly #dtePt: number;
+  readonly #timeline: InboundTimeline;
+  readonly #dtmf = new DtmfDetector(CALL_RATE);
+  readonly #mixer = new Mixer(FRAME_SAMPLES);
+  readonly #sender = new RtpSender();
+  readonly #taps = new Set<CallTap>();
+  readonly #frame = new Int16Array(FRAME_SAMPLES);
+  readonly #payload = new Uint8Array(FRAME_SAMPLES);
+  #echo: EchoSource | null = null;
+  #closed = false;
+
+  constructor(opts: CallSessionOptions) {
+    super(opts.log);
+    this.callId = opts.callId;
+    this.traceId = opts.traceId;
+    this.endpoint = opts.endpoint;
+    this.log = opts.log;
+    this.#clock = opts.clock;
+    this.#observer = opts.observer;
+    this.#dtePt = opts.telephoneEventPayloadType;
+    this.srtpAnswer = opts.srtpAnswer;
+    this.playback = new PlaybackQueue({ onEnd: (p, end) => this.#observer.playbackEnded(this, p, end) });
+    this.#mixer.add(this.playback);
+    this.#timeline = new InboundTimeline({ clockRate: CALL_RATE, onFrame: (f) => this.#onInboundFrame(f) });
+    this.endpoint.onPacket((h, p, from) => this.#onRtp(h, p, from));
+    this.#clock.add(this);
+  }
+
+  get port(): number {
+    return this.endpoint.port;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get ssrc(): number {
+    return this.#sender.ssrc;
+  }
+
+  get inboundStats(): InboundTimeline['stats'] {
+    return this.#timeline.stats;
+  }
+
+  get packetsSent(): number {
+    return this.#sender.packets;
+  }
+
+  setTarget(target: RtpAddress): void {
+    this.endpoint.setTarget(target);
+    this.log.info({ event: 'RTP_TARGET_SET', attributes: { 'rtp.port': this.port, 'rtp.target': `${target.address}:${target.port}` } }, 'RTP target set');
+  }
+
+  setEcho(on: boolean): void {
+    if (on && !this.#echo) {
+      this.#echo = new EchoSource();
+      this.#mixer.add(this.#echo);
+    } else if (!on && this.#echo) {
+      this.#mixer.remove(this.#echo);
+      this.#echo = null;
+    }
+  }
+
+  get echo(): boolean {
+    return this.#echo !== null;
+  }
+
+  /** Adds another voice to what the caller hears (injected speech, a conference). */
+  addSource(source: AudioSource): void {
+    this.#mixer.add(source);
+  }
+
+  removeSource(source: AudioSource): void {
+    this.#mixer.remove(source);
+  }
+
+  addTap(tap: CallTap): void {
+    this.#taps.add(tap);
+  }
+
+  removeTap(tap: CallTap): void {
+    this.#taps.delete(tap);
+  }
+
+  tick(nowMs: number): void {
+    if (this.#needsInbound()) this.#timeline.tick(nowMs);
+    let audio = false;
+    // Nothing is sent, and prompts do not advance, until the far end is known.
+    if (this.endpoint.target) {
+      audio = this.#mixer.mix(this.#frame);
+      const packet = this.#sender.next(G711_PAYLOAD_TYPE[this.codec], audio ? encodeG711(this.codec, this.#frame, this.#payload) : null, FRAME_SAMPLES);
+      if (packet) this.endpoint.send(packet);
+    }
+    // Taps run on every tick: they are the call's clock (a recording's length is wall time).
+    if (this.#taps.size > 0) for (const t of this.#taps) t.outbound?.(audio ? this.#frame : null);
+  }
+
+  /** Ends the call's media: every part it owns is closed, once. */
+  close(reason: CloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clock.remove(this);
+    this.playback.stop();
+    this.endpoint.close();
+    for (const t of this.#taps) {
+      try {
+        t.callClosed?.(reason);
+      } catch (error) {
+        this.log.error({ event: 'TAP_CLOSE_FAILED', error }, 'a call tap failed to close');
+      }
+    }
+    this.#taps.clear();
+    this.safeEmit('close', reason);
+    this.removeAllListeners();
+  }
+
+  #needsInbound(): boolean {
+    return this.#echo !== null || this.#taps.size > 0;
+  }
+
+  #onRtp(h: RtpHeader, packet: Buffer, _from: RemoteInfo): void {
+    this.lastRtpMs = performance.now();
+    const codec = CODEC_BY_PT.get(h.payloadType);
+    if (codec) {
+      this.codec = codec;
+      if (!this.#needsInbound()) return;
+      const pcm = decodeG711(codec, packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength));
+      this.#timeline.push(this.lastRtpMs, h.sequenceNumber, h.timestamp, h.ssrc, pcm);
+      return;
+    }
+    if (h.payloadType === this.#dtePt) {
+      for (const d of this.#dtmf.push(h.timestamp, packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength))) {
+        this.#observer.dtmf(this, d);
+      }
+    }
+    // Other payload types (comfort noise, unsupported codecs) are ignored.
+  }
+
+  #onInboundFrame(f: TimelineFrame): void {
+    this.#echo?.push(f.samples);
+    for (const t of this.#taps) t.inbound?.(f);
+  }
+}

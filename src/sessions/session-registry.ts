@@ -1,0 +1,220 @@
+import { performance } from 'node:perf_hooks';
+import type { Config } from '../config/schema.ts';
+import { MediaError } from '../errors/media-error.ts';
+import { genericEvent, type EventPublisher } from '../events/types.ts';
+import type { Logger, Logging } from '../logging/logger.ts';
+import type { MediaClock } from '../media-path/clock.ts';
+import { describeUri } from '../playback/audio-uri.ts';
+import { RtpEndpoint, type PacketProtection } from '../rtp-bridge/rtp-endpoint.ts';
+import { CallSession, type CloseReason, type SessionObserver } from './call-session.ts';
+import type { SessionMetrics } from './session-metrics.ts';
+import { PortAllocator } from './port-allocator.ts';
+
+export interface AllocateOptions {
+  callId: string;
+  traceId: string;
+  tenantId: string;
+  /** SRTP for this call's leg: built once the port is known. */
+  protection?: { inbound: PacketProtection; outbound: PacketProtection };
+  /** Our crypto, returned again to a retried AllocatePort. */
+  srtpAnswer?: { crypto_suite: string; key_params: string };
+}
+
+const BIND_ATTEMPTS = 8;
+
+/**
+ * Every call session, by port and by call id. It hands out ports, closes sessions that
+ * went quiet, and is the one place sessions are created and forgotten.
+ */
+export class SessionRegistry {
+  readonly #byPort = new Map<number, CallSession>();
+  readonly #byCall = new Map<string, CallSession>();
+  readonly #pending = new Map<string, Promise<CallSession>>();
+  readonly #ports: PortAllocator;
+  readonly #config: Config['rtp'];
+  readonly #clock: MediaClock;
+  readonly #logging: Logging;
+  readonly #log: Logger;
+  readonly #events: EventPublisher;
+  readonly #metrics: SessionMetrics;
+  readonly #tenantId: string;
+  readonly #observer: SessionObserver;
+  #sweep: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(opts: {
+    config: Config['rtp'];
+    tenantId: string;
+    clock: MediaClock;
+    logging: Logging;
+    events: EventPublisher;
+    metrics: SessionMetrics;
+  }) {
+    this.#config = opts.config;
+    this.#clock = opts.clock;
+    this.#logging = opts.logging;
+    this.#log = opts.logging.process.child({ component: 'sessions' });
+    this.#events = opts.events;
+    this.#metrics = opts.metrics;
+    this.#tenantId = opts.tenantId;
+    this.#ports = new PortAllocator({ min: opts.config.port_min, max: opts.config.port_max, quarantineSeconds: opts.config.quarantine_seconds });
+    this.#metrics.bindPorts(this.#ports, () => this.#byPort.values());
+    this.#observer = this.#makeObserver();
+    if (opts.config.inactivity_timeout_seconds > 0) {
+      this.#sweep = setInterval(() => this.#closeInactive(), Math.min(1000, opts.config.inactivity_timeout_seconds * 250));
+      this.#sweep.unref();
+    }
+  }
+
+  get size(): number {
+    return this.#byPort.size;
+  }
+
+  byPort(port: number): CallSession | undefined {
+    return this.#byPort.get(port);
+  }
+
+  byCallId(callId: string): CallSession | undefined {
+    return this.#byCall.get(callId);
+  }
+
+  /** The session on a port, or NOT_FOUND for the client. */
+  require(port: number): CallSession {
+    const s = this.#byPort.get(port);
+    if (!s) throw new MediaError('not_found', `no call session on port ${port}`);
+    return s;
+  }
+
+  /** Idempotent per call id: a retried AllocatePort gets the same session and port. */
+  allocate(opts: AllocateOptions): Promise<CallSession> {
+    if (this.#closed) return Promise.reject(new MediaError('unavailable', 'the media service is shutting down'));
+    const existing = this.#byCall.get(opts.callId);
+    if (existing) return Promise.resolve(existing);
+    const inFlight = this.#pending.get(opts.callId);
+    if (inFlight) return inFlight;
+    const p = this.#create(opts).finally(() => this.#pending.delete(opts.callId));
+    this.#pending.set(opts.callId, p);
+    return p;
+  }
+
+  /** Closes the session on a port; false when there was none. */
+  release(port: number, reason: CloseReason = 'released'): boolean {
+    const s = this.#byPort.get(port);
+    if (!s) return false;
+    s.close(reason);
+    return true;
+  }
+
+  closeAll(reason: CloseReason): void {
+    this.#closed = true;
+    if (this.#sweep) clearInterval(this.#sweep);
+    for (const s of [...this.#byPort.values()]) s.close(reason);
+  }
+
+  async #create(opts: AllocateOptions): Promise<CallSession> {
+    const endpoint = await this.#bindPort();
+    if (opts.protection) endpoint.setProtection(opts.protection.inbound, opts.protection.outbound);
+    const log = this.#logging.forContext({ trace_id: opts.traceId, call_id: opts.callId });
+    const session = new CallSession({
+      callId: opts.callId,
+      traceId: opts.traceId,
+      endpoint,
+      clock: this.#clock,
+      log,
+      observer: this.#observer,
+      telephoneEventPayloadType: this.#config.telephone_event_payload_type,
+      ...(opts.srtpAnswer ? { srtpAnswer: opts.srtpAnswer } : {}),
+    });
+    this.#byPort.set(endpoint.port, session);
+    this.#byCall.set(opts.callId, session);
+    this.#metrics.activeSessions.set(this.#byPort.size);
+    session.on('close', (reason) => this.#forget(session, reason, opts.tenantId));
+    log.info({ event: 'SESSION_CREATED', attributes: { 'rtp.port': endpoint.port, 'sip.call_id': opts.callId, 'rtp.srtp': !!opts.protection } }, 'call session created');
+    return session;
+  }
+
+  async #bindPort(): Promise<RtpEndpoint> {
+    for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
+      const port = this.#ports.take();
+      if (port === null) break;
+      try {
+        return await RtpEndpoint.bind({ port, address: this.#config.listen_address });
+      } catch (error) {
+        // Another process holds it: let it rest in quarantine and try the next one.
+        this.#ports.release(port);
+        this.#log.warn({ event: 'RTP_PORT_BUSY', error, attributes: { 'rtp.port': port } }, 'RTP port in use by another process');
+      }
+    }
+    this.#metrics.allocationFailures.inc();
+    throw new MediaError('resource_exhausted', 'no free RTP port: every port is in use or in quarantine');
+  }
+
+  #forget(s: CallSession, reason: CloseReason, tenantId: string): void {
+    this.#byPort.delete(s.port);
+    if (this.#byCall.get(s.callId) === s) this.#byCall.delete(s.callId);
+    this.#ports.release(s.port);
+    this.#metrics.activeSessions.set(this.#byPort.size);
+    this.#metrics.sessionsClosed.inc({ reason });
+    this.#metrics.absorb(s);
+    const c = s.endpoint.counters;
+    s.log.info(
+      {
+        event: 'SESSION_CLOSED',
+        attributes: {
+          'rtp.port': s.port,
+          reason,
+          'rtp.packets_in': c.packetsIn,
+          'rtp.packets_out': c.packetsOut,
+          'rtp.srtp_auth_failures': c.authFailures,
+          'call.duration_ms': Math.round(performance.now() - s.createdAtMs),
+        },
+      },
+      `call session closed (${reason})`,
+    );
+    this.#events.publish(
+      genericEvent('call.media.session.closed', { traceId: s.traceId, tenantId, payload: { callId: s.callId, port: s.port, reason } }),
+    );
+  }
+
+  #closeInactive(): void {
+    const limitMs = this.#config.inactivity_timeout_seconds * 1000;
+    const now = performance.now();
+    for (const s of [...this.#byPort.values()]) {
+      const idle = now - s.lastRtpMs;
+      if (idle < limitMs) continue;
+      this.#metrics.sessionTimeouts.inc();
+      s.log.warn({ event: 'SESSION_INACTIVE', attributes: { 'rtp.port': s.port, 'rtp.idle_ms': Math.round(idle) } }, 'no RTP received; closing the session');
+      this.#events.publish(
+        genericEvent('call.media.session.timeout', {
+          traceId: s.traceId,
+          tenantId: this.#tenantId,
+          payload: { callId: s.callId, port: s.port, idleSeconds: Math.round(idle / 1000) },
+        }),
+      );
+      s.close('inactivity');
+    }
+  }
+
+  #makeObserver(): SessionObserver {
+    return {
+      playbackEnded: (s, p, end) => {
+        this.#metrics.playbacks.inc({ result: end });
+        s.log.info({ event: 'PLAYBACK_FINISHED', attributes: { 'playback.uri': describeUri(p.uri), 'playback.result': end } }, `playback ${end}`);
+        this.#events.publish(
+          genericEvent('call.media.playback.finished', {
+            traceId: p.traceId,
+            tenantId: this.#tenantId,
+            payload: { callId: s.callId, uri: p.uri.startsWith('data:') ? describeUri(p.uri) : p.uri, status: end },
+          }),
+        );
+      },
+      dtmf: (s, d) => {
+        this.#metrics.dtmfDigits.inc();
+        s.log.info({ event: 'DTMF_RECEIVED', attributes: { 'dtmf.digit': d.digit, 'dtmf.duration_ms': d.durationMs } }, `DTMF ${d.digit}`);
+        this.#events.publish(
+          genericEvent('call.media.dtmf.received', { traceId: s.traceId, tenantId: this.#tenantId, payload: { callId: s.callId, digit: d.digit, durationMs: d.durationMs } }),
+        );
+      },
+    };
+  }
+}

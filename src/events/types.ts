@@ -1,15 +1,21 @@
 import { randomUUID } from 'node:crypto';
 
-export type GenericEventType =
-  | 'call.media.playback.finished'
-  | 'call.media.dtmf.received'
-  | 'call.media.session.timeout'
-  | 'call.media.session.closed';
+/** What each GenericEvent type carries in payload_json (before it is stringified). */
+export interface GenericPayloads {
+  'call.media.playback.finished': { callId: string; uri: string; status?: string };
+  'call.media.dtmf.received': { callId: string; digit: string; durationMs: number };
+  'call.media.session.timeout': { callId: string; port: number; idleSeconds: number };
+  'call.media.session.closed': { callId: string; port: number; reason: string };
+}
 
-/** The platform's GenericEvent: payload_json is a string holding JSON. */
-export interface GenericEvent {
-  event_type: GenericEventType;
+export type GenericEventType = keyof GenericPayloads;
+export type PlatformEventType = GenericEventType | 'call.recording.available';
+
+/** The platform's GenericEvent: payload_json is a string holding JSON, not an object. */
+export interface GenericEvent<T extends GenericEventType = GenericEventType> {
+  event_type: T;
   trace_id: string;
+  /** ISO 8601. */
   timestamp: string;
   tenant_id: string;
   payload_json: string;
@@ -24,38 +30,57 @@ export interface RecordingAvailableEvent {
   public_url: string;
 }
 
-export interface PlatformEvent {
-  /** Routing key on the topic exchange: the event type. */
-  type: GenericEventType | 'call.recording.available';
-  id: string;
-  body: GenericEvent | RecordingAvailableEvent;
-}
+/**
+ * One event as handed to a publisher: `type` is the routing key, `id` the AMQP messageId (a
+ * consumer de-duplicates on it, since delivery is at-least-once), `body` the JSON sent.
+ */
+export type PlatformEvent =
+  | { [K in GenericEventType]: { type: K; id: string; createdAt: Date; body: GenericEvent<K> } }[GenericEventType]
+  | { type: 'call.recording.available'; id: string; createdAt: Date; body: RecordingAvailableEvent };
 
-export function genericEvent(type: GenericEventType, e: { traceId: string; tenantId: string; payload: Record<string, unknown> }): PlatformEvent {
-  return {
-    type,
-    id: randomUUID(),
-    body: { event_type: type, trace_id: e.traceId, timestamp: new Date().toISOString(), tenant_id: e.tenantId, payload_json: JSON.stringify(e.payload) },
+export function genericEvent<T extends GenericEventType>(
+  type: T,
+  e: { traceId: string; tenantId: string; payload: GenericPayloads[T] },
+): PlatformEvent {
+  const createdAt = new Date();
+  const body: GenericEvent<T> = {
+    event_type: type,
+    trace_id: e.traceId,
+    timestamp: createdAt.toISOString(),
+    tenant_id: e.tenantId,
+    payload_json: JSON.stringify(e.payload),
   };
+  // TS cannot narrow the mapped union by a generic T; the body above is built from the same T.
+  return { type, id: randomUUID(), createdAt, body } as PlatformEvent;
 }
 
-export function recordingAvailableEvent(e: { traceId: string; callId: string; tenantId: string; recordingUri: string; publicUrl: string }): PlatformEvent {
+export function recordingAvailableEvent(e: {
+  traceId: string;
+  callId: string;
+  recordingUri: string;
+  publicUrl: string;
+  /** Accepted for symmetry with genericEvent; the platform's shape for this event has no tenant field. */
+  tenantId?: string;
+}): PlatformEvent {
+  const createdAt = new Date();
   return {
     type: 'call.recording.available',
     id: randomUUID(),
+    createdAt,
     body: {
       event_type: 'call.recording.available',
       trace_id: e.traceId,
       call_id: e.callId,
-      timestamp: new Date().toISOString(),
+      timestamp: createdAt.toISOString(),
       recording_uri: e.recordingUri,
       public_url: e.publicUrl,
     },
   };
 }
 
-/** Publishing never throws and never waits: it is called from the media path. */
+/** Called from the media path: publish never throws and never waits for I/O. */
 export interface EventPublisher {
   publish(event: PlatformEvent): void;
+  /** Delivers what it can within a short bound, then releases everything; idempotent. */
   close(): Promise<void>;
 }

@@ -201,8 +201,9 @@ export class SessionRegistry {
         this.#metrics.playbacks.inc({ result: end });
         s.log.info({ event: 'PLAYBACK_FINISHED', attributes: { 'playback.uri': describeUri(p.uri), 'playback.result': end } }, `playback ${end}`);
         this.#events.publish(
+          // The platform keys events by the call's trace (its SIP Call-ID), not by the RPC's.
           genericEvent('call.media.playback.finished', {
-            traceId: p.traceId,
+            traceId: s.traceId,
             tenantId: this.#tenantId,
             payload: { callId: s.callId, uri: p.uri.startsWith('data:') ? describeUri(p.uri) : p.uri, status: end },
           }),

@@ -9,18 +9,31 @@ export type G711 = 'PCMU' | 'PCMA';
 const ENCODER: Record<G711, string> = { PCMU: 'pcm_mulaw', PCMA: 'pcm_alaw' };
 const PT: Record<G711, number> = { PCMU: 0, PCMA: 8 };
 
-/** A UDP port nobody uses right now (the kernel's choice), for a peer to bind. */
-export async function freeUdpPort(): Promise<number> {
+async function canBind(port: number): Promise<boolean> {
   const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const { port } = s.address();
+  const ok = await new Promise<boolean>((r) => {
+    s.once('error', () => r(false));
+    s.bind(port, '0.0.0.0', () => r(true));
+  });
   await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  return ok;
+}
+
+/**
+ * An even UDP port whose odd neighbour is free too (RTP peers such as ffmpeg take the pair),
+ * picked at random in a range the service's tests never allocate from.
+ */
+export async function freeUdpPort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 50000 + 2 * Math.floor(Math.random() * 5000);
+    if ((await canBind(port)) && (await canBind(port + 1))) return port;
+  }
+  throw new Error('no free even UDP port pair');
 }
 
 function udpPortBound(port: number): boolean {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  return readFileSync('/proc/net/udp', 'utf8').split('\n').some((l) => l.split(/\s+/)[2]?.endsWith(`:${hex}`));
+  return ['/proc/net/udp', '/proc/net/udp6'].some((f) => readFileSync(f, 'utf8').split('\n').some((l) => l.trim().split(/\s+/)[1]?.endsWith(`:${hex}`)));
 }
 
 export interface FfmpegRun {
@@ -48,7 +61,9 @@ export function ffmpegSendRtp(opts: {
   const proto = opts.srtp ? 'srtp' : 'rtp';
   // pkt_size bounds the payload, so each packet carries 20 ms (160 samples); SRTP adds its tag.
   const pktSize = 12 + 160 + (opts.srtp ? (opts.srtp.suite.endsWith('_32') ? 4 : 10) : 0);
-  const args = ['-re', '-i', opts.wav, '-ac', '1', '-ar', '8000', '-c:a', ENCODER[opts.codec], '-f', 'rtp', '-payload_type', String(PT[opts.codec]), '-ssrc', String(opts.ssrc ?? 0x1234abcd)];
+  // -re paces whole demuxed packets (a WAV reads 256 ms at a time); a lavfi source cut into
+  // 160-sample frames makes it send one packet every 20 ms, as a phone does.
+  const args = ['-re', '-f', 'lavfi', '-i', `amovie=${opts.wav},asetnsamples=n=160:p=1`, '-ac', '1', '-ar', '8000', '-c:a', ENCODER[opts.codec], '-f', 'rtp', '-payload_type', String(PT[opts.codec]), '-ssrc', String(opts.ssrc ?? 0x1234abcd)];
   if (opts.srtp) args.push('-srtp_out_suite', opts.srtp.suite, '-srtp_out_params', opts.srtp.params);
   args.push(`${proto}://127.0.0.1:${opts.port}?localrtpport=${opts.localPort}&pkt_size=${pktSize}`);
   return run(args);
@@ -79,19 +94,26 @@ export async function ffmpegReceiveRtp(opts: { codec: G711; port?: number; crypt
     '',
   ];
   writeFileSync(sdp, lines.join('\n'));
-  const r = run(['-protocol_whitelist', 'file,udp,rtp,srtp,crypto', '-i', sdp, '-f', 's16le', '-ar', '8000', '-ac', '1', '-y', out]);
-  const deadline = Date.now() + 5000;
+  // The SDP says everything about the stream: no probing, and every packet is written at once.
+  const r = run(['-protocol_whitelist', 'file,udp,rtp,srtp,crypto', '-analyzeduration', '0', '-probesize', '32', '-i', sdp, '-flush_packets', '1', '-f', 's16le', '-ar', '8000', '-ac', '1', '-y', out]);
+  const deadline = Date.now() + 15_000;
   while (!udpPortBound(port)) {
-    if (Date.now() > deadline || r.proc.exitCode !== null) throw new Error(`ffmpeg receiver did not start: ${r.stderr()}`);
+    if (Date.now() > deadline || r.proc.exitCode !== null) {
+      r.proc.kill('SIGKILL');
+      throw new Error(`ffmpeg receiver did not start on ${port} (exit ${r.proc.exitCode}): ${r.stderr()}`);
+    }
     await new Promise((res) => setTimeout(res, 20));
   }
   return {
     port,
     async stop() {
-      r.proc.kill('SIGINT');
-      const timer = setTimeout(() => r.proc.kill('SIGKILL'), 3000);
+      // A blocking read ignores the first signal; the second ends it cleanly.
+      r.proc.kill('SIGTERM');
+      const again = setTimeout(() => r.proc.kill('SIGTERM'), 300);
+      const kill = setTimeout(() => r.proc.kill('SIGKILL'), 3000);
       await r.done;
-      clearTimeout(timer);
+      clearTimeout(again);
+      clearTimeout(kill);
       const buf = readFileSync(out);
       return new Int16Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + (buf.length & ~1)));
     },

@@ -1,219 +1,356 @@
 import { createCipheriv, createDecipheriv, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { deriveSessionKey, LABEL_RTP_AUTH, LABEL_RTP_ENCRYPTION, LABEL_RTP_SALT } from './kdf.ts';
+import { invalidArgument } from '../../errors/media-error.ts';
 import { SUITE_PARAMS, type SrtpSuite, type SuiteParams } from './suites.ts';
 
-interface StreamState {
-  roc: number;
-  /** Highest sequence number authenticated so far (s_l of RFC 3711 3.3.1). */
-  highestSeq: number;
-  /** Packet index of highestSeq; the replay window is relative to it. */
-  highestIndex: number;
-  /** Bit k set: index highestIndex - k was received (k = 0..63). */
-  window: bigint;
-  started: boolean;
-}
+export const LABEL_RTP_ENCRYPTION = 0x00;
+export const LABEL_RTP_AUTH = 0x01;
+export const LABEL_RTP_SALT = 0x02;
 
-const MAX_STREAMS = 16;
-const WINDOW = 64n;
-
-/** Where the RTP payload starts: after CSRCs and the header extension. -1 when malformed. */
-function headerLength(p: Buffer): number {
-  if (p.length < 12 || p[0]! >> 6 !== 2) return -1;
-  let off = 12 + (p[0]! & 0x0f) * 4;
-  if (p[0]! & 0x10) {
-    if (p.length < off + 4) return -1;
-    off += 4 + p.readUInt16BE(off + 2) * 4;
-  }
-  return off <= p.length ? off : -1;
+/** Session keys derived from one master key (RFC 3711 4.3). */
+export interface SessionKeys {
+  cipherKey: Buffer;
+  cipherSalt: Buffer;
+  /** HMAC-SHA1 key; null for AEAD suites. */
+  authKey: Buffer | null;
 }
 
 /**
- * SRTP (RFC 3711; AEAD GCM per RFC 7714) for one direction of one master key. Streams are
- * tracked per SSRC (a phone may change SSRC mid-call). Packets from the network that fail
- * authentication or replay are dropped (null), never thrown on.
+ * The RFC 3711 4.3 key derivation with a key derivation rate of 0 (r = 0): the AES-CM PRF
+ * keyed by the master key, x = label at byte 7 XOR the 112-bit master salt, run over zeros.
+ * A 12-byte GCM salt is right-padded with two zero bytes to 112 bits, and AEAD_AES_256_GCM
+ * runs the PRF as AES-256-CM (RFC 7714 section 11; what libsrtp does).
+ */
+export function deriveSessionKey(masterKey: Buffer, masterSalt: Buffer, label: number, length: number): Buffer {
+  const iv = Buffer.alloc(16);
+  masterSalt.copy(iv, 0, 0, Math.min(14, masterSalt.length));
+  iv[7]! ^= label;
+  const prf = createCipheriv(masterKey.length === 32 ? 'aes-256-ctr' : 'aes-128-ctr', masterKey, iv);
+  return prf.update(Buffer.alloc(length));
+}
+
+export function deriveSessionKeys(suite: SrtpSuite, masterKey: Buffer, masterSalt: Buffer): SessionKeys {
+  const p = SUITE_PARAMS[suite];
+  if (masterKey.length !== p.keyLength || masterSalt.length !== p.saltLength) {
+    throw invalidArgument(`${suite} needs a ${p.keyLength}-byte master key and a ${p.saltLength}-byte master salt, got ${masterKey.length} and ${masterSalt.length}`);
+  }
+  return {
+    cipherKey: deriveSessionKey(masterKey, masterSalt, LABEL_RTP_ENCRYPTION, p.keyLength),
+    cipherSalt: deriveSessionKey(masterKey, masterSalt, LABEL_RTP_SALT, p.saltLength),
+    authKey: p.aead ? null : deriveSessionKey(masterKey, masterSalt, LABEL_RTP_AUTH, p.authKeyLength),
+  };
+}
+
+/** RTCP multiplexed on the RTP port (RFC 5761 4): the second byte is an RTCP packet type, 192..223. */
+export function isRtcp(packet: Uint8Array): boolean {
+  return packet.length >= 2 && packet[1]! >= 192 && packet[1]! <= 223;
+}
+
+/**
+ * Length of the RTP header including CSRCs and the header extension, which all stay in the
+ * clear and are authenticated; -1 when it is not RTP v2 or does not fit within `limit`.
+ */
+function headerLength(p: Buffer, limit: number): number {
+  if (limit < 12) return -1;
+  const b0 = p[0]!;
+  if ((b0 & 0xc0) !== 0x80) return -1;
+  let off = 12 + (b0 & 0x0f) * 4;
+  if (b0 & 0x10) {
+    if (off + 4 > limit) return -1;
+    off += 4 + ((p[off + 2]! << 8) | p[off + 3]!) * 4;
+  }
+  return off <= limit ? off : -1;
+}
+
+/**
+ * Per-SSRC state. The replay window (RFC 3711 3.3.2) is 64 bits held as two uint32 halves
+ * rather than a bigint, which would allocate on every shift: bit k set means index
+ * (highest - k) has been received.
+ */
+class Stream {
+  roc: number;
+  highestSeq: number;
+  lo = 1;
+  hi = 0;
+
+  constructor(roc: number, seq: number) {
+    this.roc = roc;
+    this.highestSeq = seq;
+  }
+
+  get highestIndex(): number {
+    return this.roc * 0x10000 + this.highestSeq;
+  }
+
+  /**
+   * RFC 3711 Appendix A: the ROC the sender most likely used for this sequence number. -1
+   * means "before the ROC was 0", i.e. older than anything this stream can still accept.
+   */
+  guessRoc(seq: number): number {
+    if (this.highestSeq < 0x8000) return seq - this.highestSeq > 0x8000 ? this.roc - 1 : this.roc;
+    return this.highestSeq - 0x8000 > seq ? this.roc + 1 : this.roc;
+  }
+
+  /** Whether the index is too old for the window or was already received. */
+  seen(index: number): boolean {
+    const k = this.highestIndex - index;
+    if (k < 0) return false;
+    if (k >= 64) return true;
+    return ((k < 32 ? this.lo >>> k : this.hi >>> (k - 32)) & 1) === 1;
+  }
+
+  /** Records an authenticated packet. */
+  accept(roc: number, seq: number, index: number): void {
+    const d = index - this.highestIndex;
+    if (d > 0) {
+      if (d >= 64) {
+        this.hi = 0;
+        this.lo = 1;
+      } else if (d >= 32) {
+        this.hi = (this.lo << (d - 32)) >>> 0;
+        this.lo = 1;
+      } else {
+        this.hi = ((this.hi << d) | (this.lo >>> (32 - d))) >>> 0;
+        this.lo = ((this.lo << d) | 1) >>> 0;
+      }
+      this.roc = roc;
+      this.highestSeq = seq;
+    } else if (-d < 32) {
+      this.lo = (this.lo | (1 << -d)) >>> 0;
+    } else {
+      this.hi = (this.hi | (1 << (-d - 32))) >>> 0;
+    }
+  }
+}
+
+/** Enough for SSRC changes (re-INVITE, transfers, a few simultaneous streams) yet bounded. */
+const MAX_STREAMS = 16;
+const MAX_ROC = 0xffffffff;
+
+/**
+ * SRTP (RFC 3711; AEAD AES-GCM per RFC 7714) for one direction under one master key.
+ * State is kept per SSRC, because a phone may change SSRC mid-call. unprotect() gets
+ * attacker-controlled input, so it never throws: bad packets are counted and dropped (null).
+ * A stream's state is only created or advanced by a packet that authenticated, so forged
+ * packets cannot evict real streams or move the replay window.
  */
 export class SrtpSession {
   readonly suite: SrtpSuite;
   readonly #p: SuiteParams;
-  readonly #cipherName: string;
-  readonly #encKey: KeyObject;
-  readonly #authKey: KeyObject | null;
-  readonly #salt: Buffer;
-  readonly #streams = new Map<number, StreamState>();
+  readonly #tagLength: number;
+  readonly #cipher: 'aes-128-ctr' | 'aes-128-gcm' | 'aes-256-gcm';
+  #cipherKey: KeyObject;
+  #authKey: KeyObject | null;
+  #salt: Buffer;
+  readonly #streams = new Map<number, Stream>();
+  /** The stream touched last; skips the LRU reordering for the common single-SSRC case. */
+  #lastSsrc = -1;
+  // Scratch buffers: createCipheriv copies the IV, so one per session is reused safely.
+  readonly #iv: Buffer;
+  readonly #rocBytes = Buffer.alloc(4);
   #authFailures = 0;
   #replays = 0;
 
   constructor(suite: SrtpSuite, masterKey: Buffer, masterSalt: Buffer) {
     this.suite = suite;
     this.#p = SUITE_PARAMS[suite];
-    if (masterKey.length !== this.#p.keyLength || masterSalt.length !== this.#p.saltLength) throw new Error(`${suite}: wrong master key or salt length`);
-    this.#encKey = createSecretKey(deriveSessionKey(masterKey, masterSalt, LABEL_RTP_ENCRYPTION, this.#p.keyLength));
-    this.#authKey = this.#p.aead ? null : createSecretKey(deriveSessionKey(masterKey, masterSalt, LABEL_RTP_AUTH, 20));
-    this.#salt = deriveSessionKey(masterKey, masterSalt, LABEL_RTP_SALT, this.#p.saltLength);
-    this.#cipherName = this.#p.aead ? (this.#p.keyLength === 32 ? 'aes-256-gcm' : 'aes-128-gcm') : 'aes-128-ctr';
+    this.#tagLength = this.#p.tagLength;
+    this.#iv = Buffer.alloc(this.#p.aead ? 12 : 16);
+    this.#cipher = this.#p.aead ? (this.#p.keyLength === 32 ? 'aes-256-gcm' : 'aes-128-gcm') : 'aes-128-ctr';
+    const keys = deriveSessionKeys(suite, masterKey, masterSalt);
+    this.#cipherKey = createSecretKey(keys.cipherKey);
+    this.#authKey = keys.authKey ? createSecretKey(keys.authKey) : null;
+    this.#salt = keys.cipherSalt;
   }
 
+  /** A session from already derived session keys; for published test vectors that start there. */
+  static fromSessionKeys(suite: SrtpSuite, keys: SessionKeys): SrtpSession {
+    const p = SUITE_PARAMS[suite];
+    if (keys.cipherKey.length !== p.keyLength || keys.cipherSalt.length !== p.saltLength || (keys.authKey?.length ?? 0) !== p.authKeyLength) {
+      throw invalidArgument(`wrong session key lengths for ${suite}`);
+    }
+    const s = new SrtpSession(suite, Buffer.alloc(p.keyLength), Buffer.alloc(p.saltLength));
+    s.#cipherKey = createSecretKey(keys.cipherKey);
+    s.#authKey = keys.authKey ? createSecretKey(keys.authKey) : null;
+    s.#salt = Buffer.from(keys.cipherSalt);
+    return s;
+  }
+
+  /** Packets dropped because they failed authentication or were not well-formed SRTP. */
   get authFailures(): number {
     return this.#authFailures;
   }
 
+  /** Packets dropped as replays or as older than the 64-packet window. */
   get replays(): number {
     return this.#replays;
   }
 
-  /** Encrypts and authenticates an RTP packet (sender side). */
+  /** Encrypts and authenticates one RTP packet (sender side); returns a new buffer. */
   protect(rtp: Buffer): Buffer {
-    const hlen = headerLength(rtp);
-    if (hlen < 0) throw new Error('not an RTP packet');
+    const hlen = headerLength(rtp, rtp.length);
+    if (hlen < 0) throw invalidArgument('SRTP protect: not an RTP version 2 packet');
+    const seq = (rtp[2]! << 8) | rtp[3]!;
     const ssrc = rtp.readUInt32BE(8);
-    const seq = rtp.readUInt16BE(2);
-    const s = this.#stream(ssrc);
-    if (s.started && seq < s.highestSeq && s.highestSeq - seq > 0x8000) s.roc = (s.roc + 1) >>> 0;
-    if (!s.started || seq > s.highestSeq || s.highestSeq - seq > 0x8000) s.highestSeq = seq;
-    s.started = true;
-    const out = Buffer.allocUnsafe(rtp.length + this.#p.tagLength);
-    rtp.copy(out, 0, 0, hlen);
-    const payload = rtp.subarray(hlen);
-    if (this.#p.aead) {
-      const c = createCipheriv(this.#cipherName as 'aes-128-gcm', this.#encKey, this.#gcmIv(ssrc, s.roc, seq), { authTagLength: 16 });
-      c.setAAD(rtp.subarray(0, hlen));
-      const enc = c.update(payload);
-      c.final();
-      enc.copy(out, hlen);
-      c.getAuthTag().copy(out, hlen + enc.length);
-      return out;
+    const s = this.#streams.get(ssrc);
+    let roc = 0;
+    if (!s) {
+      this.#insert(ssrc, new Stream(0, seq));
+    } else {
+      roc = s.guessRoc(seq);
+      // ROC - 1 can only be a resend from before our first packet; the receiver drops it anyway.
+      if (roc < 0) roc = 0;
+      else if (roc > MAX_ROC) throw invalidArgument('SRTP protect: the rollover counter is exhausted; rekey');
+      else if (roc * 0x10000 + seq > s.highestIndex) {
+        s.roc = roc;
+        s.highestSeq = seq;
+      }
+      this.#touch(ssrc, s);
     }
-    const c = createCipheriv('aes-128-ctr', this.#encKey, this.#cmIv(ssrc, s.roc, seq));
-    c.update(payload).copy(out, hlen);
-    this.#tag(out.subarray(0, rtp.length), s.roc).copy(out, rtp.length, 0, this.#p.tagLength);
-    return out;
+    return this.#seal(rtp, hlen, ssrc, roc, seq);
   }
 
-  /** Authenticates and decrypts an SRTP packet; null when it fails or is a replay. */
+  /** Authenticates and decrypts one SRTP packet; null when it fails, is a replay or is malformed. */
   unprotect(srtp: Buffer): Buffer | null {
-    const tagLen = this.#p.tagLength;
-    const hlen = headerLength(srtp);
-    if (hlen < 0 || srtp.length < hlen + tagLen) {
+    const tagLen = this.#tagLength;
+    const bodyLen = srtp.length - tagLen;
+    const hlen = headerLength(srtp, bodyLen);
+    if (hlen < 0) {
       this.#authFailures++;
       return null;
     }
+    const seq = (srtp[2]! << 8) | srtp[3]!;
     const ssrc = srtp.readUInt32BE(8);
-    const seq = srtp.readUInt16BE(2);
-    const known = this.#streams.get(ssrc);
-    const s = known ?? { roc: 0, highestSeq: seq, highestIndex: seq, window: 0n, started: false };
-    const roc = s.started ? this.#guessRoc(s, seq) : 0;
-    const index = roc * 0x10000 + seq;
-    if (s.started && this.#isReplay(s, index)) {
-      this.#replays++;
+    const s = this.#streams.get(ssrc);
+    let roc = 0;
+    let index = seq;
+    if (s) {
+      roc = s.guessRoc(seq);
+      index = roc * 0x10000 + seq;
+      // Replay check first (RFC 3711 3.3): it is cheaper than authentication.
+      if (roc < 0 || roc > MAX_ROC || s.seen(index)) {
+        this.#replays++;
+        return null;
+      }
+    }
+    const plain = this.#p.aead ? this.#openGcm(srtp, hlen, bodyLen, ssrc, roc, seq) : this.#openCm(srtp, hlen, bodyLen, ssrc, roc, seq);
+    if (!plain) {
+      this.#authFailures++;
       return null;
     }
-    const body = srtp.subarray(0, srtp.length - tagLen);
-    const tag = srtp.subarray(srtp.length - tagLen);
-    let plain: Buffer;
-    if (this.#p.aead) {
-      try {
-        const d = createDecipheriv(this.#cipherName as 'aes-128-gcm', this.#encKey, this.#gcmIv(ssrc, roc >>> 0, seq), { authTagLength: 16 });
-        d.setAAD(body.subarray(0, hlen));
-        d.setAuthTag(tag);
-        const dec = d.update(body.subarray(hlen));
-        d.final();
-        plain = Buffer.concat([body.subarray(0, hlen), dec]);
-      } catch {
-        this.#authFailures++;
-        return null;
-      }
+    if (s) {
+      s.accept(roc, seq, index);
+      this.#touch(ssrc, s);
     } else {
-      const expected = this.#tag(body, roc >>> 0).subarray(0, tagLen);
-      if (!timingSafeEqual(expected, tag)) {
-        this.#authFailures++;
-        return null;
-      }
-      const d = createDecipheriv('aes-128-ctr', this.#encKey, this.#cmIv(ssrc, roc >>> 0, seq));
-      plain = Buffer.allocUnsafe(body.length);
-      body.copy(plain, 0, 0, hlen);
-      d.update(body.subarray(hlen)).copy(plain, hlen);
+      this.#insert(ssrc, new Stream(0, seq));
     }
-    if (!known) this.#remember(ssrc, s);
-    this.#accept(s, roc, seq, index);
     return plain;
   }
 
-  /** RFC 3711 Appendix A: the ROC this sequence number most likely belongs to. */
-  #guessRoc(s: StreamState, seq: number): number {
-    if (s.highestSeq < 0x8000) return seq - s.highestSeq > 0x8000 ? s.roc - 1 : s.roc;
-    return s.highestSeq - 0x8000 > seq ? s.roc + 1 : s.roc;
-  }
-
-  #isReplay(s: StreamState, index: number): boolean {
-    const delta = BigInt(s.highestIndex - index);
-    if (delta < 0n) return false;
-    if (delta >= WINDOW) return true;
-    return ((s.window >> delta) & 1n) === 1n;
-  }
-
-  #accept(s: StreamState, roc: number, seq: number, index: number): void {
-    if (!s.started) {
-      s.started = true;
-      s.roc = roc;
-      s.highestSeq = seq;
-      s.highestIndex = index;
-      s.window = 1n;
-      return;
+  #seal(rtp: Buffer, hlen: number, ssrc: number, roc: number, seq: number): Buffer {
+    const len = rtp.length;
+    const out = Buffer.allocUnsafe(len + this.#tagLength);
+    rtp.copy(out, 0, 0, hlen);
+    const payload = rtp.subarray(hlen);
+    if (this.#p.aead) {
+      const c = createCipheriv(this.#cipher as 'aes-128-gcm', this.#cipherKey, this.#gcmIv(ssrc, roc, seq), { authTagLength: 16 });
+      c.setAAD(rtp.subarray(0, hlen));
+      c.update(payload).copy(out, hlen);
+      c.final();
+      c.getAuthTag().copy(out, len);
+      return out;
     }
-    const delta = index - s.highestIndex;
-    if (delta > 0) {
-      s.window = delta >= 64 ? 1n : ((s.window << BigInt(delta)) | 1n) & 0xffffffffffffffffn;
-      s.highestIndex = index;
-      s.highestSeq = seq;
-      s.roc = roc;
-    } else {
-      s.window |= 1n << BigInt(-delta);
+    const c = createCipheriv('aes-128-ctr', this.#cipherKey, this.#cmIv(ssrc, roc, seq));
+    c.update(payload).copy(out, hlen);
+    this.#hmac(out.subarray(0, len), roc).copy(out, len, 0, this.#tagLength);
+    return out;
+  }
+
+  #openCm(srtp: Buffer, hlen: number, bodyLen: number, ssrc: number, roc: number, seq: number): Buffer | null {
+    // Authenticate before decrypting (RFC 3711 3.3 step 5), in constant time.
+    const mac = this.#hmac(srtp.subarray(0, bodyLen), roc);
+    if (!timingSafeEqual(mac.subarray(0, this.#tagLength), srtp.subarray(bodyLen))) return null;
+    const out = Buffer.allocUnsafe(bodyLen);
+    srtp.copy(out, 0, 0, hlen);
+    const d = createDecipheriv('aes-128-ctr', this.#cipherKey, this.#cmIv(ssrc, roc, seq));
+    d.update(srtp.subarray(hlen, bodyLen)).copy(out, hlen);
+    return out;
+  }
+
+  #openGcm(srtp: Buffer, hlen: number, bodyLen: number, ssrc: number, roc: number, seq: number): Buffer | null {
+    try {
+      const d = createDecipheriv(this.#cipher as 'aes-128-gcm', this.#cipherKey, this.#gcmIv(ssrc, roc, seq), { authTagLength: 16 });
+      d.setAAD(srtp.subarray(0, hlen));
+      d.setAuthTag(srtp.subarray(bodyLen));
+      const payload = d.update(srtp.subarray(hlen, bodyLen));
+      d.final(); // throws when the tag does not verify; the plaintext is discarded then
+      const out = Buffer.allocUnsafe(bodyLen);
+      srtp.copy(out, 0, 0, hlen);
+      payload.copy(out, hlen);
+      return out;
+    } catch {
+      return null;
     }
   }
 
-  #stream(ssrc: number): StreamState {
-    let s = this.#streams.get(ssrc);
-    if (!s) {
-      s = { roc: 0, highestSeq: 0, highestIndex: 0, window: 0n, started: false };
-      this.#remember(ssrc, s);
-    }
-    return s;
-  }
-
-  #remember(ssrc: number, s: StreamState): void {
+  #insert(ssrc: number, s: Stream): void {
     if (this.#streams.size >= MAX_STREAMS) this.#streams.delete(this.#streams.keys().next().value!);
     this.#streams.set(ssrc, s);
+    this.#lastSsrc = ssrc;
   }
 
-  /** AES-CM IV: (k_s * 2^16) XOR (SSRC * 2^64) XOR (index * 2^16). */
+  /** Map iteration order is insertion order, so re-inserting makes it the most recently used. */
+  #touch(ssrc: number, s: Stream): void {
+    if (ssrc === this.#lastSsrc) return;
+    this.#streams.delete(ssrc);
+    this.#streams.set(ssrc, s);
+    this.#lastSsrc = ssrc;
+  }
+
+  /** AES-CM IV (RFC 3711 4.1.1): (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16), i = ROC || SEQ. */
   #cmIv(ssrc: number, roc: number, seq: number): Buffer {
-    const iv = Buffer.alloc(16);
-    this.#salt.copy(iv, 0);
-    iv.writeUInt32BE((iv.readUInt32BE(4) ^ ssrc) >>> 0, 4);
-    iv.writeUInt32BE((iv.readUInt32BE(8) ^ roc) >>> 0, 8);
-    iv.writeUInt16BE((iv.readUInt16BE(12) ^ seq) & 0xffff, 12);
+    const iv = this.#iv;
+    const k = this.#salt;
+    iv[0] = k[0]!;
+    iv[1] = k[1]!;
+    iv[2] = k[2]!;
+    iv[3] = k[3]!;
+    iv[4] = k[4]! ^ (ssrc >>> 24);
+    iv[5] = k[5]! ^ ((ssrc >>> 16) & 0xff);
+    iv[6] = k[6]! ^ ((ssrc >>> 8) & 0xff);
+    iv[7] = k[7]! ^ (ssrc & 0xff);
+    iv[8] = k[8]! ^ (roc >>> 24);
+    iv[9] = k[9]! ^ ((roc >>> 16) & 0xff);
+    iv[10] = k[10]! ^ ((roc >>> 8) & 0xff);
+    iv[11] = k[11]! ^ (roc & 0xff);
+    iv[12] = k[12]! ^ (seq >>> 8);
+    iv[13] = k[13]! ^ (seq & 0xff);
+    iv[14] = 0;
+    iv[15] = 0;
     return iv;
   }
 
-  /** GCM IV (RFC 7714 8.1): (00 00 || SSRC || ROC || SEQ) XOR the 12-byte session salt. */
+  /** GCM IV (RFC 7714 8.1): (00 00 || SSRC || ROC || SEQ) XOR the 96-bit session salt. */
   #gcmIv(ssrc: number, roc: number, seq: number): Buffer {
-    const iv = Buffer.alloc(12);
-    iv.writeUInt32BE(ssrc >>> 0, 2);
-    iv.writeUInt32BE(roc >>> 0, 6);
-    iv.writeUInt16BE(seq, 10);
-    for (let i = 0; i < 12; i++) iv[i]! ^= this.#salt[i]!;
+    const iv = this.#iv;
+    const k = this.#salt;
+    iv[0] = k[0]!;
+    iv[1] = k[1]!;
+    iv[2] = k[2]! ^ (ssrc >>> 24);
+    iv[3] = k[3]! ^ ((ssrc >>> 16) & 0xff);
+    iv[4] = k[4]! ^ ((ssrc >>> 8) & 0xff);
+    iv[5] = k[5]! ^ (ssrc & 0xff);
+    iv[6] = k[6]! ^ (roc >>> 24);
+    iv[7] = k[7]! ^ ((roc >>> 16) & 0xff);
+    iv[8] = k[8]! ^ ((roc >>> 8) & 0xff);
+    iv[9] = k[9]! ^ (roc & 0xff);
+    iv[10] = k[10]! ^ (seq >>> 8);
+    iv[11] = k[11]! ^ (seq & 0xff);
     return iv;
   }
 
-  /** HMAC-SHA1 over the authenticated portion followed by the ROC (RFC 3711 4.2). */
-  #tag(authenticated: Buffer, roc: number): Buffer {
-    const rocBuf = Buffer.allocUnsafe(4);
-    rocBuf.writeUInt32BE(roc >>> 0, 0);
-    return createHmac('sha1', this.#authKey!).update(authenticated).update(rocBuf).digest();
+  /** HMAC-SHA1 over the authenticated portion, then the ROC (RFC 3711 4.2: M = portion || ROC). */
+  #hmac(authenticated: Buffer, roc: number): Buffer {
+    this.#rocBytes.writeUInt32BE(roc, 0);
+    return createHmac('sha1', this.#authKey!).update(authenticated).update(this.#rocBytes).digest();
   }
-}
-
-/** RTCP multiplexed on the RTP port (RFC 5761). */
-export function isRtcp(packet: Uint8Array): boolean {
-  return packet.length >= 2 && packet[1]! >= 192 && packet[1]! <= 223;
 }

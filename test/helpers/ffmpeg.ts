@@ -59,8 +59,9 @@ export function ffmpegSendRtp(opts: {
   srtp?: { suite: string; params: string };
 }): FfmpegRun {
   const proto = opts.srtp ? 'srtp' : 'rtp';
-  // pkt_size bounds the payload, so each packet carries 20 ms (160 samples); SRTP adds its tag.
-  const pktSize = 12 + 160 + (opts.srtp ? (opts.srtp.suite.endsWith('_32') ? 4 : 10) : 0);
+  // pkt_size bounds the payload, so each packet carries 20 ms (160 samples); ffmpeg's SRTP
+  // muxer keeps 14 bytes of it for the tag (whatever the suite).
+  const pktSize = 12 + 160 + (opts.srtp ? 14 : 0);
   // -re paces whole demuxed packets (a WAV reads 256 ms at a time); a lavfi source cut into
   // 160-sample frames makes it send one packet every 20 ms, as a phone does.
   const args = ['-re', '-f', 'lavfi', '-i', `amovie=${opts.wav},asetnsamples=n=160:p=1`, '-ac', '1', '-ar', '8000', '-c:a', ENCODER[opts.codec], '-f', 'rtp', '-payload_type', String(PT[opts.codec]), '-ssrc', String(opts.ssrc ?? 0x1234abcd)];

@@ -41,6 +41,7 @@ export interface Config {
     rtc_max_port: number;
   };
   assets: { base_path: string };
+  inject: { idle_timeout_seconds: number; max_buffer_ms: number };
   recording: { spool_dir: string; file_root: string; upload_concurrency: number; max_backoff_seconds: number };
   bucket: {
     endpoint_url: string;
@@ -119,6 +120,10 @@ export const schema: convict.Schema<Config> = {
   },
   assets: {
     base_path: { doc: 'Root that file:// prompt URIs resolve under', format: String, default: './assets', env: 'ASSETS_BASE_PATH' },
+  },
+  inject: {
+    idle_timeout_seconds: { doc: 'An injection stream with no message for this long is ended', format: 'nat', default: 20, env: 'INJECT_IDLE_TIMEOUT_SECONDS' },
+    max_buffer_ms: { doc: 'Audio a client may queue ahead of real time before its stream is paused', format: 'nat', default: 30000, env: 'INJECT_MAX_BUFFER_MS' },
   },
   recording: {
     spool_dir: { doc: 'Local directory where recordings are written while calls run (keep it on persistent disk)', format: 'non-empty-string', default: './var/spool/recordings', env: 'RECORDING_SPOOL_DIR' },

@@ -7,6 +7,7 @@ import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { RecordingManager } from '../recording/recording-manager.ts';
 import type { ForkMetrics } from '../audio-fork/fork-metrics.ts';
 import { recordAudio, streamAudio } from './audio-out.ts';
+import { injectAudio, streamAudioToCall } from './audio-in.ts';
 import { srtpForCall } from '../rtp-bridge/srtp-negotiation.ts';
 import { bidiStream, serverStream, unary, type RpcDeps } from './middleware.ts';
 import * as s from './schemas.ts';
@@ -18,9 +19,6 @@ export interface MediaServiceDeps extends RpcDeps {
   recordings: RecordingManager;
   forkMetrics: ForkMetrics;
 }
-
-const notYet = (rpc: string): MediaError =>
-  new MediaError('unimplemented', `${rpc} is not available in this version of the media service`);
 
 /** The contract's seven RPCs: each validated at the edge, traced, timed and counted. */
 export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServiceImplementation {
@@ -78,8 +76,9 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       if (!(await deps.recordings.stop(session))) throw new MediaError('failed_precondition', `no recording is running on the call on port ${req.server_rtp_port}`);
       return { success: true };
     }),
-    StreamAudioToCall: bidiStream<s.StreamAudioToCallRequest, s.StreamAudioToCallResponse>(deps, 'StreamAudioToCall', async () => {
-      throw notYet('StreamAudioToCall');
-    }),
+    StreamAudioToCall: bidiStream<s.StreamAudioToCallRequest, s.StreamAudioToCallResponse>(deps, 'StreamAudioToCall', (call, ctx) =>
+      streamAudioToCall(call, ctx, { sessions, config }),
+    ),
+    InjectAudio: bidiStream(deps, 'InjectAudio', (call, ctx) => injectAudio(call as never, ctx, { sessions, config })),
   };
 }

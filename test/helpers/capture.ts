@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface CapturedDatagram {
+  /** Kernel capture time, milliseconds since the epoch. */
+  atMs: number;
   srcPort: number;
   dstPort: number;
   payload: Buffer;
@@ -31,13 +33,13 @@ export async function captureUdp(port: number): Promise<{ stop(): Promise<Captur
       await new Promise((r) => setTimeout(r, 300));
       p.kill('SIGINT');
       await once(p, 'exit');
-      const out = execFileSync('tshark', ['-r', file, '-T', 'fields', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'udp.payload'], { maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+      const out = execFileSync('tshark', ['-r', file, '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'udp.payload'], { maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
       return out
         .split('\n')
         .filter((l) => l.trim())
         .map((l) => {
-          const [s, d, hex] = l.split('\t');
-          return { srcPort: Number(s), dstPort: Number(d), payload: Buffer.from((hex ?? '').replace(/:/g, ''), 'hex') };
+          const [t, s, d, hex] = l.split('\t');
+          return { atMs: Number(t) * 1000, srcPort: Number(s), dstPort: Number(d), payload: Buffer.from((hex ?? '').replace(/:/g, ''), 'hex') };
         });
     },
   };

@@ -36,8 +36,8 @@ describe('the running service', () => {
 
   test('x-trace-id becomes the trace_id of every line of the request and is echoed back', async () => {
     const traceId = `trace-${Date.now()}`;
-    const res = await client.media_('AllocatePort', { call_id: 'call-abc' }, { 'x-trace-id': traceId });
-    assert.ok(res.error, 'AllocatePort answers (UNIMPLEMENTED until sessions exist, or a port)');
+    const res = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: 'call-abc' }, { 'x-trace-id': traceId });
+    assert.ok(res.response!.rtp_port > 0);
     assert.equal(res.metadata?.get('x-trace-id')[0], traceId);
     const line = await svc.waitForLog((l) => l.trace_id === traceId && l.event === 'GRPC_REQUEST');
     assert.equal(line.call_id, 'call-abc');
@@ -54,10 +54,10 @@ describe('the running service', () => {
     await svc.waitForLog((l) => l.trace_id === generated && l.event === 'GRPC_REQUEST');
   });
 
-  test('an RPC not built yet answers UNIMPLEMENTED with a clear message', async () => {
+  test('a request for a port with no call answers NOT_FOUND with a clear message', async () => {
     const res = await client.media_('StopRecording', { server_rtp_port: 10000 });
-    assert.equal(res.error?.code, grpc.status.UNIMPLEMENTED);
-    assert.match(res.error?.details ?? '', /StopRecording is not available/);
+    assert.equal(res.error?.code, grpc.status.NOT_FOUND);
+    assert.match(res.error?.details ?? '', /no call session on port 10000/);
   });
 
   test('invalid requests get INVALID_ARGUMENT naming the field', async () => {

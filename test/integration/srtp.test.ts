@@ -80,7 +80,7 @@ for (const suite of ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']) {
       const frames = plaintextRuns(fx.pcm8k);
       // The detector does see plaintext when it is there, at any offset.
       const plain = Buffer.from(encodeG711('PCMU', fx.pcm8k.subarray(8003, 8003 + 160)));
-      assert.equal(leaksPlaintext([{ srcPort: 0, dstPort: 0, payload: Buffer.concat([Buffer.alloc(12), plain, Buffer.alloc(tag)]) }], frames), 1);
+      assert.equal(leaksPlaintext([{ atMs: 0, srcPort: 0, dstPort: 0, payload: Buffer.concat([Buffer.alloc(12), plain, Buffer.alloc(tag)]) }], frames), 1);
       assert.equal(leaksPlaintext(inbound, frames), 0, 'no plaintext frame from the phone');
       assert.equal(leaksPlaintext(outbound, frames), 0, 'no plaintext frame to the phone');
       const m = await (await fetch(svc.url('/metrics'))).text();

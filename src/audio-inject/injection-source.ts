@@ -1,0 +1,142 @@
+import { Resampler } from '../codecs/resampler.ts';
+import type { AudioSource } from '../media-path/mixer.ts';
+
+export interface MarkReached {
+  name: string;
+  /** True when `clear` dropped the audio before it instead of playing it. */
+  cleared: boolean;
+}
+
+export interface InjectionEvents {
+  /** The audio queued before this mark has been handed to the socket (or was cleared). */
+  mark(m: MarkReached): void;
+  /** The queue ran dry while audio was expected (the client is slower than real time). */
+  underrun(): void;
+  /** Queued audio fell to or below the low-water mark after being above the high-water mark. */
+  drained(): void;
+}
+
+/**
+ * Audio pushed by a client (text-to-speech), played into the call on the service's clock:
+ * re-framed to 20 ms, resampled to the call's rate, mixed with whatever else plays.
+ * The client may send faster than real time; the queue is bounded and says when to pause.
+ */
+export class InjectionSource implements AudioSource {
+  readonly #resampler: Resampler | null;
+  readonly #events: InjectionEvents;
+  readonly #capacity: number;
+  readonly #highWater: number;
+  readonly #lowWater: number;
+  #buf: Int16Array;
+  #head = 0;
+  #len = 0;
+  /** Samples ever queued / ever played: marks are positions on this count. */
+  #queuedTotal = 0;
+  #playedTotal = 0;
+  #marks: { name: string; at: number }[] = [];
+  #started = false;
+  #dry = false;
+  #inputEnded = false;
+  #aboveHigh = false;
+  underruns = 0;
+
+  constructor(opts: { inputRate: number; callRate: number; maxBufferMs: number; events: InjectionEvents }) {
+    this.#resampler = opts.inputRate === opts.callRate ? null : new Resampler(opts.inputRate, opts.callRate);
+    this.#capacity = Math.ceil((opts.maxBufferMs * opts.callRate) / 1000);
+    this.#highWater = Math.floor(this.#capacity * 0.75);
+    this.#lowWater = Math.floor(this.#capacity * 0.25);
+    this.#buf = new Int16Array(this.#capacity);
+    this.#events = opts.events;
+  }
+
+  /** Milliseconds of audio waiting to be played at the call's rate. */
+  bufferedSamples(): number {
+    return this.#len;
+  }
+
+  /** True when the caller should stop sending until `drained` (flow control). */
+  get full(): boolean {
+    return this.#len >= this.#highWater;
+  }
+
+  /** Queues PCM at the input rate; returns the samples that did not fit (dropped). */
+  push(pcm: Int16Array): number {
+    const conv = this.#resampler ? this.#resampler.process(pcm) : pcm;
+    const room = this.#capacity - this.#len;
+    const n = Math.min(room, conv.length);
+    for (let i = 0; i < n; i++) this.#buf[(this.#head + this.#len + i) % this.#capacity] = conv[i]!;
+    this.#len += n;
+    this.#queuedTotal += n;
+    if (this.#len >= this.#highWater) this.#aboveHigh = true;
+    return conv.length - n;
+  }
+
+  /** The end of the client's audio: whatever the resampler holds is queued too. */
+  flushInput(): void {
+    this.#inputEnded = true;
+    if (this.#resampler) this.#pushRaw(this.#resampler.flush());
+  }
+
+  mark(name: string): void {
+    if (this.#len === 0) {
+      setImmediate(() => this.#events.mark({ name, cleared: false }));
+      return;
+    }
+    this.#marks.push({ name, at: this.#queuedTotal });
+  }
+
+  /** Barge-in: everything queued is dropped at once; pending marks are answered as cleared. */
+  clear(): number {
+    const dropped = this.#len;
+    this.#head = 0;
+    this.#len = 0;
+    this.#playedTotal = this.#queuedTotal;
+    this.#resampler?.reset();
+    this.#started = false;
+    this.#dry = false;
+    const marks = this.#marks.splice(0);
+    for (const m of marks) setImmediate(() => this.#events.mark({ name: m.name, cleared: true }));
+    this.#checkDrained();
+    return dropped;
+  }
+
+  mixInto(acc: Int32Array): boolean {
+    if (this.#len < acc.length && this.#started && !this.#inputEnded && !this.#dry) {
+      // The client fell behind real time: the caller hears a gap. Reported once per gap.
+      this.#dry = true;
+      this.underruns++;
+      this.#events.underrun();
+    }
+    if (this.#len === 0) return false;
+    if (this.#len >= acc.length) this.#dry = false;
+    this.#started = true;
+    const n = Math.min(acc.length, this.#len);
+    for (let i = 0; i < n; i++) acc[i]! += this.#buf[(this.#head + i) % this.#capacity]!;
+    this.#head = (this.#head + n) % this.#capacity;
+    this.#len -= n;
+    this.#playedTotal += n;
+    // A partial last frame is padded with silence by the mixer's zeroed accumulator.
+    while (this.#marks.length > 0 && this.#marks[0]!.at <= this.#playedTotal) {
+      const m = this.#marks.shift()!;
+      // Answered after this tick's packet is handed to the socket.
+      setImmediate(() => this.#events.mark({ name: m.name, cleared: false }));
+    }
+    this.#checkDrained();
+    return true;
+  }
+
+  #pushRaw(pcm: Int16Array): void {
+    const room = this.#capacity - this.#len;
+    const n = Math.min(room, pcm.length);
+    for (let i = 0; i < n; i++) this.#buf[(this.#head + this.#len + i) % this.#capacity] = pcm[i]!;
+    this.#len += n;
+    this.#queuedTotal += n;
+  }
+
+  #checkDrained(): void {
+    if (this.#aboveHigh && this.#len <= this.#lowWater) {
+      this.#aboveHigh = false;
+      this.#events.drained();
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import type { CallSession } from '../sessions/call-session.ts';
+import { CALL_RATE } from '../sessions/call-session.ts';
+import { InjectionSource, type MarkReached } from './injection-source.ts';
+
+export interface InjectionInput {
+  /** The next message from the client, or null when it finished sending. */
+  next(): Promise<InjectionCommand | null>;
+}
+
+export type InjectionCommand = { kind: 'audio'; pcm: Int16Array } | { kind: 'keepalive' } | { kind: 'clear' } | { kind: 'mark'; name: string };
+
+export interface InjectionOutput {
+  mark(m: MarkReached): void;
+  cleared(droppedMs: number): void;
+  underrun(count: number): void;
+}
+
+export interface InjectionResult {
+  reason: 'completed' | 'call_ended' | 'idle' | 'cancelled';
+  underruns: number;
+}
+
+/**
+ * Runs one client's audio into a call until the client is done and its audio has played,
+ * the call ends, the stream goes idle, or the client cancels. Reading waits while the queue
+ * is full: that is the back-pressure the client feels (HTTP/2 flow control).
+ */
+export async function runInjection(opts: {
+  session: CallSession;
+  inputRate: number;
+  maxBufferMs: number;
+  idleMs: number;
+  input: InjectionInput;
+  output: InjectionOutput;
+  signal: AbortSignal;
+}): Promise<InjectionResult> {
+  const { session, output, signal } = opts;
+  const ended = new AbortController();
+  const onClose = (): void => ended.abort();
+  session.on('close', onClose);
+  let drainedWaiters: (() => void)[] = [];
+  const source = new InjectionSource({
+    inputRate: opts.inputRate,
+    callRate: CALL_RATE,
+    maxBufferMs: opts.maxBufferMs,
+    events: {
+      mark: (m) => output.mark(m),
+      underrun: () => output.underrun(source.underruns),
+      drained: () => {
+        const w = drainedWaiters;
+        drainedWaiters = [];
+        for (const f of w) f();
+      },
+    },
+  });
+  session.addSource(source);
+  const stop = AbortSignal.any([ended.signal, signal]);
+  // One listener for the whole stream, not one per message.
+  const stopped = new Promise<'stopped'>((r) => (stop.aborted ? r('stopped') : stop.addEventListener('abort', () => r('stopped'), { once: true })));
+  const result = (reason: InjectionResult['reason']): InjectionResult => ({ reason, underruns: source.underruns });
+  try {
+    for (;;) {
+      if (session.closed) return result('call_ended');
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<'idle'>((r) => (timer = setTimeout(() => r('idle'), opts.idleMs)));
+      const msg = await Promise.race([opts.input.next(), idle, stopped]);
+      clearTimeout(timer);
+      if (msg === 'stopped') return result(signal.aborted ? 'cancelled' : 'call_ended');
+      if (msg === 'idle' || msg === null) {
+        source.flushInput();
+        // The client is done: play out what it sent before answering.
+        while (source.bufferedSamples() > 0 && !stop.aborted) await new Promise((r) => setTimeout(r, 20));
+        if (stop.aborted) return result(signal.aborted ? 'cancelled' : 'call_ended');
+        return result(msg === 'idle' ? 'idle' : 'completed');
+      }
+      switch (msg.kind) {
+        case 'audio':
+          source.push(msg.pcm);
+          if (source.full) await Promise.race([new Promise<void>((r) => drainedWaiters.push(r)), stopped]);
+          break;
+        case 'clear':
+          output.cleared(Math.round((source.clear() * 1000) / CALL_RATE));
+          break;
+        case 'mark':
+          source.mark(msg.name);
+          break;
+        case 'keepalive':
+          break;
+      }
+    }
+  } finally {
+    session.removeSource(source);
+    session.off('close', onClose);
+  }
+}

@@ -1,0 +1,133 @@
+import type * as grpc from '@grpc/grpc-js';
+import { decodeG711 } from '../codecs/g711.ts';
+import { runInjection, type InjectionCommand } from '../audio-inject/run-injection.ts';
+import { MediaError, invalidArgument } from '../errors/media-error.ts';
+import type { Config } from '../config/schema.ts';
+import type { CallSession } from '../sessions/call-session.ts';
+import type { SessionRegistry } from '../sessions/session-registry.ts';
+import type { RpcContext } from './middleware.ts';
+import type { StreamAudioToCallRequest, StreamAudioToCallResponse } from './schemas.ts';
+
+/** Little-endian 16-bit PCM from chunks of any size; an odd byte waits for the next chunk. */
+class PcmAssembler {
+  #carry: number | null = null;
+
+  push(chunk: Uint8Array): Int16Array {
+    const bytes = this.#carry === null ? chunk : Buffer.concat([Buffer.from([this.#carry]), chunk]);
+    const n = bytes.length >> 1;
+    this.#carry = bytes.length % 2 ? bytes[bytes.length - 1]! : null;
+    const out = new Int16Array(n);
+    for (let i = 0; i < n; i++) out[i] = (bytes[2 * i]! | (bytes[2 * i + 1]! << 8)) << 16 >> 16;
+    return out;
+  }
+}
+
+function reader<T>(call: grpc.ServerDuplexStream<T, unknown>): () => Promise<T | null> {
+  const it = call[Symbol.asyncIterator]() as AsyncIterator<T>;
+  return async () => {
+    const r = await it.next();
+    return r.done ? null : r.value;
+  };
+}
+
+interface Deps {
+  sessions: SessionRegistry;
+  config: Readonly<Config>;
+}
+
+/** StreamAudioToCall (contract): first message names the call; 16 kHz L16 chunks; empty = keep-alive. */
+export async function streamAudioToCall(call: grpc.ServerDuplexStream<StreamAudioToCallRequest, StreamAudioToCallResponse>, ctx: RpcContext, deps: Deps): Promise<void> {
+  const next = reader(call);
+  const first = await next();
+  if (!first) return;
+  if (!first.call_id) throw invalidArgument('the first StreamAudioToCall message must carry call_id');
+  ctx.bindCall(first.call_id);
+  const session = deps.sessions.byCallId(first.call_id);
+  if (!session) throw new MediaError('not_found', `no call session for call_id ${first.call_id}`);
+  const pcm = new PcmAssembler();
+  let pendingFirst: StreamAudioToCallRequest | null = first;
+  const result = await runInjection({
+    session,
+    inputRate: 16000,
+    maxBufferMs: deps.config.inject.max_buffer_ms,
+    idleMs: deps.config.inject.idle_timeout_seconds * 1000,
+    signal: ctx.signal,
+    input: {
+      async next(): Promise<InjectionCommand | null> {
+        const m = pendingFirst ?? (await next());
+        pendingFirst = null;
+        if (!m) return null;
+        if (!m.audio_chunk || m.audio_chunk.length === 0) return { kind: 'keepalive' };
+        return { kind: 'audio', pcm: pcm.push(m.audio_chunk) };
+      },
+    },
+    output: { mark: () => {}, cleared: () => {}, underrun: () => {} },
+  });
+  logEnd(ctx, session, result);
+  if (result.reason === 'call_ended') {
+    call.write({ success: false, error_message: 'the call ended' });
+    return;
+  }
+  if (result.reason !== 'cancelled') call.write({ success: true, error_message: '' });
+}
+
+interface InjectRequest {
+  message: 'start' | 'audio' | 'clear' | 'mark';
+  start?: { server_rtp_port: number; call_id: string; sample_rate: number; encoding: string; max_buffer_ms: number };
+  audio?: Buffer;
+  mark?: { name: string };
+}
+
+const INJECT_RATES = [8000, 16000, 24000, 48000];
+
+/** InjectAudio (addition): explicit format, clear, and marks answered once their audio was sent. */
+export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, unknown>, ctx: RpcContext, deps: Deps): Promise<void> {
+  const next = reader(call);
+  const first = await next();
+  if (!first) return;
+  if (first.message !== 'start' || !first.start) throw invalidArgument('the first InjectAudio message must be start');
+  const st = first.start;
+  const session: CallSession | undefined = st.call_id ? deps.sessions.byCallId(st.call_id) : deps.sessions.byPort(st.server_rtp_port);
+  if (!session) throw new MediaError('not_found', st.call_id ? `no call session for call_id ${st.call_id}` : `no call session on port ${st.server_rtp_port}`);
+  ctx.bindCall(session.callId);
+  const g711 = st.encoding === 'AUDIO_ENCODING_PCMU' ? 'PCMU' : st.encoding === 'AUDIO_ENCODING_PCMA' ? 'PCMA' : null;
+  const rate = g711 ? 8000 : st.sample_rate || 16000;
+  if (!INJECT_RATES.includes(rate)) throw invalidArgument(`sample_rate must be one of ${INJECT_RATES.join(', ')}, got ${rate}`);
+  const pcm = new PcmAssembler();
+  call.write({ ready: { server_rtp_port: session.port, call_id: session.callId } });
+  const result = await runInjection({
+    session,
+    inputRate: rate,
+    maxBufferMs: Math.min(120_000, st.max_buffer_ms || deps.config.inject.max_buffer_ms),
+    idleMs: deps.config.inject.idle_timeout_seconds * 1000,
+    signal: ctx.signal,
+    input: {
+      async next(): Promise<InjectionCommand | null> {
+        const m = await next();
+        if (!m) return null;
+        switch (m.message) {
+          case 'audio':
+            if (!m.audio || m.audio.length === 0) return { kind: 'keepalive' };
+            return { kind: 'audio', pcm: g711 ? decodeG711(g711, m.audio) : pcm.push(m.audio) };
+          case 'clear':
+            return { kind: 'clear' };
+          case 'mark':
+            return { kind: 'mark', name: m.mark?.name ?? '' };
+          default:
+            throw invalidArgument('start may be sent only once');
+        }
+      },
+    },
+    output: {
+      mark: (m) => call.write({ mark: { name: m.name, cleared: m.cleared } }),
+      cleared: (ms) => call.write({ cleared: { dropped_ms: ms } }),
+      underrun: (count) => call.write({ underrun: { count } }),
+    },
+  });
+  logEnd(ctx, session, result);
+  if (result.reason === 'call_ended') throw new MediaError('not_found', 'the call ended');
+}
+
+function logEnd(ctx: RpcContext, session: CallSession, r: { reason: string; underruns: number }): void {
+  ctx.log.info({ event: 'INJECTION_ENDED', attributes: { reason: r.reason, 'inject.underruns': r.underruns, 'rtp.port': session.port } }, `audio injection ended (${r.reason})`);
+}

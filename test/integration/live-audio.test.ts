@@ -1,0 +1,201 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type * as grpc from '@grpc/grpc-js';
+import { startService, type RunningService } from '../helpers/service.ts';
+import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
+import { bestCorrelation, concatPcm, speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
+import { ffmpegSendRtp, freeUdpPort } from '../helpers/ffmpeg.ts';
+import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { captureUdp } from '../helpers/capture.ts';
+
+type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
+type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+
+const tone = (hz: number, ms: number, rate: number, amp = 8000): Int16Array => Int16Array.from({ length: (rate * ms) / 1000 }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate)));
+const bytes = (pcm: Int16Array): Buffer => Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+const zeroCrossings = (pcm: Int16Array): number => {
+  let n = 0;
+  for (let i = 1; i < pcm.length; i++) if ((pcm[i - 1]! < 0) !== (pcm[i]! < 0)) n++;
+  return n;
+};
+
+describe('live audio: fork out of and inject into calls', () => {
+  let svc: RunningService;
+  let client: TestClient;
+  let fx: SpeechFixtures;
+  let n = 0;
+  const open = async (): Promise<{ port: number; callId: string; peer: RtpPeer }> => {
+    const callId = `live-${process.pid}-${++n}`;
+    const port = (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId })).response!.rtp_port;
+    const peer = await RtpPeer.open();
+    await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: peer.address });
+    return { port, callId, peer };
+  };
+  const collect = (s: Stream): Record<string, unknown>[] => {
+    const msgs: Record<string, unknown>[] = [];
+    s.on('data', (m: Record<string, unknown>) => msgs.push(m));
+    s.on('error', () => {});
+    return msgs;
+  };
+
+  before(async () => {
+    fx = speechFixtures();
+    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '36000', RTP_SERVICE_PORT_MAX: '36999', LOG_LEVEL: 'info' } });
+    client = new TestClient(svc.grpcPort);
+  });
+  after(async () => {
+    client.close();
+    await svc.stop('SIGKILL');
+  });
+
+  test('RecordAudio at 16 kHz: 640-byte L16 frames of what ffmpeg (the phone) says', async () => {
+    const { port, peer } = await open();
+    const stream = (client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
+    const msgs = collect(stream);
+    await new Promise((r) => setTimeout(r, 200));
+    const sender = ffmpegSendRtp({ wav: fx.wav8k, port, codec: 'PCMU', localPort: await freeUdpPort() });
+    assert.equal(await sender.done, 0, sender.stderr());
+    await new Promise((r) => setTimeout(r, 300));
+    await client.media_('ReleasePort', { rtp_port: port });
+    await eventually(() => stream.destroyed || (stream as unknown as { readableEnded: boolean }).readableEnded, 5000);
+    peer.close();
+    assert.ok(msgs.length > 300, `${msgs.length} frames`);
+    for (const m of msgs) {
+      assert.equal((m.audio_data as Buffer).length, 640);
+      assert.equal(m.media_type, 'audio/L16;rate=16000');
+    }
+    const got = concatPcm(msgs.map((m) => new Int16Array(new Uint8Array(m.audio_data as Buffer).buffer)));
+    const { corr } = bestCorrelation(fx.pcm16k, got, 32000);
+    assert.ok(corr > 0.9, `correlation ${corr.toFixed(3)} with the 16 kHz source`);
+  });
+
+  test('StreamAudio keeps a gap-free clock through 5% packet loss, concealing what was lost', async () => {
+    const { port, peer } = await open();
+    const phone = await RtpPeer.open();
+    const stream = (client.media as unknown as Record<string, (r: unknown) => Stream>).StreamAudio!({ server_rtp_port: port, sample_rate: 8000, frame_ms: 20 });
+    const msgs = collect(stream);
+    await eventually(() => msgs.length >= 1, 2000);
+    const lost = new Set([20, 40, 41, 42, 60, 80, 81, 100, 120, 140, 160, 161, 180, 199]);
+    const sent = await phone.sendPcm(fx.pcm8k.subarray(0, 8000 * 4), port, { drop: (k) => k > 0 && lost.has(k) });
+    await new Promise((r) => setTimeout(r, 200));
+    await client.media_('ReleasePort', { rtp_port: port });
+    phone.close();
+    peer.close();
+    const format = msgs[0]!.format as Record<string, unknown>;
+    assert.equal(format.media_type, 'audio/L16;rate=8000;channels=1');
+    const frames = msgs.slice(1).map((m) => m.frame as { rtp_timestamp: number; sequence: number | string; concealed: boolean; data: Buffer });
+    assert.ok(frames.length >= sent, `${frames.length} frames for ${sent} packets (${lost.size} lost)`);
+    for (let i = 1; i < frames.length; i++) {
+      assert.equal((frames[i]!.rtp_timestamp - frames[i - 1]!.rtp_timestamp) >>> 0, 160, `timestamp step at frame ${i}`);
+      assert.equal(Number(frames[i]!.sequence), Number(frames[i - 1]!.sequence) + 1);
+    }
+    const concealed = frames.slice(0, sent).flatMap((f, i) => (f.concealed ? [i] : []));
+    assert.deepEqual(concealed, [...lost].sort((a, b) => a - b), 'exactly the lost packets are concealed');
+  });
+
+  test('forking with 3 listeners and a stalled one leaves the outbound stream untouched', async () => {
+    const { port, peer } = await open();
+    const open3 = [0, 1, 2].map(() => collect((client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 })));
+    const stalled = (client.media as unknown as Record<string, (r: unknown) => Stream>).StreamAudio!({ server_rtp_port: port, sample_rate: 48000, max_queue_ms: 200 });
+    stalled.on('error', () => {});
+    stalled.pause();
+    const phone = await RtpPeer.open();
+    const before = metricValue(await (await fetch(svc.url('/metrics'))).text(), 'sentiric_media_fork_frames_dropped_total') ?? 0;
+    // Kernel timestamps: the cadence of the service, not of this busy test process.
+    const cap = await captureUdp(peer.port);
+    await client.media_('PlayAudio', { audio_uri: `data:audio/pcm;base64,${bytes(fx.pcm8k).toString('base64')}`, server_rtp_port: port });
+    await phone.sendPcm(fx.pcm8k, port);
+    await client.media_('ReleasePort', { rtp_port: port });
+    const wire = (await cap.stop()).filter((d) => d.dstPort === peer.port);
+    phone.close();
+    peer.close();
+    const pk = peer.received;
+    assert.ok(pk.length > 300);
+    for (let i = 1; i < pk.length; i++) assert.equal((pk[i]!.seq - pk[i - 1]!.seq) & 0xffff, 1, 'no sequence gap');
+    assert.ok(wire.length > 300);
+    const gaps = wire.slice(1).map((p, i) => p.atMs - wire[i]!.atMs);
+    // The requirement: 99% of intervals within 20 ms +/- 5 ms.
+    const dev = gaps.map((g) => Math.abs(g - 20)).sort((a, b) => a - b);
+    const p99 = dev[Math.floor(dev.length * 0.99)]!;
+    assert.ok(p99 <= 5, `p99 deviation from 20 ms: ${p99.toFixed(2)} ms; worst ${dev.slice(-5).map((d) => d.toFixed(1))}`);
+    for (const msgs of open3) assert.ok(msgs.length >= 330, `an active listener got ${msgs.length} frames`);
+    const dropped = (metricValue(await (await fetch(svc.url('/metrics'))).text(), 'sentiric_media_fork_frames_dropped_total') ?? 0) - before;
+    assert.ok(dropped > 0, 'the stalled listener lost its oldest frames, nobody else did');
+    stalled.cancel();
+  });
+
+  test('StreamAudioToCall: TTS faster than real time is paced into the call, mixed with a prompt', async () => {
+    const { port, callId, peer } = await open();
+    const call = (client.media as unknown as Record<string, () => Duplex>).StreamAudioToCall!();
+    const replies: Record<string, unknown>[] = [];
+    call.on('data', (m: Record<string, unknown>) => replies.push(m));
+    const ended = new Promise((r) => call.on('end', r));
+    // A quiet 440 Hz prompt plays at the same time: it must be heard, not cut.
+    await client.media_('PlayAudio', { audio_uri: `data:audio/pcm;base64,${bytes(tone(440, 3000, 8000, 1500)).toString('base64')}`, server_rtp_port: port });
+    const pcm = bytes(fx.pcm16k);
+    call.write({ call_id: callId, audio_chunk: Buffer.alloc(0) });
+    // Chunks of odd sizes, all at once: the service owns the clock.
+    for (let off = 0, k = 0; off < pcm.length; k++) {
+      const size = [333, 1001, 4096, 77][k % 4]!;
+      call.write({ audio_chunk: pcm.subarray(off, off + size) });
+      off += size;
+    }
+    call.end();
+    await ended;
+    await client.media_('ReleasePort', { rtp_port: port });
+    peer.close();
+    assert.deepEqual(replies, [{ success: true, error_message: '' }]);
+    const got = peer.decoded('PCMU');
+    const { corr, lag } = bestCorrelation(fx.pcm8k, got, 8000);
+    assert.ok(corr > 0.9, `injected speech correlation ${corr.toFixed(3)}`);
+    assert.ok(Math.abs(got.length - fx.pcm8k.length) < 8000 * 0.2, `played ${got.length / 8} ms of ${fx.pcm8k.length / 8} ms`);
+    // The prompt's tone is in the first 3 s: remove the speech and look for 440 Hz.
+    const residual = Int16Array.from(got.subarray(lag, lag + 8000 * 2.5), (v, i) => v - (fx.pcm8k[i] ?? 0));
+    const zc = zeroCrossings(residual) / 2.5 / 2;
+    assert.ok(Math.abs(zc - 440) < 60, `the prompt is heard under the speech (${zc.toFixed(0)} Hz)`);
+  });
+
+  test('InjectAudio: marks answer after their audio left and before the next; clear stops within a packet', async () => {
+    const { port, callId, peer } = await open();
+    const call = (client.media as unknown as Record<string, () => Duplex>).InjectAudio!();
+    const replies: { at: number; m: Record<string, unknown> }[] = [];
+    call.on('data', (m: Record<string, unknown>) => replies.push({ at: performance.now(), m }));
+    call.on('error', () => {});
+    call.write({ start: { call_id: callId, sample_rate: 16000 } });
+    await eventually(() => replies.some((r) => r.m.ready), 2000);
+    call.write({ audio: bytes(tone(1000, 1000, 16000)) });
+    call.write({ mark: { name: 'first' } });
+    call.write({ audio: bytes(tone(500, 3000, 16000)) });
+    const mark = await eventually(() => replies.find((r) => (r.m.mark as { name?: string } | undefined)?.name === 'first'), 5000);
+    assert.equal((mark.m.mark as { cleared: boolean }).cleared, false);
+    await new Promise((r) => setTimeout(r, 500));
+    call.write({ clear: {} });
+    const cleared = await eventually(() => replies.find((r) => r.m.cleared), 2000);
+    assert.ok(((cleared.m.cleared as { dropped_ms: number }).dropped_ms ?? 0) > 1500);
+    await new Promise((r) => setTimeout(r, 300));
+    call.end();
+    await client.media_('ReleasePort', { rtp_port: port });
+    peer.close();
+
+    const cls = peer.received.map((p) => {
+      const zc = zeroCrossings(new Int16Array(Array.from(p.payload, (b) => (b & 0x80 ? 1 : -1))));
+      return { at: p.at, hz: zc > 30 ? 1000 : 500 };
+    });
+    const lastFirst = cls.filter((c) => c.hz === 1000).at(-1)!;
+    const firstSecond = cls.find((c) => c.hz === 500)!;
+    assert.ok(lastFirst.at <= mark.at + 2, `the last 1 kHz packet (${lastFirst.at.toFixed(1)}) left before the mark reply (${mark.at.toFixed(1)})`);
+    assert.ok(firstSecond.at >= mark.at - 2, `the next audio (${firstSecond.at.toFixed(1)}) came after the mark reply (${mark.at.toFixed(1)})`);
+    const afterClear = peer.received.filter((p) => p.at > cleared.at).length;
+    assert.ok(afterClear <= 1, `${afterClear} packets after the clear was answered`);
+  });
+
+  test('injection into an unknown call is NOT_FOUND; a first message without call_id is INVALID_ARGUMENT', async () => {
+    for (const [first, code] of [[{ call_id: 'nobody' }, 5], [{ audio_chunk: Buffer.alloc(10) }, 3]] as const) {
+      const call = (client.media as unknown as Record<string, () => Duplex>).StreamAudioToCall!();
+      const err = new Promise<grpc.ServiceError>((r) => call.on('error', r));
+      call.on('data', () => {});
+      call.write(first);
+      assert.equal((await err).code, code);
+    }
+  });
+});

@@ -107,6 +107,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     logging,
   });
   await recordings.recover();
+  await prompts.warmUp();
   const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads };
 
   const deps = { logging, metrics, config, sessions, prompts, recordings, forkMetrics: new ForkMetrics(metrics) };
@@ -132,7 +133,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     const counts: Record<string, number> = {};
     for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
     res.writeHead(200, { 'content-type': 'application/json' }).end(
-      `${JSON.stringify({ sessions: sessions.size, resources: counts, memory: process.memoryUsage() })}\n`,
+      `${JSON.stringify({ sessions: sessions.size, resources: counts, memory: process.memoryUsage(), clock: { lateTicks: clock.lateTicks, recentLate: clock.recentLate } })}\n`,
     );
     return true;
   });
@@ -165,6 +166,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
         uploads.close();
         s3.destroy();
         clock.stop();
+        await prompts.close();
         workers.close();
         await events.close();
         await http.stop();

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../logging/logger.ts';
 import { loadProtos } from './proto.ts';
+import { warmUpMediaPath } from '../media-path/warm-up.ts';
 
 export interface GrpcServerOptions {
   config: Config['grpc'];
@@ -41,6 +42,7 @@ export class GrpcServer {
       'grpc.keepalive_permit_without_calls': 1,
     });
     const protos = loadProtos();
+    warmUpMediaPath(protos.media.service);
     this.#server.addService(protos.media.service, opts.services.media);
     this.#server.addService(protos.health.service, opts.services.health);
   }

@@ -21,6 +21,9 @@ export class MediaClock {
   #timer: NodeJS.Timeout | undefined;
   #count = 0;
   #lateTicks = 0;
+  #worstLateMs = 0;
+  /** Recent late ticks (time, lateness) for diagnosis; bounded. */
+  readonly recentLate: { atMs: number; lateMs: number }[] = [];
 
   constructor(opts: { slots?: number; onError: (err: unknown) => void }) {
     const n = opts.slots ?? 4;
@@ -32,6 +35,13 @@ export class MediaClock {
   /** Ticks that ran more than one slot late (the event loop was busy). */
   get lateTicks(): number {
     return this.#lateTicks;
+  }
+
+  /** The latest any tick ran since the last call (reset on read), for the metric. */
+  takeWorstLateMs(): number {
+    const w = this.#worstLateMs;
+    this.#worstLateMs = 0;
+    return w;
   }
 
   add(c: Clocked): void {
@@ -74,7 +84,13 @@ export class MediaClock {
     let now = performance.now();
     // Catch up on every slot that is due, so each call still gets 50 ticks per second.
     for (let guard = 0; guard < 50 && now >= this.#next; guard++) {
-      if (now - this.#next > this.#slotMs) this.#lateTicks++;
+      const late = now - this.#next;
+      if (late > this.#slotMs) {
+        this.#lateTicks++;
+        if (this.recentLate.length >= 64) this.recentLate.shift();
+        this.recentLate.push({ atMs: now, lateMs: late });
+      }
+      if (late > this.#worstLateMs) this.#worstLateMs = late;
       for (const c of this.#slots[this.#slot]!) {
         try {
           c.tick(now);

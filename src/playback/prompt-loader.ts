@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { decodeAudio } from '../codecs/decode-audio.ts';
-import { resample } from '../codecs/resampler.ts';
-import { toMono, type PcmAudio } from '../codecs/wav.ts';
+import { DecodePool } from './decode-pool.ts';
 import { MediaError, invalidArgument } from '../errors/media-error.ts';
 import type { AudioUri } from './audio-uri.ts';
 import type { PromptCache } from './prompt-cache.ts';
@@ -24,6 +22,7 @@ const MAX_FILE_BYTES = 200 * 1024 * 1024;
 export class PromptLoader {
   readonly #o: PromptLoaderOptions;
   readonly #root: string;
+  readonly #pool = new DecodePool();
 
   constructor(opts: PromptLoaderOptions) {
     this.#o = opts;
@@ -78,24 +77,23 @@ export class PromptLoader {
       // Raw 16-bit little-endian mono; 8 kHz unless the URI says otherwise (;rate=16000).
       const rate = Number(params.rate ?? this.#o.rate);
       if (!Number.isInteger(rate) || rate < 4000 || rate > 192000) throw invalidArgument(`data:audio/pcm rate must be 4000-192000, got ${params.rate}`);
-      if (bytes.length % 2 !== 0) throw invalidArgument('data:audio/pcm carries an odd number of bytes (16-bit samples expected)');
-      const samples = new Int16Array(bytes.length / 2);
-      for (let i = 0; i < samples.length; i++) samples[i] = bytes.readInt16LE(i * 2);
-      return this.#toCallRate({ sampleRate: rate, channels: 1, samples });
+      return this.#pool.decode({ bytes: ownBuffer(bytes), rawPcmRate: rate, rate: this.#o.rate, maxSeconds: this.#o.maxSeconds, timeoutMs: this.#o.decodeTimeoutMs });
     }
     return this.#decode(bytes);
   }
 
-  async #decode(bytes: Uint8Array): Promise<Int16Array> {
-    // WAV is parsed in-process; compressed WAV, MP3 and the rest go through ffmpeg.
-    return this.#toCallRate(await decodeAudio(bytes, { maxSeconds: this.#o.maxSeconds, timeoutMs: this.#o.decodeTimeoutMs }));
+  /** WAV is parsed, compressed audio goes through ffmpeg; either way off the event loop. */
+  #decode(bytes: Uint8Array): Promise<Int16Array> {
+    return this.#pool.decode({ bytes: ownBuffer(bytes), rate: this.#o.rate, maxSeconds: this.#o.maxSeconds, timeoutMs: this.#o.decodeTimeoutMs });
   }
 
-  #toCallRate(audio: PcmAudio): Int16Array {
-    const mono = audio.channels === 1 ? audio.samples : toMono(audio);
-    if (mono.length / audio.sampleRate > this.#o.maxSeconds) throw invalidArgument(`prompt longer than ${this.#o.maxSeconds} s`);
-    if (mono.length === 0) throw invalidArgument('prompt contains no audio');
-    return audio.sampleRate === this.#o.rate ? mono : resample(mono, audio.sampleRate, this.#o.rate);
+  /** Starts the decoder thread and runs one job through it, so the first prompt does not wait. */
+  async warmUp(): Promise<void> {
+    await this.#pool.decode({ bytes: new ArrayBuffer(320), rawPcmRate: 16000, rate: this.#o.rate, maxSeconds: 1, timeoutMs: this.#o.decodeTimeoutMs });
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
   }
 
   async #fetch(url: string): Promise<Uint8Array> {
@@ -116,6 +114,13 @@ export class PromptLoader {
     }
     return Buffer.concat(chunks);
   }
+}
+
+/** A standalone copy that can be transferred to the decoder thread. */
+function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  const copy = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(copy).set(bytes);
+  return copy;
 }
 
 function inside(root: string, path: string): boolean {

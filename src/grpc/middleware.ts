@@ -122,27 +122,31 @@ export function unary<Req, Res>(deps: RpcDeps, spec: Spec<Req>, handler: (req: R
   };
 }
 
+/** Runs a streaming handler: the stream ends with OK, or with the mapped error status. */
+function runStream(deps: RpcDeps, method: string, call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, body: (ctx: Context) => Promise<void>): void {
+  const started = process.hrtime.bigint();
+  const ctx = new Context(deps.logging, method, call.metadata);
+  call.on('cancelled', () => ctx.cancel());
+  call.sendMetadata(ctx.responseMetadata());
+  (async () => body(ctx))().then(
+    () => {
+      finish(deps, ctx, started, undefined);
+      call.end();
+    },
+    (err: unknown) => {
+      const e = finish(deps, ctx, started, ctx.signal.aborted ? cancelled() : err);
+      // A cancelled call has no one left to tell.
+      if (!ctx.signal.aborted && e) call.emit('error', e);
+    },
+  );
+}
+
 export function serverStream<Req, Res>(
   deps: RpcDeps,
   spec: Spec<Req>,
   handler: (req: Req, ctx: RpcContext, call: grpc.ServerWritableStream<unknown, Res>) => Promise<void>,
 ): grpc.handleServerStreamingCall<unknown, Res> {
-  return (call) => {
-    const started = process.hrtime.bigint();
-    const ctx = new Context(deps.logging, spec.method, call.metadata);
-    call.on('cancelled', () => ctx.cancel());
-    call.sendMetadata(ctx.responseMetadata());
-    (async () => handler(parse(spec, ctx, call.request), ctx, call))().then(
-      () => {
-        finish(deps, ctx, started, undefined);
-        call.end();
-      },
-      (err: unknown) => {
-        const e = finish(deps, ctx, started, ctx.signal.aborted ? cancelled() : err);
-        if (!ctx.signal.aborted && e) call.emit('error', e);
-      },
-    );
-  };
+  return (call) => runStream(deps, spec.method, call, (ctx) => handler(parse(spec, ctx, call.request), ctx, call));
 }
 
 export function bidiStream<Req, Res>(
@@ -150,22 +154,7 @@ export function bidiStream<Req, Res>(
   method: string,
   handler: (call: grpc.ServerDuplexStream<Req, Res>, ctx: RpcContext) => Promise<void>,
 ): grpc.handleBidiStreamingCall<Req, Res> {
-  return (call) => {
-    const started = process.hrtime.bigint();
-    const ctx = new Context(deps.logging, method, call.metadata);
-    call.on('cancelled', () => ctx.cancel());
-    call.sendMetadata(ctx.responseMetadata());
-    (async () => handler(call, ctx))().then(
-      () => {
-        finish(deps, ctx, started, undefined);
-        call.end();
-      },
-      (err: unknown) => {
-        const e = finish(deps, ctx, started, ctx.signal.aborted ? cancelled() : err);
-        if (!ctx.signal.aborted && e) call.emit('error', e);
-      },
-    );
-  };
+  return (call) => runStream(deps, method, call as unknown as grpc.ServerDuplexStream<unknown, unknown>, (ctx) => handler(call, ctx));
 }
 
 const cancelled = (): MediaError => new MediaError('cancelled', 'cancelled by the client');

@@ -58,13 +58,7 @@ export class CallRecorder implements CallTap {
     } else {
       const l = this.#left ? this.#left.process(left) : left;
       const r = this.#right ? this.#right.process(right) : right;
-      const n = Math.min(l.length, r.length);
-      const out = new Int16Array(n * 2);
-      for (let i = 0; i < n; i++) {
-        out[2 * i] = l[i]!;
-        out[2 * i + 1] = r[i]!;
-      }
-      this.#spool.append(out, MAX_BACKLOG_BYTES);
+      this.#spool.append(interleave(l, r), MAX_BACKLOG_BYTES);
     }
     if (++this.#ticks % FLUSH_EVERY_TICKS === 0) void this.#spool.flush();
   }
@@ -75,22 +69,21 @@ export class CallRecorder implements CallTap {
     this.#stopped = true;
     if (!this.#left) return;
     const l = this.#left.flush();
-    if (this.#layout === 'mono') {
-      this.#spool.append(l, MAX_BACKLOG_BYTES);
-    } else {
-      const r = this.#right!.flush();
-      const n = Math.min(l.length, r.length);
-      const out = new Int16Array(n * 2);
-      for (let i = 0; i < n; i++) {
-        out[2 * i] = l[i]!;
-        out[2 * i + 1] = r[i]!;
-      }
-      this.#spool.append(out, MAX_BACKLOG_BYTES);
-    }
+    this.#spool.append(this.#layout === 'mono' ? l : interleave(l, this.#right!.flush()), MAX_BACKLOG_BYTES);
     this.#left = null;
   }
 
   callClosed(reason: CloseReason): void {
     this.#onClosed(reason);
   }
+}
+
+function interleave(l: Int16Array, r: Int16Array): Int16Array {
+  const n = Math.min(l.length, r.length);
+  const out = new Int16Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    out[2 * i] = l[i]!;
+    out[2 * i + 1] = r[i]!;
+  }
+  return out;
 }

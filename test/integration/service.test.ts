@@ -38,6 +38,7 @@ describe('the running service', () => {
     const traceId = `trace-${Date.now()}`;
     const res = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: 'call-abc' }, { 'x-trace-id': traceId });
     assert.ok(res.response!.rtp_port > 0);
+    await client.media_('ReleasePort', { rtp_port: res.response!.rtp_port }, { 'x-trace-id': traceId });
     assert.equal(res.metadata?.get('x-trace-id')[0], traceId);
     const line = await svc.waitForLog((l) => l.trace_id === traceId && l.event === 'GRPC_REQUEST');
     assert.equal(line.call_id, 'call-abc');
@@ -48,16 +49,16 @@ describe('the running service', () => {
   });
 
   test('a request without x-trace-id gets a generated one, echoed back', async () => {
-    const res = await client.media_('StopRecording', { server_rtp_port: 10000 });
+    const res = await client.media_('StopRecording', { server_rtp_port: 19998 });
     const generated = res.metadata?.get('x-trace-id')[0];
     assert.match(String(generated), /^[0-9a-f-]{36}$/);
     await svc.waitForLog((l) => l.trace_id === generated && l.event === 'GRPC_REQUEST');
   });
 
   test('a request for a port with no call answers NOT_FOUND with a clear message', async () => {
-    const res = await client.media_('StopRecording', { server_rtp_port: 10000 });
+    const res = await client.media_('StopRecording', { server_rtp_port: 19998 });
     assert.equal(res.error?.code, grpc.status.NOT_FOUND);
-    assert.match(res.error?.details ?? '', /no call session on port 10000/);
+    assert.match(res.error?.details ?? '', /no call session on port 19998/);
   });
 
   test('invalid requests get INVALID_ARGUMENT naming the field', async () => {

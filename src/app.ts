@@ -105,6 +105,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     uploads,
     metrics: recordingMetrics,
     logging,
+    transcodeConcurrency: config.recording.transcode_concurrency,
   });
   await recordings.recover();
   await prompts.warmUp();

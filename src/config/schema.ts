@@ -42,7 +42,7 @@ export interface Config {
   };
   assets: { base_path: string };
   inject: { idle_timeout_seconds: number; max_buffer_ms: number };
-  recording: { spool_dir: string; file_root: string; upload_concurrency: number; max_backoff_seconds: number };
+  recording: { spool_dir: string; file_root: string; upload_concurrency: number; max_backoff_seconds: number; transcode_concurrency: number };
   bucket: {
     endpoint_url: string;
     region: string;
@@ -130,6 +130,7 @@ export const schema: convict.Schema<Config> = {
     file_root: { doc: 'Root that file:// recording URIs resolve under', format: 'non-empty-string', default: './var/recordings', env: 'RECORDING_FILE_ROOT' },
     upload_concurrency: { doc: 'Recordings uploaded at once', format: 'nat', default: 4, env: 'RECORDING_UPLOAD_CONCURRENCY' },
     max_backoff_seconds: { doc: 'Longest wait between two upload attempts of one recording', format: 'nat', default: 60, env: 'RECORDING_MAX_BACKOFF_SECONDS' },
+    transcode_concurrency: { doc: 'MP3 encodes run at once (low CPU priority)', format: 'nat', default: 1, env: 'RECORDING_TRANSCODE_CONCURRENCY' },
   },
   bucket: {
     endpoint_url: { doc: 'S3 endpoint (empty: AWS)', format: String, default: '', env: 'BUCKET_ENDPOINT_URL' },

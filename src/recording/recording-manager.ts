@@ -8,7 +8,7 @@ import type { RecordingMetrics } from './metrics.ts';
 import { CallRecorder } from './recorder.ts';
 import { mp3Path, readAllMeta, wavPath, writeMeta, type SpoolMeta } from './spool-meta.ts';
 import { describeDestination, parseRecordingUri, RECORDING_RATES, type ChannelLayout, type RecordingFormat } from './target.ts';
-import { wavToMp3 } from './transcode.ts';
+import { Mp3Transcoder } from './transcode.ts';
 import type { UploadQueue } from './upload-queue.ts';
 import { repairWavHeader, WavSpool } from './wav-spool.ts';
 
@@ -44,8 +44,10 @@ export class RecordingManager {
   readonly #metrics: RecordingMetrics;
   readonly #log: Logger;
   readonly #logging: Logging;
+  readonly #mp3: Mp3Transcoder;
 
-  constructor(opts: { spoolDir: string; fileRoot: string; uploads: UploadQueue; metrics: RecordingMetrics; logging: Logging }) {
+  constructor(opts: { spoolDir: string; fileRoot: string; uploads: UploadQueue; metrics: RecordingMetrics; logging: Logging; transcodeConcurrency: number }) {
+    this.#mp3 = new Mp3Transcoder({ concurrency: opts.transcodeConcurrency, timeoutMs: TRANSCODE_TIMEOUT_MS });
     this.#spoolDir = opts.spoolDir;
     this.#fileRoot = opts.fileRoot;
     this.#uploads = opts.uploads;
@@ -166,7 +168,7 @@ export class RecordingManager {
     const wav = wavPath(this.#spoolDir, meta.id);
     const mp3 = mp3Path(this.#spoolDir, meta.id);
     if (meta.format === 'mp3' && !(await exists(mp3))) {
-      await wavToMp3(wav, `${mp3}.tmp.mp3`, { sampleRate: meta.sampleRate, channels: meta.channels, timeoutMs: TRANSCODE_TIMEOUT_MS });
+      await this.#mp3.transcode(wav, `${mp3}.tmp.mp3`, { sampleRate: meta.sampleRate, channels: meta.channels });
       await rename(`${mp3}.tmp.mp3`, mp3);
     }
     meta.state = 'finalized';

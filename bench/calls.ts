@@ -19,7 +19,15 @@ function ask<T>(child: ReturnType<typeof fork>, msg: object): Promise<T> {
 
 async function level(n: number, prompt: string): Promise<Record<string, string | number>> {
   const svc = await startService({
-    env: { LOG_LEVEL: 'info', RTP_SERVICE_PORT_MIN: '20000', RTP_SERVICE_PORT_MAX: '29999', ASSETS_BASE_PATH: '/', RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0' },
+    env: {
+      LOG_LEVEL: 'info',
+      RTP_SERVICE_PORT_MIN: '20000',
+      RTP_SERVICE_PORT_MAX: '29999',
+      ASSETS_BASE_PATH: '/',
+      RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0',
+      // BENCH_CPU_PROF=dir writes a V8 CPU profile of the service (stopped with SIGTERM).
+      ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
+    },
   });
   const client = new TestClient(svc.grpcPort);
   const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
@@ -49,7 +57,7 @@ async function level(n: number, prompt: string): Promise<Record<string, string |
   const rss = rssBytes(pid);
   gen.send({ cmd: 'stop' });
   client.close();
-  await svc.stop('SIGKILL');
+  await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
   allocMs.sort((a, b) => a - b);
   return {
     calls: n,

@@ -1,6 +1,7 @@
 // `npm run bench [name...]`: runs the named benchmarks (all when none), printing numbers.
 const all: Record<string, string> = {
   calls: './calls.ts',
+  'live-audio': './live-audio.ts',
   recording: './recording.ts',
 };
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(all);

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { DestinationStream } from 'pino';
 import type { LoadedConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
@@ -134,7 +135,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     const counts: Record<string, number> = {};
     for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
     res.writeHead(200, { 'content-type': 'application/json' }).end(
-      `${JSON.stringify({ sessions: sessions.size, resources: counts, memory: process.memoryUsage(), clock: { lateTicks: clock.lateTicks, recentLate: clock.recentLate } })}\n`,
+      `${JSON.stringify({ sessions: sessions.size, resources: counts, memory: process.memoryUsage(), clock: { lateTicks: clock.lateTicks, recentLate: clock.recentLate, timeOrigin: performance.timeOrigin } })}\n`,
     );
     return true;
   });

@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { decodeG711, encodeG711 } from '../codecs/g711.ts';
 import { Resampler } from '../codecs/resampler.ts';
+import { AudioFork, type ForkSource } from '../audio-fork/audio-fork.ts';
 
 /** One sample of every message the media path writes, so its encoder exists before a call needs it. */
 const RESPONSE_SAMPLES: Record<string, object[]> = {
@@ -28,5 +29,20 @@ export function warmUpMediaPath(service: grpc.ServiceDefinition): void {
     const up = new Resampler(8000, rate);
     const down = new Resampler(rate, 8000);
     for (let i = 0; i < 5; i++) down.process(up.process(frame));
+  }
+  // A fork of each kind through its whole frame path, as the first listener of a call would.
+  for (const source of ['caller', 'service', 'mixed', 'stereo'] as ForkSource[]) {
+    for (const [sampleRate, encoding] of [[8000, 'pcmu'], [16000, 'pcm'], [48000, 'pcm']] as const) {
+      const fork = new AudioFork({
+        format: { source, sampleRate, frameMs: 20, encoding, channels: source === 'stereo' ? 2 : 1 },
+        maxQueueFrames: 4,
+        onReadable: () => void fork.shift(),
+        onCallClosed: () => {},
+      });
+      for (let i = 0; i < 5; i++) {
+        fork.inbound({ samples: frame, timestamp: i * 160, concealed: false });
+        fork.outbound(i % 2 ? frame : null);
+      }
+    }
   }
 }

@@ -47,6 +47,7 @@ export class AudioFork implements CallTap {
   readonly #resamplers: Resampler[];
   readonly #inbound: TimelineFrame[] = [];
   readonly #onReadable: () => void;
+  readonly #onDropped: () => void;
   readonly #onClosed: (reason: CloseReason) => void;
   #sequence = 0;
   #rtpTs = 0;
@@ -55,13 +56,14 @@ export class AudioFork implements CallTap {
   #pendingAt = 0;
   dropped = 0;
 
-  constructor(opts: { format: ForkFormat; maxQueueFrames: number; onReadable: () => void; onCallClosed: (reason: CloseReason) => void }) {
+  constructor(opts: { format: ForkFormat; maxQueueFrames: number; onReadable: () => void; onDropped?: () => void; onCallClosed: (reason: CloseReason) => void }) {
     this.format = opts.format;
     this.#maxQueue = opts.maxQueueFrames;
     this.#framer = new Framer(((opts.format.sampleRate * opts.format.frameMs) / 1000) * opts.format.channels);
     const resample = opts.format.sampleRate !== CALL_RATE;
     this.#resamplers = resample ? Array.from({ length: opts.format.channels }, () => new Resampler(CALL_RATE, opts.format.sampleRate)) : [];
     this.#onReadable = opts.onReadable;
+    this.#onDropped = opts.onDropped ?? (() => {});
     this.#onClosed = opts.onCallClosed;
   }
 
@@ -150,6 +152,8 @@ export class AudioFork implements CallTap {
     if (this.#queue.length >= this.#maxQueue) {
       this.#queue.shift();
       this.dropped++;
+      // Counted now: a listener that never reads again would otherwise never be counted.
+      this.#onDropped();
     }
     this.#queue.push(out);
     this.#onReadable();

@@ -18,7 +18,6 @@ export function runFork(opts: { session: CallSession; format: ForkFormat; sink: 
   return new Promise((resolve) => {
     let blocked = false;
     let done = false;
-    let droppedSeen = 0;
     const pump = (): void => {
       if (done || blocked) return;
       for (let f = fork.shift(); f; f = fork.shift()) {
@@ -33,10 +32,6 @@ export function runFork(opts: { session: CallSession; format: ForkFormat; sink: 
           break;
         }
       }
-      if (fork.dropped > droppedSeen) {
-        metrics.dropped.inc(fork.dropped - droppedSeen);
-        droppedSeen = fork.dropped;
-      }
     };
     const finish = (why: CloseReason | 'cancelled'): void => {
       if (done) return;
@@ -48,7 +43,7 @@ export function runFork(opts: { session: CallSession; format: ForkFormat; sink: 
       resolve(why);
     };
     const onAbort = (): void => finish('cancelled');
-    const fork = new AudioFork({ format: opts.format, maxQueueFrames: opts.maxQueueFrames, onReadable: pump, onCallClosed: finish });
+    const fork = new AudioFork({ format: opts.format, maxQueueFrames: opts.maxQueueFrames, onReadable: pump, onDropped: () => metrics.dropped.inc(), onCallClosed: finish });
     metrics.listeners.inc();
     opts.signal.addEventListener('abort', onAbort);
     session.addTap(fork);

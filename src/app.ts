@@ -63,6 +63,9 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     { event: 'CONFIG_LOADED', attributes: { 'config.toml': loaded.files.toml, 'config.dotenv': loaded.files.dotenv } },
     'configuration loaded',
   );
+  if (!config.rtp.advertised_ip && ['0.0.0.0', '::', ''].includes(config.rtp.listen_address)) {
+    log.warn({ event: 'RTP_ADDRESS_UNKNOWN' }, 'RTP_SERVICE_ADVERTISED_IP is not set: AllocatePort answers no rtp_address, signalling must supply it');
+  }
   const metrics = createMetrics();
   const health = new HealthState(log);
   const workers = await WorkerPool.create({ config: config.mediasoup, logger: log, metrics });

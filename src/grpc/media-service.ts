@@ -20,10 +20,12 @@ export interface MediaServiceDeps extends RpcDeps {
   forkMetrics: ForkMetrics;
 }
 
-/** The contract's seven RPCs: each validated at the edge, traced, timed and counted. */
+/** The contract's seven RPCs and the additions: each validated at the edge, traced, timed and counted. */
 export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServiceImplementation {
   const { sessions, config } = deps;
-  const advertised = config.rtp.advertised_ip || config.rtp.listen_address;
+  // A wildcard listen address says nothing to a phone: then the address is left to signalling.
+  const listen = config.rtp.listen_address;
+  const advertised = config.rtp.advertised_ip || (listen === '0.0.0.0' || listen === '::' || listen === '' ? '' : listen);
   const callOfPort = (port: number): string | undefined => sessions.byPort(port)?.callId;
   return {
     AllocatePort: unary(deps, { method: 'AllocatePort', schema: s.allocatePortRequest, callIdOf: (r) => r.call_id }, async (req, ctx) => {

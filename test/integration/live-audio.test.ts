@@ -104,22 +104,23 @@ describe('live audio: fork out of and inject into calls', () => {
     const phone = await RtpPeer.open();
     // Kernel timestamps: the cadence of the service, not of this busy test process.
     const cap = await captureUdp(peer.port);
-    await client.media_('PlayAudio', { audio_uri: `data:audio/pcm;base64,${bytes(fx.pcm8k).toString('base64')}`, server_rtp_port: port });
-    await phone.sendPcm(fx.pcm8k, port);
+    // 20 s (about 1,000 intervals): enough for a 99th percentile to mean something.
+    for (let i = 0; i < 3; i++) await client.media_('PlayAudio', { audio_uri: `data:audio/pcm;base64,${bytes(fx.pcm8k).toString('base64')}`, server_rtp_port: port });
+    await phone.sendPcm(concatPcm([fx.pcm8k, fx.pcm8k, fx.pcm8k]), port);
     await client.media_('ReleasePort', { rtp_port: port });
     const wire = (await cap.stop()).filter((d) => d.dstPort === peer.port);
     phone.close();
     peer.close();
     const pk = peer.received;
-    assert.ok(pk.length > 300);
+    assert.ok(pk.length > 950);
     for (let i = 1; i < pk.length; i++) assert.equal((pk[i]!.seq - pk[i - 1]!.seq) & 0xffff, 1, 'no sequence gap');
-    assert.ok(wire.length > 300);
+    assert.ok(wire.length > 950);
     const gaps = wire.slice(1).map((p, i) => p.atMs - wire[i]!.atMs);
     // The requirement: 99% of intervals within 20 ms +/- 5 ms.
     const dev = gaps.map((g) => Math.abs(g - 20)).sort((a, b) => a - b);
     const p99 = dev[Math.floor(dev.length * 0.99)]!;
     assert.ok(p99 <= 5, `p99 deviation from 20 ms: ${p99.toFixed(2)} ms; worst ${dev.slice(-5).map((d) => d.toFixed(1))}`);
-    for (const msgs of open3) assert.ok(msgs.length >= 330, `an active listener got ${msgs.length} frames`);
+    for (const msgs of open3) assert.ok(msgs.length >= 1000, `an active listener got ${msgs.length} frames`);
     // The active listeners lost nothing (above) and the service kept serving; drop-oldest
     // counting for a listener that stops reading is proven in the fork's unit test.
     assert.equal((await client.check()).response?.status, 'SERVING');

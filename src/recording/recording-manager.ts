@@ -74,8 +74,11 @@ export class RecordingManager {
             'recording interrupted by a restart: header repaired, uploading',
           );
         }
-        await this.#finalize(meta);
         this.#metrics.recovered.inc();
+        // Encoding and upload go on in the background: start-up does not wait for them.
+        this.#finalize(meta).catch((error: unknown) => {
+          this.#log.error({ event: 'RECORDING_RECOVERY_FAILED', error, attributes: { 'recording.id': meta.id } }, 'could not resume a recording from the spool');
+        });
       } catch (error) {
         this.#log.error({ event: 'RECORDING_RECOVERY_FAILED', error, attributes: { 'recording.id': meta.id } }, 'could not resume a recording from the spool');
       }
@@ -134,7 +137,10 @@ export class RecordingManager {
     return meta;
   }
 
-  /** Finalizes the call's recording; false when it had none. */
+  /**
+   * Ends the call's recording: answers once the audio is complete on disk. MP3 encoding and
+   * the upload follow in the background; a restart in between resumes them from the spool.
+   */
   async stop(session: CallSession): Promise<boolean> {
     const a = this.#active.get(session);
     if (!a) return false;
@@ -145,11 +151,13 @@ export class RecordingManager {
         await a.recorder.spool.finish();
         this.#metrics.bytesWritten.inc(a.recorder.spool.bytesWritten);
         if (a.recorder.spool.droppedBytes > 0) this.#metrics.droppedBytes.inc(a.recorder.spool.droppedBytes);
-        await this.#finalize(a.meta);
-        session.log.info({ event: 'RECORDING_FINALIZED', attributes: { 'recording.bytes': a.recorder.spool.bytesWritten } }, 'recording finalized; queued for storage');
+        session.log.info({ event: 'RECORDING_FINALIZED', attributes: { 'recording.bytes': a.recorder.spool.bytesWritten } }, 'recording complete; queued for storage');
+        this.#finalize(a.meta).catch((error: unknown) => {
+          session.log.error({ event: 'RECORDING_FINALIZE_FAILED', error }, 'could not queue the recording; it stays in the spool for the next start');
+        });
       } catch (error) {
         // The spool and its metadata stay: the next start-up resumes them.
-        session.log.error({ event: 'RECORDING_FINALIZE_FAILED', error }, 'could not finalize the recording; it stays in the spool');
+        session.log.error({ event: 'RECORDING_FINALIZE_FAILED', error }, 'could not finish the recording file; it stays in the spool');
       } finally {
         this.#active.delete(session);
         this.#metrics.active.set(this.#active.size);

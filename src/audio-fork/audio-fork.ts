@@ -81,7 +81,8 @@ export class AudioFork implements CallTap {
       this.#produce([frame.samples], frame.timestamp, frame.concealed);
       return;
     }
-    if (this.#inbound.length >= 10) this.#inbound.shift();
+    // Same cushion as a recording: a stall is caught up by the clock, only drift drops a frame.
+    if (this.#inbound.length >= 50) this.#inbound.shift();
     this.#inbound.push(frame);
   }
 

@@ -4,8 +4,13 @@ import type { CallTap, CloseReason } from '../sessions/call-session.ts';
 import type { ChannelLayout } from './target.ts';
 import type { WavSpool } from './wav-spool.ts';
 
-/** Frames of the caller kept while waiting for the service clock (clock skew, jitter). */
-const MAX_INBOUND_QUEUE = 10;
+/**
+ * Caller frames waiting for the service clock. A backlog comes from a stalled event loop or a
+ * burst of late packets and is worked off by the clock's catch-up ticks, so it must not drop
+ * audio; only clock drift between the phone and us (tens of ppm: a frame every few minutes)
+ * ever fills a second's worth, and then the oldest frame goes.
+ */
+const MAX_INBOUND_QUEUE = 50;
 const FLUSH_EVERY_TICKS = 50;
 const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
 

@@ -2,32 +2,20 @@
 // a looping prompt. Prints, per level: CPU % per call, loss both ways, outbound interval
 // percentiles, RSS per session, AllocatePort latency.
 import { fork } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient, metricValue } from '../test/helpers/grpc-client.ts';
 import { speechFixtures } from '../test/helpers/audio.ts';
 import { cpuSeconds, percentile, rssBytes } from './lib/proc.ts';
+import { ask, benchEnv } from './lib/harness.ts';
 
 const levels = (process.env.BENCH_CALLS ?? '100,250,500,750').split(',').map(Number);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 
-function ask<T>(child: ReturnType<typeof fork>, msg: object): Promise<T> {
-  child.send(msg);
-  return once(child, 'message').then(([m]) => m as T);
-}
-
 async function level(n: number, prompt: string): Promise<Record<string, string | number>> {
   const svc = await startService({
-    env: {
-      LOG_LEVEL: 'info',
-      RTP_SERVICE_PORT_MIN: '20000',
-      RTP_SERVICE_PORT_MAX: '29999',
-      ASSETS_BASE_PATH: '/',
-      RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0',
-      // BENCH_CPU_PROF=dir writes a V8 CPU profile of the service (stopped with SIGTERM).
-      ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
-    },
+    // BENCH_CPU_PROF=dir writes a V8 CPU profile of the service (stopped with SIGTERM).
+    env: benchEnv(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
   });
   const client = new TestClient(svc.grpcPort);
   const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });

@@ -9,17 +9,13 @@ import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
 import { RtpPeer } from '../test/helpers/rtp-peer.ts';
 import { cpuSeconds, percentile } from './lib/proc.ts';
+import { ask, benchEnv } from './lib/harness.ts';
 
 const levels = (process.env.BENCH_FORKS ?? '1,50,200').split(',').map(Number);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 
 type Stream = grpc.ClientReadableStream<unknown>;
 type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
-
-function ask<T>(child: ReturnType<typeof fork>, msg: object): Promise<T> {
-  child.send(msg);
-  return once(child, 'message').then(([m]) => m as T);
-}
 
 /** Buckets of a Prometheus histogram: [upper bound, cumulative count]. */
 function buckets(text: string, name: string): [number, number][] {
@@ -45,7 +41,7 @@ function quantile(before: [number, number][], after: [number, number][], q: numb
 }
 
 async function forkLevel(n: number): Promise<Record<string, unknown>> {
-  const svc = await startService({ env: { LOG_LEVEL: 'info', RTP_SERVICE_PORT_MIN: '20000', RTP_SERVICE_PORT_MAX: '29999', RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0' } });
+  const svc = await startService({ env: benchEnv() });
   const client = new TestClient(svc.grpcPort);
   const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
   const streams: Stream[] = [];

@@ -5,7 +5,6 @@
 // (MP3: ffmpeg children, whose CPU shows in the service's cutime/cstime once reaped) and the
 // disk write rate. Prints one JSON line per phase (medians over rounds) and a summary.
 import { fork } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { startService } from '../test/helpers/service.ts';
 import { TestClient, metricValue } from '../test/helpers/grpc-client.ts';
 import { speechFixtures } from '../test/helpers/audio.ts';
 import { cpuSeconds, median, rssBytes } from './lib/proc.ts';
+import { ask, benchEnv } from './lib/harness.ts';
 
 const N = Number(process.env.BENCH_RECORDINGS ?? 200);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -25,11 +25,6 @@ const TICKS_PER_SECOND = 100;
 
 type Row = Record<string, number | string>;
 interface GenOut { received: number; expected: number; seqGaps: number; p50: number; p01: number; p99: number }
-
-function ask<T>(child: ReturnType<typeof fork>, msg: object): Promise<T> {
-  child.send(msg);
-  return once(child, 'message').then(([m]) => m as T);
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -90,16 +85,11 @@ const fileRoot = mkdtempSync(join(tmpdir(), 'bench-recs-'));
 const fx = speechFixtures();
 const promptSeconds = (statSync(fx.wav16k).size - 44) / 32000;
 const svc = await startService({
-  env: {
-    LOG_LEVEL: 'info',
-    RTP_SERVICE_PORT_MIN: '20000',
-    RTP_SERVICE_PORT_MAX: '29999',
-    ASSETS_BASE_PATH: '/',
-    RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0',
+  env: benchEnv({
     RECORDING_SPOOL_DIR: spool,
     RECORDING_FILE_ROOT: fileRoot,
     RECORDING_MAX_BACKOFF_SECONDS: '1',
-  },
+  }),
 });
 const client = new TestClient(svc.grpcPort);
 const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });

@@ -41,14 +41,47 @@ WORKER_BIN="$CACHE_ROOT/mediasoup-worker-$MEDIASOUP_VERSION-$RECIPE_HASH/mediaso
 # The worker links these shared libraries, so they are needed to run it as well as to build it.
 apt_install "${BUILD_PACKAGES[@]}" ${EXTRA_PACKAGES[@]+"${EXTRA_PACKAGES[@]}"}
 
-# npm dependencies, reinstalled only when the lockfile changed. mediasoup's postinstall
-# skips its own worker download/build when MEDIASOUP_WORKER_BIN is set.
+# npm dependencies, reinstalled only when the lockfile changed. No dependency script runs
+# unasked (--ignore-scripts); the three the service needs run below, each under the Node
+# that will load it: the pinned Node itself, mediasoup (whose postinstall skips its worker
+# download/build when MEDIASOUP_WORKER_BIN is set), and the Opus binding.
+PINNED_PATH="$PWD/node_modules/.bin:$PATH"
 LOCK_HASH=$(sha256sum package-lock.json | cut -c1-16)
 STAMP=node_modules/.setup-lock-hash
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$LOCK_HASH" ]; then
   log "installing npm dependencies"
-  MEDIASOUP_WORKER_BIN="$WORKER_BIN" npm ci --no-audit --no-fund --loglevel=error
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  npm rebuild node --no-audit --no-fund --loglevel=error
+  PATH="$PINNED_PATH" MEDIASOUP_WORKER_BIN="$WORKER_BIN" npm rebuild mediasoup --loglevel=error
   echo "$LOCK_HASH" > "$STAMP"
+fi
+
+# @discordjs/opus compiles its bundled libopus (about a minute); never its prebuilt download.
+# The binary's folder carries the Node ABI, so it is built by the pinned Node and cached.
+opus_loads() { PATH="$PINNED_PATH" node -e "require('@discordjs/opus')" 2>/dev/null; }
+if ! opus_loads; then
+  OPUS_VERSION=$(node -p "require('./node_modules/@discordjs/opus/package.json').version")
+  NODE_ABI=$(PATH="$PINNED_PATH" node -p 'process.versions.modules')
+  OPUS_CACHE="$CACHE_ROOT/discordjs-opus-$OPUS_VERSION-node-v$NODE_ABI"
+  if [ -d "$OPUS_CACHE/prebuild" ]; then
+    cp -r "$OPUS_CACHE/prebuild" node_modules/@discordjs/opus/
+  fi
+  if ! opus_loads; then
+    NODEDIR=""
+    for d in "${npm_config_nodedir:-}" "$(npm config get nodedir 2>/dev/null || true)" /usr /usr/local "$(dirname "$(dirname "$(command -v node)")")"; do
+      if [ -n "$d" ] && [ -f "$d/include/node/common.gypi" ]; then NODEDIR=$d; break; fi
+    done
+    if [ -z "$NODEDIR" ]; then
+      log "building the Opus binding needs Node's C headers (include/node/common.gypi) on this machine; none found"
+      exit 1
+    fi
+    log "building the Opus binding (libopus) for Node ABI $NODE_ABI (about a minute, once)"
+    PATH="$PINNED_PATH" JOBS=max npm_config_build_from_source=true npm_config_nodedir="$NODEDIR" \
+      npm rebuild @discordjs/opus --loglevel=error >/dev/null
+    opus_loads || { log "the Opus binding did not load after building"; exit 1; }
+    rm -rf "$OPUS_CACHE.tmp" && mkdir -p "$OPUS_CACHE.tmp"
+    cp -r node_modules/@discordjs/opus/prebuild "$OPUS_CACHE.tmp/" && rm -rf "$OPUS_CACHE" && mv "$OPUS_CACHE.tmp" "$OPUS_CACHE"
+  fi
 fi
 
 if [ ! -x "$WORKER_BIN" ]; then

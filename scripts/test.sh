@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TEST_PACKAGES=(ffmpeg openssl procps espeak-ng tshark)
+TEST_PACKAGES=(ffmpeg openssl procps espeak-ng tshark chromium)
 bash scripts/setup.sh "${TEST_PACKAGES[@]}"
 
 # Tests talk to a real RabbitMQ on 127.0.0.1:5672; start (or install) one if none answers.
@@ -21,6 +21,7 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 hash -r
 echo "[test] node $(node --version), typecheck"
 tsc -p tsconfig.json
+tsc -p web-demo/tsconfig.json
 
 echo "[test] running tests"
 exec node --test --test-concurrency=1 --test-timeout=180000 --test-reporter=spec \

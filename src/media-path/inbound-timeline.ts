@@ -12,6 +12,8 @@ export interface TimelineFrame {
 export interface TimelineStats {
   packets: number;
   late: number;
+  /** Times the caller's clock was found behind ours and the stream moved onto it again. */
+  rebased: number;
   reordered: number;
   concealedFrames: number;
   resyncs: number;
@@ -35,6 +37,11 @@ export interface InboundTimelineOptions {
 }
 
 const MAX_PENDING = 16;
+/**
+ * Two late packets in sequence this far apart are a paced stream, not the catch-up burst of a
+ * sender that stalled: its clock fell behind ours for good, and waiting drops everything.
+ */
+const PACED_MS = 10;
 
 /**
  * Turns the caller's packets (any ptime, lost, reordered, late, SSRC changes, silence
@@ -43,13 +50,17 @@ const MAX_PENDING = 16;
  * packets stop, `tick` keeps the clock running with concealed frames.
  */
 export class InboundTimeline {
-  readonly stats: TimelineStats = { packets: 0, late: 0, reordered: 0, concealedFrames: 0, resyncs: 0 };
+  readonly stats: TimelineStats = { packets: 0, late: 0, rebased: 0, reordered: 0, concealedFrames: 0, resyncs: 0 };
   readonly #rate: number;
   readonly #frame: number;
   readonly #windowMs: number;
   readonly #maxFill: number;
   readonly #onFrame: (f: TimelineFrame) => void;
   #ssrc: number | null = null;
+  /** Added to the caller's timestamps: moves when its clock falls behind ours (see #late). */
+  #offset = 0;
+  /** The last packet dropped as late while newer than anything played. */
+  #lastLate: { seq: number; arrivalMs: number } | null = null;
   #nextTs = 0;
   #lastSeq = 0;
   /** When the sample at #nextTs is due, by the arrival time of the packets so far. */
@@ -79,7 +90,13 @@ export class InboundTimeline {
       if (this.#ssrc !== null) this.stats.resyncs++;
       this.#restart(ssrc, seq, ts, arrivalMs);
     }
-    const d = tsDelta(ts, this.#nextTs);
+    ts = (ts + this.#offset) >>> 0;
+    let d = tsDelta(ts, this.#nextTs);
+    if (d + pcm.length <= 0 && this.#rebaseOnLate(seq, arrivalMs)) {
+      this.#offset = (this.#offset - d) >>> 0;
+      ts = this.#nextTs;
+      d = 0;
+    }
     if (d < 0) {
       if (d + pcm.length <= 0) {
         this.stats.late++;
@@ -127,8 +144,30 @@ export class InboundTimeline {
     }
   }
 
+  /**
+   * A packet wholly behind the clock. A reordered straggler or the head of a catch-up burst
+   * is dropped; but when the stream resumed after a stall without catching up (a phone whose
+   * audio device paused, a PBX that stalled), every packet from now on would be late. Two
+   * such packets in sequence at a real-time pace show it: the stream moves onto our clock
+   * (the caller's later timestamps shift; ours stay continuous) and plays on.
+   */
+  #rebaseOnLate(seq: number, arrivalMs: number): boolean {
+    const prev = this.#lastLate;
+    if (seqDelta(seq, this.#lastSeq) <= 0) return false;
+    if (prev && seqDelta(seq, prev.seq) === 1 && arrivalMs - prev.arrivalMs >= PACED_MS) {
+      this.#lastLate = null;
+      this.#pending = [];
+      this.stats.rebased++;
+      return true;
+    }
+    this.#lastLate = { seq, arrivalMs };
+    return false;
+  }
+
   #restart(ssrc: number, seq: number, ts: number, arrivalMs: number): void {
     this.#ssrc = ssrc;
+    this.#offset = 0;
+    this.#lastLate = null;
     this.#pending = [];
     this.#resync(seq, ts, arrivalMs);
   }

@@ -113,3 +113,49 @@ test('sequence and timestamp wrap-around keep the stream continuous', () => {
   assert.deepEqual(frames.map((f) => f.samples[0]), [1, 2, 3, 4, 5]);
   assert.equal(t.stats.concealedFrames, 0);
 });
+
+test('a sender that resumes behind the clock after a stall is heard again after one packet, on a continuous clock', () => {
+  const { t, frames } = setup(40);
+  for (let k = 0; k < 5; k++) t.push(k * 20, k, k * 160, 7, pcmAt(k * 160));
+  // The sender stalls for 500 ms, then carries on from where it stopped, at real-time pace.
+  for (let now = 100; now <= 600; now += 20) t.tick(now);
+  const concealed = frames.length - 5;
+  assert.ok(concealed >= 20, `the stall was concealed (${concealed} frames)`);
+  for (let k = 5; k < 15; k++) t.push(600 + (k - 5) * 20, k, k * 160, 7, pcmAt(k * 160));
+  // The first resumed packet is dropped as late; the second shows the stream is paced: it
+  // and all after it play.
+  assert.equal(t.stats.late, 1);
+  assert.equal(t.stats.rebased, 1);
+  const resumed = frames.slice(5 + concealed);
+  assert.equal(resumed.length, 9);
+  resumed.forEach((f, i) => {
+    assert.equal(f.concealed, false);
+    assert.equal(f.samples[0], pcmAt((6 + i) * 160)[0]);
+  });
+  frames.forEach((f, i) => assert.equal(f.timestamp, i * 160, 'our timestamps stay continuous'));
+});
+
+test('the catch-up burst after a stall is not mistaken for a stream behind the clock', () => {
+  const { t, frames } = setup(40);
+  for (let k = 0; k < 5; k++) t.push(k * 20, k, k * 160, 7, pcmAt(k * 160));
+  for (let now = 100; now <= 300; now += 20) t.tick(now);
+  // The stalled packets arrive at once, then the stream goes on in time.
+  for (let k = 5; k < 15; k++) t.push(300, k, k * 160, 7, pcmAt(k * 160));
+  for (let k = 15; k < 20; k++) t.push(300 + (k - 14) * 20, k, k * 160, 7, pcmAt(k * 160));
+  assert.equal(t.stats.rebased, 0);
+  assert.ok(t.stats.late > 0);
+  frames.forEach((f, i) => assert.equal(f.timestamp, i * 160));
+  frames.filter((f) => !f.concealed).forEach(assertPlaced);
+  assert.equal(frames.at(-1)!.timestamp, 19 * 160, 'in time with the sender again');
+});
+
+test('a reordered straggler never moves the clock', () => {
+  const { t } = setup(40);
+  t.push(0, 1, 0, 7, pcmAt(0));
+  t.push(40, 3, 320, 7, pcmAt(320));
+  t.tick(100);
+  t.push(110, 2, 160, 7, pcmAt(160));
+  t.push(130, 4, 480, 7, pcmAt(480));
+  assert.equal(t.stats.rebased, 0);
+  assert.equal(t.stats.late, 1);
+});

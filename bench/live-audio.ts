@@ -50,7 +50,9 @@ async function forkLevel(n: number): Promise<Record<string, unknown>> {
   const silence = Buffer.alloc(640 * 5);
   for (let i = 0; i < n; i++) {
     const callId = `fork-${i}`;
-    const port = (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId })).response!.rtp_port;
+    const alloc = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId });
+    if (!alloc.response) throw new Error(`AllocatePort: ${alloc.error?.details}`);
+    const port = alloc.response.rtp_port;
     const { port: phone } = await ask<{ port: number }>(gen, { cmd: 'add', target: port });
     await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${phone}` });
     const s = (client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
@@ -97,7 +99,8 @@ async function forkLevel(n: number): Promise<Record<string, unknown>> {
 }
 
 async function injectionLatency(samples: number): Promise<Record<string, unknown>> {
-  const svc = await startService({ env: { LOG_LEVEL: 'info', RTP_SERVICE_PORT_MIN: '20000', RTP_SERVICE_PORT_MAX: '29999' } });
+  // benchEnv: no inactivity timeout (the peer only listens; a run takes longer than 30 s).
+  const svc = await startService({ env: benchEnv() });
   const client = new TestClient(svc.grpcPort);
   const peer = await RtpPeer.open();
   const port = (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: 'inj' })).response!.rtp_port;
@@ -113,7 +116,10 @@ async function injectionLatency(samples: number): Promise<Record<string, unknown
     const before = peer.received.length;
     const t0 = performance.now();
     inj.write({ audio: chunk });
-    while (peer.received.length === before) await new Promise((r) => setImmediate(r));
+    while (peer.received.length === before) {
+      if (performance.now() - t0 > 2000) throw new Error(`no RTP within 2 s of injection ${k}`);
+      await new Promise((r) => setImmediate(r));
+    }
     lat.push(peer.received[before]!.at - t0);
     // Let the 100 ms chunk play out so the next one starts a new talk spurt, at a random phase.
     await new Promise((r) => setTimeout(r, 150 + Math.random() * 20));
@@ -123,7 +129,21 @@ async function injectionLatency(samples: number): Promise<Record<string, unknown
   client.close();
   await svc.stop('SIGKILL');
   lat.sort((a, b) => a - b);
-  return { injection_samples: samples, 'injection_latency_p50_ms': +percentile(lat, 0.5).toFixed(2), 'injection_latency_p99_ms': +percentile(lat, 0.99).toFixed(2), 'injection_latency_max_ms': +lat.at(-1)!.toFixed(2) };
+  // Within each talk spurt: a steady 20 ms (as seen by this process), a marker only on its
+  // first packet, and sequence numbers without a gap across spurts.
+  const pk = peer.received;
+  const within = pk.slice(1).flatMap((p, i) => (p.marker ? [] : [p.at - pk[i]!.at])).sort((a, b) => a - b);
+  const seqGaps = pk.slice(1).filter((p, i) => ((p.seq - pk[i]!.seq) & 0xffff) !== 1).length;
+  return {
+    injection_samples: samples,
+    'injection_latency_p50_ms': +percentile(lat, 0.5).toFixed(2),
+    'injection_latency_p90_ms': +percentile(lat, 0.9).toFixed(2),
+    'injection_latency_p99_ms': +percentile(lat, 0.99).toFixed(2),
+    'injection_latency_max_ms': +lat.at(-1)!.toFixed(2),
+    talk_spurts: pk.filter((p) => p.marker).length,
+    in_spurt_interval_p1_p50_p99_ms: [0.01, 0.5, 0.99].map((q) => +percentile(within, q).toFixed(2)),
+    seq_gaps: seqGaps,
+  };
 }
 
 console.log(`live-audio benchmark: ${seconds} s per level`);

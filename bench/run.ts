@@ -3,6 +3,8 @@ const all: Record<string, string> = {
   calls: './calls.ts',
   'live-audio': './live-audio.ts',
   recording: './recording.ts',
+  transcode: './transcode.ts',
+  'slow-listeners': './slow-listeners.ts',
 };
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(all);
 for (const name of names) {

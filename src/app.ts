@@ -7,7 +7,7 @@ import { mediaServiceHandlers } from './grpc/media-service.ts';
 import { GrpcServer } from './grpc/server.ts';
 import { HttpServer } from './http/server.ts';
 import { createLogging, type Logger, type Logging } from './logging/logger.ts';
-import { WorkerPool } from './media-engine/worker-pool.ts';
+import { WorkerPool, type WebRtcListen } from './media-engine/worker-pool.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { createEventPublisher } from './events/index.ts';
 import type { EventPublisher } from './events/types.ts';
@@ -25,6 +25,12 @@ import { recordingAvailableEvent } from './events/types.ts';
 import { FileStore } from './storage/file-store.ts';
 import { ForkMetrics } from './audio-fork/fork-metrics.ts';
 import { S3Store, createS3Client } from './storage/s3-store.ts';
+import { RoomTokens } from './signaling/tokens.ts';
+import { CallBridges } from './bridge/call-bridges.ts';
+import { RoomRegistry } from './rooms/room-registry.ts';
+import { SignalingServer } from './signaling/signaling-server.ts';
+import { demoTokenRoute } from './signaling/demo-token.ts';
+import { webDemoRoute } from './web-demo/demo-route.ts';
 
 /** Everything the handlers need, built once here and passed down; no module holds state. */
 export interface AppState {
@@ -68,7 +74,8 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   }
   const metrics = createMetrics();
   const health = new HealthState(log);
-  const workers = await WorkerPool.create({ config: config.mediasoup, logger: log, metrics });
+  const webRtc = webRtcListen(config, log);
+  const workers = await WorkerPool.create({ config: config.mediasoup, logger: log, metrics, webRtc });
   const events = await createEventPublisher({ config: config.events, logger: log, registry: metrics.registry });
   const clock = new MediaClock({ onError: (error) => log.error({ event: 'CLOCK_TICK_FAILED', error }, 'a call failed on the media clock') });
   const sessions = new SessionRegistry({
@@ -115,7 +122,10 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   await prompts.warmUp();
   const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads };
 
-  const deps = { logging, metrics, config, sessions, prompts, recordings, forkMetrics: new ForkMetrics(metrics) };
+  const tokens = new RoomTokens(config.signaling.token_secret);
+  if (tokens.ephemeral) log.warn({ event: 'SIGNALING_SECRET_EPHEMERAL' }, 'SIGNALING_TOKEN_SECRET is not set: room tokens are signed with a random secret and die with this process');
+  const bridges = new CallBridges({ metrics });
+  const deps = { logging, metrics, config, sessions, prompts, recordings, tokens, bridges, forkMetrics: new ForkMetrics(metrics) };
   const grpcServer = new GrpcServer({
     config: config.grpc,
     logger: log,
@@ -138,10 +148,23 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     const counts: Record<string, number> = {};
     for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
     res.writeHead(200, { 'content-type': 'application/json' }).end(
-      `${JSON.stringify({ sessions: sessions.size, resources: counts, memory: process.memoryUsage(), clock: { lateTicks: clock.lateTicks, recentLate: clock.recentLate, timeOrigin: performance.timeOrigin } })}\n`,
+      `${JSON.stringify({ sessions: sessions.size, rooms: rooms.size, resources: counts, memory: process.memoryUsage(), clock: { lateTicks: clock.lateTicks, recentLate: clock.recentLate, timeOrigin: performance.timeOrigin } })}\n`,
     );
     return true;
   });
+
+  const rooms = new RoomRegistry({
+    workers,
+    sessions,
+    clock,
+    logging,
+    metrics,
+    maxPeers: config.signaling.max_peers_per_room,
+    settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate, jitterMs: config.transcode.jitter_ms },
+  });
+  const signaling = new SignalingServer({ httpServer: http.server, path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
+  if (config.signaling.demo_enabled) http.use(demoTokenRoute({ tokens, sessions, signalingPath: config.signaling.path }));
+  if (config.signaling.demo_enabled) http.use(await webDemoRoute({ logger: log, signalingPath: config.signaling.path }));
 
   let stopping: Promise<void> | undefined;
   return {
@@ -165,6 +188,8 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
         draining = true;
         health.set('NOT_SERVING');
         await grpcServer.stop(config.grpc.shutdown_grace_seconds * 1000);
+        rooms.closeAll('the service is stopping');
+        await signaling.close();
         sessions.closeAll('shutdown');
         // Recordings are finalized into the spool; uploads not done now resume at next start.
         await recordings.drain();
@@ -180,4 +205,17 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
       return stopping;
     },
   };
+}
+
+const WILDCARDS = ['0.0.0.0', '::', ''];
+
+/** The address browsers are told to reach: configured, else the RTP one, else loopback. */
+function webRtcListen(config: Readonly<Config>, log: Logger): WebRtcListen {
+  const listenIp = config.webrtc.listen_ip || '0.0.0.0';
+  let announcedIp = config.webrtc.announced_ip || config.rtp.advertised_ip || (WILDCARDS.includes(listenIp) ? '' : listenIp);
+  if (!announcedIp) {
+    announcedIp = '127.0.0.1';
+    log.warn({ event: 'WEBRTC_ADDRESS_UNKNOWN' }, 'WEBRTC_ANNOUNCED_IP is not set: browsers are offered 127.0.0.1, so only browsers on this host can connect');
+  }
+  return { listenIp, announcedIp, basePort: config.webrtc.port };
 }

@@ -1,11 +1,13 @@
 import { encodeG711 } from '../codecs/g711.ts';
+import { OpusFrameEncoder } from '../codecs/opus.ts';
 import { Resampler } from '../codecs/resampler.ts';
 import type { TimelineFrame } from '../media-path/inbound-timeline.ts';
+import { tsDelta } from '../rtp-bridge/rtp-packet.ts';
 import type { CallTap, CloseReason } from '../sessions/call-session.ts';
 import { Framer } from './framer.ts';
 
 export type ForkSource = 'caller' | 'service' | 'mixed' | 'stereo';
-export type ForkEncoding = 'pcm' | 'pcmu' | 'pcma';
+export type ForkEncoding = 'pcm' | 'pcmu' | 'pcma' | 'opus';
 
 export interface ForkFormat {
   source: ForkSource;
@@ -23,7 +25,7 @@ export interface ForkFrame {
   sequence: number;
   /** Part of the frame had no packet behind it (loss or silence suppression). */
   concealed: boolean;
-  /** When the audio of this frame reached the service (performance.now()), for latency. */
+  /** When the last audio of this frame reached the service (performance.now()), for latency beyond framing. */
   capturedAtMs: number;
 }
 
@@ -32,6 +34,8 @@ export const FORK_FRAME_MS = [10, 20, 40, 60, 100] as const;
 
 const CALL_RATE = 8000;
 const CALL_FRAME = 160;
+/** Caller frames a service-clocked fork (service, mixed, stereo) keeps waiting for its tick. */
+const INBOUND_CUSHION = 50;
 
 /**
  * One listener's copy of a call's audio, converted to the listener's format. The caller's
@@ -45,6 +49,8 @@ export class AudioFork implements CallTap {
   readonly #maxQueue: number;
   readonly #framer: Framer;
   readonly #resamplers: Resampler[];
+  /** Opus only: this listener's own encoder (its state is this stream's), gone with the fork. */
+  readonly #opus: OpusFrameEncoder | null;
   readonly #inbound: TimelineFrame[] = [];
   readonly #onReadable: () => void;
   readonly #onDropped: () => void;
@@ -62,6 +68,11 @@ export class AudioFork implements CallTap {
     this.#framer = new Framer(((opts.format.sampleRate * opts.format.frameMs) / 1000) * opts.format.channels);
     const resample = opts.format.sampleRate !== CALL_RATE;
     this.#resamplers = resample ? Array.from({ length: opts.format.channels }, () => new Resampler(CALL_RATE, opts.format.sampleRate)) : [];
+    // gRPC is reliable: no in-band FEC (it would take bits from the audio for losses that never come).
+    this.#opus =
+      opts.format.encoding === 'opus'
+        ? new OpusFrameEncoder({ sampleRate: opts.format.sampleRate, channels: opts.format.channels === 2 ? 2 : 1, bitrate: (opts.format.sampleRate <= 8000 ? 20000 : 32000) * opts.format.channels, fec: false })
+        : null;
     this.#onReadable = opts.onReadable;
     this.#onDropped = opts.onDropped ?? (() => {});
     this.#onClosed = opts.onCallClosed;
@@ -82,7 +93,7 @@ export class AudioFork implements CallTap {
       return;
     }
     // Same cushion as a recording: a stall is caught up by the clock, only drift drops a frame.
-    if (this.#inbound.length >= 50) this.#inbound.shift();
+    if (this.#inbound.length >= INBOUND_CUSHION) this.#inbound.shift();
     this.#inbound.push(frame);
   }
 
@@ -92,7 +103,11 @@ export class AudioFork implements CallTap {
     const silence = new Int16Array(CALL_FRAME);
     const service = frame ? Int16Array.from(frame) : silence;
     const caller = this.#inbound.shift();
-    const ts = caller?.timestamp ?? (this.#rtpTs + CALL_FRAME) >>> 0;
+    // A continuous clock on the service's ticks. It takes the caller's RTP clock when that
+    // starts or jumps (a new SSRC), not for the lag of caller frames waiting in the cushion
+    // (packets slipping against the tick, the reorder window, concealment catching up).
+    const next = (this.#rtpTs + CALL_FRAME) >>> 0;
+    const ts = caller && Math.abs(tsDelta(caller.timestamp, next)) > INBOUND_CUSHION * CALL_FRAME ? caller.timestamp : next;
     if (src === 'service') {
       this.#produce([service], ts, frame === null);
     } else if (src === 'stereo') {
@@ -113,6 +128,12 @@ export class AudioFork implements CallTap {
   }
 
   #produce(channels: Int16Array[], rtpTs: number, concealed: boolean): void {
+    if (this.#pendingTs !== null && rtpTs !== ((this.#rtpTs + CALL_FRAME) >>> 0)) {
+      // The caller's clock jumped (a new SSRC, or the caller began under the service's audio):
+      // what the framer holds is re-labelled so the frames follow the new clock.
+      const held = this.#framer.buffered / this.format.channels;
+      this.#pendingTs = (rtpTs - Math.round((held * CALL_RATE) / this.format.sampleRate)) >>> 0;
+    }
     this.#rtpTs = rtpTs;
     const conv = this.#resamplers.length ? channels.map((c, i) => this.#resamplers[i]!.process(c)) : channels;
     let samples: Int16Array;
@@ -125,10 +146,9 @@ export class AudioFork implements CallTap {
         samples[2 * i + 1] = conv[1]![i]!;
       }
     }
-    if (this.#pendingTs === null) {
-      this.#pendingTs = rtpTs;
-      this.#pendingAt = performance.now();
-    }
+    this.#pendingTs ??= rtpTs;
+    // A frame is complete when its last audio arrives: latency is counted from then.
+    this.#pendingAt = performance.now();
     this.#pendingConcealed ||= concealed;
     this.#framer.push(samples, (frame) => this.#emit(frame));
   }
@@ -138,7 +158,9 @@ export class AudioFork implements CallTap {
     const data =
       f.encoding === 'pcm'
         ? Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
-        : Buffer.from(encodeG711(f.encoding === 'pcmu' ? 'PCMU' : 'PCMA', frame));
+        : this.#opus
+          ? this.#opus.encode(frame)
+          : Buffer.from(encodeG711(f.encoding === 'pcmu' ? 'PCMU' : 'PCMA', frame));
     const out: ForkFrame = {
       data,
       rtpTimestamp: this.#pendingTs ?? this.#rtpTs,
@@ -146,10 +168,10 @@ export class AudioFork implements CallTap {
       concealed: this.#pendingConcealed,
       capturedAtMs: this.#pendingAt,
     };
-    // The next frame starts where this one ended on the caller's 8 kHz clock.
-    this.#pendingTs = this.#framer.buffered > 0 ? ((out.rtpTimestamp + (f.frameMs * CALL_RATE) / 1000) >>> 0) : null;
+    // The next frame starts where this one ended on the caller's 8 kHz clock (frames need not
+    // line up with the 20 ms input: a resampler's output or 10 ms frames straddle them).
+    this.#pendingTs = (out.rtpTimestamp + (f.frameMs * CALL_RATE) / 1000) >>> 0;
     this.#pendingConcealed = false;
-    this.#pendingAt = performance.now();
     if (this.#queue.length >= this.#maxQueue) {
       this.#queue.shift();
       this.dropped++;

@@ -12,7 +12,16 @@ export interface ForkSink {
  * Attaches a fork to a call and moves its frames to a sink until the call ends or the
  * listener goes away; resolves with why it ended. The call never waits for the listener.
  */
-export function runFork(opts: { session: CallSession; format: ForkFormat; sink: ForkSink; signal: AbortSignal; metrics: ForkMetrics; maxQueueFrames: number }): Promise<CloseReason | 'cancelled'> {
+export function runFork(opts: {
+  session: CallSession;
+  format: ForkFormat;
+  sink: ForkSink;
+  signal: AbortSignal;
+  metrics: ForkMetrics;
+  maxQueueFrames: number;
+  /** Called once the fork is attached (its encoder built), before any frame: the place for a format message. */
+  onStart?: () => void;
+}): Promise<CloseReason | 'cancelled'> {
   const { session, sink, metrics } = opts;
   if (session.closed) return Promise.resolve('released');
   return new Promise((resolve) => {
@@ -47,5 +56,6 @@ export function runFork(opts: { session: CallSession; format: ForkFormat; sink: 
     metrics.listeners.inc();
     opts.signal.addEventListener('abort', onAbort);
     session.addTap(fork);
+    opts.onStart?.();
   });
 }

@@ -63,8 +63,8 @@ export async function runInjection(opts: {
       if (session.closed) return result('call_ended');
       let timer: NodeJS.Timeout | undefined;
       const idle = new Promise<'idle'>((r) => (timer = setTimeout(() => r('idle'), opts.idleMs)));
-      const msg = await Promise.race([opts.input.next(), idle, stopped]);
-      clearTimeout(timer);
+      // The timer is cleared also when reading throws (a corrupt packet ends the stream).
+      const msg = await Promise.race([opts.input.next(), idle, stopped]).finally(() => clearTimeout(timer));
       if (msg === 'stopped') return result(signal.aborted ? 'cancelled' : 'call_ended');
       if (msg === 'idle' || msg === null) {
         source.flushInput();
@@ -76,6 +76,8 @@ export async function runInjection(opts: {
       switch (msg.kind) {
         case 'audio':
           source.push(msg.pcm);
+          // A talk spurt starting now goes out on the next clock slot, not the call's own.
+          if (msg.pcm.length > 0) session.audioQueued();
           if (source.full) await Promise.race([new Promise<void>((r) => drainedWaiters.push(r)), stopped]);
           break;
         case 'clear':

@@ -87,6 +87,12 @@ function checkRelations(c: Config): void {
   if (c.rtp.port_min <= c.mediasoup.rtc_max_port && c.mediasoup.rtc_min_port <= c.rtp.port_max) {
     fail('rtp.port_min', `the RTP range ${c.rtp.port_min}-${c.rtp.port_max} overlaps mediasoup's ${c.mediasoup.rtc_min_port}-${c.mediasoup.rtc_max_port}`);
   }
+  const inRange = (port: number, lo: number, hi: number): boolean => port >= lo && port <= hi;
+  if (inRange(c.webrtc.port, c.mediasoup.rtc_min_port, c.mediasoup.rtc_max_port) || inRange(c.webrtc.port, c.rtp.port_min, c.rtp.port_max)) {
+    fail('webrtc.port', `${c.webrtc.port} lies inside the RTP or mediasoup port range; give the WebRTC server its own ports`);
+  }
+  if (c.transcode.opus_complexity > 10) fail('transcode.opus_complexity', `must be 0-10, got ${c.transcode.opus_complexity}`);
+  if (!c.signaling.path.startsWith('/')) fail('signaling.path', `must start with /, got ${c.signaling.path}`);
   const pt = c.rtp.telephone_event_payload_type;
   if (pt < 96 || pt > 127) fail('rtp.telephone_event_payload_type', `must be a dynamic payload type (96-127), got ${pt}`);
   const tls = [c.grpc.cert_path, c.grpc.key_path, c.grpc.ca_path];

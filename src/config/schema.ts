@@ -40,6 +40,9 @@ export interface Config {
     rtc_min_port: number;
     rtc_max_port: number;
   };
+  webrtc: { listen_ip: string; announced_ip: string; port: number };
+  signaling: { path: string; token_secret: string; max_token_ttl_seconds: number; demo_enabled: boolean; max_peers_per_room: number };
+  transcode: { opus_complexity: number; opus_bitrate: number; jitter_ms: number };
   assets: { base_path: string };
   inject: { idle_timeout_seconds: number; max_buffer_ms: number };
   recording: { spool_dir: string; file_root: string; upload_concurrency: number; max_backoff_seconds: number; transcode_concurrency: number };
@@ -117,6 +120,23 @@ export const schema: convict.Schema<Config> = {
     log_level: { doc: 'mediasoup worker log level', format: ['debug', 'warn', 'error', 'none'], default: 'warn', env: 'MEDIASOUP_LOG_LEVEL' },
     rtc_min_port: { doc: 'Lowest UDP/TCP port of mediasoup transports', format: 'port', default: 40000, env: 'MEDIASOUP_RTC_MIN_PORT' },
     rtc_max_port: { doc: 'Highest UDP/TCP port of mediasoup transports', format: 'port', default: 49999, env: 'MEDIASOUP_RTC_MAX_PORT' },
+  },
+  webrtc: {
+    listen_ip: { doc: 'Address the WebRTC server binds (UDP and TCP)', format: 'ip-or-empty', default: '0.0.0.0', env: 'WEBRTC_LISTEN_IP' },
+    announced_ip: { doc: 'Address put in ICE candidates (empty: RTP_SERVICE_ADVERTISED_IP, else the listen address, else 127.0.0.1)', format: 'ip-or-empty', default: '', env: 'WEBRTC_ANNOUNCED_IP' },
+    port: { doc: 'UDP and TCP port of the WebRTC server of worker 0; worker i listens on port + i', format: 'port', default: 39000, env: 'WEBRTC_PORT' },
+  },
+  signaling: {
+    path: { doc: 'socket.io path on the HTTP port', format: 'non-empty-string', default: '/signaling', env: 'SIGNALING_PATH' },
+    token_secret: { doc: 'HMAC secret of room tokens (empty: a random one per process; tokens then die with it)', format: String, default: '', env: 'SIGNALING_TOKEN_SECRET', sensitive: true },
+    max_token_ttl_seconds: { doc: 'Longest lifetime of a room token', format: 'nat', default: 86400, env: 'SIGNALING_MAX_TOKEN_TTL_SECONDS' },
+    demo_enabled: { doc: 'Serve the web demo at / and issue its tokens at /demo/token (turn off in production)', format: Boolean, default: true, env: 'SIGNALING_DEMO_ENABLED' },
+    max_peers_per_room: { doc: 'Browsers allowed in one room', format: 'nat', default: 16, env: 'SIGNALING_MAX_PEERS_PER_ROOM' },
+  },
+  transcode: {
+    opus_complexity: { doc: 'Opus encoder complexity 0-10 for audio that came from G.711 (0: narrowband speech loses nothing measurable, at half the cost of 5)', format: 'nat', default: 0, env: 'TRANSCODE_OPUS_COMPLEXITY' },
+    opus_bitrate: { doc: 'Opus bitrate of audio that comes from G.711 (bit/s)', format: 'nat', default: 24000, env: 'TRANSCODE_OPUS_BITRATE' },
+    jitter_ms: { doc: 'Playout delay for packets arriving from browsers/Opus legs before they are mixed', format: 'nat', default: 40, env: 'TRANSCODE_JITTER_MS' },
   },
   assets: {
     base_path: { doc: 'Root that file:// prompt URIs resolve under', format: String, default: './assets', env: 'ASSETS_BASE_PATH' },

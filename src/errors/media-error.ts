@@ -8,6 +8,8 @@ export type MediaErrorCode =
   | 'already_exists'
   | 'resource_exhausted'
   | 'failed_precondition'
+  | 'unauthenticated'
+  | 'permission_denied'
   | 'unavailable'
   | 'unimplemented'
   | 'cancelled'

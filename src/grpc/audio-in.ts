@@ -1,9 +1,10 @@
 import type * as grpc from '@grpc/grpc-js';
 import { decodeG711 } from '../codecs/g711.ts';
+import { OPUS_RATES, OpusFrameDecoder } from '../codecs/opus.ts';
 import { runInjection, type InjectionCommand } from '../audio-inject/run-injection.ts';
 import { MediaError, invalidArgument } from '../errors/media-error.ts';
 import type { Config } from '../config/schema.ts';
-import type { CallSession } from '../sessions/call-session.ts';
+import { CALL_RATE, type CallSession } from '../sessions/call-session.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { RpcContext } from './middleware.ts';
 import type { StreamAudioToCallRequest, StreamAudioToCallResponse } from './schemas.ts';
@@ -91,8 +92,17 @@ export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, u
   if (!session) throw new MediaError('not_found', st.call_id ? `no call session for call_id ${st.call_id}` : `no call session on port ${st.server_rtp_port}`);
   ctx.bindCall(session.callId);
   const g711 = st.encoding === 'AUDIO_ENCODING_PCMU' ? 'PCMU' : st.encoding === 'AUDIO_ENCODING_PCMA' ? 'PCMA' : null;
-  const rate = g711 ? 8000 : st.sample_rate || 16000;
+  const isOpus = st.encoding === 'AUDIO_ENCODING_OPUS';
+  // Opus packets say their own bandwidth and are decoded straight at the call's rate; a
+  // sample_rate given with them (the client encoder's rate) must be an Opus rate, and is not used.
+  if (isOpus && st.sample_rate && !(OPUS_RATES as readonly number[]).includes(st.sample_rate)) {
+    throw invalidArgument(`with Opus, sample_rate is unset or the encoder's rate (${OPUS_RATES.join(', ')}), got ${st.sample_rate}`);
+  }
+  const rate = g711 ? 8000 : isOpus ? CALL_RATE : st.sample_rate || 16000;
   if (!INJECT_RATES.includes(rate)) throw invalidArgument(`sample_rate must be one of ${INJECT_RATES.join(', ')}, got ${rate}`);
+  // Built before ready, so a missing codec is an error status, not a stream that fails later.
+  const opus = isOpus ? new OpusFrameDecoder({ sampleRate: CALL_RATE }) : null;
+  let packets = 0;
   const pcm = new PcmAssembler();
   call.write({ ready: { server_rtp_port: session.port, call_id: session.callId } });
   const result = await runInjection({
@@ -108,6 +118,7 @@ export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, u
         switch (m.message) {
           case 'audio':
             if (!m.audio || m.audio.length === 0) return { kind: 'keepalive' };
+            if (opus) return { kind: 'audio', pcm: decodeOpus(opus, m.audio, ++packets) };
             return { kind: 'audio', pcm: g711 ? decodeG711(g711, m.audio) : pcm.push(m.audio) };
           case 'clear':
             return { kind: 'clear' };
@@ -126,6 +137,16 @@ export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, u
   });
   logEnd(ctx, session, result);
   if (result.reason === 'call_ended') throw new MediaError('not_found', 'the call ended');
+}
+
+/** One message, one Opus packet of any legal duration (2.5-120 ms); a corrupt one ends the stream. */
+function decodeOpus(decoder: OpusFrameDecoder, packet: Buffer, n: number): Int16Array {
+  try {
+    return decoder.decode(packet);
+  } catch (error) {
+    const why = error instanceof MediaError ? error.message : String(error);
+    throw invalidArgument(`audio message ${n} is not a valid Opus packet (${packet.length} bytes, one packet per message): ${why}`);
+  }
 }
 
 function logEnd(ctx: RpcContext, session: CallSession, r: { reason: string; underruns: number }): void {

@@ -11,13 +11,17 @@ import { injectAudio, streamAudioToCall } from './audio-in.ts';
 import { srtpForCall } from '../rtp-bridge/srtp-negotiation.ts';
 import { bidiStream, serverStream, unary, type RpcDeps } from './middleware.ts';
 import * as s from './schemas.ts';
+import type { RoomTokens } from '../signaling/tokens.ts';
+import type { CallBridges } from '../bridge/call-bridges.ts';
 
 export interface MediaServiceDeps extends RpcDeps {
+  tokens: RoomTokens;
   config: Readonly<Config>;
   sessions: SessionRegistry;
   prompts: PromptLoader;
   recordings: RecordingManager;
   forkMetrics: ForkMetrics;
+  bridges: CallBridges;
 }
 
 /** The contract's seven RPCs and the additions: each validated at the edge, traced, timed and counted. */
@@ -32,11 +36,18 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       const existing = sessions.byCallId(req.call_id);
       if (existing) return { rtp_port: existing.port, rtp_address: advertised, ...(existing.srtpAnswer ? { srtp: existing.srtpAnswer } : {}) };
       const srtp = req.srtp ? srtpForCall(req.srtp) : undefined;
+      if (req.codec === 'OPUS' && req.opus_payload_type === config.rtp.telephone_event_payload_type) {
+        throw new MediaError('invalid_argument', `opus_payload_type ${req.opus_payload_type} is the telephone-event payload type; give Opus another one`);
+      }
       const session = await sessions.allocate({
         callId: req.call_id,
         traceId: ctx.traceId,
         tenantId: ctx.tenantId ?? config.service.tenant_id,
         ...(srtp ? { protection: srtp.protection, srtpAnswer: srtp.answer } : {}),
+        ...(req.codec ? { codec: req.codec } : {}),
+        ...(req.codec === 'OPUS'
+          ? { opus: { payloadType: req.opus_payload_type, complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate } }
+          : {}),
       });
       return { rtp_port: session.port, rtp_address: advertised, ...(session.srtpAnswer ? { srtp: session.srtpAnswer } : {}) };
     }),
@@ -82,5 +93,24 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       streamAudioToCall(call, ctx, { sessions, config }),
     ),
     InjectAudio: bidiStream(deps, 'InjectAudio', (call, ctx) => injectAudio(call as never, ctx, { sessions, config })),
+    BridgeCalls: unary(deps, { method: 'BridgeCalls', schema: s.bridgeCallsRequest, callIdOf: (r) => callOfPort(r.server_rtp_port_a) }, async (req) => {
+      deps.bridges.bridge(sessions.require(req.server_rtp_port_a), sessions.require(req.server_rtp_port_b));
+      return { success: true };
+    }),
+    UnbridgeCalls: unary(deps, { method: 'UnbridgeCalls', schema: s.unbridgeCallsRequest, callIdOf: (r) => callOfPort(r.server_rtp_port) }, async (req) => {
+      if (!deps.bridges.unbridge(sessions.require(req.server_rtp_port))) {
+        throw new MediaError('failed_precondition', `the call on port ${req.server_rtp_port} is not bridged`);
+      }
+      return { success: true };
+    }),
+    CreateRoomToken: unary(deps, { method: 'CreateRoomToken', schema: s.createRoomTokenRequest, callIdOf: (r) => (sessions.byCallId(r.room_id) ? r.room_id : undefined) }, async (req) => {
+      const max = config.signaling.max_token_ttl_seconds;
+      const ttl = req.ttl_seconds || Math.min(3600, max);
+      if (ttl > max) throw new MediaError('invalid_argument', `ttl_seconds must be at most ${max}, got ${ttl}`);
+      const exp = Date.now() + ttl * 1000;
+      const call = sessions.byCallId(req.room_id) !== undefined;
+      const token = deps.tokens.issue({ room: req.room_id, participant: req.participant || 'guest', exp, ...(call ? { call } : {}) });
+      return { token, signaling_path: config.signaling.path, expires_at_unix_ms: exp };
+    }),
   };
 }

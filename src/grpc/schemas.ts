@@ -13,9 +13,24 @@ export const srtpParameters = z.object({
   key_params: z.string().min(1, 'srtp.key_params is required'),
 });
 
+/** A leg's codec by its SDP encoding name (any case); empty: G.711, learned from the phone's packets. */
+export const LEG_CODECS = ['PCMU', 'PCMA', 'OPUS'] as const;
+export const OPUS_DEFAULT_PT = 111;
+
 export const allocatePortRequest = z.object({
   call_id: z.string().trim().min(1, 'call_id is required').max(512, 'call_id is longer than 512 characters'),
   srtp: srtpParameters.nullish(),
+  codec: z
+    .string()
+    .default('')
+    .transform((v) => v.trim().toUpperCase())
+    .pipe(z.enum(['', ...LEG_CODECS], { error: (i) => `codec must be PCMU, PCMA or OPUS (or empty: learned from the phone's packets), got ${JSON.stringify(i.input)}` })),
+  opus_payload_type: z
+    .number()
+    .int()
+    .default(0)
+    .refine((v) => v === 0 || (v >= 96 && v <= 127), { error: (i) => `opus_payload_type must be a dynamic RTP payload type (96-127), got ${String(i.input)}` })
+    .transform((v) => v || OPUS_DEFAULT_PT),
 });
 
 export const releasePortRequest = z.object({ rtp_port: port('rtp_port') });
@@ -46,12 +61,30 @@ export const streamAudioRequest = z.object({
   source: z.enum(['AUDIO_SOURCE_CALLER', 'AUDIO_SOURCE_SERVICE', 'AUDIO_SOURCE_MIXED', 'AUDIO_SOURCE_STEREO']).default('AUDIO_SOURCE_CALLER'),
   sample_rate: z.number().int().nonnegative().default(0),
   frame_ms: z.number().int().nonnegative().default(0),
-  encoding: z.enum(['AUDIO_ENCODING_PCM_S16LE', 'AUDIO_ENCODING_PCMU', 'AUDIO_ENCODING_PCMA']).default('AUDIO_ENCODING_PCM_S16LE'),
+  encoding: z.enum(['AUDIO_ENCODING_PCM_S16LE', 'AUDIO_ENCODING_PCMU', 'AUDIO_ENCODING_PCMA', 'AUDIO_ENCODING_OPUS']).default('AUDIO_ENCODING_PCM_S16LE'),
   max_queue_ms: z.number().int().nonnegative().default(0),
 });
 export type StreamAudioRequest = z.infer<typeof streamAudioRequest>;
 
+export const createRoomTokenRequest = z.object({
+  room_id: z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'room_id is required: 1-128 characters of A-Z a-z 0-9 . _ : @ -'),
+  participant: z.string().max(64, 'participant is longer than 64 characters').default(''),
+  ttl_seconds: z.number().int().nonnegative().default(0),
+});
+export type CreateRoomTokenRequest = z.infer<typeof createRoomTokenRequest>;
+
 export const stopRecordingRequest = z.object({ server_rtp_port: port('server_rtp_port') });
+
+export const bridgeCallsRequest = z
+  .object({ server_rtp_port_a: port('server_rtp_port_a'), server_rtp_port_b: port('server_rtp_port_b') })
+  .refine((r) => r.server_rtp_port_a !== r.server_rtp_port_b, {
+    path: ['server_rtp_port_b'],
+    error: (i) => `a call cannot be bridged with itself (port ${(i.input as { server_rtp_port_a: number }).server_rtp_port_a} given twice)`,
+  });
+export type BridgeCallsRequest = z.infer<typeof bridgeCallsRequest>;
+
+export const unbridgeCallsRequest = z.object({ server_rtp_port: port('server_rtp_port') });
+export type UnbridgeCallsRequest = z.infer<typeof unbridgeCallsRequest>;
 
 export type SrtpParameters = z.infer<typeof srtpParameters>;
 export type AllocatePortRequest = z.infer<typeof allocatePortRequest>;

@@ -8,6 +8,8 @@ const CODE_TO_STATUS: Record<MediaErrorCode, Status> = {
   already_exists: Status.ALREADY_EXISTS,
   resource_exhausted: Status.RESOURCE_EXHAUSTED,
   failed_precondition: Status.FAILED_PRECONDITION,
+  unauthenticated: Status.UNAUTHENTICATED,
+  permission_denied: Status.PERMISSION_DENIED,
   unavailable: Status.UNAVAILABLE,
   unimplemented: Status.UNIMPLEMENTED,
   cancelled: Status.CANCELLED,

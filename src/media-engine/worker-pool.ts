@@ -12,6 +12,15 @@ export interface PooledWorker {
   readonly worker: ms.Worker;
   /** Things placed on this worker (routers, sessions): the pool's measure of load. */
   load: number;
+  /** Where this worker's browsers connect (one UDP and one TCP port), when WebRTC is on. */
+  readonly webRtcServer: ms.WebRtcServer | undefined;
+}
+
+/** Browsers reach worker i at `basePort + i`, so a restarted worker gets its port back. */
+export interface WebRtcListen {
+  listenIp: string;
+  announcedIp: string;
+  basePort: number;
 }
 
 export interface WorkerPoolEvents extends Record<string, unknown[]> {
@@ -30,7 +39,9 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   readonly #slots: (PooledWorker | undefined)[];
   #closed = false;
 
-  static async create(opts: { config: Config['mediasoup']; logger: Logger; metrics: Metrics }): Promise<WorkerPool> {
+  readonly #webRtc: WebRtcListen | undefined;
+
+  static async create(opts: { config: Config['mediasoup']; logger: Logger; metrics: Metrics; webRtc?: WebRtcListen }): Promise<WorkerPool> {
     const log = opts.logger.child({ component: 'worker-pool' });
     const mediasoup = await loadMediasoup({
       workerBin: opts.config.worker_bin,
@@ -38,7 +49,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       debugLogs: opts.config.log_level === 'debug',
     });
     const count = opts.config.num_workers > 0 ? opts.config.num_workers : availableParallelism();
-    const pool = new WorkerPool(opts.config, log, opts.metrics, mediasoup, count);
+    const pool = new WorkerPool(opts.config, log, opts.metrics, mediasoup, count, opts.webRtc);
     try {
       await Promise.all(pool.#slots.map((_, i) => pool.#start(i)));
     } catch (err) {
@@ -49,8 +60,9 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     return pool;
   }
 
-  private constructor(config: Config['mediasoup'], log: Logger, metrics: Metrics, mediasoup: typeof import('mediasoup'), count: number) {
+  private constructor(config: Config['mediasoup'], log: Logger, metrics: Metrics, mediasoup: typeof import('mediasoup'), count: number, webRtc: WebRtcListen | undefined) {
     super(log);
+    this.#webRtc = webRtc;
     this.#config = config;
     this.#log = log;
     this.#metrics = metrics;
@@ -104,7 +116,20 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       worker.close();
       return;
     }
-    const pooled: PooledWorker = { index, worker, load: 0 };
+    let webRtcServer: ms.WebRtcServer | undefined;
+    if (this.#webRtc) {
+      const { listenIp, announcedIp, basePort } = this.#webRtc;
+      const port = basePort + index;
+      try {
+        webRtcServer = await worker.createWebRtcServer({
+          listenInfos: (['udp', 'tcp'] as const).map((protocol) => ({ protocol, ip: listenIp, announcedIp, port })),
+        });
+      } catch (error) {
+        worker.close();
+        throw new Error(`the WebRTC server of worker ${index} cannot listen on ${listenIp}:${port} (webrtc.port): ${(error as Error).message}`, { cause: error });
+      }
+    }
+    const pooled: PooledWorker = { index, worker, load: 0, webRtcServer };
     this.#slots[index] = pooled;
     this.#metrics.workersAlive.set(this.alive);
     worker.on('died', (error) => this.#onDied(pooled, error));

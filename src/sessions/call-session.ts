@@ -11,12 +11,17 @@ import { DtmfDetector, type DtmfDigit } from '../rtp-bridge/dtmf.ts';
 import type { RtpAddress, RtpEndpoint } from '../rtp-bridge/rtp-endpoint.ts';
 import type { RtpHeader } from '../rtp-bridge/rtp-packet.ts';
 import { RtpSender } from '../rtp-bridge/rtp-sender.ts';
+import { OpusLeg, type OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
+import { OPUS_RTP_CLOCK } from '../codecs/opus.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
 
 export const CALL_RATE = 8000;
 export const FRAME_SAMPLES = 160;
 
 export type CloseReason = 'released' | 'inactivity' | 'shutdown' | 'error';
+
+/** The codec of the phone leg's RTP. */
+export type LegCodec = G711Codec | 'OPUS';
 
 /** Something that listens to a call's audio on the service clock (recorders, forks). */
 export interface CallTap {
@@ -43,6 +48,10 @@ export interface CallSessionOptions {
   observer: SessionObserver;
   telephoneEventPayloadType: number;
   srtpAnswer?: { crypto_suite: string; key_params: string };
+  /** G.711: the first guess, then learned from the phone's packets (the default). Opus: fixed. */
+  codec?: LegCodec;
+  /** Required with codec OPUS. */
+  opus?: OpusLegOptions;
 }
 
 const CODEC_BY_PT = new Map<number, G711Codec>([
@@ -63,14 +72,16 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
   readonly createdAtMs = performance.now();
   readonly srtpAnswer: { crypto_suite: string; key_params: string } | undefined;
   lastRtpMs = performance.now();
-  /** The caller's codec, learned from its packets; ours follows it (symmetric codec). */
+  /** The caller's codec, learned from its packets; ours follows it (symmetric codec). Unused on an Opus leg. */
   codec: G711Codec = 'PCMU';
   readonly playback: PlaybackQueue;
   readonly #clock: MediaClock;
   readonly #observer: SessionObserver;
   readonly #dtePt: number;
   readonly #timeline: InboundTimeline;
-  readonly #dtmf = new DtmfDetector(CALL_RATE);
+  readonly #dtmf: DtmfDetector;
+  /** Set on an Opus leg only: G.711 legs never look at it per packet. */
+  readonly #opus: OpusLeg | null = null;
   readonly #mixer = new Mixer(FRAME_SAMPLES);
   readonly #sender = new RtpSender();
   readonly #taps = new Set<CallTap>();
@@ -78,6 +89,10 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
   readonly #payload = new Uint8Array(FRAME_SAMPLES);
   #echo: EchoSource | null = null;
   #closed = false;
+  /** The last tick sent audio (a talk spurt is running). */
+  #talking = false;
+  /** The clock moved this call ahead of its own phase for a talk spurt (see audioQueued). */
+  #expedited = false;
 
   constructor(opts: CallSessionOptions) {
     super(opts.log);
@@ -92,7 +107,17 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
     this.playback = new PlaybackQueue({ onEnd: (p, end) => this.#observer.playbackEnded(this, p, end) });
     this.#mixer.add(this.playback);
     this.#timeline = new InboundTimeline({ clockRate: CALL_RATE, onFrame: (f) => this.#onInboundFrame(f) });
-    this.endpoint.onPacket((h, p, from) => this.#onRtp(h, p, from));
+    if (opts.codec === 'OPUS') {
+      if (!opts.opus) throw new Error('an Opus leg needs its Opus options');
+      this.#opus = new OpusLeg({ ...opts.opus, sampleRate: CALL_RATE });
+      // telephone-event beside Opus runs on the 48 kHz clock (as WebRTC offers it).
+      this.#dtmf = new DtmfDetector(OPUS_RTP_CLOCK);
+      this.endpoint.onPacket((h, p, from) => this.#onOpusRtp(h, p, from));
+    } else {
+      if (opts.codec) this.codec = opts.codec;
+      this.#dtmf = new DtmfDetector(CALL_RATE);
+      this.endpoint.onPacket((h, p, from) => this.#onRtp(h, p, from));
+    }
     this.#clock.add(this);
   }
 
@@ -114,6 +139,16 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
 
   get packetsSent(): number {
     return this.#sender.packets;
+  }
+
+  /** The codec on the wire toward the phone. */
+  get wireCodec(): LegCodec {
+    return this.#opus ? 'OPUS' : this.codec;
+  }
+
+  /** Opus packets dropped as undecodable (0 on a G.711 leg). */
+  get corruptPackets(): number {
+    return this.#opus?.corrupt ?? 0;
   }
 
   setTarget(target: RtpAddress): void {
@@ -140,6 +175,18 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
     this.#mixer.add(source);
   }
 
+  /**
+   * A source just queued audio (injected speech). When that starts a talk spurt, the call
+   * moves to the clock slot that fires next, so the first packet leaves within a slot period
+   * (5 ms) instead of waiting up to 20 ms for this call's own slot; the spurt keeps that
+   * phase (steady 20 ms, continuous sequence numbers, marker bit on its first packet), and
+   * the first silent tick puts the call back on its own phase. Mid-spurt this does nothing.
+   */
+  audioQueued(): void {
+    if (this.#closed || this.#talking || !this.endpoint.target) return;
+    if (this.#clock.expedite(this)) this.#expedited = true;
+  }
+
   removeSource(source: AudioSource): void {
     this.#mixer.remove(source);
   }
@@ -158,8 +205,17 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
     // Nothing is sent, and prompts do not advance, until the far end is known.
     if (this.endpoint.target) {
       audio = this.#mixer.mix(this.#frame);
-      const packet = this.#sender.next(G711_PAYLOAD_TYPE[this.codec], audio ? encodeG711(this.codec, this.#frame, this.#payload) : null, FRAME_SAMPLES);
+      const opus = this.#opus;
+      const packet = opus
+        ? this.#sender.next(opus.payloadType, audio ? opus.encode(this.#frame) : null, opus.frameTicks)
+        : this.#sender.next(G711_PAYLOAD_TYPE[this.codec], audio ? encodeG711(this.codec, this.#frame, this.#payload) : null, FRAME_SAMPLES);
       if (packet) this.endpoint.send(packet);
+    }
+    this.#talking = audio;
+    if (!audio && this.#expedited) {
+      // Silent again: back on our own phase, giving back the tick the spurt's start gained.
+      this.#expedited = false;
+      this.#clock.settle(this);
     }
     // Taps run on every tick: they are the call's clock (a recording's length is wall time).
     if (this.#taps.size > 0) for (const t of this.#taps) t.outbound?.(audio ? this.#frame : null);
@@ -204,6 +260,28 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
       }
     }
     // Other payload types (comfort noise, unsupported codecs) are ignored.
+  }
+
+  /** An Opus leg's packets: its own handler, so G.711 legs pay nothing for Opus. */
+  #onOpusRtp(h: RtpHeader, packet: Buffer, _from: RemoteInfo): void {
+    this.lastRtpMs = performance.now();
+    const opus = this.#opus!;
+    if (h.payloadType === opus.payloadType) {
+      if (!this.#needsInbound()) return;
+      const pcm = opus.decode(packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength));
+      if (!pcm) {
+        this.endpoint.counters.malformed++;
+        if (opus.corrupt === 1) this.log.warn({ event: 'RTP_OPUS_CORRUPT', attributes: { 'rtp.port': this.port, 'rtp.payload_bytes': h.payloadLength } }, 'undecodable Opus packet dropped (further ones are only counted)');
+        return;
+      }
+      this.#timeline.push(this.lastRtpMs, h.sequenceNumber, opus.timestamp(h.timestamp, h.ssrc), h.ssrc, pcm);
+      return;
+    }
+    if (h.payloadType === this.#dtePt) {
+      for (const d of this.#dtmf.push(h.timestamp, packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength))) {
+        this.#observer.dtmf(this, d);
+      }
+    }
   }
 
   #onInboundFrame(f: TimelineFrame): void {

@@ -6,7 +6,8 @@ import type { Logger, Logging } from '../logging/logger.ts';
 import type { MediaClock } from '../media-path/clock.ts';
 import { describeUri } from '../playback/audio-uri.ts';
 import { RtpEndpoint, type PacketProtection } from '../rtp-bridge/rtp-endpoint.ts';
-import { CallSession, type CloseReason, type SessionObserver } from './call-session.ts';
+import { CallSession, type CloseReason, type LegCodec, type SessionObserver } from './call-session.ts';
+import type { OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
 import type { SessionMetrics } from './session-metrics.ts';
 import { PortAllocator } from './port-allocator.ts';
 
@@ -18,6 +19,10 @@ export interface AllocateOptions {
   protection?: { inbound: PacketProtection; outbound: PacketProtection };
   /** Our crypto, returned again to a retried AllocatePort. */
   srtpAnswer?: { crypto_suite: string; key_params: string };
+  /** The leg's codec; unset: G.711 learned from the phone's packets. */
+  codec?: LegCodec;
+  /** Required with codec OPUS. */
+  opus?: OpusLegOptions;
 }
 
 const BIND_ATTEMPTS = 8;
@@ -115,21 +120,34 @@ export class SessionRegistry {
     const endpoint = await this.#bindPort();
     if (opts.protection) endpoint.setProtection(opts.protection.inbound, opts.protection.outbound);
     const log = this.#logging.forContext({ trace_id: opts.traceId, call_id: opts.callId });
-    const session = new CallSession({
-      callId: opts.callId,
-      traceId: opts.traceId,
-      endpoint,
-      clock: this.#clock,
-      log,
-      observer: this.#observer,
-      telephoneEventPayloadType: this.#config.telephone_event_payload_type,
-      ...(opts.srtpAnswer ? { srtpAnswer: opts.srtpAnswer } : {}),
-    });
+    let session: CallSession;
+    try {
+      session = new CallSession({
+        callId: opts.callId,
+        traceId: opts.traceId,
+        endpoint,
+        clock: this.#clock,
+        log,
+        observer: this.#observer,
+        telephoneEventPayloadType: this.#config.telephone_event_payload_type,
+        ...(opts.srtpAnswer ? { srtpAnswer: opts.srtpAnswer } : {}),
+        ...(opts.codec ? { codec: opts.codec } : {}),
+        ...(opts.opus ? { opus: opts.opus } : {}),
+      });
+    } catch (error) {
+      // A codec that cannot be built (Opus not installed) must not cost a port.
+      endpoint.close();
+      this.#ports.release(endpoint.port);
+      throw error;
+    }
     this.#byPort.set(endpoint.port, session);
     this.#byCall.set(opts.callId, session);
     this.#metrics.activeSessions.set(this.#byPort.size);
     session.on('close', (reason) => this.#forget(session, reason, opts.tenantId));
-    log.info({ event: 'SESSION_CREATED', attributes: { 'rtp.port': endpoint.port, 'sip.call_id': opts.callId, 'rtp.srtp': !!opts.protection } }, 'call session created');
+    log.info(
+      { event: 'SESSION_CREATED', attributes: { 'rtp.port': endpoint.port, 'sip.call_id': opts.callId, 'rtp.srtp': !!opts.protection, 'rtp.codec': opts.codec || 'auto' } },
+      'call session created',
+    );
     return session;
   }
 
@@ -166,6 +184,8 @@ export class SessionRegistry {
           'rtp.packets_in': c.packetsIn,
           'rtp.packets_out': c.packetsOut,
           'rtp.srtp_auth_failures': c.authFailures,
+          'rtp.codec': s.wireCodec,
+          ...(s.corruptPackets > 0 ? { 'rtp.opus_corrupt': s.corruptPackets } : {}),
           'call.duration_ms': Math.round(performance.now() - s.createdAtMs),
         },
       },

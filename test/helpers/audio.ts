@@ -139,3 +139,52 @@ export function concatPcm(parts: Int16Array[]): Int16Array {
   }
   return out;
 }
+
+/**
+ * Median over 1 s windows of `received` (those with speech energy) of each window's best
+ * correlation with a stretch of `reference` that holds the whole window. Unlike one
+ * correlation over the whole signal it is not lowered by a frame dropped or inserted for
+ * clock drift, which shifts what follows. `looped`: the source repeats the reference (a
+ * fake microphone playing a file), so a window may span the end and the start.
+ */
+export function medianWindowCorrelation(reference: Int16Array, received: Int16Array, opts: { windowSamples?: number; looped?: boolean } = {}): number {
+  const n = opts.windowSamples ?? 8000;
+  const ref = opts.looped ? concatPcm([reference, reference.subarray(0, n)]) : reference;
+  const scores: number[] = [];
+  for (let s = 0; s + n <= received.length; s += n) {
+    const w = received.subarray(s, s + n);
+    if (rmsDb(w) < -40) continue;
+    scores.push(containedCorrelation(w, ref));
+  }
+  scores.sort((a, b) => a - b);
+  return scores.length ? scores[Math.floor(scores.length / 2)]! : 0;
+}
+
+/**
+ * Best correlation of `window` with a stretch of `reference` that holds all of it: a lag
+ * where only a sliver overlaps can match by chance, so those are not searched. Coarse
+ * search on a decimated signal, then a fine search around the best coarse lag.
+ */
+function containedCorrelation(window: Int16Array, reference: Int16Array): number {
+  const D = 8;
+  const dec = (x: Int16Array): Float64Array => {
+    const out = new Float64Array(Math.floor(x.length / D));
+    for (let i = 0; i < out.length; i++) {
+      let s = 0;
+      for (let j = 0; j < D; j++) s += x[i * D + j]!;
+      out[i] = s / D;
+    }
+    return out;
+  };
+  const w = dec(window);
+  const r = dec(reference);
+  let coarse = 0;
+  let best = -1;
+  for (let lag = 0; lag + w.length <= r.length; lag++) {
+    const c = ncc(w, r, lag);
+    if (c > best) [best, coarse] = [c, lag * D];
+  }
+  let fine = -1;
+  for (let lag = Math.max(0, coarse - 2 * D); lag <= coarse + 2 * D && lag + window.length <= reference.length; lag++) fine = Math.max(fine, ncc(window, reference, lag));
+  return fine;
+}

@@ -77,12 +77,12 @@ export interface Receiver {
 }
 
 /** ffmpeg as the phone's ear: an SDP with the codec (and a=crypto for SRTP), decoded to PCM. */
-export async function ffmpegReceiveRtp(opts: { codec: G711; port?: number; crypto?: { suite: string; keyParams: string } }): Promise<Receiver> {
+export async function ffmpegReceiveRtp(opts: { codec: G711 | 'OPUS'; payloadType?: number; port?: number; crypto?: { suite: string; keyParams: string } }): Promise<Receiver> {
   const port = opts.port ?? (await freeUdpPort());
   const dir = mkdtempSync(join(tmpdir(), 'ffrecv-'));
   const sdp = join(dir, 'in.sdp');
   const out = join(dir, 'out.raw');
-  const pt = PT[opts.codec];
+  const pt = opts.codec === 'OPUS' ? (opts.payloadType ?? 111) : PT[opts.codec];
   const lines = [
     'v=0',
     'o=- 0 0 IN IP4 127.0.0.1',
@@ -90,7 +90,7 @@ export async function ffmpegReceiveRtp(opts: { codec: G711; port?: number; crypt
     'c=IN IP4 127.0.0.1',
     't=0 0',
     `m=audio ${port} ${opts.crypto ? 'RTP/SAVP' : 'RTP/AVP'} ${pt}`,
-    `a=rtpmap:${pt} ${opts.codec}/8000`,
+    opts.codec === 'OPUS' ? `a=rtpmap:${pt} opus/48000/2` : `a=rtpmap:${pt} ${opts.codec}/8000`,
     ...(opts.crypto ? [`a=crypto:1 ${opts.crypto.suite} ${opts.crypto.keyParams}`] : []),
     '',
   ];

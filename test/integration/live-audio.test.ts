@@ -1,10 +1,12 @@
 import { after, before, describe, test } from 'node:test';
+import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually } from '../helpers/grpc-client.ts';
-import { bestCorrelation, concatPcm, speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
-import { ffmpegSendRtp, freeUdpPort } from '../helpers/ffmpeg.ts';
+import { bestCorrelation, concatPcm, rmsDb, speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
+import { ffmpegReceiveRtp, ffmpegSendRtp, freeUdpPort } from '../helpers/ffmpeg.ts';
+import { OpusFrameDecoder, OpusFrameEncoder } from '../../src/codecs/opus.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
 import { captureUdp } from '../helpers/capture.ts';
 
@@ -31,6 +33,7 @@ describe('live audio: fork out of and inject into calls', () => {
     await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: peer.address });
     return { port, callId, peer };
   };
+  const droppedFrames = async (): Promise<number> => Number(/^sentiric_media_fork_frames_dropped_total (\S+)$/m.exec(await (await fetch(svc.url('/metrics'))).text())?.[1] ?? 0);
   const collect = (s: Stream): Record<string, unknown>[] => {
     const msgs: Record<string, unknown>[] = [];
     s.on('data', (m: Record<string, unknown>) => msgs.push(m));
@@ -93,20 +96,33 @@ describe('live audio: fork out of and inject into calls', () => {
     assert.deepEqual(concealed, [...lost].sort((a, b) => a - b), 'exactly the lost packets are concealed');
   });
 
-  test('forking with 3 listeners and a stalled one leaves the outbound stream untouched', async () => {
+  test('forking with 3 listeners and a stalled one leaves the outbound stream untouched; the stalled one loses its oldest frames, counted', async () => {
     const { port, peer } = await open();
+    const dropped0 = await droppedFrames();
     const open3 = [0, 1, 2].map(() => collect((client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 })));
     // Its own connection: the active listeners' reads must not refresh its flow-control window.
     const stalledClient = new TestClient(svc.grpcPort);
     const stalled = (stalledClient.media as unknown as Record<string, (r: unknown) => Stream>).StreamAudio!({ server_rtp_port: port, sample_rate: 48000, max_queue_ms: 200 });
     stalled.on('error', () => {});
-    stalled.pause();
+    // It reads the format and one frame, then stops: grpc-js stops taking data from its HTTP/2
+    // stream, whose window closes, and the service feels it. (A grpc-js stream that was never
+    // read at all keeps pulling every message into the client's own memory instead.)
+    const stalledMsgs: Record<string, unknown>[] = [];
+    stalled.on('data', (m: Record<string, unknown>) => {
+      stalledMsgs.push(m);
+      if (stalledMsgs.length === 2) stalled.pause();
+    });
     const phone = await RtpPeer.open();
     // Kernel timestamps: the cadence of the service, not of this busy test process.
     const cap = await captureUdp(peer.port);
     // 20 s (about 1,000 intervals): enough for a 99th percentile to mean something.
     for (let i = 0; i < 3; i++) await client.media_('PlayAudio', { audio_uri: `data:audio/pcm;base64,${bytes(fx.pcm8k).toString('base64')}`, server_rtp_port: port });
-    await phone.sendPcm(concatPcm([fx.pcm8k, fx.pcm8k, fx.pcm8k]), port);
+    const sent = await phone.sendPcm(concatPcm([fx.pcm8k, fx.pcm8k, fx.pcm8k]), port);
+    const droppedWhileStalled = (await droppedFrames()) - dropped0;
+    const stalledBefore = stalledMsgs.length;
+    // It reads again: what the transport held, then the newest 200 ms, then live audio.
+    stalled.resume();
+    await new Promise((r) => setTimeout(r, 500));
     await client.media_('ReleasePort', { rtp_port: port });
     const wire = (await cap.stop()).filter((d) => d.dstPort === peer.port);
     phone.close();
@@ -120,12 +136,150 @@ describe('live audio: fork out of and inject into calls', () => {
     const dev = gaps.map((g) => Math.abs(g - 20)).sort((a, b) => a - b);
     const p99 = dev[Math.floor(dev.length * 0.99)]!;
     assert.ok(p99 <= 5, `p99 deviation from 20 ms: ${p99.toFixed(2)} ms; worst ${dev.slice(-5).map((d) => d.toFixed(1))}`);
-    for (const msgs of open3) assert.ok(msgs.length >= 1000, `an active listener got ${msgs.length} frames`);
-    // The active listeners lost nothing (above) and the service kept serving; drop-oldest
-    // counting for a listener that stops reading is proven in the fork's unit test.
+    // The active listeners lost nothing: a frame for every packet the phone sent.
+    for (const msgs of open3) assert.ok(msgs.length >= sent, `an active listener got ${msgs.length} frames for ${sent} packets`);
     assert.equal((await client.check()).response?.status, 'SERVING');
+    // The stalled listener: frames were dropped (oldest first) and counted while it did not read,
+    // and after it read again its sequence numbers show exactly the frames the metric counted.
+    // 20 s of 48 kHz is 1000 frames; at most ~1.5 s of them fit in the transport and the queue.
+    assert.ok(droppedWhileStalled > 700, `${droppedWhileStalled} frames dropped while the listener was stalled`);
+    assert.ok(stalledBefore <= 2 + 16, `${stalledBefore} messages reached the paused reader`);
+    const seqs = stalledMsgs.slice(1).map((m) => Number((m.frame as { sequence: number | string }).sequence));
+    let missing = 0;
+    for (let i = 1; i < seqs.length; i++) {
+      assert.ok(seqs[i]! > seqs[i - 1]!, 'in order');
+      missing += seqs[i]! - seqs[i - 1]! - 1;
+    }
+    assert.equal(missing, (await droppedFrames()) - dropped0, 'every missing sequence number was counted as dropped');
+    assert.ok(seqs.length > 40, `${seqs.length} frames read after resuming`);
+    console.log(`stalled listener: ${droppedWhileStalled} frames dropped while stalled, ${missing} missing in its sequence, ${seqs.length} frames read; outbound p99 deviation ${p99.toFixed(2)} ms`);
     stalled.cancel();
     stalledClient.close();
+  });
+
+  test('StreamAudio OPUS: one packet per 20 ms frame, mono and stereo, decoded by the listener it is what the phone said', async () => {
+    const { port, peer } = await open();
+    const streamAudio = (r: unknown): Stream => (client.media as unknown as Record<string, (r: unknown) => Stream>).StreamAudio!(r);
+    const mono = collect(streamAudio({ server_rtp_port: port, sample_rate: 16000, encoding: 'AUDIO_ENCODING_OPUS' }));
+    const stereo = collect(streamAudio({ server_rtp_port: port, source: 'AUDIO_SOURCE_STEREO', sample_rate: 48000, encoding: 'AUDIO_ENCODING_OPUS' }));
+    // Opus frames are 20 ms: any other frame_ms is refused before the stream starts.
+    const bad = streamAudio({ server_rtp_port: port, frame_ms: 40, encoding: 'AUDIO_ENCODING_OPUS' });
+    const badErr = new Promise<grpc.ServiceError>((r) => bad.on('error', r));
+    bad.on('data', () => {});
+    await eventually(() => mono.length >= 1 && stereo.length >= 1, 2000);
+    const sender = ffmpegSendRtp({ wav: fx.wav8k, port, codec: 'PCMU', localPort: await freeUdpPort() });
+    assert.equal(await sender.done, 0, sender.stderr());
+    await new Promise((r) => setTimeout(r, 300));
+    await client.media_('ReleasePort', { rtp_port: port });
+    peer.close();
+    const e = await badErr;
+    assert.equal(e.code, 3);
+    assert.match(e.details, /Opus.*20 ms/);
+
+    const check = (msgs: Record<string, unknown>[], channels: 1 | 2, rate: number): Int16Array[] => {
+      const format = msgs[0]!.format as Record<string, unknown>;
+      assert.deepEqual(
+        { media_type: format.media_type, sample_rate: format.sample_rate, channels: format.channels, frame_ms: format.frame_ms, encoding: format.encoding, rtp_clock_rate: format.rtp_clock_rate },
+        { media_type: `audio/opus;rate=48000;channels=${channels}`, sample_rate: rate, channels, frame_ms: 20, encoding: 'AUDIO_ENCODING_OPUS', rtp_clock_rate: 8000 },
+      );
+      const frames = msgs.slice(1).map((m) => m.frame as { rtp_timestamp: number; sequence: number | string; data: Buffer });
+      assert.ok(frames.length > 250, `${frames.length} frames`);
+      // Stereo runs on the service's clock until the phone's first packet; then the caller's
+      // RTP clock takes over (one jump). Mono is the caller's from the start.
+      let jumps = 0;
+      for (let i = 1; i < frames.length; i++) {
+        if ((frames[i]!.rtp_timestamp - frames[i - 1]!.rtp_timestamp) >>> 0 !== 160) jumps++;
+        assert.equal(Number(frames[i]!.sequence), Number(frames[i - 1]!.sequence) + 1);
+      }
+      assert.ok(jumps <= channels - 1, `${jumps} timestamp discontinuities`);
+      // Decoded at 16 kHz whatever the encoder's rate (the listener chooses); each packet is 20 ms.
+      const dec = new OpusFrameDecoder({ sampleRate: 16000, channels });
+      const pcm = frames.map((f) => Int16Array.from(dec.decode(f.data)));
+      for (const p of pcm) assert.equal(p.length, 320 * channels);
+      return pcm;
+    };
+    const monoPcm = concatPcm(check(mono, 1, 16000));
+    const stereoPcm = concatPcm(check(stereo, 2, 48000));
+    const left = stereoPcm.filter((_, i) => i % 2 === 0);
+    const m = bestCorrelation(fx.pcm16k, monoPcm, 32000);
+    assert.ok(m.corr > 0.9, `mono Opus correlation ${m.corr.toFixed(3)} with the 16 kHz source`);
+    // Stereo is on the service's clock: a caller frame that misses its tick (a late packet, a
+    // busy event loop) is silence there and shifts what follows by 20 ms, so the left channel
+    // is compared in 1 s windows, each at its own lag near the overall one.
+    const l = bestCorrelation(fx.pcm16k, left, 32000);
+    const windows: number[] = [];
+    for (let a = Math.max(0, l.lag); a + 16000 <= left.length && a - l.lag + 16000 <= fx.pcm16k.length; a += 16000) {
+      const ref = fx.pcm16k.subarray(a - l.lag, a - l.lag + 16000);
+      if (rmsDb(ref) < -40) continue;
+      windows.push(bestCorrelation(ref, left.subarray(a, a + 16000), 1600).corr);
+    }
+    windows.sort((x, y) => x - y);
+    const median = windows[Math.floor(windows.length / 2)]!;
+    assert.ok(windows.length >= 3 && median > 0.9, `stereo Opus (caller, left) correlation in 1 s windows ${windows.map((w) => w.toFixed(2))}`);
+    console.log(`StreamAudio Opus correlation: mono 16 kHz ${m.corr.toFixed(3)}; stereo 48 kHz left ${l.corr.toFixed(3)} overall, median of 1 s windows ${median.toFixed(3)}`);
+  });
+
+  test('InjectAudio OPUS: packets of 20 and 60 ms encoded by the client are heard by an ffmpeg receiver', async () => {
+    const { port, callId, peer } = await open();
+    peer.close();
+    const receiver = await ffmpegReceiveRtp({ codec: 'PCMU' });
+    await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${receiver.port}` });
+    const call = (client.media as unknown as Record<string, () => Duplex>).InjectAudio!();
+    const replies: Record<string, unknown>[] = [];
+    call.on('data', (m: Record<string, unknown>) => replies.push(m));
+    const ended = new Promise((r) => call.on('end', r));
+    call.write({ start: { call_id: callId, encoding: 'AUDIO_ENCODING_OPUS', sample_rate: 16000 } });
+    await eventually(() => replies.some((r) => r.ready), 2000);
+    // A TTS engine's Opus: 16 kHz, 20 ms packets, then 60 ms ones (any legal duration is one message).
+    const enc = new OpusFrameEncoder({ sampleRate: 16000, bitrate: 32000 });
+    const { OpusEncoder } = createRequire(import.meta.url)('@discordjs/opus') as { OpusEncoder: new (rate: number, ch: number) => { encode(b: Buffer): Buffer } };
+    const enc60 = new OpusEncoder(16000, 1);
+    const src = fx.pcm16k;
+    let off = 0;
+    for (; off + 320 <= src.length / 2; off += 320) call.write({ audio: enc.encode(src.subarray(off, off + 320)) });
+    for (; off + 960 <= src.length; off += 960) call.write({ audio: enc60.encode(bytes(src.slice(off, off + 960))) });
+    call.write({ audio: Buffer.alloc(0) });
+    call.end();
+    await ended;
+    await new Promise((r) => setTimeout(r, 300));
+    const got = await receiver.stop();
+    await client.media_('ReleasePort', { rtp_port: port });
+    const { corr } = bestCorrelation(fx.pcm8k, got, 8000);
+    assert.ok(corr > 0.9, `injected Opus correlation ${corr.toFixed(3)} over ${got.length} samples`);
+    assert.ok(Math.abs(got.length - off / 2) < 8000 * 0.3, `heard ${got.length / 8} ms of ${off / 16} ms sent`);
+    console.log(`InjectAudio Opus correlation: ${corr.toFixed(3)}`);
+  });
+
+  test('InjectAudio OPUS: a corrupt packet ends the stream with INVALID_ARGUMENT; the call goes on', async () => {
+    const { port, callId, peer } = await open();
+    const call = (client.media as unknown as Record<string, () => Duplex>).InjectAudio!();
+    const replies: Record<string, unknown>[] = [];
+    call.on('data', (m: Record<string, unknown>) => replies.push(m));
+    const err = new Promise<grpc.ServiceError>((r) => call.on('error', r));
+    call.write({ start: { call_id: callId, encoding: 'AUDIO_ENCODING_OPUS' } });
+    await eventually(() => replies.some((r) => r.ready), 2000);
+    const enc = new OpusFrameEncoder({ sampleRate: 16000 });
+    const t = tone(700, 400, 16000);
+    for (let off = 0; off < t.length; off += 320) call.write({ audio: enc.encode(t.subarray(off, off + 320)) });
+    // A code-3 packet without its frame count byte: libopus refuses it.
+    call.write({ audio: Buffer.from([0x03]) });
+    const e = await err;
+    assert.equal(e.code, 3);
+    assert.match(e.details, /Opus packet/);
+    // The call is untouched: another injection into it is heard.
+    const before = peer.received.length;
+    const again = (client.media as unknown as Record<string, () => Duplex>).InjectAudio!();
+    again.on('data', () => {});
+    const done = new Promise((r) => again.on('end', r));
+    again.write({ start: { server_rtp_port: port, sample_rate: 8000 } });
+    again.write({ audio: bytes(tone(500, 300, 8000)) });
+    again.end();
+    await done;
+    assert.ok(peer.received.length - before >= 14, `${peer.received.length - before} packets after the failed stream`);
+    const pk = peer.received;
+    for (let i = 1; i < pk.length; i++) assert.equal((pk[i]!.seq - pk[i - 1]!.seq) & 0xffff, 1, 'no sequence gap');
+    assert.equal((await client.media_('ReleasePort', { rtp_port: port })).error, undefined);
+    peer.close();
   });
 
   test('StreamAudioToCall: TTS faster than real time is paced into the call, mixed with a prompt', async () => {

@@ -42,3 +42,21 @@ test('16 kHz stereo: caller left, service right, 20 ms frames of 1280 bytes on t
   const last = new Int16Array(out.at(-1)!.buffer.slice(out.at(-1)!.byteOffset, out.at(-1)!.byteOffset + 1280));
   assert.ok(Math.abs(last[100]! - 1000) < 20 && Math.abs(last[101]! + 2000) < 40, `L ${last[100]} R ${last[101]}`);
 });
+
+test('frame timestamps stay continuous when frames do not line up with the 20 ms input (resampled, 10 ms)', () => {
+  for (const [sampleRate, frameMs, encoding] of [[16000, 20, 'pcm'], [48000, 20, 'pcm'], [8000, 10, 'pcm'], [16000, 60, 'pcm'], [16000, 20, 'opus']] as const) {
+    const ts: number[] = [];
+    const fork = new AudioFork({
+      format: { source: 'caller', sampleRate, frameMs, encoding, channels: 1 },
+      maxQueueFrames: 100,
+      onReadable: () => {
+        for (let f = fork.shift(); f; f = fork.shift()) ts.push(f.rtpTimestamp);
+      },
+      onCallClosed: () => {},
+    });
+    for (let i = 0; i < 30; i++) fork.inbound({ samples: frame(100), timestamp: (0xffffff00 + i * 160) >>> 0, concealed: false });
+    assert.ok(ts.length >= Math.floor((30 * 20) / frameMs) - 2, `${sampleRate} Hz ${frameMs} ms: ${ts.length} frames`);
+    assert.equal(ts[0], 0xffffff00);
+    for (let i = 1; i < ts.length; i++) assert.equal((ts[i]! - ts[i - 1]!) >>> 0, frameMs * 8, `${sampleRate} Hz ${frameMs} ms ${encoding}: step at frame ${i}`);
+  }
+});

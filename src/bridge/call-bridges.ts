@@ -1,0 +1,95 @@
+import { Counter, Gauge } from 'prom-client';
+import { MediaError } from '../errors/media-error.ts';
+import { METRIC_PREFIX, type Metrics } from '../metrics/metrics.ts';
+import type { CallSession } from '../sessions/call-session.ts';
+import { CallBridge } from './call-bridge.ts';
+import type { FeedStats } from './bridge-feed.ts';
+
+type Totals = Pick<FeedStats, 'dropped' | 'trimmed' | 'underruns'>;
+
+/**
+ * Every bridge, by call: a call is in at most one. The one place bridges are made and
+ * forgotten; a bridge that closes (unbridged, or one of its calls ended) leaves the map.
+ */
+export class CallBridges {
+  readonly #byCall = new Map<CallSession, CallBridge>();
+  readonly #live = new Set<CallBridge>();
+  readonly #closedTotals: Totals = { dropped: 0, trimmed: 0, underruns: 0 };
+
+  constructor(opts: { metrics: Metrics }) {
+    const registers = [opts.metrics.registry];
+    const self = this;
+    new Gauge({
+      name: `${METRIC_PREFIX}bridges_active`,
+      help: 'Pairs of calls bridged to each other',
+      registers,
+      collect() {
+        this.set(self.#live.size);
+      },
+    });
+    // Per-frame numbers stay plain fields on each bridge; they are summed when scraped.
+    const total = (name: string, help: string, key: keyof Totals): void => {
+      new Counter({
+        name: `${METRIC_PREFIX}${name}`,
+        help,
+        registers,
+        collect() {
+          let v = self.#closedTotals[key];
+          for (const b of self.#live) v += b.stats.aToB[key] + b.stats.bToA[key];
+          this.reset();
+          this.inc(v);
+        },
+      });
+    };
+    total('bridge_frames_dropped_total', 'Bridged 20 ms frames dropped because the receiving call fell behind', 'dropped');
+    total('bridge_frames_trimmed_total', 'Bridged 20 ms frames dropped to bring jitter delay back down', 'trimmed');
+    total('bridge_underruns_total', 'Ticks a bridged call had nothing to play in the middle of speech', 'underruns');
+  }
+
+  get size(): number {
+    return this.#live.size;
+  }
+
+  of(s: CallSession): CallBridge | undefined {
+    return this.#byCall.get(s);
+  }
+
+  /** Connects two open calls; each must be free. */
+  bridge(a: CallSession, b: CallSession): CallBridge {
+    if (a === b) throw new MediaError('invalid_argument', `a call cannot be bridged with itself (port ${a.port})`);
+    for (const s of [a, b]) if (s.closed) throw new MediaError('not_found', `no call session on port ${s.port}`);
+    const existing = this.#byCall.get(a) ?? this.#byCall.get(b);
+    if (existing) {
+      if (existing.peerOf(a) === b && existing.peerOf(b) === a) {
+        throw new MediaError('already_exists', `the calls on ports ${a.port} and ${b.port} are already bridged`);
+      }
+      const busy = this.#byCall.has(a) ? a : b;
+      throw new MediaError('failed_precondition', `the call on port ${busy.port} is already bridged with the call on port ${existing.peerOf(busy).port}; unbridge it first`);
+    }
+    const bridge = new CallBridge(a, b);
+    this.#byCall.set(a, bridge);
+    this.#byCall.set(b, bridge);
+    this.#live.add(bridge);
+    bridge.on('close', () => this.#forget(bridge));
+    return bridge;
+  }
+
+  /** Dissolves the bridge a call is in; false when it is in none. */
+  unbridge(s: CallSession): boolean {
+    const bridge = this.#byCall.get(s);
+    if (!bridge) return false;
+    bridge.close('unbridged');
+    return true;
+  }
+
+  #forget(bridge: CallBridge): void {
+    if (this.#byCall.get(bridge.a) === bridge) this.#byCall.delete(bridge.a);
+    if (this.#byCall.get(bridge.b) === bridge) this.#byCall.delete(bridge.b);
+    this.#live.delete(bridge);
+    for (const d of [bridge.stats.aToB, bridge.stats.bToA]) {
+      this.#closedTotals.dropped += d.dropped;
+      this.#closedTotals.trimmed += d.trimmed;
+      this.#closedTotals.underruns += d.underruns;
+    }
+  }
+}

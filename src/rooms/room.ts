@@ -1,0 +1,323 @@
+import { randomUUID } from 'node:crypto';
+import type { types as ms } from 'mediasoup';
+import { MediaError } from '../errors/media-error.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { MediaClock } from '../media-path/clock.ts';
+import type { PooledWorker } from '../media-engine/worker-pool.ts';
+import type { CallSession } from '../sessions/call-session.ts';
+import type { AudioLevel, ConsumeResponse, PeerInfo, ProducerInfo, ServerToClientEvents, TransportOptions } from '../signaling/contract.ts';
+import { TypedEmitter } from '../util/typed-emitter.ts';
+import { CallLeg, type TranscodeSettings } from './call-leg.ts';
+import { MAX_PRODUCERS_PER_PEER, MAX_TRANSPORTS_PER_PEER, Peer } from './peer.ts';
+import { TestLeg } from './test-leg.ts';
+
+export const ROUTER_CODECS: ms.RtpCodecCapability[] = [
+  { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, parameters: { useinbandfec: 1 } },
+  { kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
+];
+
+const LEVEL_INTERVAL_MS = 250;
+
+/** A producer and who owns it: a browser, the phone, or a test leg. */
+interface RoomProducer {
+  producer: ms.Producer;
+  peerId: string;
+}
+
+interface ServerPeer {
+  info: PeerInfo;
+  close(reason: string): void;
+}
+
+export interface RoomOptions {
+  id: string;
+  pooled: PooledWorker;
+  call: CallSession | undefined;
+  clock: MediaClock;
+  settings: TranscodeSettings;
+  maxPeers: number;
+  log: Logger;
+}
+
+/**
+ * One room on one router. It owns the router and everything in it: browser peers, the
+ * phone's leg when the room is a call, test legs, and the level observer. Closing the room
+ * (last browser left, the call ended, the worker died, shutdown) closes all of it once.
+ */
+export class Room extends TypedEmitter<{ close: [reason: string] }> {
+  readonly id: string;
+  readonly router: ms.Router;
+  readonly log: Logger;
+  readonly #pooled: PooledWorker;
+  readonly #clock: MediaClock;
+  readonly #settings: TranscodeSettings;
+  readonly #maxPeers: number;
+  readonly #observer: ms.AudioLevelObserver;
+  readonly #peers = new Map<string, Peer>();
+  readonly #serverPeers = new Map<string, ServerPeer>();
+  readonly #producers = new Map<string, RoomProducer>();
+  #callLeg: CallLeg | null = null;
+  #closed = false;
+
+  static async create(opts: RoomOptions): Promise<Room> {
+    if (!opts.pooled.webRtcServer) throw new MediaError('unavailable', 'WebRTC is not enabled on this service');
+    const router = await opts.pooled.worker.createRouter({ mediaCodecs: ROUTER_CODECS, appData: { room: opts.id } });
+    try {
+      const observer = await router.createAudioLevelObserver({ maxEntries: 16, threshold: -70, interval: LEVEL_INTERVAL_MS });
+      const room = new Room(opts, router, observer);
+      if (opts.call) await room.#attachCall(opts.call);
+      return room;
+    } catch (error) {
+      router.close();
+      throw error;
+    }
+  }
+
+  private constructor(opts: RoomOptions, router: ms.Router, observer: ms.AudioLevelObserver) {
+    super(opts.log);
+    this.id = opts.id;
+    this.router = router;
+    this.log = opts.log;
+    this.#pooled = opts.pooled;
+    this.#clock = opts.clock;
+    this.#settings = opts.settings;
+    this.#maxPeers = opts.maxPeers;
+    this.#observer = observer;
+    opts.pooled.load++;
+    router.on('workerclose', () => this.close('the media worker died'));
+    observer.on('volumes', (volumes) => this.#broadcast('audioLevels', volumes.map((v) => this.#level(v.producer, v.volume))));
+    observer.on('silence', () => this.#broadcast('audioLevels', []));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get callBridged(): boolean {
+    return this.#callLeg !== null;
+  }
+
+  get browserCount(): number {
+    return this.#peers.size;
+  }
+
+  peers(): PeerInfo[] {
+    return [...[...this.#peers.values()].map((p) => p.info), ...[...this.#serverPeers.values()].map((s) => s.info)];
+  }
+
+  producers(exceptPeerId?: string): ProducerInfo[] {
+    const out: ProducerInfo[] = [];
+    for (const { producer, peerId } of this.#producers.values()) {
+      if (peerId !== exceptPeerId) out.push({ producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused });
+    }
+    return out;
+  }
+
+  join(peer: Peer): void {
+    this.#assertOpen();
+    if (this.#peers.size >= this.#maxPeers) throw new MediaError('resource_exhausted', `room ${this.id} is full (${this.#maxPeers} participants)`);
+    this.#broadcast('peerJoined', peer.info);
+    this.#peers.set(peer.id, peer);
+  }
+
+  /** A browser left (or disconnected): everything it had goes; an empty room closes. */
+  leave(peer: Peer): void {
+    if (!this.#peers.delete(peer.id)) return;
+    for (const id of peer.producers.keys()) this.#producers.delete(id);
+    peer.close();
+    this.#broadcast('peerLeft', { peerId: peer.id });
+    if (this.#peers.size === 0) this.close('the last participant left');
+  }
+
+  async createTransport(peer: Peer, direction: 'send' | 'recv'): Promise<TransportOptions> {
+    this.#assertOpen();
+    if (peer.transports.size >= MAX_TRANSPORTS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_TRANSPORTS_PER_PEER} transports per participant`);
+    const transport = await this.router.createWebRtcTransport({
+      webRtcServer: this.#pooled.webRtcServer!,
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+      appData: { peerId: peer.id, direction },
+    });
+    if (peer.closed) {
+      transport.close();
+      throw new MediaError('failed_precondition', 'the participant left');
+    }
+    peer.transports.set(transport.id, transport);
+    transport.on('dtlsstatechange', (state) => {
+      if (state === 'failed' || state === 'closed') peer.log.warn({ event: 'WEBRTC_DTLS_STATE', attributes: { 'webrtc.transport': transport.id, 'webrtc.dtls_state': state } }, `DTLS ${state}`);
+    });
+    return { id: transport.id, iceParameters: transport.iceParameters, iceCandidates: transport.iceCandidates, dtlsParameters: transport.dtlsParameters };
+  }
+
+  async connectTransport(peer: Peer, transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void> {
+    const transport = this.#transport(peer, transportId);
+    try {
+      await transport.connect({ dtlsParameters });
+    } catch (error) {
+      throw new MediaError('invalid_argument', `cannot connect the transport: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async produce(peer: Peer, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters): Promise<string> {
+    const transport = this.#transport(peer, transportId);
+    if (peer.producers.size >= MAX_PRODUCERS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_PRODUCERS_PER_PEER} producers per participant`);
+    let producer: ms.Producer;
+    try {
+      producer = await transport.produce({ kind, rtpParameters, appData: { peerId: peer.id } });
+    } catch (error) {
+      throw new MediaError('invalid_argument', `cannot produce: ${(error as Error).message}`, { cause: error });
+    }
+    peer.producers.set(producer.id, producer);
+    this.#addProducer(producer, peer.id);
+    producer.on('transportclose', () => this.#removeProducer(producer.id));
+    if (kind === 'audio' && this.#callLeg) {
+      this.#callLeg.listen(producer, this.router.rtpCapabilities).catch((error: unknown) => peer.log.error({ event: 'CALL_LEG_LISTEN_FAILED', error }, 'the phone cannot hear this participant'));
+    }
+    return producer.id;
+  }
+
+  closeProducer(peer: Peer, producerId: string): void {
+    const producer = this.#ownProducer(peer, producerId);
+    peer.producers.delete(producerId);
+    producer.close();
+    this.#removeProducer(producerId);
+  }
+
+  async setProducerPaused(peer: Peer, producerId: string, paused: boolean): Promise<void> {
+    const producer = this.#ownProducer(peer, producerId);
+    if (paused) await producer.pause();
+    else await producer.resume();
+    this.#broadcast('producerPaused', { producerId, paused }, peer.id);
+  }
+
+  async consume(peer: Peer, transportId: string, producerId: string, rtpCapabilities: ms.RtpCapabilities): Promise<ConsumeResponse> {
+    const transport = this.#transport(peer, transportId);
+    const owner = this.#producers.get(producerId);
+    if (!owner) throw new MediaError('not_found', `no producer ${producerId} in this room`);
+    if (owner.peerId === peer.id) throw new MediaError('invalid_argument', 'a participant does not consume its own producer');
+    if (!this.router.canConsume({ producerId, rtpCapabilities })) throw new MediaError('failed_precondition', 'these RTP capabilities cannot receive that producer');
+    const consumer = await transport.consume({ producerId, rtpCapabilities, paused: true, appData: { peerId: peer.id } });
+    peer.consumers.set(consumer.id, consumer);
+    const gone = (): void => {
+      if (!peer.consumers.delete(consumer.id)) return;
+      peer.notify('consumerClosed', { consumerId: consumer.id, producerId });
+    };
+    consumer.on('producerclose', gone);
+    consumer.on('transportclose', () => peer.consumers.delete(consumer.id));
+    return { consumerId: consumer.id, producerId, peerId: owner.peerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters };
+  }
+
+  async setConsumerPaused(peer: Peer, consumerId: string, paused: boolean): Promise<void> {
+    const consumer = peer.consumers.get(consumerId);
+    if (!consumer) throw new MediaError('not_found', `no consumer ${consumerId} of this participant`);
+    if (paused) await consumer.pause();
+    else await consumer.resume();
+  }
+
+  /** A prompt played into the room by a server-side participant owned by `peer`. */
+  async startTestLeg(peer: Peer, pcm: Int16Array, loop: boolean): Promise<string> {
+    this.#assertOpen();
+    if (peer.testLeg) throw new MediaError('failed_precondition', 'this participant already plays a test leg');
+    const peerId = `test-${randomUUID().slice(0, 8)}`;
+    const leg = await TestLeg.create({ router: this.router, clock: this.#clock, pcm, loop, peerId, complexity: this.#settings.complexity, bitrate: this.#settings.bitrate });
+    if (peer.closed || this.#closed) {
+      leg.close('its browser left');
+      throw new MediaError('failed_precondition', 'the participant left');
+    }
+    peer.testLeg = leg;
+    this.#addServerPeer({ peerId, displayName: `test prompt (${peer.displayName})`, kind: 'test-leg' }, leg.send.producer, (reason) => leg.close(reason));
+    leg.on('close', () => {
+      if (peer.testLeg === leg) peer.testLeg = null;
+      this.#removeServerPeer(peerId);
+    });
+    return peerId;
+  }
+
+  stopTestLeg(peer: Peer): void {
+    if (!peer.testLeg) throw new MediaError('failed_precondition', 'no test leg is playing');
+    peer.testLeg.close('stopped');
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.log.info({ event: 'ROOM_CLOSED', attributes: { 'room.id': this.id, reason } }, `room closed: ${reason}`);
+    this.#broadcast('roomClosed', { reason });
+    for (const p of this.#peers.values()) p.close();
+    this.#peers.clear();
+    for (const s of [...this.#serverPeers.values()]) s.close(reason);
+    this.#serverPeers.clear();
+    this.#producers.clear();
+    this.router.close();
+    this.#pooled.load--;
+    this.safeEmit('close', reason);
+    this.removeAllListeners();
+  }
+
+  async #attachCall(session: CallSession): Promise<void> {
+    const peerId = `phone-${session.port}`;
+    const leg = await CallLeg.create({ router: this.router, session, peerId, settings: this.#settings, log: session.log });
+    this.#callLeg = leg;
+    this.#addServerPeer({ peerId, displayName: `phone (${session.callId})`, kind: 'phone' }, leg.send.producer, (reason) => leg.close(reason));
+    leg.on('close', (reason) => {
+      this.#callLeg = null;
+      this.#removeServerPeer(peerId);
+      // A call's room exists for that call: when it hangs up, the room ends.
+      if (!this.#closed && reason === 'the call ended') this.close('the call ended');
+    });
+  }
+
+  #addServerPeer(info: PeerInfo, producer: ms.Producer, close: (reason: string) => void): void {
+    this.#serverPeers.set(info.peerId, { info, close });
+    this.#broadcast('peerJoined', info);
+    this.#addProducer(producer, info.peerId);
+  }
+
+  #removeServerPeer(peerId: string): void {
+    if (!this.#serverPeers.delete(peerId)) return;
+    for (const [id, p] of this.#producers) if (p.peerId === peerId) this.#removeProducer(id);
+    this.#broadcast('peerLeft', { peerId });
+  }
+
+  #addProducer(producer: ms.Producer, peerId: string): void {
+    this.#producers.set(producer.id, { producer, peerId });
+    if (producer.kind === 'audio') this.#observer.addProducer({ producerId: producer.id }).catch(() => undefined);
+    this.#broadcast('newProducer', { producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused }, peerId);
+  }
+
+  #removeProducer(producerId: string): void {
+    const p = this.#producers.get(producerId);
+    if (!p) return;
+    this.#producers.delete(producerId);
+    this.#broadcast('producerClosed', { producerId }, p.peerId);
+  }
+
+  #level(producer: ms.Producer, volume: number): AudioLevel {
+    return { peerId: this.#producers.get(producer.id)?.peerId ?? '', producerId: producer.id, volume };
+  }
+
+  #transport(peer: Peer, transportId: string): ms.WebRtcTransport {
+    const t = peer.transports.get(transportId);
+    if (!t) throw new MediaError('not_found', `no transport ${transportId} of this participant`);
+    return t;
+  }
+
+  #ownProducer(peer: Peer, producerId: string): ms.Producer {
+    const p = peer.producers.get(producerId);
+    if (!p) throw new MediaError('not_found', `no producer ${producerId} of this participant`);
+    return p;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new MediaError('failed_precondition', `room ${this.id} has closed`);
+  }
+
+  #broadcast<K extends 'peerJoined' | 'peerLeft' | 'newProducer' | 'producerPaused' | 'producerClosed' | 'audioLevels' | 'roomClosed'>(
+    event: K,
+    payload: Parameters<ServerToClientEvents[K]>[0],
+    exceptPeerId?: string,
+  ): void {
+    for (const p of this.#peers.values()) if (p.id !== exceptPeerId) (p.notify as (e: K, x: typeof payload) => void)(event, payload);
+  }
+}

@@ -1,0 +1,97 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startService, type RunningService } from '../helpers/service.ts';
+import { TestClient } from '../helpers/grpc-client.ts';
+import { bestCorrelation, medianWindowCorrelation, rmsDb, speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
+import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { ffmpegReceiveRtp } from '../helpers/ffmpeg.ts';
+import { demoStats, launchBrowser, pollUntil, type DemoStats, type TestBrowser } from '../helpers/browser.ts';
+
+/** The last `seconds` of what the phone heard, decoded. */
+function heardLately(phone: RtpPeer, seconds: number): Int16Array {
+  const all = phone.decoded('PCMU');
+  return all.subarray(Math.max(0, all.length - seconds * 8000));
+}
+
+describe('a browser in a phone call (WebRTC <-> G.711 through the service)', () => {
+  let svc: RunningService;
+  let client: TestClient;
+  let fx: SpeechFixtures;
+  let browser: TestBrowser;
+  let phone: RtpPeer;
+
+  before(async () => {
+    fx = speechFixtures();
+    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '38800', RTP_SERVICE_PORT_MAX: '38899' } });
+    client = new TestClient(svc.grpcPort);
+    browser = await launchBrowser({ micWav: fx.wav16k });
+    phone = await RtpPeer.open();
+  });
+  after(async () => {
+    phone?.close();
+    await browser?.close();
+    client?.close();
+    await svc?.stop('SIGKILL');
+  });
+
+  test('the phone hears the browser, the browser hears the phone, and nobody hears themselves', async (t) => {
+    const callId = `webrtc-call-${process.pid}`;
+    const alloc = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId });
+    assert.equal(alloc.error, undefined, alloc.error?.details);
+    const port = alloc.response!.rtp_port;
+
+    // The phone is connected but quiet: silence packets, so the service knows where it is.
+    let quiet = true;
+    const silence = new Int16Array(8000);
+    const quietLoop = (async () => {
+      while (quiet) await phone.sendPcm(silence, port);
+    })();
+
+    try {
+      const page = await browser.page(svc.url(`/?room=${encodeURIComponent(callId)}&name=agent&processing=0`));
+      await page.evaluate(() => (globalThis as unknown as { demo: { join(): Promise<void> } }).demo.join());
+      const peers = await page.evaluate(() => (globalThis as unknown as { demo: { peers: { peerId: string; kind: string }[] } }).demo.peers);
+      const phonePeer = peers.find((p) => p.kind === 'phone');
+      assert.ok(phonePeer, `the call's room shows the phone: ${JSON.stringify(peers)}`);
+      const fromPhone = (s: DemoStats) => s.inbound.find((i) => i.peerId === phonePeer.peerId);
+
+      // Browser -> phone: the microphone's speech arrives as G.711 on the phone.
+      await pollUntil(async () => rmsDb(heardLately(phone, 2)), (db) => db > -40, { timeoutMs: 30_000, what: "the browser's speech on the phone (dBFS)" });
+      // ffmpeg as the phone's ear: the fake microphone loops the fixture, so two loops' worth
+      // of what it decodes holds one whole repetition.
+      const ear = await ffmpegReceiveRtp({ codec: 'PCMU' });
+      assert.equal((await client.media_<{ success: boolean }>('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${ear.port}` })).response?.success, true);
+      await new Promise((r) => setTimeout(r, (Math.ceil((2 * fx.pcm8k.length) / 8000) + 1) * 1000));
+      const heard = await ear.stop();
+      const whole = bestCorrelation(fx.pcm8k, heard, heard.length - 1000).corr;
+      const windowed = medianWindowCorrelation(fx.pcm8k, heard, { looped: true });
+      t.diagnostic(`ffmpeg as the phone hears the browser: ${rmsDb(heard).toFixed(1)} dBFS over ${(heard.length / 8000).toFixed(1)} s; correlation with the microphone's speech: ${whole.toFixed(3)} whole, ${windowed.toFixed(3)} median of 1 s windows`);
+      // Chromium's fake microphone runs about 2 % fast, so the bridge drops a quiet frame about
+      // once a second: the per-window correlation is the measure of the audio, not the alignment.
+      assert.ok(windowed > 0.8, `the phone hears the microphone's speech (median window correlation ${windowed.toFixed(3)})`);
+      await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${phone.port}` });
+
+      // Mix-minus: while the phone is silent the browser gets the phone's stream but not its own voice back.
+      const quietStats = await pollUntil(() => demoStats(page), (s) => (fromPhone(s)?.packetsReceived ?? 0) > 50, { what: 'packets from the phone' });
+      assert.ok(fromPhone(quietStats)!.audioLevel < 0.01, `the browser does not hear itself through the phone leg: ${JSON.stringify(fromPhone(quietStats))}`);
+
+      // Phone -> browser: the caller speaks; the browser's inbound audio from the phone has level.
+      quiet = false;
+      await quietLoop;
+      const speaking = phone.sendPcm(new Int16Array([...fx.pcm8k, ...fx.pcm8k]), port);
+      const loud = await pollUntil(() => demoStats(page), (s) => (fromPhone(s)?.audioLevel ?? 0) > 0.01, { timeoutMs: 20_000, what: "the phone's speech in the browser" });
+      t.diagnostic(`browser hears the phone: ${JSON.stringify(fromPhone(loud))}`);
+      assert.ok(fromPhone(loud)!.packetsReceived > fromPhone(quietStats)!.packetsReceived);
+      await speaking;
+      assert.deepEqual(browser.consoleErrors(page), []);
+
+      // Hang-up: the room closes and the page sees it.
+      await client.media_('ReleasePort', { rtp_port: port });
+      await pollUntil(() => page.evaluate(() => (globalThis as unknown as { demo: { state: string } }).demo.state), (s) => s !== 'joined', { what: 'the page leaving the closed room' });
+    } finally {
+      // A failed check must not leave the loop sending on a socket the suite closes.
+      quiet = false;
+      await quietLoop;
+    }
+  });
+});

@@ -38,10 +38,10 @@ export interface InboundTimelineOptions {
 
 const MAX_PENDING = 16;
 /**
- * Two late packets in sequence this far apart are a paced stream, not the catch-up burst of a
- * sender that stalled: its clock fell behind ours for good, and waiting drops everything.
+ * How long packets in sequence must all have come in late, without catching up, before the
+ * stream is taken to be behind our clock for good (see #rebaseOnLate).
  */
-const PACED_MS = 10;
+const REBASE_AFTER_MS = 200;
 
 /**
  * Turns the caller's packets (any ptime, lost, reordered, late, SSRC changes, silence
@@ -59,8 +59,8 @@ export class InboundTimeline {
   #ssrc: number | null = null;
   /** Added to the caller's timestamps: moves when its clock falls behind ours (see #late). */
   #offset = 0;
-  /** The last packet dropped as late while newer than anything played. */
-  #lastLate: { seq: number; arrivalMs: number } | null = null;
+  /** Packets in sequence dropped as late, newer than anything played: since when, how far behind. */
+  #lateRun: { seq: number; sinceMs: number; behind: number } | null = null;
   #nextTs = 0;
   #lastSeq = 0;
   /** When the sample at #nextTs is due, by the arrival time of the packets so far. */
@@ -92,7 +92,8 @@ export class InboundTimeline {
     }
     ts = (ts + this.#offset) >>> 0;
     let d = tsDelta(ts, this.#nextTs);
-    if (d + pcm.length <= 0 && this.#rebaseOnLate(seq, arrivalMs)) {
+    if (d + pcm.length > 0) this.#lateRun = null;
+    else if (this.#rebaseOnLate(seq, -d, arrivalMs)) {
       this.#offset = (this.#offset - d) >>> 0;
       ts = this.#nextTs;
       d = 0;
@@ -147,27 +148,31 @@ export class InboundTimeline {
   /**
    * A packet wholly behind the clock. A reordered straggler or the head of a catch-up burst
    * is dropped; but when the stream resumed after a stall without catching up (a phone whose
-   * audio device paused, a PBX that stalled), every packet from now on would be late. Two
-   * such packets in sequence at a real-time pace show it: the stream moves onto our clock
+   * audio device paused, a PBX that stalled), every packet from now on would be late. Packets
+   * in sequence, all late for REBASE_AFTER_MS and no less behind than the first of them, show
+   * it (a catch-up burst gets less late with every packet): the stream moves onto our clock
    * (the caller's later timestamps shift; ours stay continuous) and plays on.
    */
-  #rebaseOnLate(seq: number, arrivalMs: number): boolean {
-    const prev = this.#lastLate;
+  #rebaseOnLate(seq: number, behind: number, arrivalMs: number): boolean {
     if (seqDelta(seq, this.#lastSeq) <= 0) return false;
-    if (prev && seqDelta(seq, prev.seq) === 1 && arrivalMs - prev.arrivalMs >= PACED_MS) {
-      this.#lastLate = null;
-      this.#pending = [];
-      this.stats.rebased++;
-      return true;
+    const run = this.#lateRun;
+    const next = run ? seqDelta(seq, run.seq) : 0;
+    if (!run || next < 1 || next > 3) {
+      this.#lateRun = { seq, sinceMs: arrivalMs, behind };
+      return false;
     }
-    this.#lastLate = { seq, arrivalMs };
-    return false;
+    run.seq = seq;
+    if (arrivalMs - run.sinceMs < REBASE_AFTER_MS || behind < run.behind - this.#frame) return false;
+    this.#lateRun = null;
+    this.#pending = [];
+    this.stats.rebased++;
+    return true;
   }
 
   #restart(ssrc: number, seq: number, ts: number, arrivalMs: number): void {
     this.#ssrc = ssrc;
     this.#offset = 0;
-    this.#lastLate = null;
+    this.#lateRun = null;
     this.#pending = [];
     this.#resync(seq, ts, arrivalMs);
   }

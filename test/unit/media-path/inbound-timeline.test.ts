@@ -114,39 +114,44 @@ test('sequence and timestamp wrap-around keep the stream continuous', () => {
   assert.equal(t.stats.concealedFrames, 0);
 });
 
-test('a sender that resumes behind the clock after a stall is heard again after one packet, on a continuous clock', () => {
+test('a sender that resumes behind the clock after a stall is heard again after 200 ms, on a continuous clock', () => {
   const { t, frames } = setup(40);
   for (let k = 0; k < 5; k++) t.push(k * 20, k, k * 160, 7, pcmAt(k * 160));
   // The sender stalls for 500 ms, then carries on from where it stopped, at real-time pace.
-  for (let now = 100; now <= 600; now += 20) t.tick(now);
-  const concealed = frames.length - 5;
-  assert.ok(concealed >= 20, `the stall was concealed (${concealed} frames)`);
-  for (let k = 5; k < 15; k++) t.push(600 + (k - 5) * 20, k, k * 160, 7, pcmAt(k * 160));
-  // The first resumed packet is dropped as late; the second shows the stream is paced: it
-  // and all after it play.
-  assert.equal(t.stats.late, 1);
+  for (let now = 100; now < 600; now += 20) t.tick(now);
+  for (let k = 5; k < 30; k++) {
+    const now = 600 + (k - 5) * 20;
+    t.push(now, k, k * 160, 7, pcmAt(k * 160));
+    t.tick(now);
+  }
+  // Packets 5-14 (200 ms) are dropped as late; from packet 15 on the stream plays again.
+  assert.equal(t.stats.late, 10);
   assert.equal(t.stats.rebased, 1);
-  const resumed = frames.slice(5 + concealed);
-  assert.equal(resumed.length, 9);
-  resumed.forEach((f, i) => {
-    assert.equal(f.concealed, false);
-    assert.equal(f.samples[0], pcmAt((6 + i) * 160)[0]);
-  });
+  const heard = frames.filter((f) => !f.concealed);
+  assert.deepEqual(
+    heard.map((f) => f.samples[0]),
+    [...[0, 1, 2, 3, 4], ...Array.from({ length: 15 }, (_, i) => 15 + i)].map((k) => pcmAt(k * 160)[0]),
+  );
   frames.forEach((f, i) => assert.equal(f.timestamp, i * 160, 'our timestamps stay continuous'));
 });
 
-test('the catch-up burst after a stall is not mistaken for a stream behind the clock', () => {
-  const { t, frames } = setup(40);
-  for (let k = 0; k < 5; k++) t.push(k * 20, k, k * 160, 7, pcmAt(k * 160));
-  for (let now = 100; now <= 300; now += 20) t.tick(now);
-  // The stalled packets arrive at once, then the stream goes on in time.
-  for (let k = 5; k < 15; k++) t.push(300, k, k * 160, 7, pcmAt(k * 160));
-  for (let k = 15; k < 20; k++) t.push(300 + (k - 14) * 20, k, k * 160, 7, pcmAt(k * 160));
-  assert.equal(t.stats.rebased, 0);
-  assert.ok(t.stats.late > 0);
-  frames.forEach((f, i) => assert.equal(f.timestamp, i * 160));
-  frames.filter((f) => !f.concealed).forEach(assertPlaced);
-  assert.equal(frames.at(-1)!.timestamp, 19 * 160, 'in time with the sender again');
+test('a catch-up burst after a stall is not mistaken for a stream behind the clock, even when it is slowed', () => {
+  for (const spacingMs of [0, 15]) {
+    const { t, frames } = setup(40);
+    for (let k = 0; k < 5; k++) t.push(k * 20, k, k * 160, 7, pcmAt(k * 160));
+    for (let now = 100; now <= 400; now += 20) t.tick(now);
+    // The stalled packets come faster than real time until the sender is in time again.
+    let now = 400;
+    for (let k = 5; k < 75; k++, now += spacingMs) {
+      t.push(now, k, k * 160, 7, pcmAt(k * 160));
+      t.tick(now);
+    }
+    assert.equal(t.stats.rebased, 0, `spacing ${spacingMs} ms`);
+    assert.ok(t.stats.late > 0);
+    frames.forEach((f, i) => assert.equal(f.timestamp, i * 160));
+    frames.filter((f) => !f.concealed).forEach(assertPlaced);
+    assert.equal(frames.at(-1)!.timestamp, 74 * 160, `in time with the sender again (spacing ${spacingMs} ms)`);
+  }
 });
 
 test('a reordered straggler never moves the clock', () => {
@@ -154,8 +159,6 @@ test('a reordered straggler never moves the clock', () => {
   t.push(0, 1, 0, 7, pcmAt(0));
   t.push(40, 3, 320, 7, pcmAt(320));
   t.tick(100);
-  t.push(110, 2, 160, 7, pcmAt(160));
-  t.push(130, 4, 480, 7, pcmAt(480));
+  for (let k = 0; k < 20; k++) t.push(110 + k * 20, 2, 160, 7, pcmAt(160));
   assert.equal(t.stats.rebased, 0);
-  assert.equal(t.stats.late, 1);
 });

@@ -3,6 +3,7 @@ import type { TimelineFrame } from '../media-path/inbound-timeline.ts';
 import type { CallTap, CloseReason } from '../sessions/call-session.ts';
 import type { ChannelLayout } from './target.ts';
 import type { WavSpool } from './wav-spool.ts';
+import { FramePairer, type FramePair, type PairerStats } from './frame-pairer.ts';
 
 /**
  * Caller frames waiting for the service clock. A backlog comes from a stalled event loop or a
@@ -11,18 +12,24 @@ import type { WavSpool } from './wav-spool.ts';
  * ever fills a second's worth, and then the oldest frame goes.
  */
 const MAX_INBOUND_QUEUE = 50;
+/**
+ * How late (in 20 ms frames) a caller frame may come and still sit beside what the service
+ * sent at the time: the timeline's reorder window (40 ms), a tick, and jitter.
+ */
+const PAIRING_DELAY_FRAMES = 4;
 const FLUSH_EVERY_TICKS = 50;
 const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
 
 /**
  * Records a call on the service clock: every 20 ms it writes one frame of the caller (left)
  * and one of what the service sent (right), silence where either had none, so the file's
- * length is the call's wall time. Mono mixes both.
+ * length is the call's wall time. The two sides are paired by when they were heard, 80 ms
+ * behind the clock (see FramePairer). Mono mixes both.
  */
 export class CallRecorder implements CallTap {
   readonly #spool: WavSpool;
   readonly #layout: ChannelLayout;
-  readonly #inbound: Int16Array[] = [];
+  readonly #pairer = new FramePairer({ delayFrames: PAIRING_DELAY_FRAMES, maxQueue: MAX_INBOUND_QUEUE });
   #left: Resampler | null;
   readonly #right: Resampler | null;
   readonly #silence: Int16Array;
@@ -44,15 +51,23 @@ export class CallRecorder implements CallTap {
     return this.#spool;
   }
 
+  get pairing(): PairerStats {
+    return this.#pairer.stats;
+  }
+
   inbound(frame: TimelineFrame): void {
-    if (this.#inbound.length >= MAX_INBOUND_QUEUE) this.#inbound.shift();
-    this.#inbound.push(frame.samples);
+    if (!this.#stopped) this.#pairer.caller(frame.samples);
   }
 
   outbound(frame: Int16Array | null): void {
     if (this.#stopped) return;
-    const left = this.#inbound.shift() ?? this.#silence;
-    const right = frame ?? this.#silence;
+    const pair = this.#pairer.tick(frame);
+    if (pair) this.#write(pair);
+  }
+
+  #write(pair: FramePair): void {
+    const left = pair.caller ?? this.#silence;
+    const right = pair.service ?? this.#silence;
     if (this.#layout === 'mono') {
       const mixed = new Int16Array(left.length);
       for (let i = 0; i < mixed.length; i++) {
@@ -68,8 +83,9 @@ export class CallRecorder implements CallTap {
     if (++this.#ticks % FLUSH_EVERY_TICKS === 0) void this.#spool.flush();
   }
 
-  /** No more audio is taken; what the resamplers still hold is written. The owner finishes the spool. */
+  /** No more audio is taken; what the pairing and the resamplers still hold is written. The owner finishes the spool. */
   stop(): void {
+    if (!this.#stopped) for (const pair of this.#pairer.drain()) this.#write(pair);
     if (this.#stopped && !this.#left) return;
     this.#stopped = true;
     if (!this.#left) return;

@@ -151,7 +151,18 @@ export class RecordingManager {
         await a.recorder.spool.finish();
         this.#metrics.bytesWritten.inc(a.recorder.spool.bytesWritten);
         if (a.recorder.spool.droppedBytes > 0) this.#metrics.droppedBytes.inc(a.recorder.spool.droppedBytes);
-        session.log.info({ event: 'RECORDING_FINALIZED', attributes: { 'recording.bytes': a.recorder.spool.bytesWritten } }, 'recording complete; queued for storage');
+        session.log.info(
+          {
+            event: 'RECORDING_FINALIZED',
+            attributes: {
+              'recording.bytes': a.recorder.spool.bytesWritten,
+              // Caller frames that came later than the pairing delay (each moved the caller a frame later) or were dropped for clock drift.
+              'recording.caller_late_slots': a.recorder.pairing.late,
+              'recording.caller_dropped_frames': a.recorder.pairing.dropped,
+            },
+          },
+          'recording complete; queued for storage',
+        );
         this.#finalize(a.meta).catch((error: unknown) => {
           session.log.error({ event: 'RECORDING_FINALIZE_FAILED', error }, 'could not queue the recording; it stays in the spool for the next start');
         });

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient } from '../helpers/grpc-client.ts';
-import { bestCorrelation, medianWindowCorrelation, rmsDb, speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
+import { bestCorrelation, medianWindowCorrelation, rmsDb, windowCorrelations, speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
 import { ffmpegReceiveRtp } from '../helpers/ffmpeg.ts';
 import { demoStats, launchBrowser, pollUntil, type DemoStats, type TestBrowser } from '../helpers/browser.ts';
@@ -65,6 +65,7 @@ describe('a browser in a phone call (WebRTC <-> G.711 through the service)', () 
       const heard = await ear.stop();
       const whole = bestCorrelation(fx.pcm8k, heard, heard.length - 1000).corr;
       const windowed = medianWindowCorrelation(fx.pcm8k, heard, { looped: true });
+      t.diagnostic(`windows: ${windowCorrelations(fx.pcm8k, heard, { looped: true }).map((c) => c.toFixed(2)).join(' ')}`);
       t.diagnostic(`ffmpeg as the phone hears the browser: ${rmsDb(heard).toFixed(1)} dBFS over ${(heard.length / 8000).toFixed(1)} s; correlation with the microphone's speech: ${whole.toFixed(3)} whole, ${windowed.toFixed(3)} median of 1 s windows`);
       // Chromium's fake microphone runs about 2 % fast, so the bridge drops a quiet frame about
       // once a second: the per-window correlation is the measure of the audio, not the alignment.

@@ -149,8 +149,8 @@ export class InboundTimeline {
    * A packet wholly behind the clock. A reordered straggler or the head of a catch-up burst
    * is dropped; but when the stream resumed after a stall without catching up (a phone whose
    * audio device paused, a PBX that stalled), every packet from now on would be late. Packets
-   * in sequence, all late for REBASE_AFTER_MS and no less behind than the first of them, show
-   * it (a catch-up burst gets less late with every packet): the stream moves onto our clock
+   * in sequence, all late for REBASE_AFTER_MS without getting a frame less behind, show it (a
+   * catch-up burst gets less late with every packet): the stream moves onto our clock
    * (the caller's later timestamps shift; ours stay continuous) and plays on.
    */
   #rebaseOnLate(seq: number, behind: number, arrivalMs: number): boolean {
@@ -162,7 +162,13 @@ export class InboundTimeline {
       return false;
     }
     run.seq = seq;
-    if (arrivalMs - run.sinceMs < REBASE_AFTER_MS || behind < run.behind - this.#frame) return false;
+    if (behind < run.behind - this.#frame) {
+      // Catching up: watch again from here.
+      run.behind = behind;
+      run.sinceMs = arrivalMs;
+      return false;
+    }
+    if (arrivalMs - run.sinceMs < REBASE_AFTER_MS) return false;
     this.#lateRun = null;
     this.#pending = [];
     this.stats.rebased++;

@@ -186,6 +186,11 @@ export class SessionRegistry {
           'rtp.srtp_auth_failures': c.authFailures,
           'rtp.codec': s.wireCodec,
           ...(s.corruptPackets > 0 ? { 'rtp.opus_corrupt': s.corruptPackets } : {}),
+          // The caller's timeline, while something listened to it (echo, taps).
+          'rtp.inbound_late': s.inboundStats.late,
+          'rtp.inbound_reordered': s.inboundStats.reordered,
+          'rtp.inbound_concealed_frames': s.inboundStats.concealedFrames,
+          'rtp.inbound_rebased': s.inboundStats.rebased,
           'call.duration_ms': Math.round(performance.now() - s.createdAtMs),
         },
       },

@@ -162,3 +162,20 @@ test('a reordered straggler never moves the clock', () => {
   for (let k = 0; k < 20; k++) t.push(110 + k * 20, 2, 160, 7, pcmAt(160));
   assert.equal(t.stats.rebased, 0);
 });
+
+test('a sender that caught up part of a stall and then carries on behind the clock is heard again', () => {
+  const { t, frames } = setup(40);
+  for (let k = 0; k < 5; k++) t.push(k * 20, k, k * 160, 7, pcmAt(k * 160));
+  for (let now = 100; now < 600; now += 20) t.tick(now);
+  // A short burst makes up 100 ms of the 500 ms stall; then the stream goes on at real-time pace.
+  for (let k = 5; k < 10; k++) t.push(600, k, k * 160, 7, pcmAt(k * 160));
+  for (let k = 10; k < 40; k++) {
+    const now = 600 + (k - 9) * 20;
+    t.push(now, k, k * 160, 7, pcmAt(k * 160));
+    t.tick(now);
+  }
+  assert.equal(t.stats.rebased, 1);
+  const heard = frames.filter((f) => !f.concealed).map((f) => f.samples[0]);
+  assert.ok(heard.includes(pcmAt(39 * 160)[0]), 'the stream plays again');
+  frames.forEach((f, i) => assert.equal(f.timestamp, i * 160));
+});

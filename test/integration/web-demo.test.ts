@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
+import { speechFixtures } from '../helpers/audio.ts';
 import { closeAllBrowsers, demoStats, launchBrowser, pollUntil, type DemoStats, type TestBrowser } from '../helpers/browser.ts';
 import { startService, type RunningService } from '../helpers/service.ts';
 
@@ -42,8 +43,10 @@ describe('the web demo', () => {
   let svc: RunningService;
   const browsers: TestBrowser[] = [];
 
+  // Speech, not Chromium's default beep: the browser's noise suppression learns a beep
+  // every 500 ms as noise and can take it below the server's level threshold.
   const open = async (room: string, name: string): Promise<{ browser: TestBrowser; page: Page }> => {
-    const browser = await launchBrowser();
+    const browser = await launchBrowser({ micWav: speechFixtures().wav16k });
     browsers.push(browser);
     const page = await browser.page(svc.url(`/?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`));
     return { browser, page };

@@ -1,6 +1,6 @@
-import { Counter, Gauge } from 'prom-client';
+import { Gauge } from 'prom-client';
 import { MediaError } from '../errors/media-error.ts';
-import { METRIC_PREFIX, type Metrics } from '../metrics/metrics.ts';
+import { METRIC_PREFIX, scrapedCounter, type Metrics } from '../metrics/metrics.ts';
 import type { CallSession } from '../sessions/call-session.ts';
 import { CallBridge } from './call-bridge.ts';
 import type { FeedStats } from './bridge-feed.ts';
@@ -29,16 +29,10 @@ export class CallBridges {
     });
     // Per-frame numbers stay plain fields on each bridge; they are summed when scraped.
     const total = (name: string, help: string, key: keyof Totals): void => {
-      new Counter({
-        name: `${METRIC_PREFIX}${name}`,
-        help,
-        registers,
-        collect() {
-          let v = self.#closedTotals[key];
-          for (const b of self.#live) v += b.stats.aToB[key] + b.stats.bToA[key];
-          this.reset();
-          this.inc(v);
-        },
+      scrapedCounter(opts.metrics.registry, name, help, () => {
+        let v = self.#closedTotals[key];
+        for (const b of self.#live) v += b.stats.aToB[key] + b.stats.bToA[key];
+        return v;
       });
     };
     total('bridge_frames_dropped_total', 'Bridged 20 ms frames dropped because the receiving call fell behind', 'dropped');

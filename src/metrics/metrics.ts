@@ -2,6 +2,22 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export const METRIC_PREFIX = 'sentiric_media_';
 
+/**
+ * A counter whose value is read when Prometheus scrapes: hot paths keep plain fields (no
+ * metric call per packet or frame) and `read` sums them, with what closed objects left.
+ */
+export function scrapedCounter(registry: Registry, name: string, help: string, read: () => number): Counter {
+  return new Counter({
+    name: `${METRIC_PREFIX}${name}`,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
 /** The service's metrics, on a registry of its own (never prom-client's global one). */
 export interface Metrics {
   readonly registry: Registry;

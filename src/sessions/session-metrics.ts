@@ -1,5 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
-import { METRIC_PREFIX, type Metrics } from '../metrics/metrics.ts';
+import { METRIC_PREFIX, scrapedCounter, type Metrics } from '../metrics/metrics.ts';
 import type { EndpointCounters } from '../rtp-bridge/rtp-endpoint.ts';
 import type { CallSession } from './call-session.ts';
 import type { PortAllocator } from './port-allocator.ts';
@@ -44,16 +44,10 @@ export class SessionMetrics {
     portGauge('rtp_ports_quarantined', 'Released RTP ports resting before reuse', (p) => p.inQuarantine);
     portGauge('rtp_ports_available', 'RTP ports free to allocate', (p) => p.available);
     const totalCounter = (name: string, help: string, key: keyof Totals): void => {
-      new Counter({
-        name: `${METRIC_PREFIX}${name}`,
-        help,
-        registers,
-        collect() {
-          let v = self.#closedTotals[key];
-          for (const s of self.#live()) v += s.endpoint.counters[key];
-          this.reset();
-          this.inc(v);
-        },
+      scrapedCounter(metrics.registry, name, help, () => {
+        let v = self.#closedTotals[key];
+        for (const s of self.#live()) v += s.endpoint.counters[key];
+        return v;
       });
     };
     totalCounter('rtp_packets_received_total', 'RTP/RTCP packets received from phones', 'packetsIn');

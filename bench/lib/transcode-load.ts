@@ -3,29 +3,16 @@
 // once at start-up) to leg B. Both measure what comes back: loss, sequence gaps, interval.
 // Probe pairs send silence with a 20 ms tone burst every 200 ms into A instead; B's Opus is
 // decoded there and the burst's first loud packet timed: packet into A -> Opus packet out of B.
-import { createSocket, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { encodeG711 } from '../../src/codecs/g711.ts';
 import { OpusFrameDecoder, OpusFrameEncoder } from '../../src/codecs/opus.ts';
 import { resample } from '../../src/codecs/resampler.ts';
 import { readWavPcm } from '../../test/helpers/audio.ts';
-
-interface Leg {
-  socket: Socket;
-  target: number;
-  seq: number;
-  ts: number;
-  ssrc: number;
-  lastAt: number;
-  lastSeq: number;
-  received: number;
-  gaps: number;
-  intervals: number[];
-}
+import { percentile as pct, RtpPhone, summarize } from './rtp-phone.ts';
 
 interface Pair {
-  a: Leg;
-  b: Leg;
+  a: RtpPhone;
+  b: RtpPhone;
   probe: { decoder: OpusFrameDecoder; loud: boolean; burstAt: number } | null;
 }
 
@@ -34,41 +21,10 @@ const LOUD_MEAN_SQUARE = (32768 * 0.03) ** 2;
 
 const pairs: Pair[] = [];
 const latencies: number[] = [];
-let measuring = false;
 let pcmuFrames: Buffer[] = [];
 let opusFrames: Buffer[] = [];
 const silence = Buffer.alloc(160, 0xff);
 let burst = silence;
-
-function header(l: Leg, pt: number, payload: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(12 + payload.length);
-  b[0] = 0x80;
-  b[1] = pt;
-  b.writeUInt16BE(l.seq, 2);
-  b.writeUInt32BE(l.ts, 4);
-  b.writeUInt32BE(l.ssrc, 8);
-  payload.copy(b, 12);
-  return b;
-}
-
-async function leg(target: number, ssrc: number, onPacket?: (msg: Buffer, at: number) => void): Promise<Leg> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  const l: Leg = { socket, target, seq: 0, ts: 0, ssrc, lastAt: 0, lastSeq: -1, received: 0, gaps: 0, intervals: [] };
-  socket.on('message', (msg) => {
-    const now = performance.now();
-    const seq = msg.readUInt16BE(2);
-    if (measuring) {
-      l.received++;
-      if (l.lastAt > 0) l.intervals.push(now - l.lastAt);
-      if (l.lastSeq >= 0 && ((seq - l.lastSeq) & 0xffff) !== 1) l.gaps++;
-    }
-    l.lastAt = now;
-    l.lastSeq = seq;
-    onPacket?.(msg, now);
-  });
-  return l;
-}
 
 function prepare(wav8k: string, wav16k: string, opusRate: 8000 | 48000, complexity: number): void {
   const pcm8 = readWavPcm(wav8k);
@@ -82,10 +38,9 @@ function prepare(wav8k: string, wav16k: string, opusRate: 8000 | 48000, complexi
 }
 
 async function addPair(portA: number, portB: number, probe: boolean): Promise<void> {
-  const p: Pair = { a: undefined as unknown as Leg, b: undefined as unknown as Leg, probe: probe ? { decoder: new OpusFrameDecoder({ sampleRate: 8000 }), loud: false, burstAt: 0 } : null };
-  p.a = await leg(portA, 0x1000 + pairs.length);
-  p.b = await leg(portB, 0x2000 + pairs.length, (msg, at) => {
-    const pr = p.probe;
+  const pr = probe ? { decoder: new OpusFrameDecoder({ sampleRate: 8000 }), loud: false, burstAt: 0 } : null;
+  const a = await RtpPhone.open(portA, 0x1000 + pairs.length);
+  const b = await RtpPhone.open(portB, 0x2000 + pairs.length, (msg, at) => {
     if (!pr) return;
     const pcm = pr.decoder.decode(msg.subarray(12));
     let e = 0;
@@ -93,12 +48,12 @@ async function addPair(portA: number, portB: number, probe: boolean): Promise<vo
     const loud = e / pcm.length > LOUD_MEAN_SQUARE;
     if (loud && !pr.loud && pr.burstAt > 0) {
       const ms = at - pr.burstAt;
-      if (measuring && ms > 0 && ms < 500) latencies.push(ms);
+      if (b.measuring && ms > 0 && ms < 500) latencies.push(ms);
       pr.burstAt = 0;
     }
     pr.loud = loud;
   });
-  pairs.push(p);
+  pairs.push({ a, b, probe: pr });
 }
 
 /** Phones are not in step: pair i sends at phase (i % GROUPS) * 20 / GROUPS ms of each 20 ms. */
@@ -124,33 +79,13 @@ function startSending(): void {
       } else {
         payload = pcmuFrames[k % pcmuFrames.length]!;
       }
-      p.a.seq = (p.a.seq + 1) & 0xffff;
-      p.a.ts = (p.a.ts + 160) >>> 0;
-      p.a.socket.send(header(p.a, 0, payload), p.a.target, '127.0.0.1');
-      p.b.seq = (p.b.seq + 1) & 0xffff;
-      p.b.ts = (p.b.ts + 960) >>> 0;
-      p.b.socket.send(header(p.b, 111, opusFrames[k % opusFrames.length]!), p.b.target, '127.0.0.1');
+      p.a.send(0, payload, 160);
+      p.b.send(111, opusFrames[k % opusFrames.length]!, 960);
     }
     step++;
     setTimeout(loop, Math.max(0, start + (step * 20) / GROUPS - performance.now()));
   };
   loop();
-}
-
-function pct(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? NaN;
-}
-
-function direction(legs: Leg[], seconds: number): Record<string, number> {
-  const iv = legs.flatMap((l) => l.intervals).sort((x, y) => x - y);
-  return {
-    received: legs.reduce((n, l) => n + l.received, 0),
-    expected: legs.length * seconds * 50,
-    seqGaps: legs.reduce((n, l) => n + l.gaps, 0),
-    p01: pct(iv, 0.01),
-    p50: pct(iv, 0.5),
-    p99: pct(iv, 0.99),
-  };
 }
 
 process.on('message', (msg: { cmd: string; a?: number; b?: number; probe?: boolean; seconds?: number; wav8k?: string; wav16k?: string; opusRate?: 8000 | 48000; complexity?: number }) => {
@@ -169,17 +104,16 @@ process.on('message', (msg: { cmd: string; a?: number; b?: number; probe?: boole
         process.send!({ ok: true });
         break;
       case 'measure': {
-        for (const p of pairs) for (const l of [p.a, p.b]) (l.received = 0), (l.gaps = 0), (l.intervals = []);
         latencies.length = 0;
         const cpu0 = process.cpuUsage();
-        measuring = true;
+        for (const p of pairs) for (const l of [p.a, p.b]) l.startMeasuring();
         await new Promise((r) => setTimeout(r, msg.seconds! * 1000));
-        measuring = false;
+        for (const p of pairs) for (const l of [p.a, p.b]) l.measuring = false;
         const cpu = process.cpuUsage(cpu0);
         const lat = [...latencies].sort((x, y) => x - y);
         process.send!({
-          toA: direction(pairs.map((p) => p.a), msg.seconds!),
-          toB: direction(pairs.map((p) => p.b), msg.seconds!),
+          toA: summarize(pairs.map((p) => p.a), msg.seconds!),
+          toB: summarize(pairs.map((p) => p.b), msg.seconds!),
           latency: { samples: lat.length, min: lat[0] ?? NaN, p50: pct(lat, 0.5), p99: pct(lat, 0.99), max: lat.at(-1) ?? NaN },
           generatorCpu: (cpu.user + cpu.system) / 1e6 / msg.seconds!,
         });
@@ -187,7 +121,7 @@ process.on('message', (msg: { cmd: string; a?: number; b?: number; probe?: boole
       }
       case 'stop':
         sending = false;
-        for (const p of pairs) for (const l of [p.a, p.b]) l.socket.close();
+        for (const p of pairs) for (const l of [p.a, p.b]) l.close();
         process.exit(0);
     }
   })();

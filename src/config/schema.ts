@@ -23,6 +23,8 @@ export interface Config {
     listen_address: string;
     advertised_ip: string;
     telephone_event_payload_type: number;
+    source_policy: 'strict' | 'latch';
+    source_learning_ms: number;
   };
   playback: {
     cache_max_bytes: number;
@@ -104,6 +106,13 @@ export const schema: convict.Schema<Config> = {
     listen_address: { doc: 'Address RTP sockets bind to', format: 'ip-or-empty', default: '0.0.0.0', env: 'RTP_SERVICE_LISTEN_ADDRESS' },
     advertised_ip: { doc: 'Address announced to peers (empty: the listen address)', format: 'ip-or-empty', default: '', env: 'RTP_SERVICE_ADVERTISED_IP' },
     telephone_event_payload_type: { doc: 'RTP payload type of RFC 4733 DTMF events', format: 'int', default: 101, env: 'RTP_TELEPHONE_EVENT_PAYLOAD_TYPE' },
+    source_policy: {
+      doc: 'strict: the phone\'s source is learned from its first packets, then locked; another source is taken only with SRTP authentication, the same SSRC continuing, or after set_target. latch: any source replaces one silent for 1 s (unsafe on untrusted networks)',
+      format: ['strict', 'latch'],
+      default: 'strict',
+      env: 'RTP_SOURCE_POLICY',
+    },
+    source_learning_ms: { doc: 'After the first packet or a set_target, how long a packet from the signalled address may still replace a learned source', format: 'nat', default: 3000, env: 'RTP_SOURCE_LEARNING_MS' },
   },
   playback: {
     cache_max_bytes: { doc: 'Decoded prompts kept in memory (bytes)', format: 'nat', default: 67108864, env: 'PLAYBACK_CACHE_MAX_BYTES' },

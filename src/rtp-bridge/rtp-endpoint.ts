@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { isRtcpPacket, parseRtp, type RtpHeader } from './rtp-packet.ts';
+import { SourceLock, type SourceLockOptions } from './source-lock.ts';
 
 export interface RtpAddress {
   address: string;
@@ -21,33 +22,38 @@ export interface EndpointCounters {
   bytesOut: number;
   rtcpIn: number;
   malformed: number;
+  /** Well-formed packets from a source that is not the call's phone (dropped, never used). */
+  foreignSource: number;
+  /** Times the phone's source moved to a new address after proving itself (NAT rebinding). */
+  sourceMoves: number;
   authFailures: number;
   sendErrors: number;
 }
 
 export type PacketHandler = (header: RtpHeader, packet: Buffer, from: RemoteInfo) => void;
 
-/** A silent latched source may be replaced by a new one after this long (re-INVITE, NAT rebinding). */
-const RELATCH_AFTER_MS = 1000;
+const DEFAULT_SOURCE: SourceLockOptions = { policy: 'strict', learningMs: 3000 };
 
 /**
- * The call's UDP socket toward the phone. It owns the socket: it learns where to send
- * (explicit target, else the source of the first packet: symmetric RTP / comedia),
- * unprotects and protects SRTP, and hands parsed RTP to one handler.
+ * The call's UDP socket toward the phone. It owns the socket: it learns which source is the
+ * phone and locks it (see SourceLock), where to send (explicit target, else that source:
+ * symmetric RTP / comedia), unprotects and protects SRTP, and hands the phone's parsed RTP
+ * to one handler. Packets from anyone else are counted and go no further.
  */
 export class RtpEndpoint {
   readonly port: number;
-  readonly counters: EndpointCounters = { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, rtcpIn: 0, malformed: 0, authFailures: 0, sendErrors: 0 };
+  readonly counters: EndpointCounters = { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, rtcpIn: 0, malformed: 0, foreignSource: 0, sourceMoves: 0, authFailures: 0, sendErrors: 0 };
   readonly #socket: Socket;
+  readonly #lock: SourceLock;
   #target: RtpAddress | null = null;
   #explicit = false;
-  #lastFromTargetMs = 0;
   #inbound: PacketProtection | null = null;
   #outbound: PacketProtection | null = null;
   #handler: PacketHandler | null = null;
+  #lockedOnce = false;
   #closed = false;
 
-  static bind(opts: { port: number; address: string }): Promise<RtpEndpoint> {
+  static bind(opts: { port: number; address: string; source?: SourceLockOptions }): Promise<RtpEndpoint> {
     const socket = createSocket({ type: isIP(opts.address) === 6 ? 'udp6' : 'udp4', reuseAddr: false });
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
@@ -57,14 +63,15 @@ export class RtpEndpoint {
       socket.once('error', onError);
       socket.bind(opts.port, opts.address, () => {
         socket.off('error', onError);
-        resolve(new RtpEndpoint(socket, opts.port));
+        resolve(new RtpEndpoint(socket, opts.port, opts.source ?? DEFAULT_SOURCE));
       });
     });
   }
 
-  private constructor(socket: Socket, port: number) {
+  private constructor(socket: Socket, port: number, source: SourceLockOptions) {
     this.#socket = socket;
     this.port = port;
+    this.#lock = new SourceLock(source);
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
     // A send to an unreachable peer surfaces as an async socket error; it must not end the call.
     socket.on('error', () => {
@@ -85,10 +92,19 @@ export class RtpEndpoint {
     this.#outbound = outbound;
   }
 
-  /** The far end named by signalling; it is kept even when packets come from elsewhere. */
+  /** Where the phone's packets come from (null until the first one). */
+  get source(): RtpAddress | null {
+    return this.#lock.source;
+  }
+
+  /**
+   * The far end named by signalling: sending goes there even when packets come from
+   * elsewhere, and the phone's source is learned again (a re-INVITE, a transfer).
+   */
   setTarget(target: RtpAddress): void {
     this.#target = target;
     this.#explicit = true;
+    this.#lock.retarget(target, performance.now());
   }
 
   send(packet: Buffer): void {
@@ -127,21 +143,16 @@ export class RtpEndpoint {
       this.counters.malformed++;
       return;
     }
-    this.#latch(rinfo);
-    this.#handler?.(header, packet, rinfo);
-  }
-
-  #latch(from: RemoteInfo): void {
-    if (this.#explicit) return;
-    const now = performance.now();
-    const t = this.#target;
-    if (t && t.address === from.address && t.port === from.port) {
-      this.#lastFromTargetMs = now;
+    const verdict = this.#lock.check(rinfo, header.ssrc, header.sequenceNumber, this.#inbound !== null, performance.now());
+    if (verdict === 'reject') {
+      this.counters.foreignSource++;
       return;
     }
-    if (!t || now - this.#lastFromTargetMs > RELATCH_AFTER_MS) {
-      this.#target = { address: from.address, port: from.port };
-      this.#lastFromTargetMs = now;
+    if (verdict === 'moved') {
+      if (this.#lockedOnce) this.counters.sourceMoves++;
+      this.#lockedOnce = true;
+      if (!this.#explicit) this.#target = { address: rinfo.address, port: rinfo.port };
     }
+    this.#handler?.(header, packet, rinfo);
   }
 }

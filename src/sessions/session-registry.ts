@@ -156,7 +156,7 @@ export class SessionRegistry {
       const port = this.#ports.take();
       if (port === null) break;
       try {
-        return await RtpEndpoint.bind({ port, address: this.#config.listen_address });
+        return await RtpEndpoint.bind({ port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms } });
       } catch (error) {
         // Another process holds it: let it rest in quarantine and try the next one.
         this.#ports.release(port);

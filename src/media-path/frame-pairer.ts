@@ -1,6 +1,6 @@
-/** One 20 ms slot of a recording: the caller's frame and the service's, null where none. */
-export interface FramePair {
-  caller: Int16Array | null;
+/** One 20 ms slot: the caller's frame and the service's, null where none. */
+export interface FramePair<C = Int16Array> {
+  caller: C | null;
   service: Int16Array | null;
 }
 
@@ -12,6 +12,8 @@ export interface PairerStats {
 }
 
 /**
+ * Used by recordings and by forks that carry both sides (stereo, mixed).
+ *
  * Puts the caller's frames (arriving with their packets, jittered) beside the service's
  * (one per clock tick) in the slot where each was heard, so the two sides of a recording
  * keep their timing.
@@ -24,12 +26,12 @@ export interface PairerStats {
  * fills `maxQueue` and then its oldest frame goes. The output has one pair per tick: the
  * first `delayFrames` ticks give none, and `drain` gives them at the end.
  */
-export class FramePairer {
+export class FramePairer<C = Int16Array> {
   readonly stats: PairerStats = { late: 0, dropped: 0 };
   readonly #delay: number;
   readonly #maxQueue: number;
   readonly #service: (Int16Array | null)[] = [];
-  readonly #caller: { samples: Int16Array; tick: number }[] = [];
+  readonly #caller: { samples: C; tick: number }[] = [];
   #tick = 0;
   #callerStarted = false;
 
@@ -39,7 +41,7 @@ export class FramePairer {
   }
 
   /** A caller frame, in the caller's order; the pairer keeps it (the caller must not reuse it). */
-  caller(samples: Int16Array): void {
+  caller(samples: C): void {
     if (this.#caller.length >= this.#maxQueue) {
       this.#caller.shift();
       this.stats.dropped++;
@@ -48,7 +50,7 @@ export class FramePairer {
   }
 
   /** One tick: what the service sent (copied), and the slot now due, if any. */
-  tick(service: Int16Array | null): FramePair | null {
+  tick(service: Int16Array | null): FramePair<C> | null {
     this.#service.push(service ? Int16Array.from(service) : null);
     const slot = this.#tick - this.#delay;
     this.#tick++;
@@ -57,14 +59,14 @@ export class FramePairer {
   }
 
   /** The slots still held, in order: the end of the call. */
-  drain(): FramePair[] {
-    const out: FramePair[] = [];
+  drain(): FramePair<C>[] {
+    const out: FramePair<C>[] = [];
     for (const service of this.#service.splice(0)) out.push({ caller: this.#caller.shift()?.samples ?? null, service });
     this.#caller.length = 0;
     return out;
   }
 
-  #callerFor(slot: number): Int16Array | null {
+  #callerFor(slot: number): C | null {
     const next = this.#caller[0];
     if (!this.#callerStarted) {
       // The caller's first frame goes in the slot it arrived in; so does everything after it.

@@ -3,7 +3,7 @@ import type { TimelineFrame } from '../media-path/inbound-timeline.ts';
 import type { CallTap, CloseReason } from '../sessions/call-session.ts';
 import type { ChannelLayout } from './target.ts';
 import type { WavSpool } from './wav-spool.ts';
-import { FramePairer, type FramePair, type PairerStats } from './frame-pairer.ts';
+import { FramePairer, type FramePair, type PairerStats } from '../media-path/frame-pairer.ts';
 
 /**
  * Caller frames waiting for the service clock. A backlog comes from a stalled event loop or a

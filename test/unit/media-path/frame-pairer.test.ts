@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FramePairer, type FramePair } from '../../../src/recording/frame-pairer.ts';
+import { FramePairer, type FramePair } from '../../../src/media-path/frame-pairer.ts';
 
 /** A frame whose samples all hold `id`, so a pair shows which frames met. */
 const frame = (id: number): Int16Array => new Int16Array(4).fill(id);

@@ -1,6 +1,7 @@
 import { encodeG711 } from '../codecs/g711.ts';
 import { OpusFrameEncoder } from '../codecs/opus.ts';
 import { Resampler } from '../codecs/resampler.ts';
+import { FramePairer } from '../media-path/frame-pairer.ts';
 import type { TimelineFrame } from '../media-path/inbound-timeline.ts';
 import { tsDelta } from '../rtp-bridge/rtp-packet.ts';
 import type { CallTap, CloseReason } from '../sessions/call-session.ts';
@@ -34,8 +35,14 @@ export const FORK_FRAME_MS = [10, 20, 40, 60, 100] as const;
 
 const CALL_RATE = 8000;
 const CALL_FRAME = 160;
-/** Caller frames a service-clocked fork (service, mixed, stereo) keeps waiting for its tick. */
+/** Caller frames a fork of both sides (mixed, stereo) keeps waiting for their slot at most. */
 const INBOUND_CUSHION = 50;
+/**
+ * How late (in ticks) a caller frame may come and still sit beside what the service sent
+ * when it was heard: the timeline's reorder window (40 ms), a tick, and jitter. Without it a
+ * packet that came after its tick shifted the caller a frame later for the rest of the call.
+ */
+const PAIRING_DELAY_FRAMES = 4;
 
 /**
  * One listener's copy of a call's audio, converted to the listener's format. The caller's
@@ -51,7 +58,10 @@ export class AudioFork implements CallTap {
   readonly #resamplers: Resampler[];
   /** Opus only: this listener's own encoder (its state is this stream's), gone with the fork. */
   readonly #opus: OpusFrameEncoder | null;
-  readonly #inbound: TimelineFrame[] = [];
+  /** Mixed and stereo: the caller's frames placed beside the service's by when they were heard. */
+  readonly #pairer: FramePairer<TimelineFrame> | null;
+  /** The caller's clock as last seen (a service-only fork follows its jumps). */
+  #lastCallerTs: number | null = null;
   readonly #onReadable: () => void;
   readonly #onDropped: () => void;
   readonly #onClosed: (reason: CloseReason) => void;
@@ -73,6 +83,8 @@ export class AudioFork implements CallTap {
       opts.format.encoding === 'opus'
         ? new OpusFrameEncoder({ sampleRate: opts.format.sampleRate, channels: opts.format.channels === 2 ? 2 : 1, bitrate: (opts.format.sampleRate <= 8000 ? 20000 : 32000) * opts.format.channels, fec: false })
         : null;
+    const both = opts.format.source === 'mixed' || opts.format.source === 'stereo';
+    this.#pairer = both ? new FramePairer<TimelineFrame>({ delayFrames: PAIRING_DELAY_FRAMES, maxQueue: INBOUND_CUSHION }) : null;
     this.#onReadable = opts.onReadable;
     this.#onDropped = opts.onDropped ?? (() => {});
     this.#onClosed = opts.onCallClosed;
@@ -92,25 +104,27 @@ export class AudioFork implements CallTap {
       this.#produce([frame.samples], frame.timestamp, frame.concealed);
       return;
     }
-    // Same cushion as a recording: a stall is caught up by the clock, only drift drops a frame.
-    if (this.#inbound.length >= INBOUND_CUSHION) this.#inbound.shift();
-    this.#inbound.push(frame);
+    if (this.#pairer) this.#pairer.caller(frame);
+    else this.#lastCallerTs = frame.timestamp;
   }
 
   outbound(frame: Int16Array | null): void {
     const src = this.format.source;
     if (src === 'caller') return;
+    if (!this.#pairer) {
+      this.#produce([frame ? Int16Array.from(frame) : new Int16Array(CALL_FRAME)], this.#nextTs(this.#lastCallerTs), frame === null);
+      this.#lastCallerTs = null;
+      return;
+    }
+    const pair = this.#pairer.tick(frame);
+    if (pair) this.#producePair(pair.caller, pair.service);
+  }
+
+  #producePair(caller: TimelineFrame | null, serviceFrame: Int16Array | null): void {
     const silence = new Int16Array(CALL_FRAME);
-    const service = frame ? Int16Array.from(frame) : silence;
-    const caller = this.#inbound.shift();
-    // A continuous clock on the service's ticks. It takes the caller's RTP clock when that
-    // starts or jumps (a new SSRC), not for the lag of caller frames waiting in the cushion
-    // (packets slipping against the tick, the reorder window, concealment catching up).
-    const next = (this.#rtpTs + CALL_FRAME) >>> 0;
-    const ts = caller && Math.abs(tsDelta(caller.timestamp, next)) > INBOUND_CUSHION * CALL_FRAME ? caller.timestamp : next;
-    if (src === 'service') {
-      this.#produce([service], ts, frame === null);
-    } else if (src === 'stereo') {
+    const service = serviceFrame ?? silence;
+    const ts = this.#nextTs(caller?.timestamp ?? null);
+    if (this.format.source === 'stereo') {
       this.#produce([caller?.samples ?? silence, service], ts, !caller || caller.concealed);
     } else {
       const a = caller?.samples ?? silence;
@@ -123,7 +137,19 @@ export class AudioFork implements CallTap {
     }
   }
 
+  /**
+   * A continuous clock on the service's ticks. It takes the caller's RTP clock when that
+   * starts or jumps (a new SSRC), not for small differences (packets slipping against the
+   * tick, the reorder window, concealment catching up).
+   */
+  #nextTs(callerTs: number | null): number {
+    const next = (this.#rtpTs + CALL_FRAME) >>> 0;
+    return callerTs !== null && Math.abs(tsDelta(callerTs, next)) > INBOUND_CUSHION * CALL_FRAME ? callerTs : next;
+  }
+
   callClosed(reason: CloseReason): void {
+    // The slots the pairing still holds are the call's last 80 ms: the listener gets them too.
+    if (this.#pairer) for (const pair of this.#pairer.drain()) this.#producePair(pair.caller, pair.service);
     this.#onClosed(reason);
   }
 

@@ -84,6 +84,18 @@ export class InboundTimeline {
     return this.#ssrc !== null;
   }
 
+  /**
+   * Forgets the stream: the next packet starts it again, live. For a timeline nobody read
+   * for a while (its last listener left), so the next one does not get the missed time as
+   * a burst of concealed catch-up frames.
+   */
+  reset(): void {
+    this.#ssrc = null;
+    this.#pending = [];
+    this.#lateRun = null;
+    this.#accLen = 0;
+  }
+
   push(arrivalMs: number, seq: number, ts: number, ssrc: number, pcm: Int16Array): void {
     this.stats.packets++;
     if (this.#ssrc !== ssrc) {

@@ -158,6 +158,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
 
   setEcho(on: boolean): void {
     if (on && !this.#echo) {
+      this.#listenAgain();
       this.#echo = new EchoSource();
       this.#mixer.add(this.#echo);
     } else if (!on && this.#echo) {
@@ -192,7 +193,13 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
   }
 
   addTap(tap: CallTap): void {
+    this.#listenAgain();
     this.#taps.add(tap);
+  }
+
+  /** Nobody read the caller's timeline since its last listener left: start it at live audio. */
+  #listenAgain(): void {
+    if (!this.#needsInbound()) this.#timeline.reset();
   }
 
   removeTap(tap: CallTap): void {

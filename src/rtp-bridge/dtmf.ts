@@ -1,3 +1,5 @@
+import { tsDelta } from './rtp-packet.ts';
+
 /** RFC 4733 telephone-event: one digit per event, repeated packets share a timestamp. */
 const EVENT_NAMES = '0123456789*#ABCD';
 
@@ -30,6 +32,9 @@ export class DtmfDetector {
   push(timestamp: number, payload: Uint8Array): DtmfDigit[] {
     const ev = parseTelephoneEvent(payload);
     if (!ev || ev.event >= EVENT_NAMES.length) return [];
+    // A late packet of an earlier event (its third end packet, reordered): that digit was
+    // reported or superseded already, and it must not restart the event now running.
+    if (this.#currentTs !== null && tsDelta(timestamp, this.#currentTs) < 0) return [];
     const out: DtmfDigit[] = [];
     if (timestamp !== this.#currentTs) {
       if (this.#current && this.#currentTs !== this.#reportedTs) out.push(this.#digit(this.#current));

@@ -19,7 +19,9 @@ export interface InjectionEvents {
 /**
  * Audio pushed by a client (text-to-speech), played into the call on the service's clock:
  * re-framed to 20 ms, resampled to the call's rate, mixed with whatever else plays.
- * The client may send faster than real time; the queue is bounded and says when to pause.
+ * The client may send faster than real time; the queue is bounded and says when to pause,
+ * and a message larger than the room left is kept whole while the stream waits: audio is
+ * never cut to fit.
  */
 export class InjectionSource implements AudioSource {
   readonly #resampler: Resampler | null;
@@ -34,6 +36,9 @@ export class InjectionSource implements AudioSource {
   #queuedTotal = 0;
   #playedTotal = 0;
   #marks: { name: string; at: number }[] = [];
+  /** Audio of the last message that did not fit in the ring yet, oldest first. */
+  #overflow: Int16Array[] = [];
+  #overflowLen = 0;
   #started = false;
   #dry = false;
   #inputEnded = false;
@@ -49,26 +54,23 @@ export class InjectionSource implements AudioSource {
     this.#events = opts.events;
   }
 
-  /** Milliseconds of audio waiting to be played at the call's rate. */
+  /** Samples waiting to be played, at the call's rate. */
   bufferedSamples(): number {
-    return this.#len;
+    return this.#len + this.#overflowLen;
   }
 
   /** True when the caller should stop sending until `drained` (flow control). */
   get full(): boolean {
-    return this.#len >= this.#highWater;
+    return this.#len + this.#overflowLen >= this.#highWater;
   }
 
-  /** Queues PCM at the input rate; returns the samples that did not fit (dropped). */
-  push(pcm: Int16Array): number {
-    const conv = this.#resampler ? this.#resampler.process(pcm) : pcm;
-    const room = this.#capacity - this.#len;
-    const n = Math.min(room, conv.length);
-    for (let i = 0; i < n; i++) this.#buf[(this.#head + this.#len + i) % this.#capacity] = conv[i]!;
-    this.#len += n;
-    this.#queuedTotal += n;
-    if (this.#len >= this.#highWater) this.#aboveHigh = true;
-    return conv.length - n;
+  /**
+   * Queues PCM at the input rate, all of it: what does not fit in the ring waits beside it
+   * (the stream is not read again until `drained`, so that is at most one message).
+   */
+  push(pcm: Int16Array): void {
+    this.#pushRaw(this.#resampler ? this.#resampler.process(pcm) : pcm);
+    if (this.#len + this.#overflowLen >= this.#highWater) this.#aboveHigh = true;
   }
 
   /** The end of the client's audio: whatever the resampler holds is queued too. */
@@ -78,7 +80,7 @@ export class InjectionSource implements AudioSource {
   }
 
   mark(name: string): void {
-    if (this.#len === 0) {
+    if (this.bufferedSamples() === 0) {
       setImmediate(() => this.#events.mark({ name, cleared: false }));
       return;
     }
@@ -87,9 +89,11 @@ export class InjectionSource implements AudioSource {
 
   /** Barge-in: everything queued is dropped at once; pending marks are answered as cleared. */
   clear(): number {
-    const dropped = this.#len;
+    const dropped = this.#len + this.#overflowLen;
     this.#head = 0;
     this.#len = 0;
+    this.#overflow = [];
+    this.#overflowLen = 0;
     this.#playedTotal = this.#queuedTotal;
     this.#resampler?.reset();
     this.#started = false;
@@ -115,6 +119,7 @@ export class InjectionSource implements AudioSource {
     this.#head = (this.#head + n) % this.#capacity;
     this.#len -= n;
     this.#playedTotal += n;
+    if (this.#overflowLen > 0) this.#refill();
     // A partial last frame is padded with silence by the mixer's zeroed accumulator.
     while (this.#marks.length > 0 && this.#marks[0]!.at <= this.#playedTotal) {
       const m = this.#marks.shift()!;
@@ -126,15 +131,39 @@ export class InjectionSource implements AudioSource {
   }
 
   #pushRaw(pcm: Int16Array): void {
-    const room = this.#capacity - this.#len;
-    const n = Math.min(room, pcm.length);
+    this.#queuedTotal += pcm.length;
+    if (this.#overflowLen > 0) {
+      this.#overflow.push(pcm.slice());
+      this.#overflowLen += pcm.length;
+      return;
+    }
+    const n = this.#intoRing(pcm);
+    if (n < pcm.length) {
+      this.#overflow.push(pcm.slice(n));
+      this.#overflowLen += pcm.length - n;
+    }
+  }
+
+  /** Copies what fits into the ring; returns how many samples it took. */
+  #intoRing(pcm: Int16Array): number {
+    const n = Math.min(this.#capacity - this.#len, pcm.length);
     for (let i = 0; i < n; i++) this.#buf[(this.#head + this.#len + i) % this.#capacity] = pcm[i]!;
     this.#len += n;
-    this.#queuedTotal += n;
+    return n;
+  }
+
+  #refill(): void {
+    while (this.#overflow.length > 0 && this.#len < this.#capacity) {
+      const first = this.#overflow[0]!;
+      const n = this.#intoRing(first);
+      this.#overflowLen -= n;
+      if (n === first.length) this.#overflow.shift();
+      else this.#overflow[0] = first.subarray(n);
+    }
   }
 
   #checkDrained(): void {
-    if (this.#aboveHigh && this.#len <= this.#lowWater) {
+    if (this.#aboveHigh && this.#len + this.#overflowLen <= this.#lowWater) {
       this.#aboveHigh = false;
       this.#events.drained();
     }

@@ -80,6 +80,9 @@ interface InjectRequest {
 }
 
 const INJECT_RATES = [8000, 16000, 24000, 48000];
+/** Below a few frames the queue could not even hold one tick's audio. */
+const MIN_BUFFER_MS = 100;
+const MAX_BUFFER_MS = 120_000;
 
 /** InjectAudio (addition): explicit format, clear, and marks answered once their audio was sent. */
 export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, unknown>, ctx: RpcContext, deps: Deps): Promise<void> {
@@ -98,6 +101,9 @@ export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, u
   if (isOpus && st.sample_rate && !(OPUS_RATES as readonly number[]).includes(st.sample_rate)) {
     throw invalidArgument(`with Opus, sample_rate is unset or the encoder's rate (${OPUS_RATES.join(', ')}), got ${st.sample_rate}`);
   }
+  if (st.max_buffer_ms && (st.max_buffer_ms < MIN_BUFFER_MS || st.max_buffer_ms > MAX_BUFFER_MS)) {
+    throw invalidArgument(`max_buffer_ms must be unset or ${MIN_BUFFER_MS}-${MAX_BUFFER_MS}, got ${st.max_buffer_ms}`);
+  }
   const rate = g711 ? 8000 : isOpus ? CALL_RATE : st.sample_rate || 16000;
   if (!INJECT_RATES.includes(rate)) throw invalidArgument(`sample_rate must be one of ${INJECT_RATES.join(', ')}, got ${rate}`);
   // Built before ready, so a missing codec is an error status, not a stream that fails later.
@@ -108,7 +114,7 @@ export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, u
   const result = await runInjection({
     session,
     inputRate: rate,
-    maxBufferMs: Math.min(120_000, st.max_buffer_ms || deps.config.inject.max_buffer_ms),
+    maxBufferMs: st.max_buffer_ms || deps.config.inject.max_buffer_ms,
     idleMs: deps.config.inject.idle_timeout_seconds * 1000,
     signal: ctx.signal,
     input: {

@@ -2,12 +2,12 @@ import type * as grpc from '@grpc/grpc-js';
 import { decodeG711 } from '../codecs/g711.ts';
 import { OPUS_RATES, OpusFrameDecoder } from '../codecs/opus.ts';
 import { runInjection, type InjectionCommand } from '../audio-inject/run-injection.ts';
-import { MediaError, invalidArgument } from '../errors/media-error.ts';
+import { MediaError, invalidArgument, shuttingDown } from '../errors/media-error.ts';
 import type { Config } from '../config/schema.ts';
 import { CALL_RATE, type CallSession } from '../sessions/call-session.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { RpcContext } from './middleware.ts';
-import type { StreamAudioToCallRequest, StreamAudioToCallResponse } from './schemas.ts';
+import { callIdProblem, type StreamAudioToCallRequest, type StreamAudioToCallResponse } from './schemas.ts';
 
 /** Little-endian 16-bit PCM from chunks of any size; an odd byte waits for the next chunk. */
 class PcmAssembler {
@@ -42,9 +42,12 @@ export async function streamAudioToCall(call: grpc.ServerDuplexStream<StreamAudi
   const first = await next();
   if (!first) return;
   if (!first.call_id) throw invalidArgument('the first StreamAudioToCall message must carry call_id');
+  const bad = callIdProblem(first.call_id);
+  if (bad) throw invalidArgument(bad);
   ctx.bindCall(first.call_id);
   const session = deps.sessions.byCallId(first.call_id);
   if (!session) throw new MediaError('not_found', `no call session for call_id ${first.call_id}`);
+  ctx.bindCall(session.callId, session.tenantId);
   const pcm = new PcmAssembler();
   let pendingFirst: StreamAudioToCallRequest | null = first;
   const result = await runInjection({
@@ -66,6 +69,7 @@ export async function streamAudioToCall(call: grpc.ServerDuplexStream<StreamAudi
   });
   logEnd(ctx, session, result);
   if (result.reason === 'call_ended') {
+    if (session.closeReason === 'shutdown') throw shuttingDown();
     call.write({ success: false, error_message: 'the call ended' });
     return;
   }
@@ -91,9 +95,11 @@ export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, u
   if (!first) return;
   if (first.message !== 'start' || !first.start) throw invalidArgument('the first InjectAudio message must be start');
   const st = first.start;
+  const bad = st.call_id ? callIdProblem(st.call_id, 'start.call_id') : null;
+  if (bad) throw invalidArgument(bad);
   const session: CallSession | undefined = st.call_id ? deps.sessions.byCallId(st.call_id) : deps.sessions.byPort(st.server_rtp_port);
   if (!session) throw new MediaError('not_found', st.call_id ? `no call session for call_id ${st.call_id}` : `no call session on port ${st.server_rtp_port}`);
-  ctx.bindCall(session.callId);
+  ctx.bindCall(session.callId, session.tenantId);
   const g711 = st.encoding === 'AUDIO_ENCODING_PCMU' ? 'PCMU' : st.encoding === 'AUDIO_ENCODING_PCMA' ? 'PCMA' : null;
   const isOpus = st.encoding === 'AUDIO_ENCODING_OPUS';
   // Opus packets say their own bandwidth and are decoded straight at the call's rate; a
@@ -142,7 +148,7 @@ export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, u
     },
   });
   logEnd(ctx, session, result);
-  if (result.reason === 'call_ended') throw new MediaError('not_found', 'the call ended');
+  if (result.reason === 'call_ended') throw session.closeReason === 'shutdown' ? shuttingDown() : new MediaError('not_found', 'the call ended');
 }
 
 /** One message, one Opus packet of any legal duration (2.5-120 ms); a corrupt one ends the stream. */

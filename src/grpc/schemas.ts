@@ -17,8 +17,38 @@ export const srtpParameters = z.object({
 export const LEG_CODECS = ['PCMU', 'PCMA', 'OPUS'] as const;
 export const OPUS_DEFAULT_PT = 111;
 
+/** Longest call id accepted: SIP Call-IDs are tens of characters; this leaves room for any PBX. */
+export const MAX_CALL_ID = 256;
+
+/**
+ * Why `v` cannot be a call id, or null. A call id is a SIP Call-ID (RFC 3261: word ["@" word]),
+ * so printable ASCII without spaces; anything else is refused, never normalised, because two
+ * different ids must never become one. Invalid UTF-8 arrives as U+FFFD from the decoder:
+ * two malformed ids would otherwise decode to the same string.
+ */
+export function callIdProblem(v: string, field = 'call_id'): string | null {
+  if (v.length === 0) return `${field} is required`;
+  if (v.includes('\uFFFD')) return `${field} is not valid UTF-8`;
+  if (v.length > MAX_CALL_ID) return `${field} is longer than ${MAX_CALL_ID} characters`;
+  if (!/^[\x21-\x7e]+$/.test(v)) return `${field} must be a SIP Call-ID: printable ASCII without spaces or control characters`;
+  return null;
+}
+
+const callId = (field = 'call_id') =>
+  z.string().superRefine((v, ctx) => {
+    const why = callIdProblem(v, field);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  });
+
+/** An optional call id: empty means "not given". */
+const optionalCallId = (field = 'call_id') =>
+  z.string().default('').superRefine((v, ctx) => {
+    const why = v === '' ? null : callIdProblem(v, field);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  });
+
 export const allocatePortRequest = z.object({
-  call_id: z.string().trim().min(1, 'call_id is required').max(512, 'call_id is longer than 512 characters'),
+  call_id: callId(),
   srtp: srtpParameters.nullish(),
   codec: z
     .string()
@@ -51,8 +81,8 @@ export const startRecordingRequest = z.object({
   output_uri: z.string().min(1, 'output_uri is required'),
   sample_rate: optionalUint,
   format: z.string().optional(),
-  call_id: z.string().default(''),
-  trace_id: z.string().default(''),
+  call_id: optionalCallId(),
+  trace_id: z.string().max(256, 'trace_id is longer than 256 characters').default(''),
   channel_layout: z.string().optional(),
 });
 

@@ -41,7 +41,6 @@ export function createLogging(opts: LoggingOptions): Logging {
     base: {
       schema_v: SCHEMA_VERSION,
       service: service.name,
-      tenant_id: service.tenant_id,
       resource: {
         'service.name': service.name,
         'service.version': opts.version,
@@ -57,14 +56,35 @@ export function createLogging(opts: LoggingOptions): Logging {
       : pretty({ colorize: true, singleLine: true, messageKey: 'message', timestampKey: 'timestamp', ignore: 'pid,hostname,schema_v,resource,tenant_id,service' }));
   const root = pino(options, destination);
   // The root logger is never handed out: every line goes through a child that already
-  // carries trace_id/call_id, so no key is written twice on one line.
-  const processLogger = root.child({ trace_id: null, call_id: null });
+  // carries trace_id/call_id/tenant_id (pino writes a key bound twice twice), so no key is
+  // written twice on one line.
+  const processLogger = root.child({ trace_id: null, call_id: null, tenant_id: service.tenant_id });
   return {
     process: processLogger,
     forContext(ctx: LogContext): Logger {
-      const bindings: Record<string, unknown> = { trace_id: ctx.trace_id, call_id: ctx.call_id };
+      const bindings: Record<string, unknown> = { trace_id: ctx.trace_id, call_id: ctx.call_id, tenant_id: ctx.tenant_id ?? service.tenant_id };
       if (ctx.span_id) bindings.span_id = ctx.span_id;
       return root.child(bindings);
     },
+  };
+}
+
+/**
+ * Node prints its own warnings (deprecations, listener leaks) as plain text on stderr, which
+ * breaks one JSON object per line: they become log lines instead. Warnings raised before
+ * the logger exists are held and written once it does.
+ */
+export function holdProcessWarnings(): (log: Logger) => void {
+  let log: Logger | null = null;
+  const held: Error[] = [];
+  const write = (w: Error): void => {
+    const code = (w as Error & { code?: unknown }).code;
+    log!.warn({ event: 'NODE_WARNING', attributes: { 'warning.name': w.name, ...(code ? { 'warning.code': String(code) } : {}) } }, w.message);
+  };
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => (log ? write(w) : held.push(w)));
+  return (l) => {
+    log = l;
+    for (const w of held.splice(0)) write(w);
   };
 }

@@ -45,7 +45,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     const log = opts.logger.child({ component: 'worker-pool' });
     const mediasoup = await loadMediasoup({
       workerBin: opts.config.worker_bin,
-      logger: log,
+      // Its lines carry component=mediasoup; a child of ours would write `component` twice.
+      logger: opts.logger,
       debugLogs: opts.config.log_level === 'debug',
     });
     const count = opts.config.num_workers > 0 ? opts.config.num_workers : availableParallelism();

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { duplicateKey } from './json-line.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -65,6 +66,8 @@ export async function startService(
     } catch {
       throw new Error(`service wrote a line that is not JSON: ${raw}`);
     }
+    const dup = duplicateKey(raw);
+    if (dup) throw new Error(`service wrote the key ${dup} twice in one line: ${raw}`);
     lines.push(line);
     for (const w of waiters) {
       if (w.pred(line)) {

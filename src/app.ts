@@ -80,7 +80,6 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   const clock = new MediaClock({ onError: (error) => log.error({ event: 'CLOCK_TICK_FAILED', error }, 'a call failed on the media clock') });
   const sessions = new SessionRegistry({
     config: config.rtp,
-    tenantId: config.service.tenant_id,
     clock,
     logging,
     events,
@@ -167,6 +166,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   if (config.signaling.demo_enabled) http.use(await webDemoRoute({ logger: log, signalingPath: config.signaling.path }));
 
   let stopping: Promise<void> | undefined;
+  let cutDrain: (() => void) | undefined;
   return {
     state,
     async start() {
@@ -183,16 +183,29 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
       return { grpcPort, httpPort };
     },
     stop(reason: string) {
-      stopping ??= (async () => {
-        log.info({ event: 'SERVICE_STOPPING', attributes: { reason } }, 'stopping');
+      if (stopping) {
+        // A second signal: the operator will not wait for live calls.
+        cutDrain?.();
+        return stopping;
+      }
+      stopping = (async () => {
+        const graceMs = config.grpc.shutdown_grace_seconds * 1000;
+        log.info({ event: 'SERVICE_STOPPING', attributes: { reason, 'calls.live': sessions.size, 'drain.grace_ms': graceMs } }, 'stopping: no new calls, live calls may finish');
         draining = true;
         health.set('NOT_SERVING');
-        await grpcServer.stop(config.grpc.shutdown_grace_seconds * 1000);
+        sessions.drain();
+        // Live calls (and every RPC about them: prompts, forks, ReleasePort) go on until
+        // they end or the grace passes; then they are closed, so their streams end with a
+        // status saying so instead of being cut by the server's shutdown.
+        const cut = new Promise<boolean>((r) => (cutDrain = () => r(false)));
+        const empty = await Promise.race([sessions.whenEmpty(graceMs), cut]);
+        if (!empty) log.warn({ event: 'DRAIN_GRACE_ENDED', attributes: { 'calls.live': sessions.size } }, 'closing the calls still live');
         rooms.closeAll('the service is stopping');
         await signaling.close();
         sessions.closeAll('shutdown');
         // Recordings are finalized into the spool; uploads not done now resume at next start.
         await recordings.drain();
+        await grpcServer.stop(STREAM_CLOSE_GRACE_MS);
         uploads.close();
         s3.destroy();
         clock.stop();
@@ -206,6 +219,9 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     },
   };
 }
+
+/** Streams of closed calls end at once; this only bounds a client that never reads its end. */
+const STREAM_CLOSE_GRACE_MS = 2000;
 
 const WILDCARDS = ['0.0.0.0', '::', ''];
 

@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { createApp } from './app.ts';
+import { holdProcessWarnings } from './logging/logger.ts';
 
 const MIN_NODE_MAJOR = 24;
 
 async function main(): Promise<void> {
+  const routeWarnings = holdProcessWarnings();
   const major = Number(process.versions.node.split('.')[0]);
   if (major < MIN_NODE_MAJOR) {
     process.stderr.write(`media service needs Node ${MIN_NODE_MAJOR} or later (this is ${process.version}); start it with \`npm start\`\n`);
@@ -23,6 +25,7 @@ async function main(): Promise<void> {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   const app = await createApp(loaded, { version: pkg.version });
   const log = app.state.log;
+  routeWarnings(log);
 
   process.on('unhandledRejection', (error) => {
     log.error({ event: 'UNHANDLED_REJECTION', error }, 'unhandled promise rejection');
@@ -40,8 +43,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 
   await app.start();
 }

@@ -92,7 +92,7 @@ export const schema: convict.Schema<Config> = {
     cert_path: { doc: 'Server certificate (PEM); with key and CA enables mTLS', format: String, default: '', env: 'MEDIA_SERVICE_CERT_PATH' },
     key_path: { doc: 'Server private key (PEM)', format: String, default: '', env: 'MEDIA_SERVICE_KEY_PATH' },
     ca_path: { doc: 'CA that signs client certificates (PEM)', format: String, default: '', env: 'GRPC_TLS_CA_PATH' },
-    shutdown_grace_seconds: { doc: 'How long SIGTERM waits for in-flight RPCs', format: 'nat', default: 10, env: 'MEDIA_SERVICE_SHUTDOWN_GRACE_SECONDS' },
+    shutdown_grace_seconds: { doc: 'How long SIGTERM lets live calls (and their RPCs) finish before closing them; a second signal does not wait', format: 'nat', default: 10, env: 'MEDIA_SERVICE_SHUTDOWN_GRACE_SECONDS' },
   },
   http: {
     listen_address: { doc: 'Metrics/health HTTP listen address', format: 'non-empty-string', default: '0.0.0.0', env: 'MEDIA_SERVICE_METRICS_LISTEN_ADDRESS' },

@@ -28,3 +28,5 @@ export class MediaError extends Error {
 
 export const invalidArgument = (message: string): MediaError => new MediaError('invalid_argument', message);
 export const notFound = (message: string): MediaError => new MediaError('not_found', message);
+/** The call did not end, this instance did: UNAVAILABLE tells a client to try again elsewhere. */
+export const shuttingDown = (): MediaError => new MediaError('unavailable', 'the media service is shutting down');

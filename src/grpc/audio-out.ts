@@ -3,7 +3,7 @@ import { FORK_FRAME_MS, FORK_RATES, type ForkEncoding, type ForkFormat, type For
 import { OPUS_FRAME_MS, OPUS_RTP_CLOCK } from '../codecs/opus.ts';
 import type { ForkMetrics } from '../audio-fork/fork-metrics.ts';
 import { runFork } from '../audio-fork/fork-pump.ts';
-import { invalidArgument } from '../errors/media-error.ts';
+import { invalidArgument, shuttingDown } from '../errors/media-error.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { RpcContext } from './middleware.ts';
 import type { RecordAudioRequest, RecordAudioResponse, StreamAudioRequest } from './schemas.ts';
@@ -30,6 +30,7 @@ export async function recordAudio(req: RecordAudioRequest, ctx: RpcContext, call
     sink: { write: (f) => call.write({ audio_data: f.data, media_type: mediaType }), onceDrain: (cb) => call.once('drain', cb) },
   });
   ctx.log.info({ event: 'FORK_ENDED', attributes: { reason: why, 'fork.rate': rate } }, `audio stream ended (${why})`);
+  if (why === 'shutdown') throw shuttingDown();
 }
 
 const SOURCES: Record<StreamAudioRequest['source'], ForkSource> = {
@@ -89,4 +90,5 @@ export async function streamAudio(req: StreamAudioRequest, ctx: RpcContext, call
     },
   });
   ctx.log.info({ event: 'FORK_ENDED', attributes: { reason: why, 'fork.source': source, 'fork.rate': rate } }, `audio stream ended (${why})`);
+  if (why === 'shutdown') throw shuttingDown();
 }

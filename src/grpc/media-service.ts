@@ -30,7 +30,10 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
   // A wildcard listen address says nothing to a phone: then the address is left to signalling.
   const listen = config.rtp.listen_address;
   const advertised = config.rtp.advertised_ip || (listen === '0.0.0.0' || listen === '::' || listen === '' ? '' : listen);
-  const callOfPort = (port: number): string | undefined => sessions.byPort(port)?.callId;
+  const callOfPort = (port: number): { callId: string; tenantId: string } | undefined => {
+    const s = sessions.byPort(port);
+    return s ? { callId: s.callId, tenantId: s.tenantId } : undefined;
+  };
   return {
     AllocatePort: unary(deps, { method: 'AllocatePort', schema: s.allocatePortRequest, callIdOf: (r) => r.call_id }, async (req, ctx) => {
       const existing = sessions.byCallId(req.call_id);
@@ -80,7 +83,8 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
         layout: req.channel_layout,
         callId: req.call_id,
         traceId: req.trace_id || ctx.traceId,
-        tenantId: ctx.tenantId ?? config.service.tenant_id,
+        // The call's tenant, as for every other event of the call.
+        tenantId: session.tenantId,
       });
       return { success: true };
     }),
@@ -103,7 +107,7 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       }
       return { success: true };
     }),
-    CreateRoomToken: unary(deps, { method: 'CreateRoomToken', schema: s.createRoomTokenRequest, callIdOf: (r) => (sessions.byCallId(r.room_id) ? r.room_id : undefined) }, async (req) => {
+    CreateRoomToken: unary(deps, { method: 'CreateRoomToken', schema: s.createRoomTokenRequest, callIdOf: (r) => sessions.byCallId(r.room_id)?.callId }, async (req) => {
       const max = config.signaling.max_token_ttl_seconds;
       const ttl = req.ttl_seconds || Math.min(3600, max);
       if (ttl > max) throw new MediaError('invalid_argument', `ttl_seconds must be at most ${max}, got ${ttl}`);

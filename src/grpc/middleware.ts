@@ -21,8 +21,8 @@ export interface RpcContext {
   readonly signal: AbortSignal;
   /** Carries trace_id and call_id (null until the call is known). */
   readonly log: Logger;
-  /** Once the call is known, every later line of this request carries its id. */
-  bindCall(callId: string | undefined): void;
+  /** Once the call is known, every later line of this request carries its id (and its tenant). */
+  bindCall(callId: string | undefined, tenantId?: string): void;
 }
 
 const TRACE_ID_PATTERN = /^[\x21-\x7e]{1,256}$/;
@@ -48,16 +48,17 @@ class Context implements RpcContext {
     this.traceId = firstString(md, 'x-trace-id') ?? randomUUID();
     this.spanId = firstString(md, 'x-span-id');
     this.tenantId = firstString(md, 'x-tenant-id');
-    this.log = logging.forContext({ trace_id: this.traceId, call_id: null, span_id: this.spanId });
+    this.log = logging.forContext({ trace_id: this.traceId, call_id: null, span_id: this.spanId, ...(this.tenantId ? { tenant_id: this.tenantId } : {}) });
   }
 
   get signal(): AbortSignal {
     return this.#abort.signal;
   }
 
-  bindCall(callId: string | undefined): void {
+  bindCall(callId: string | undefined, tenantId?: string): void {
     if (!callId) return;
-    this.log = this.#logging.forContext({ trace_id: this.traceId, call_id: callId, span_id: this.spanId });
+    const tenant = tenantId ?? this.tenantId;
+    this.log = this.#logging.forContext({ trace_id: this.traceId, call_id: callId, span_id: this.spanId, ...(tenant ? { tenant_id: tenant } : {}) });
   }
 
   cancel(): void {
@@ -74,8 +75,8 @@ class Context implements RpcContext {
 interface Spec<Req> {
   method: string;
   schema: z.ZodType<Req>;
-  /** The call a request concerns, so its log lines carry call_id. */
-  callIdOf?: (req: Req) => string | undefined;
+  /** The call a request concerns, so its log lines carry call_id (and the call's tenant, when it is live). */
+  callIdOf?: (req: Req) => string | { callId: string; tenantId: string } | undefined;
 }
 
 function finish(deps: RpcDeps, ctx: Context, started: bigint, err: unknown): grpc.ServiceError | null {
@@ -102,7 +103,9 @@ function finish(deps: RpcDeps, ctx: Context, started: bigint, err: unknown): grp
 
 function parse<Req>(spec: Spec<Req>, ctx: Context, raw: unknown): Req {
   const req = spec.schema.parse(raw);
-  ctx.bindCall(spec.callIdOf?.(req));
+  const call = spec.callIdOf?.(req);
+  if (typeof call === 'string' || call === undefined) ctx.bindCall(call);
+  else ctx.bindCall(call.callId, call.tenantId);
   return req;
 }
 

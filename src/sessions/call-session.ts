@@ -42,6 +42,8 @@ export interface SessionObserver {
 export interface CallSessionOptions {
   callId: string;
   traceId: string;
+  /** The tenant the call belongs to: every event and log line of the call carries it. */
+  tenantId: string;
   endpoint: RtpEndpoint;
   clock: MediaClock;
   log: Logger;
@@ -67,6 +69,7 @@ const CODEC_BY_PT = new Map<number, G711Codec>([
 export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implements Clocked {
   readonly callId: string;
   readonly traceId: string;
+  readonly tenantId: string;
   readonly endpoint: RtpEndpoint;
   readonly log: Logger;
   readonly createdAtMs = performance.now();
@@ -89,6 +92,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
   readonly #payload = new Uint8Array(FRAME_SAMPLES);
   #echo: EchoSource | null = null;
   #closed = false;
+  #closeReason: CloseReason | null = null;
   /** The last tick sent audio (a talk spurt is running). */
   #talking = false;
   /** The clock moved this call ahead of its own phase for a talk spurt (see audioQueued). */
@@ -98,6 +102,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
     super(opts.log);
     this.callId = opts.callId;
     this.traceId = opts.traceId;
+    this.tenantId = opts.tenantId;
     this.endpoint = opts.endpoint;
     this.log = opts.log;
     this.#clock = opts.clock;
@@ -127,6 +132,11 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Why the call ended (null while it runs): streams tell their clients in their own terms. */
+  get closeReason(): CloseReason | null {
+    return this.#closeReason;
   }
 
   get ssrc(): number {
@@ -232,6 +242,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
   close(reason: CloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closeReason = reason;
     this.#clock.remove(this);
     this.playback.stop();
     this.endpoint.close();

@@ -42,14 +42,14 @@ export class SessionRegistry {
   readonly #log: Logger;
   readonly #events: EventPublisher;
   readonly #metrics: SessionMetrics;
-  readonly #tenantId: string;
   readonly #observer: SessionObserver;
   #sweep: NodeJS.Timeout | undefined;
   #closed = false;
+  #draining = false;
+  readonly #emptyWaiters = new Set<() => void>();
 
   constructor(opts: {
     config: Config['rtp'];
-    tenantId: string;
     clock: MediaClock;
     logging: Logging;
     events: EventPublisher;
@@ -61,7 +61,6 @@ export class SessionRegistry {
     this.#log = opts.logging.process.child({ component: 'sessions' });
     this.#events = opts.events;
     this.#metrics = opts.metrics;
-    this.#tenantId = opts.tenantId;
     this.#ports = new PortAllocator({ min: opts.config.port_min, max: opts.config.port_max, quarantineSeconds: opts.config.quarantine_seconds });
     this.#metrics.bindPorts(this.#ports, () => this.#byPort.values());
     this.#observer = this.#makeObserver();
@@ -97,6 +96,7 @@ export class SessionRegistry {
     if (existing) return Promise.resolve(existing);
     const inFlight = this.#pending.get(opts.callId);
     if (inFlight) return inFlight;
+    if (this.#draining) return Promise.reject(new MediaError('unavailable', 'the media service is draining: it takes no new calls'));
     const p = this.#create(opts).finally(() => this.#pending.delete(opts.callId));
     this.#pending.set(opts.callId, p);
     return p;
@@ -110,6 +110,25 @@ export class SessionRegistry {
     return true;
   }
 
+  /** No new calls from now on; live calls go on (a retried AllocatePort still gets its port). */
+  drain(): void {
+    this.#draining = true;
+  }
+
+  /** Resolves once no call is left, or after `timeoutMs`; true when none is left. */
+  whenEmpty(timeoutMs: number): Promise<boolean> {
+    if (this.#byPort.size === 0 && this.#pending.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#emptyWaiters.delete(done);
+        resolve(this.#byPort.size === 0);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#emptyWaiters.add(done);
+    });
+  }
+
   closeAll(reason: CloseReason): void {
     this.#closed = true;
     if (this.#sweep) clearInterval(this.#sweep);
@@ -119,12 +138,13 @@ export class SessionRegistry {
   async #create(opts: AllocateOptions): Promise<CallSession> {
     const endpoint = await this.#bindPort();
     if (opts.protection) endpoint.setProtection(opts.protection.inbound, opts.protection.outbound);
-    const log = this.#logging.forContext({ trace_id: opts.traceId, call_id: opts.callId });
+    const log = this.#logging.forContext({ trace_id: opts.traceId, call_id: opts.callId, tenant_id: opts.tenantId });
     let session: CallSession;
     try {
       session = new CallSession({
         callId: opts.callId,
         traceId: opts.traceId,
+        tenantId: opts.tenantId,
         endpoint,
         clock: this.#clock,
         log,
@@ -143,7 +163,7 @@ export class SessionRegistry {
     this.#byPort.set(endpoint.port, session);
     this.#byCall.set(opts.callId, session);
     this.#metrics.activeSessions.set(this.#byPort.size);
-    session.on('close', (reason) => this.#forget(session, reason, opts.tenantId));
+    session.on('close', (reason) => this.#forget(session, reason));
     log.info(
       { event: 'SESSION_CREATED', attributes: { 'rtp.port': endpoint.port, 'sip.call_id': opts.callId, 'rtp.srtp': !!opts.protection, 'rtp.codec': opts.codec || 'auto' } },
       'call session created',
@@ -167,13 +187,14 @@ export class SessionRegistry {
     throw new MediaError('resource_exhausted', 'no free RTP port: every port is in use or in quarantine');
   }
 
-  #forget(s: CallSession, reason: CloseReason, tenantId: string): void {
+  #forget(s: CallSession, reason: CloseReason): void {
     this.#byPort.delete(s.port);
     if (this.#byCall.get(s.callId) === s) this.#byCall.delete(s.callId);
     this.#ports.release(s.port);
     this.#metrics.activeSessions.set(this.#byPort.size);
     this.#metrics.sessionsClosed.inc({ reason });
     this.#metrics.absorb(s);
+    if (this.#byPort.size === 0) for (const w of [...this.#emptyWaiters]) w();
     const c = s.endpoint.counters;
     s.log.info(
       {
@@ -197,7 +218,7 @@ export class SessionRegistry {
       `call session closed (${reason})`,
     );
     this.#events.publish(
-      genericEvent('call.media.session.closed', { traceId: s.traceId, tenantId, payload: { callId: s.callId, port: s.port, reason } }),
+      genericEvent('call.media.session.closed', { traceId: s.traceId, tenantId: s.tenantId, payload: { callId: s.callId, port: s.port, reason } }),
     );
   }
 
@@ -212,7 +233,7 @@ export class SessionRegistry {
       this.#events.publish(
         genericEvent('call.media.session.timeout', {
           traceId: s.traceId,
-          tenantId: this.#tenantId,
+          tenantId: s.tenantId,
           payload: { callId: s.callId, port: s.port, idleSeconds: Math.round(idle / 1000) },
         }),
       );
@@ -229,7 +250,7 @@ export class SessionRegistry {
           // The platform keys events by the call's trace (its SIP Call-ID), not by the RPC's.
           genericEvent('call.media.playback.finished', {
             traceId: s.traceId,
-            tenantId: this.#tenantId,
+            tenantId: s.tenantId,
             payload: { callId: s.callId, uri: p.uri.startsWith('data:') ? describeUri(p.uri) : p.uri, status: end },
           }),
         );
@@ -238,7 +259,7 @@ export class SessionRegistry {
         this.#metrics.dtmfDigits.inc();
         s.log.info({ event: 'DTMF_RECEIVED', attributes: { 'dtmf.digit': d.digit, 'dtmf.duration_ms': d.durationMs } }, `DTMF ${d.digit}`);
         this.#events.publish(
-          genericEvent('call.media.dtmf.received', { traceId: s.traceId, tenantId: this.#tenantId, payload: { callId: s.callId, digit: d.digit, durationMs: d.durationMs } }),
+          genericEvent('call.media.dtmf.received', { traceId: s.traceId, tenantId: s.tenantId, payload: { callId: s.callId, digit: d.digit, durationMs: d.durationMs } }),
         );
       },
     };

@@ -196,6 +196,9 @@ export class InboundTimeline {
   }
 
   #resync(seq: number, ts: number, arrivalMs: number): void {
+    // Packets held for a gap belong to the stream before the jump; kept, two jumps that add
+    // up past half the 32-bit clock made them look 2^31 samples ahead (hours to conceal).
+    this.#pending = [];
     this.#nextTs = ts;
     this.#lastSeq = (seq - 1) & 0xffff;
     this.#nextDueMs = arrivalMs;
@@ -213,6 +216,11 @@ export class InboundTimeline {
     const first = this.#pending[0];
     if (!first) return;
     const gap = tsDelta(first.ts, this.#nextTs);
+    if (gap > this.#maxFill) {
+      // Never expected (a gap is at most maxFill when it is held): drop it rather than conceal it.
+      this.#pending.shift();
+      return;
+    }
     if (gap > 0) this.#conceal(gap);
     this.#drain();
   }

@@ -179,3 +179,28 @@ test('a sender that caught up part of a stall and then carries on behind the clo
   assert.ok(heard.includes(pcmAt(39 * 160)[0]), 'the stream plays again');
   frames.forEach((f, i) => assert.equal(f.timestamp, i * 160));
 });
+
+test('timestamp jumps that add up past half the 32-bit clock never make a held packet look hours ahead', () => {
+  const { t, frames } = setup(40);
+  t.push(0, 100, 0, 7, pcmAt(0));
+  // A gap: packet 102 is held for the reorder window, 101 never comes.
+  t.push(5, 102, 320, 7, pcmAt(320));
+  // Two jumps of 1.4e9 samples each (a crafted or broken stream), both restarting the clock.
+  t.push(10, 110, 1_400_000_000, 7, pcmAt(0));
+  t.push(15, 120, 2_800_000_000, 7, pcmAt(0));
+  const before = frames.length;
+  t.tick(1000);
+  assert.ok(frames.length - before <= 60, `${frames.length - before} frames from one tick`);
+});
+
+test('after reset the next packet starts the stream live: no catch-up for the time nobody listened', () => {
+  const { t, frames } = setup(40);
+  for (let k = 0; k < 5; k++) t.push(k * 20, 100 + k, k * 160, 7, pcmAt(k * 160));
+  t.reset();
+  const before = frames.length;
+  // Ten seconds later: nobody ticked or pushed in between.
+  t.push(10_100, 600, 500 * 160, 7, pcmAt(500 * 160));
+  t.tick(10_100);
+  t.tick(10_120);
+  assert.ok(frames.length - before <= 2, `${frames.length - before} frames`);
+});

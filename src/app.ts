@@ -28,6 +28,7 @@ import { S3Store, createS3Client } from './storage/s3-store.ts';
 import { RoomTokens } from './signaling/tokens.ts';
 import { CallBridges } from './bridge/call-bridges.ts';
 import { RoomRegistry } from './rooms/room-registry.ts';
+import { roomsDebugRoute } from './rooms/debug-route.ts';
 import { SignalingServer } from './signaling/signaling-server.ts';
 import { demoTokenRoute } from './signaling/demo-token.ts';
 import { webDemoRoute } from './web-demo/demo-route.ts';
@@ -163,6 +164,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate, jitterMs: config.transcode.jitter_ms },
   });
   const signaling = new SignalingServer({ httpServer: http.server, path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
+  http.use(roomsDebugRoute(rooms));
   if (config.signaling.demo_enabled) http.use(demoTokenRoute({ tokens, sessions, signalingPath: config.signaling.path }));
   if (config.signaling.demo_enabled) http.use(await webDemoRoute({ logger: log, signalingPath: config.signaling.path }));
 

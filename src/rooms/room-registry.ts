@@ -6,7 +6,14 @@ import type { WorkerPool } from '../media-engine/worker-pool.ts';
 import { METRIC_PREFIX, type Metrics } from '../metrics/metrics.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { TranscodeSettings } from './call-leg.ts';
-import { Room } from './room.ts';
+import { Room, type RoomResources } from './room.ts';
+
+/** What /debug/rooms answers: every room, and every worker's own count of routers and WebRTC transports. */
+export interface RegistryResources {
+  rooms: RoomResources[];
+  creating: number;
+  workers: { index: number; load: number; routers: number; webRtcTransports: number }[];
+}
 
 /** Every live room by id; a room is created by its first participant and removed when it closes. */
 export class RoomRegistry {
@@ -48,6 +55,18 @@ export class RoomRegistry {
     const creating = this.#create(id, callId).finally(() => this.#creating.delete(id));
     this.#creating.set(id, creating);
     return creating;
+  }
+
+  async resources(): Promise<RegistryResources> {
+    const rooms = await Promise.all([...this.#rooms.values()].map((r) => r.resources()));
+    const workers = await Promise.all(
+      this.#o.workers.workers().map(async (w) => {
+        const dump = (await w.worker.dump().catch(() => undefined)) as { routerIds: string[] } | undefined;
+        const server = (await w.webRtcServer?.dump().catch(() => undefined)) as { webRtcTransportIds: string[] } | undefined;
+        return { index: w.index, load: w.load, routers: dump?.routerIds.length ?? 0, webRtcTransports: server?.webRtcTransportIds.length ?? 0 };
+      }),
+    );
+    return { rooms, creating: this.#creating.size, workers };
   }
 
   closeAll(reason: string): void {

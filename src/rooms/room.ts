@@ -29,6 +29,26 @@ interface ServerPeer {
   close(reason: string): void;
 }
 
+/** A room as /debug/rooms shows it: its peers, and its router's objects as the worker counts them. */
+export interface RoomResources {
+  id: string;
+  call: boolean;
+  worker: number;
+  browsers: number;
+  /** The phone and test prompts: each one a running Opus encoder on a DirectTransport. */
+  serverLegs: number;
+  transports: number;
+  producers: number;
+  consumers: number;
+}
+
+/** The part of mediasoup 3.12's router.dump() that is counted. */
+interface RouterDump {
+  transportIds: string[];
+  mapProducerIdConsumerIds: Record<string, string[]>;
+  mapConsumerIdProducerId: Record<string, string>;
+}
+
 export interface RoomOptions {
   id: string;
   pooled: PooledWorker;
@@ -99,6 +119,19 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   get browserCount(): number {
     return this.#peers.size;
+  }
+
+  /** What this room holds, counted by the worker itself: a leak shows even when no map holds it. */
+  async resources(): Promise<RoomResources> {
+    const base = { id: this.id, call: this.callBridged, browsers: this.#peers.size, serverLegs: this.#serverPeers.size, worker: this.#pooled.index };
+    if (this.#closed) return { ...base, transports: 0, producers: 0, consumers: 0 };
+    const dump = (await this.router.dump().catch(() => undefined)) as RouterDump | undefined;
+    return {
+      ...base,
+      transports: dump?.transportIds.length ?? 0,
+      producers: Object.keys(dump?.mapProducerIdConsumerIds ?? {}).length,
+      consumers: Object.keys(dump?.mapConsumerIdProducerId ?? {}).length,
+    };
   }
 
   peers(): PeerInfo[] {

@@ -3,7 +3,7 @@ import type { types as ms } from 'mediasoup';
 import { MediaError } from '../errors/media-error.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { MediaClock } from '../media-path/clock.ts';
-import type { PooledWorker } from '../media-engine/worker-pool.ts';
+import type { Placement } from '../media-engine/worker-pool.ts';
 import type { CallSession } from '../sessions/call-session.ts';
 import type { AudioLevel, ConsumeResponse, PeerInfo, ProducerInfo, ServerToClientEvents, TransportOptions } from '../signaling/contract.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
@@ -51,7 +51,8 @@ interface RouterDump {
 
 export interface RoomOptions {
   id: string;
-  pooled: PooledWorker;
+  /** The room's place on a worker; the room owns it from here and gives it back when it ends. */
+  placement: Placement;
   call: CallSession | undefined;
   clock: MediaClock;
   settings: TranscodeSettings;
@@ -68,7 +69,7 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
   readonly id: string;
   readonly router: ms.Router;
   readonly log: Logger;
-  readonly #pooled: PooledWorker;
+  readonly #placement: Placement;
   readonly #clock: MediaClock;
   readonly #settings: TranscodeSettings;
   readonly #maxPeers: number;
@@ -80,15 +81,21 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
   #closed = false;
 
   static async create(opts: RoomOptions): Promise<Room> {
-    if (!opts.pooled.webRtcServer) throw new MediaError('unavailable', 'WebRTC is not enabled on this service');
-    const router = await opts.pooled.worker.createRouter({ mediaCodecs: ROUTER_CODECS, appData: { room: opts.id } });
+    const { pooled } = opts.placement;
+    let router: ms.Router | undefined;
+    let room: Room | undefined;
     try {
+      if (!pooled.webRtcServer) throw new MediaError('unavailable', 'WebRTC is not enabled on this service');
+      router = await pooled.worker.createRouter({ mediaCodecs: ROUTER_CODECS, appData: { room: opts.id } });
       const observer = await router.createAudioLevelObserver({ maxEntries: 16, threshold: -70, interval: LEVEL_INTERVAL_MS });
-      const room = new Room(opts, router, observer);
+      room = new Room(opts, router, observer);
       if (opts.call) await room.#attachCall(opts.call);
       return room;
     } catch (error) {
-      router.close();
+      // Every way out that is not a room gives the worker its place back.
+      if (room) room.close('it could not be set up');
+      else router?.close();
+      opts.placement.release();
       throw error;
     }
   }
@@ -98,12 +105,11 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     this.id = opts.id;
     this.router = router;
     this.log = opts.log;
-    this.#pooled = opts.pooled;
+    this.#placement = opts.placement;
     this.#clock = opts.clock;
     this.#settings = opts.settings;
     this.#maxPeers = opts.maxPeers;
     this.#observer = observer;
-    opts.pooled.load++;
     router.on('workerclose', () => this.close('the media worker died'));
     observer.on('volumes', (volumes) => this.#broadcast('audioLevels', volumes.map((v) => this.#level(v.producer, v.volume))));
     observer.on('silence', () => this.#broadcast('audioLevels', []));
@@ -123,7 +129,7 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   /** What this room holds, counted by the worker itself: a leak shows even when no map holds it. */
   async resources(): Promise<RoomResources> {
-    const base = { id: this.id, call: this.callBridged, browsers: this.#peers.size, serverLegs: this.#serverPeers.size, worker: this.#pooled.index };
+    const base = { id: this.id, call: this.callBridged, browsers: this.#peers.size, serverLegs: this.#serverPeers.size, worker: this.#placement.pooled.index };
     if (this.#closed) return { ...base, transports: 0, producers: 0, consumers: 0 };
     const dump = (await this.router.dump().catch(() => undefined)) as RouterDump | undefined;
     return {
@@ -166,7 +172,7 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     this.#assertOpen();
     if (peer.transports.size >= MAX_TRANSPORTS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_TRANSPORTS_PER_PEER} transports per participant`);
     const transport = await this.router.createWebRtcTransport({
-      webRtcServer: this.#pooled.webRtcServer!,
+      webRtcServer: this.#placement.pooled.webRtcServer!,
       enableUdp: true,
       enableTcp: true,
       preferUdp: true,
@@ -283,14 +289,25 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     this.#serverPeers.clear();
     this.#producers.clear();
     this.router.close();
-    this.#pooled.load--;
+    this.#placement.release();
     this.safeEmit('close', reason);
     this.removeAllListeners();
   }
 
   async #attachCall(session: CallSession): Promise<void> {
     const peerId = `phone-${session.port}`;
-    const leg = await CallLeg.create({ router: this.router, session, peerId, settings: this.#settings, log: session.log });
+    let leg: CallLeg;
+    try {
+      leg = await CallLeg.create({ router: this.router, session, peerId, settings: this.#settings, log: session.log });
+    } catch (error) {
+      if (session.closed) throw callEnded(session);
+      throw new MediaError('unavailable', 'the call cannot be bridged into the room', { cause: error });
+    }
+    // A call that ended while its leg was made never tells the leg: the room would outlive it.
+    if (session.closed || this.#closed) {
+      leg.close('the call ended');
+      throw callEnded(session);
+    }
     this.#callLeg = leg;
     this.#addServerPeer({ peerId, displayName: `phone (${session.callId})`, kind: 'phone' }, leg.send.producer, (reason) => leg.close(reason));
     leg.on('close', (reason) => {
@@ -354,3 +371,5 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     for (const p of this.#peers.values()) if (p.id !== exceptPeerId) (p.notify as (e: K, x: typeof payload) => void)(event, payload);
   }
 }
+
+const callEnded = (session: CallSession): MediaError => new MediaError('not_found', `the call ${session.callId} has ended`);

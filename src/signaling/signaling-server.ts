@@ -117,28 +117,34 @@ export class SignalingServer {
       if (!check.ok) throw new MediaError('unauthenticated', check.why);
       if (check.grant.room !== req.roomId) throw new MediaError('permission_denied', `the token is for another room, not ${req.roomId}`);
       const room = await this.#o.rooms.open(req.roomId, check.grant.call ? req.roomId : undefined);
-      if (socket.disconnected) throw new MediaError('failed_precondition', 'the connection closed while joining');
-      log = room.log.child({ socket_id: socket.id });
-      const peer = new Peer({
-        id: randomUUID(),
-        displayName: req.displayName ?? check.grant.participant,
-        log,
-        notify: (event, ...args) => {
-          socket.emit(event, ...args);
-        },
-      });
-      room.join(peer);
-      joined = { room, peer };
-      room.once('close', () => setImmediate(() => socket.disconnect(true)));
-      log.info({ event: 'PEER_JOINED', attributes: { 'room.id': room.id, 'peer.id': peer.id } }, `${peer.displayName} joined`);
-      return {
-        roomId: room.id,
-        peerId: peer.id,
-        callBridged: room.callBridged,
-        routerRtpCapabilities: room.router.rtpCapabilities,
-        peers: room.peers().filter((p) => p.peerId !== peer.id),
-        producers: room.producers(peer.id),
-      };
+      // Held until here: a room this join opened and nobody else is in closes on any refusal.
+      try {
+        if (socket.disconnected) throw new MediaError('failed_precondition', 'the connection closed while joining');
+        const peerLog = room.log.child({ socket_id: socket.id });
+        const peer = new Peer({
+          id: randomUUID(),
+          displayName: req.displayName ?? check.grant.participant,
+          log: peerLog,
+          notify: (event, ...args) => {
+            socket.emit(event, ...args);
+          },
+        });
+        room.join(peer);
+        joined = { room, peer };
+        log = peerLog;
+        room.once('close', () => setImmediate(() => socket.disconnect(true)));
+        log.info({ event: 'PEER_JOINED', attributes: { 'room.id': room.id, 'peer.id': peer.id } }, `${peer.displayName} joined`);
+        return {
+          roomId: room.id,
+          peerId: peer.id,
+          callBridged: room.callBridged,
+          routerRtpCapabilities: room.router.rtpCapabilities,
+          peers: room.peers().filter((p) => p.peerId !== peer.id),
+          producers: room.producers(peer.id),
+        };
+      } finally {
+        this.#o.rooms.release(room);
+      }
     });
     on('createTransport', s.createTransportRequest, async (req: { direction: 'send' | 'recv' }) => {
       const j = requireJoined();

@@ -15,6 +15,12 @@ export interface RegistryResources {
   workers: { index: number; load: number; routers: number; webRtcTransports: number }[];
 }
 
+/** A room being created, and whether it is a call's. */
+interface Creating {
+  room: Promise<Room>;
+  call: boolean;
+}
+
 /**
  * Every live room by id; a room is created by its first participant and removed when it
  * closes. A joiner holds the room from open() to release(), so a room nobody got into
@@ -22,7 +28,7 @@ export interface RegistryResources {
  */
 export class RoomRegistry {
   readonly #rooms = new Map<string, Room>();
-  readonly #creating = new Map<string, Promise<Room>>();
+  readonly #creating = new Map<string, Creating>();
   readonly #holds = new Map<string, number>();
   readonly #o: { workers: WorkerPool; sessions: SessionRegistry; clock: MediaClock; logging: Logging; settings: TranscodeSettings; maxPeers: number };
   #closed = false;
@@ -50,6 +56,11 @@ export class RoomRegistry {
 
   get(id: string): Room | undefined {
     return this.#rooms.get(id);
+  }
+
+  /** Whether `id` is a live call's room, or will be: a demo grant never opens one. */
+  isCallRoom(id: string): boolean {
+    return this.#o.sessions.byCallId(id) !== undefined || this.#rooms.get(id)?.callBridged === true || this.#creating.get(id)?.call === true;
   }
 
   /**
@@ -91,13 +102,25 @@ export class RoomRegistry {
   }
 
   async #find(id: string, callId: string | undefined): Promise<Room> {
-    const live = this.#rooms.get(id);
-    if (live && !live.closed) return live;
-    const pending = this.#creating.get(id);
-    if (pending) return pending;
-    const creating = this.#create(id, callId).finally(() => this.#creating.delete(id));
-    this.#creating.set(id, creating);
-    return creating;
+    for (;;) {
+      const live = this.#rooms.get(id);
+      if (live && !live.closed) {
+        if (!callId || live.callBridged) return live;
+        // A live call's id names that call's room: an ordinary room of the same name (opened
+        // before the call existed) gives way, and everyone in it is told it closed.
+        live.close('a call now uses this room id');
+        continue;
+      }
+      const pending = this.#creating.get(id);
+      if (pending && (pending.call || !callId)) return pending.room;
+      if (pending) {
+        await pending.room.catch(() => undefined);
+        continue;
+      }
+      const room = this.#create(id, callId).finally(() => this.#creating.delete(id));
+      this.#creating.set(id, { room, call: callId !== undefined });
+      return room;
+    }
   }
 
   async #create(id: string, callId: string | undefined): Promise<Room> {

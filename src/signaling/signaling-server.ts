@@ -37,6 +37,8 @@ interface Joined {
   peer: Peer;
 }
 
+const demoRefused = (): MediaError => new MediaError('permission_denied', "a demo token does not open a call's room; ask the platform for a token");
+
 /**
  * socket.io signaling for browsers on the HTTP port. Each request is validated, answered
  * by exactly one ack ({ ok, data } or { ok: false, error: { code, message } }), and
@@ -115,15 +117,18 @@ export class SignalingServer {
       if (joined) throw new MediaError('failed_precondition', 'this connection has already joined a room');
       const check = this.#o.tokens.verify(req.token);
       if (!check.ok) throw new MediaError('unauthenticated', check.why);
-      if (check.grant.room !== req.roomId) throw new MediaError('permission_denied', `the token is for another room, not ${req.roomId}`);
-      const room = await this.#o.rooms.open(req.roomId, check.grant.call ? req.roomId : undefined);
+      const { grant } = check;
+      if (grant.room !== req.roomId) throw new MediaError('permission_denied', `the token is for another room, not ${req.roomId}`);
+      if (grant.demo && this.#o.rooms.isCallRoom(req.roomId)) throw demoRefused();
+      const room = await this.#o.rooms.open(req.roomId, grant.call && !grant.demo ? req.roomId : undefined);
       // Held until here: a room this join opened and nobody else is in closes on any refusal.
       try {
         if (socket.disconnected) throw new MediaError('failed_precondition', 'the connection closed while joining');
+        if (grant.demo && room.callBridged) throw demoRefused();
         const peerLog = room.log.child({ socket_id: socket.id });
         const peer = new Peer({
           id: randomUUID(),
-          displayName: req.displayName ?? check.grant.participant,
+          displayName: req.displayName ?? grant.participant,
           log: peerLog,
           notify: (event, ...args) => {
             socket.emit(event, ...args);
@@ -133,7 +138,7 @@ export class SignalingServer {
         joined = { room, peer };
         log = peerLog;
         room.once('close', () => setImmediate(() => socket.disconnect(true)));
-        log.info({ event: 'PEER_JOINED', attributes: { 'room.id': room.id, 'peer.id': peer.id } }, `${peer.displayName} joined`);
+        log.info({ event: 'PEER_JOINED', attributes: { 'room.id': room.id, 'peer.id': peer.id, 'token.demo': grant.demo === true } }, `${peer.displayName} joined`);
         return {
           roomId: room.id,
           peerId: peer.id,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { eventually, metricValue } from '../helpers/grpc-client.ts';
 import type { RunningService } from '../helpers/service.ts';
 import type { RegistryResources } from '../../src/rooms/room-registry.ts';
-import type { DtlsParameters, RtpParameters } from '../../src/signaling/contract.ts';
+import type { Ack, DtlsParameters, RtpParameters } from '../../src/signaling/contract.ts';
 
 export type { RegistryResources };
 
@@ -36,6 +36,9 @@ export async function assertNothingLeft(svc: RunningService, timeoutMs = 5000): 
     assert.fail(`something was left behind: ${JSON.stringify(last)}`);
   }
 }
+
+/** An ack in a few words, for assertion messages: the whole of a join's answer is pages long. */
+export const outcome = (ack: Ack<unknown>): string => (ack.ok ? 'ok' : `${ack.error.code}: ${ack.error.message}`);
 
 /** A client's DTLS parameters: mediasoup stores the fingerprint; no handshake happens here. */
 export const CLIENT_DTLS: DtlsParameters = {

@@ -40,6 +40,12 @@ export interface RoomResources {
   transports: number;
   producers: number;
   consumers: number;
+  /**
+   * The same as this process holds them: browsers' transports plus one DirectTransport per
+   * server leg, every producer, browsers' consumers. Off from the worker's: something here
+   * outlived its mediasoup object, or the other way round.
+   */
+  tracked: { transports: number; producers: number; consumers: number };
 }
 
 /** The part of mediasoup 3.12's router.dump() that is counted. */
@@ -129,7 +135,14 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   /** What this room holds, counted by the worker itself: a leak shows even when no map holds it. */
   async resources(): Promise<RoomResources> {
-    const base = { id: this.id, call: this.callBridged, browsers: this.#peers.size, serverLegs: this.#serverPeers.size, worker: this.#placement.pooled.index };
+    let transports = this.#serverPeers.size;
+    let consumers = 0;
+    for (const p of this.#peers.values()) {
+      transports += p.transports.size;
+      consumers += p.consumers.size;
+    }
+    const tracked = { transports, producers: this.#producers.size, consumers };
+    const base = { id: this.id, call: this.callBridged, browsers: this.#peers.size, serverLegs: this.#serverPeers.size, worker: this.#placement.pooled.index, tracked };
     if (this.#closed) return { ...base, transports: 0, producers: 0, consumers: 0 };
     const dump = (await this.router.dump().catch(() => undefined)) as RouterDump | undefined;
     return {
@@ -170,17 +183,25 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   async createTransport(peer: Peer, direction: 'send' | 'recv'): Promise<TransportOptions> {
     this.#assertOpen();
-    if (peer.transports.size >= MAX_TRANSPORTS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_TRANSPORTS_PER_PEER} transports per participant`);
-    const transport = await this.router.createWebRtcTransport({
-      webRtcServer: this.#placement.pooled.webRtcServer!,
-      enableUdp: true,
-      enableTcp: true,
-      preferUdp: true,
-      appData: { peerId: peer.id, direction },
-    });
+    if (peer.transports.size + peer.pending.transports >= MAX_TRANSPORTS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_TRANSPORTS_PER_PEER} transports per participant`);
+    peer.pending.transports++;
+    let transport: ms.WebRtcTransport;
+    try {
+      transport = await this.router.createWebRtcTransport({
+        webRtcServer: this.#placement.pooled.webRtcServer!,
+        enableUdp: true,
+        enableTcp: true,
+        preferUdp: true,
+        appData: { peerId: peer.id, direction },
+      });
+    } catch (error) {
+      throw this.#gone(peer) ?? error;
+    } finally {
+      peer.pending.transports--;
+    }
     if (peer.closed) {
       transport.close();
-      throw new MediaError('failed_precondition', 'the participant left');
+      throw left();
     }
     peer.transports.set(transport.id, transport);
     transport.on('dtlsstatechange', (state) => {
@@ -200,12 +221,21 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   async produce(peer: Peer, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters): Promise<string> {
     const transport = this.#transport(peer, transportId);
-    if (peer.producers.size >= MAX_PRODUCERS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_PRODUCERS_PER_PEER} producers per participant`);
+    if (peer.producers.size + peer.pending.producers >= MAX_PRODUCERS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_PRODUCERS_PER_PEER} producers per participant`);
+    peer.pending.producers++;
     let producer: ms.Producer;
     try {
       producer = await transport.produce({ kind, rtpParameters, appData: { peerId: peer.id } });
     } catch (error) {
-      throw new MediaError('invalid_argument', `cannot produce: ${(error as Error).message}`, { cause: error });
+      throw this.#gone(peer) ?? new MediaError('invalid_argument', `cannot produce: ${(error as Error).message}`, { cause: error });
+    } finally {
+      peer.pending.producers--;
+    }
+    // A transport closed while the worker made the producer never closes it: mediasoup
+    // adds the producer to a transport that has already let go of its producers.
+    if (peer.closed || transport.closed) {
+      producer.close();
+      throw left();
     }
     peer.producers.set(producer.id, producer);
     this.#addProducer(producer, peer.id);
@@ -225,9 +255,13 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   async setProducerPaused(peer: Peer, producerId: string, paused: boolean): Promise<void> {
     const producer = this.#ownProducer(peer, producerId);
-    if (paused) await producer.pause();
-    else await producer.resume();
-    this.#broadcast('producerPaused', { producerId, paused }, peer.id);
+    try {
+      if (paused) await producer.pause();
+      else await producer.resume();
+    } catch (error) {
+      throw this.#gone(peer) ?? (producer.closed ? new MediaError('not_found', `producer ${producerId} has closed`) : error);
+    }
+    if (!producer.closed) this.#broadcast('producerPaused', { producerId, paused }, peer.id);
   }
 
   async consume(peer: Peer, transportId: string, producerId: string, rtpCapabilities: ms.RtpCapabilities): Promise<ConsumeResponse> {
@@ -235,34 +269,65 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     const owner = this.#producers.get(producerId);
     if (!owner) throw new MediaError('not_found', `no producer ${producerId} in this room`);
     if (owner.peerId === peer.id) throw new MediaError('invalid_argument', 'a participant does not consume its own producer');
+    if (peer.consuming.has(producerId)) throw new MediaError('failed_precondition', `this participant already consumes producer ${producerId}`);
     if (!this.router.canConsume({ producerId, rtpCapabilities })) throw new MediaError('failed_precondition', 'these RTP capabilities cannot receive that producer');
-    const consumer = await transport.consume({ producerId, rtpCapabilities, paused: true, appData: { peerId: peer.id } });
+    peer.consuming.add(producerId);
+    let consumer: ms.Consumer;
+    try {
+      consumer = await transport.consume({ producerId, rtpCapabilities, paused: true, appData: { peerId: peer.id } });
+    } catch (error) {
+      peer.consuming.delete(producerId);
+      throw this.#gone(peer) ?? (this.#producers.has(producerId) ? error : new MediaError('not_found', `producer ${producerId} has closed`));
+    }
+    // A producer that closed while the worker made the consumer: mediasoup can deliver the
+    // close before the consumer object exists, so it would never hear of it.
+    if (peer.closed || transport.closed || consumer.closed || !this.#producers.has(producerId)) {
+      consumer.close();
+      peer.consuming.delete(producerId);
+      throw peer.closed || transport.closed ? left() : new MediaError('not_found', `producer ${producerId} has closed`);
+    }
     peer.consumers.set(consumer.id, consumer);
     const gone = (): void => {
+      peer.consuming.delete(producerId);
       if (!peer.consumers.delete(consumer.id)) return;
       peer.notify('consumerClosed', { consumerId: consumer.id, producerId });
     };
     consumer.on('producerclose', gone);
-    consumer.on('transportclose', () => peer.consumers.delete(consumer.id));
+    consumer.on('transportclose', () => {
+      peer.consuming.delete(producerId);
+      peer.consumers.delete(consumer.id);
+    });
     return { consumerId: consumer.id, producerId, peerId: owner.peerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters };
   }
 
   async setConsumerPaused(peer: Peer, consumerId: string, paused: boolean): Promise<void> {
     const consumer = peer.consumers.get(consumerId);
     if (!consumer) throw new MediaError('not_found', `no consumer ${consumerId} of this participant`);
-    if (paused) await consumer.pause();
-    else await consumer.resume();
+    try {
+      if (paused) await consumer.pause();
+      else await consumer.resume();
+    } catch (error) {
+      throw this.#gone(peer) ?? (consumer.closed ? new MediaError('not_found', `consumer ${consumerId} has closed`) : error);
+    }
   }
 
   /** A prompt played into the room by a server-side participant owned by `peer`. */
   async startTestLeg(peer: Peer, pcm: Int16Array, loop: boolean): Promise<string> {
     this.#assertOpen();
-    if (peer.testLeg) throw new MediaError('failed_precondition', 'this participant already plays a test leg');
+    if (peer.testLeg || peer.pending.testLeg) throw new MediaError('failed_precondition', 'this participant already plays a test leg');
     const peerId = `test-${randomUUID().slice(0, 8)}`;
-    const leg = await TestLeg.create({ router: this.router, clock: this.#clock, pcm, loop, peerId, complexity: this.#settings.complexity, bitrate: this.#settings.bitrate });
+    peer.pending.testLeg = true;
+    let leg: TestLeg;
+    try {
+      leg = await TestLeg.create({ router: this.router, clock: this.#clock, pcm, loop, peerId, complexity: this.#settings.complexity, bitrate: this.#settings.bitrate });
+    } catch (error) {
+      throw this.#gone(peer) ?? error;
+    } finally {
+      peer.pending.testLeg = false;
+    }
     if (peer.closed || this.#closed) {
       leg.close('its browser left');
-      throw new MediaError('failed_precondition', 'the participant left');
+      throw left();
     }
     peer.testLeg = leg;
     this.#addServerPeer({ peerId, displayName: `test prompt (${peer.displayName})`, kind: 'test-leg' }, leg.send.producer, (reason) => leg.close(reason));
@@ -359,6 +424,13 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     return p;
   }
 
+  /** The error to answer when the participant or the room went away during a request. */
+  #gone(peer: Peer): MediaError | undefined {
+    if (peer.closed) return left();
+    if (this.#closed) return new MediaError('failed_precondition', `room ${this.id} has closed`);
+    return undefined;
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new MediaError('failed_precondition', `room ${this.id} has closed`);
   }
@@ -373,3 +445,4 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 }
 
 const callEnded = (session: CallSession): MediaError => new MediaError('not_found', `the call ${session.callId} has ended`);
+const left = (): MediaError => new MediaError('failed_precondition', 'the participant left');

@@ -122,7 +122,9 @@ describe('signaling against browsers that vanish and clients that send garbage',
   };
 
   before(async () => {
-    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '37200', RTP_SERVICE_PORT_MAX: '37299', WEBRTC_PORT: String(36000 + 2 * Math.floor(Math.random() * 400)) } });
+    svc = await startService({
+      env: { RTP_SERVICE_PORT_MIN: '37200', RTP_SERVICE_PORT_MAX: '37299', RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0', WEBRTC_PORT: String(36000 + 2 * Math.floor(Math.random() * 400)) },
+    });
     client = new TestClient(svc.grpcPort);
   });
   after(async () => {
@@ -175,6 +177,37 @@ describe('signaling against browsers that vanish and clients that send garbage',
       t.diagnostic(`${points.length} vanishing points`);
     });
   }
+
+  test('a browser in a phone call that vanishes at any step leaves nothing behind, and the call goes on', async (t) => {
+    const callId = `vanish-call-${process.pid}`;
+    const alloc = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId });
+    assert.equal(alloc.error, undefined, alloc.error?.details);
+    // Each call room has one phone leg, with its Opus encoder: every one opened is closed again.
+    const legs = (): { opened: number; closed: number } => ({
+      opened: svc.lines.filter((l) => l.event === 'ROOM_OPENED' && l.attributes?.['room.call'] === true).length,
+      closed: svc.lines.filter((l) => l.event === 'CALL_LEG_CLOSED').length,
+    });
+    const start = legs();
+    for (const point of points) {
+      const b = await participant(callId);
+      for (const step of STEPS.slice(0, point.done)) await run(b, step);
+      if (point.inFlight) {
+        emitNoWait(b.s, STEPS[point.done]!.request(b));
+        await pause(point.inFlight);
+      }
+      b.s.disconnect();
+      counts.vanishPoints++;
+      await assertNothingLeft(svc).catch((e: Error) => assert.fail(`${point.label}: ${e.message}`));
+      await eventually(() => {
+        const now = legs();
+        return now.opened - start.opened === now.closed - start.closed;
+      }, 5000).catch(() => assert.fail(`${point.label}: a phone leg is still open: ${JSON.stringify({ start, now: legs() })}`));
+    }
+    const resources = (await (await fetch(svc.url('/debug/resources'))).json()) as { sessions: number };
+    assert.equal(resources.sessions, 1, 'the call itself is still up');
+    t.diagnostic(`${points.length} vanishing points; ${legs().opened - start.opened} call rooms opened and closed`);
+    await client.media_('ReleasePort', { rtp_port: alloc.response!.rtp_port });
+  });
 
   test('two joins in flight on one connection make one participant, and it leaves', async () => {
     const b = await participant('double-join');

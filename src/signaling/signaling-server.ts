@@ -142,6 +142,7 @@ export class SignalingServer {
       } finally {
         joining = false;
       }
+      // Held from open() until the finally below: a room nobody got into closes there.
       try {
         if (socket.disconnected) throw new MediaError('failed_precondition', 'the connection closed while joining');
         if (grant.demo && room.callBridged) throw demoRefused();

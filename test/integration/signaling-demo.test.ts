@@ -57,7 +57,7 @@ describe('demo tokens never open a call', () => {
     return r.response!.rtp_port;
   };
   const platformToken = async (room: string): Promise<string> => {
-    const r = await client.media_<{ token: string }>('CreateRoomToken', { room_id: room, participant: 'agent' });
+    const r = await client.media_<{ token: string }>('CreateRoomToken', { room_id: room, participant: 'attendant' });
     assert.equal(r.error, undefined, r.error?.details);
     return r.response!.token;
   };
@@ -114,8 +114,8 @@ describe('demo tokens never open a call', () => {
     const j = await request(s, 'join', { roomId: callId, token: forged });
     assert.equal(j.ok ? null : j.error.code, 'permission_denied', outcome(j));
     // The platform's token for the same call joins, bridged.
-    const agent = await connect();
-    const ok = await request<JoinResponse>(agent, 'join', { roomId: callId, token: await platformToken(callId) });
+    const attendant = await connect();
+    const ok = await request<JoinResponse>(attendant, 'join', { roomId: callId, token: await platformToken(callId) });
     assert.ok(ok.ok && ok.data.callBridged, outcome(ok));
     // And once the call's room exists, a demo grant still does not get in.
     const again = await request(await connect(), 'join', { roomId: callId, token: forged });
@@ -134,8 +134,8 @@ describe('demo tokens never open a call', () => {
     const gone = new Promise<void>((resolve) => eve.once('disconnect', () => resolve()));
 
     const port = await allocate(callId);
-    const agent = await connect();
-    const a = await request<JoinResponse>(agent, 'join', { roomId: callId, token: await platformToken(callId) });
+    const attendant = await connect();
+    const a = await request<JoinResponse>(attendant, 'join', { roomId: callId, token: await platformToken(callId) });
     assert.ok(a.ok && a.data.callBridged, outcome(a));
     assert.ok(a.data.peers.every((p) => p.kind !== 'browser'), `nobody from the ordinary room is in the call's: ${JSON.stringify(a.data.peers)}`);
     assert.match(await closed, /call/);

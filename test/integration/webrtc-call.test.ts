@@ -51,7 +51,7 @@ describe('a browser in a phone call (WebRTC <-> G.711 through the service)', () 
       const page = await browser.page(svc.url(`/?room=${encodeURIComponent(callId)}&name=agent&processing=0`));
       // The demo hands out tokens for ordinary rooms only; a call's room is joined with the
       // platform's token (CreateRoomToken), given to the page where it asks for one.
-      const granted = await client.media_<{ token: string; signaling_path: string }>('CreateRoomToken', { room_id: callId, participant: 'agent' });
+      const granted = await client.media_<{ token: string; signaling_path: string }>('CreateRoomToken', { room_id: callId, participant: 'browser' });
       assert.equal(granted.error, undefined, granted.error?.details);
       await page.route('**/demo/token?*', (route) =>
         route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ token: granted.response!.token, path: granted.response!.signaling_path }) }),

@@ -28,7 +28,9 @@ import { S3Store, createS3Client } from './storage/s3-store.ts';
 import { RoomTokens } from './signaling/tokens.ts';
 import { CallBridges } from './bridge/call-bridges.ts';
 import { RoomRegistry } from './rooms/room-registry.ts';
+import { roomsDebugRoute } from './rooms/debug-route.ts';
 import { SignalingServer } from './signaling/signaling-server.ts';
+import { demoEnabled } from './signaling/demo-mode.ts';
 import { demoTokenRoute } from './signaling/demo-token.ts';
 import { webDemoRoute } from './web-demo/demo-route.ts';
 
@@ -162,8 +164,15 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate, jitterMs: config.transcode.jitter_ms },
   });
   const signaling = new SignalingServer({ httpServer: http.server, path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
-  if (config.signaling.demo_enabled) http.use(demoTokenRoute({ tokens, sessions, signalingPath: config.signaling.path }));
-  if (config.signaling.demo_enabled) http.use(await webDemoRoute({ logger: log, signalingPath: config.signaling.path }));
+  http.use(roomsDebugRoute(rooms));
+  if (demoEnabled(config.signaling.demo_enabled, config.service.env)) {
+    log.warn(
+      { event: 'WEB_DEMO_ENABLED', attributes: { 'service.env': config.service.env, 'signaling.demo_enabled': String(config.signaling.demo_enabled) } },
+      'the web demo is on: GET /demo/token issues room tokens to anyone who asks (never for a call); SIGNALING_DEMO_ENABLED=false turns it off',
+    );
+    http.use(demoTokenRoute({ tokens, isCallRoom: (id) => rooms.isCallRoom(id), signalingPath: config.signaling.path }));
+    http.use(await webDemoRoute({ logger: log, signalingPath: config.signaling.path }));
+  }
 
   let stopping: Promise<void> | undefined;
   let cutDrain: (() => void) | undefined;

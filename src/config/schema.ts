@@ -43,7 +43,8 @@ export interface Config {
     rtc_max_port: number;
   };
   webrtc: { listen_ip: string; announced_ip: string; port: number };
-  signaling: { path: string; token_secret: string; max_token_ttl_seconds: number; demo_enabled: boolean; max_peers_per_room: number };
+  /** demo_enabled: `auto` is on unless service.env is production; TOML may also write a boolean. */
+  signaling: { path: string; token_secret: string; max_token_ttl_seconds: number; demo_enabled: 'auto' | 'true' | 'false' | boolean; max_peers_per_room: number };
   transcode: { opus_complexity: number; opus_bitrate: number; jitter_ms: number };
   assets: { base_path: string };
   inject: { idle_timeout_seconds: number; max_buffer_ms: number };
@@ -139,7 +140,12 @@ export const schema: convict.Schema<Config> = {
     path: { doc: 'socket.io path on the HTTP port', format: 'non-empty-string', default: '/signaling', env: 'SIGNALING_PATH' },
     token_secret: { doc: 'HMAC secret of room tokens (empty: a random one per process; tokens then die with it)', format: String, default: '', env: 'SIGNALING_TOKEN_SECRET', sensitive: true },
     max_token_ttl_seconds: { doc: 'Longest lifetime of a room token', format: 'nat', default: 86400, env: 'SIGNALING_MAX_TOKEN_TTL_SECONDS' },
-    demo_enabled: { doc: 'Serve the web demo at / and issue its tokens at /demo/token (turn off in production)', format: Boolean, default: true, env: 'SIGNALING_DEMO_ENABLED' },
+    demo_enabled: {
+      doc: 'Serve the web demo at / and issue tokens to anyone at /demo/token (never for a call): auto (on unless service.env is production), true or false',
+      format: ['auto', 'true', 'false', true, false],
+      default: 'auto',
+      env: 'SIGNALING_DEMO_ENABLED',
+    },
     max_peers_per_room: { doc: 'Browsers allowed in one room', format: 'nat', default: 16, env: 'SIGNALING_MAX_PEERS_PER_ROOM' },
   },
   transcode: {

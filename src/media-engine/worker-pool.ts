@@ -16,6 +16,13 @@ export interface PooledWorker {
   readonly webRtcServer: ms.WebRtcServer | undefined;
 }
 
+/** One thing's place on a worker, counted in its load from the moment it is given. */
+export interface Placement {
+  readonly pooled: PooledWorker;
+  /** Takes the thing off the worker's load; later calls do nothing. */
+  release(): void;
+}
+
 /** Browsers reach worker i at `basePort + i`, so a restarted worker gets its port back. */
 export interface WebRtcListen {
   listenIp: string;
@@ -94,6 +101,24 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     for (const s of this.#slots) if (s && (!best || s.load < best.load)) best = s;
     if (!best) throw new Error('no mediasoup worker is alive');
     return best;
+  }
+
+  /**
+   * A place on the least-loaded live worker. It is counted before the caller's first await,
+   * so things placed at the same moment spread instead of all landing on one worker.
+   */
+  place(): Placement {
+    const pooled = this.leastLoaded();
+    pooled.load++;
+    let held = true;
+    return {
+      pooled,
+      release: () => {
+        if (!held) return;
+        held = false;
+        pooled.load--;
+      },
+    };
   }
 
   close(): void {

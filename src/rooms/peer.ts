@@ -18,6 +18,10 @@ export class Peer {
   readonly producers = new Map<string, ms.Producer>();
   readonly consumers = new Map<string, ms.Consumer>();
   testLeg: TestLeg | null = null;
+  /** Requests still being served count against the limits, so a burst of them cannot pass one. */
+  readonly pending = { transports: 0, producers: 0, testLeg: false };
+  /** Producers this participant consumes, or is about to: one consumer each. */
+  readonly consuming = new Set<string>();
   #closed = false;
 
   constructor(opts: { id: string; displayName: string; log: Logger; notify: Notify }) {
@@ -43,5 +47,6 @@ export class Peer {
     this.transports.clear();
     this.producers.clear();
     this.consumers.clear();
+    this.consuming.clear();
   }
 }

@@ -3,7 +3,7 @@ import type { types as ms } from 'mediasoup';
 import { MediaError } from '../errors/media-error.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { MediaClock } from '../media-path/clock.ts';
-import type { PooledWorker } from '../media-engine/worker-pool.ts';
+import type { Placement } from '../media-engine/worker-pool.ts';
 import type { CallSession } from '../sessions/call-session.ts';
 import type { AudioLevel, ConsumeResponse, PeerInfo, ProducerInfo, ServerToClientEvents, TransportOptions } from '../signaling/contract.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
@@ -29,9 +29,36 @@ interface ServerPeer {
   close(reason: string): void;
 }
 
+/** A room as /debug/rooms shows it: its peers, and its router's objects as the worker counts them. */
+export interface RoomResources {
+  id: string;
+  call: boolean;
+  worker: number;
+  browsers: number;
+  /** The phone and test prompts: each one a running Opus encoder on a DirectTransport. */
+  serverLegs: number;
+  transports: number;
+  producers: number;
+  consumers: number;
+  /**
+   * The same as this process holds them: browsers' transports plus one DirectTransport per
+   * server leg, every producer, browsers' consumers. Off from the worker's: something here
+   * outlived its mediasoup object, or the other way round.
+   */
+  tracked: { transports: number; producers: number; consumers: number };
+}
+
+/** The part of mediasoup 3.12's router.dump() that is counted. */
+interface RouterDump {
+  transportIds: string[];
+  mapProducerIdConsumerIds: Record<string, string[]>;
+  mapConsumerIdProducerId: Record<string, string>;
+}
+
 export interface RoomOptions {
   id: string;
-  pooled: PooledWorker;
+  /** The room's place on a worker; the room owns it from here and gives it back when it ends. */
+  placement: Placement;
   call: CallSession | undefined;
   clock: MediaClock;
   settings: TranscodeSettings;
@@ -48,7 +75,7 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
   readonly id: string;
   readonly router: ms.Router;
   readonly log: Logger;
-  readonly #pooled: PooledWorker;
+  readonly #placement: Placement;
   readonly #clock: MediaClock;
   readonly #settings: TranscodeSettings;
   readonly #maxPeers: number;
@@ -60,15 +87,21 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
   #closed = false;
 
   static async create(opts: RoomOptions): Promise<Room> {
-    if (!opts.pooled.webRtcServer) throw new MediaError('unavailable', 'WebRTC is not enabled on this service');
-    const router = await opts.pooled.worker.createRouter({ mediaCodecs: ROUTER_CODECS, appData: { room: opts.id } });
+    const { pooled } = opts.placement;
+    let router: ms.Router | undefined;
+    let room: Room | undefined;
     try {
+      if (!pooled.webRtcServer) throw new MediaError('unavailable', 'WebRTC is not enabled on this service');
+      router = await pooled.worker.createRouter({ mediaCodecs: ROUTER_CODECS, appData: { room: opts.id } });
       const observer = await router.createAudioLevelObserver({ maxEntries: 16, threshold: -70, interval: LEVEL_INTERVAL_MS });
-      const room = new Room(opts, router, observer);
+      room = new Room(opts, router, observer);
       if (opts.call) await room.#attachCall(opts.call);
       return room;
     } catch (error) {
-      router.close();
+      // Every way out that is not a room gives the worker its place back.
+      if (room) room.close('it could not be set up');
+      else router?.close();
+      opts.placement.release();
       throw error;
     }
   }
@@ -78,12 +111,11 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     this.id = opts.id;
     this.router = router;
     this.log = opts.log;
-    this.#pooled = opts.pooled;
+    this.#placement = opts.placement;
     this.#clock = opts.clock;
     this.#settings = opts.settings;
     this.#maxPeers = opts.maxPeers;
     this.#observer = observer;
-    opts.pooled.load++;
     router.on('workerclose', () => this.close('the media worker died'));
     observer.on('volumes', (volumes) => this.#broadcast('audioLevels', volumes.map((v) => this.#level(v.producer, v.volume))));
     observer.on('silence', () => this.#broadcast('audioLevels', []));
@@ -99,6 +131,26 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   get browserCount(): number {
     return this.#peers.size;
+  }
+
+  /** What this room holds, counted by the worker itself: a leak shows even when no map holds it. */
+  async resources(): Promise<RoomResources> {
+    let transports = this.#serverPeers.size;
+    let consumers = 0;
+    for (const p of this.#peers.values()) {
+      transports += p.transports.size;
+      consumers += p.consumers.size;
+    }
+    const tracked = { transports, producers: this.#producers.size, consumers };
+    const base = { id: this.id, call: this.callBridged, browsers: this.#peers.size, serverLegs: this.#serverPeers.size, worker: this.#placement.pooled.index, tracked };
+    if (this.#closed) return { ...base, transports: 0, producers: 0, consumers: 0 };
+    const dump = (await this.router.dump().catch(() => undefined)) as RouterDump | undefined;
+    return {
+      ...base,
+      transports: dump?.transportIds.length ?? 0,
+      producers: Object.keys(dump?.mapProducerIdConsumerIds ?? {}).length,
+      consumers: Object.keys(dump?.mapConsumerIdProducerId ?? {}).length,
+    };
   }
 
   peers(): PeerInfo[] {
@@ -131,17 +183,25 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   async createTransport(peer: Peer, direction: 'send' | 'recv'): Promise<TransportOptions> {
     this.#assertOpen();
-    if (peer.transports.size >= MAX_TRANSPORTS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_TRANSPORTS_PER_PEER} transports per participant`);
-    const transport = await this.router.createWebRtcTransport({
-      webRtcServer: this.#pooled.webRtcServer!,
-      enableUdp: true,
-      enableTcp: true,
-      preferUdp: true,
-      appData: { peerId: peer.id, direction },
-    });
+    if (peer.transports.size + peer.pending.transports >= MAX_TRANSPORTS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_TRANSPORTS_PER_PEER} transports per participant`);
+    peer.pending.transports++;
+    let transport: ms.WebRtcTransport;
+    try {
+      transport = await this.router.createWebRtcTransport({
+        webRtcServer: this.#placement.pooled.webRtcServer!,
+        enableUdp: true,
+        enableTcp: true,
+        preferUdp: true,
+        appData: { peerId: peer.id, direction },
+      });
+    } catch (error) {
+      throw this.#gone(peer) ?? error;
+    } finally {
+      peer.pending.transports--;
+    }
     if (peer.closed) {
       transport.close();
-      throw new MediaError('failed_precondition', 'the participant left');
+      throw left();
     }
     peer.transports.set(transport.id, transport);
     transport.on('dtlsstatechange', (state) => {
@@ -161,12 +221,21 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   async produce(peer: Peer, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters): Promise<string> {
     const transport = this.#transport(peer, transportId);
-    if (peer.producers.size >= MAX_PRODUCERS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_PRODUCERS_PER_PEER} producers per participant`);
+    if (peer.producers.size + peer.pending.producers >= MAX_PRODUCERS_PER_PEER) throw new MediaError('resource_exhausted', `at most ${MAX_PRODUCERS_PER_PEER} producers per participant`);
+    peer.pending.producers++;
     let producer: ms.Producer;
     try {
       producer = await transport.produce({ kind, rtpParameters, appData: { peerId: peer.id } });
     } catch (error) {
-      throw new MediaError('invalid_argument', `cannot produce: ${(error as Error).message}`, { cause: error });
+      throw this.#gone(peer) ?? new MediaError('invalid_argument', `cannot produce: ${(error as Error).message}`, { cause: error });
+    } finally {
+      peer.pending.producers--;
+    }
+    // A transport closed while the worker made the producer never closes it: mediasoup
+    // adds the producer to a transport that has already let go of its producers.
+    if (peer.closed || transport.closed) {
+      producer.close();
+      throw left();
     }
     peer.producers.set(producer.id, producer);
     this.#addProducer(producer, peer.id);
@@ -186,9 +255,13 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
 
   async setProducerPaused(peer: Peer, producerId: string, paused: boolean): Promise<void> {
     const producer = this.#ownProducer(peer, producerId);
-    if (paused) await producer.pause();
-    else await producer.resume();
-    this.#broadcast('producerPaused', { producerId, paused }, peer.id);
+    try {
+      if (paused) await producer.pause();
+      else await producer.resume();
+    } catch (error) {
+      throw this.#gone(peer) ?? (producer.closed ? new MediaError('not_found', `producer ${producerId} has closed`) : error);
+    }
+    if (!producer.closed) this.#broadcast('producerPaused', { producerId, paused }, peer.id);
   }
 
   async consume(peer: Peer, transportId: string, producerId: string, rtpCapabilities: ms.RtpCapabilities): Promise<ConsumeResponse> {
@@ -196,34 +269,65 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     const owner = this.#producers.get(producerId);
     if (!owner) throw new MediaError('not_found', `no producer ${producerId} in this room`);
     if (owner.peerId === peer.id) throw new MediaError('invalid_argument', 'a participant does not consume its own producer');
+    if (peer.consuming.has(producerId)) throw new MediaError('failed_precondition', `this participant already consumes producer ${producerId}`);
     if (!this.router.canConsume({ producerId, rtpCapabilities })) throw new MediaError('failed_precondition', 'these RTP capabilities cannot receive that producer');
-    const consumer = await transport.consume({ producerId, rtpCapabilities, paused: true, appData: { peerId: peer.id } });
+    peer.consuming.add(producerId);
+    let consumer: ms.Consumer;
+    try {
+      consumer = await transport.consume({ producerId, rtpCapabilities, paused: true, appData: { peerId: peer.id } });
+    } catch (error) {
+      peer.consuming.delete(producerId);
+      throw this.#gone(peer) ?? (this.#producers.has(producerId) ? error : new MediaError('not_found', `producer ${producerId} has closed`));
+    }
+    // A producer that closed while the worker made the consumer: mediasoup can deliver the
+    // close before the consumer object exists, so it would never hear of it.
+    if (peer.closed || transport.closed || consumer.closed || !this.#producers.has(producerId)) {
+      consumer.close();
+      peer.consuming.delete(producerId);
+      throw peer.closed || transport.closed ? left() : new MediaError('not_found', `producer ${producerId} has closed`);
+    }
     peer.consumers.set(consumer.id, consumer);
     const gone = (): void => {
+      peer.consuming.delete(producerId);
       if (!peer.consumers.delete(consumer.id)) return;
       peer.notify('consumerClosed', { consumerId: consumer.id, producerId });
     };
     consumer.on('producerclose', gone);
-    consumer.on('transportclose', () => peer.consumers.delete(consumer.id));
+    consumer.on('transportclose', () => {
+      peer.consuming.delete(producerId);
+      peer.consumers.delete(consumer.id);
+    });
     return { consumerId: consumer.id, producerId, peerId: owner.peerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters };
   }
 
   async setConsumerPaused(peer: Peer, consumerId: string, paused: boolean): Promise<void> {
     const consumer = peer.consumers.get(consumerId);
     if (!consumer) throw new MediaError('not_found', `no consumer ${consumerId} of this participant`);
-    if (paused) await consumer.pause();
-    else await consumer.resume();
+    try {
+      if (paused) await consumer.pause();
+      else await consumer.resume();
+    } catch (error) {
+      throw this.#gone(peer) ?? (consumer.closed ? new MediaError('not_found', `consumer ${consumerId} has closed`) : error);
+    }
   }
 
   /** A prompt played into the room by a server-side participant owned by `peer`. */
   async startTestLeg(peer: Peer, pcm: Int16Array, loop: boolean): Promise<string> {
     this.#assertOpen();
-    if (peer.testLeg) throw new MediaError('failed_precondition', 'this participant already plays a test leg');
+    if (peer.testLeg || peer.pending.testLeg) throw new MediaError('failed_precondition', 'this participant already plays a test leg');
     const peerId = `test-${randomUUID().slice(0, 8)}`;
-    const leg = await TestLeg.create({ router: this.router, clock: this.#clock, pcm, loop, peerId, complexity: this.#settings.complexity, bitrate: this.#settings.bitrate });
+    peer.pending.testLeg = true;
+    let leg: TestLeg;
+    try {
+      leg = await TestLeg.create({ router: this.router, clock: this.#clock, pcm, loop, peerId, complexity: this.#settings.complexity, bitrate: this.#settings.bitrate });
+    } catch (error) {
+      throw this.#gone(peer) ?? error;
+    } finally {
+      peer.pending.testLeg = false;
+    }
     if (peer.closed || this.#closed) {
       leg.close('its browser left');
-      throw new MediaError('failed_precondition', 'the participant left');
+      throw left();
     }
     peer.testLeg = leg;
     this.#addServerPeer({ peerId, displayName: `test prompt (${peer.displayName})`, kind: 'test-leg' }, leg.send.producer, (reason) => leg.close(reason));
@@ -250,14 +354,25 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     this.#serverPeers.clear();
     this.#producers.clear();
     this.router.close();
-    this.#pooled.load--;
+    this.#placement.release();
     this.safeEmit('close', reason);
     this.removeAllListeners();
   }
 
   async #attachCall(session: CallSession): Promise<void> {
     const peerId = `phone-${session.port}`;
-    const leg = await CallLeg.create({ router: this.router, session, peerId, settings: this.#settings, log: session.log });
+    let leg: CallLeg;
+    try {
+      leg = await CallLeg.create({ router: this.router, session, peerId, settings: this.#settings, log: session.log });
+    } catch (error) {
+      if (session.closed) throw callEnded(session);
+      throw new MediaError('unavailable', 'the call cannot be bridged into the room', { cause: error });
+    }
+    // A call that ended while its leg was made never tells the leg: the room would outlive it.
+    if (session.closed || this.#closed) {
+      leg.close('the call ended');
+      throw callEnded(session);
+    }
     this.#callLeg = leg;
     this.#addServerPeer({ peerId, displayName: `phone (${session.callId})`, kind: 'phone' }, leg.send.producer, (reason) => leg.close(reason));
     leg.on('close', (reason) => {
@@ -309,6 +424,13 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     return p;
   }
 
+  /** The error to answer when the participant or the room went away during a request. */
+  #gone(peer: Peer): MediaError | undefined {
+    if (peer.closed) return left();
+    if (this.#closed) return new MediaError('failed_precondition', `room ${this.id} has closed`);
+    return undefined;
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new MediaError('failed_precondition', `room ${this.id} has closed`);
   }
@@ -321,3 +443,6 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     for (const p of this.#peers.values()) if (p.id !== exceptPeerId) (p.notify as (e: K, x: typeof payload) => void)(event, payload);
   }
 }
+
+const callEnded = (session: CallSession): MediaError => new MediaError('not_found', `the call ${session.callId} has ended`);
+const left = (): MediaError => new MediaError('failed_precondition', 'the participant left');

@@ -1,14 +1,15 @@
 import type { RouteHandler } from '../http/server.ts';
-import type { SessionRegistry } from '../sessions/session-registry.ts';
 import { ROOM_ID_PATTERN, type RoomTokens } from './tokens.ts';
 
 const DEMO_TTL_MS = 3600_000;
 
 /**
  * GET /demo/token?room=&name= issues a room token to anyone who asks: what the demo page
- * needs to join without a platform in front. Only mounted when signaling.demo_enabled.
+ * needs to join without a platform in front. Only mounted when the demo is on. Its tokens
+ * are marked demo and open ordinary rooms only: a live call's room is refused here, and
+ * join refuses them for any room that is or becomes a call's.
  */
-export function demoTokenRoute(opts: { tokens: RoomTokens; sessions: SessionRegistry; signalingPath: string }): RouteHandler {
+export function demoTokenRoute(opts: { tokens: RoomTokens; isCallRoom: (id: string) => boolean; signalingPath: string }): RouteHandler {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/demo/token') return false;
@@ -20,8 +21,8 @@ export function demoTokenRoute(opts: { tokens: RoomTokens; sessions: SessionRegi
     const room = url.searchParams.get('room') ?? '';
     const name = (url.searchParams.get('name') ?? '').trim().slice(0, 64) || 'guest';
     if (!ROOM_ID_PATTERN.test(room)) return json(400, { error: 'room: 1-128 characters of A-Z a-z 0-9 . _ : @ -' });
-    const call = opts.sessions.byCallId(room) !== undefined;
+    if (opts.isCallRoom(room)) return json(403, { error: "room: a call's room is joined with a token from the platform, not from the demo" });
     const exp = Date.now() + DEMO_TTL_MS;
-    return json(200, { token: opts.tokens.issue({ room, participant: name, exp, ...(call ? { call } : {}) }), path: opts.signalingPath, roomId: room, call, expiresAt: exp });
+    return json(200, { token: opts.tokens.issue({ room, participant: name, exp, demo: true }), path: opts.signalingPath, roomId: room, expiresAt: exp });
   };
 }

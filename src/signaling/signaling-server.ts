@@ -35,7 +35,11 @@ export interface SignalingOptions {
 interface Joined {
   room: Room;
   peer: Peer;
+  /** Ends the connection when the room ends; removed when the peer leaves first. */
+  onClose: () => void;
 }
+
+const demoRefused = (): MediaError => new MediaError('permission_denied', "a demo token does not open a call's room; ask the platform for a token");
 
 /**
  * socket.io signaling for browsers on the HTTP port. Each request is validated, answered
@@ -74,21 +78,26 @@ export class SignalingServer {
     const traceId = typeof header === 'string' && /^[\w-]{1,128}$/.test(header) ? header : randomUUID();
     let log: Logger = this.#o.logging.forContext({ trace_id: traceId, call_id: null }).child({ socket_id: socket.id });
     let joined: Joined | null = null;
+    let joining = false;
     const requireJoined = (): Joined => {
       if (!joined || joined.room.closed) throw new MediaError('failed_precondition', 'join a room first');
       return joined;
     };
 
     const on = <K extends SignalingRequest>(name: K, schema: ZodType, fn: (payload: never) => Promise<unknown>): void => {
-      socket.on(name as never, ((payload: unknown, ack: unknown) => {
+      // socket.io puts the ack last, however many arguments the client sent.
+      socket.on(name as never, ((...args: unknown[]) => {
+        const ack = args[args.length - 1];
         if (typeof ack !== 'function') {
           this.#requests.inc({ request: name, code: 'no_ack' });
           log.warn({ event: 'SIGNALING_NO_ACK', attributes: { 'signaling.request': name } }, 'a request without an ack callback was ignored');
           return;
         }
         const reply = ack as (res: Ack<unknown>) => void;
+        const payload = args.length > 1 ? args[0] : undefined;
         void (async () => {
           try {
+            if (args.length > 2) throw invalidArgument(`${name} takes one payload, got ${args.length - 1}`);
             const data = await fn(schema.parse(payload ?? {}) as never);
             this.#requests.inc({ request: name, code: 'ok' });
             reply({ ok: true, data: data ?? {} });
@@ -104,41 +113,65 @@ export class SignalingServer {
     };
 
     // Requests this server does not know still get an answer when the client waits for one.
-    socket.onAny((event: string, ...args: unknown[]) => {
-      if (KNOWN.has(event)) return;
+    // socket.io lets a client name an event with a number, too.
+    socket.onAny((event: unknown, ...args: unknown[]) => {
+      const name = String(event);
+      if (typeof event === 'string' && KNOWN.has(name)) return;
       this.#requests.inc({ request: 'unknown', code: 'invalid_argument' });
       const ack = args[args.length - 1];
-      if (typeof ack === 'function') (ack as (r: Ack<never>) => void)({ ok: false, error: { code: 'invalid_argument', message: `unknown request "${event.slice(0, 64)}"` } });
+      if (typeof ack === 'function') (ack as (r: Ack<never>) => void)({ ok: false, error: { code: 'invalid_argument', message: `unknown request "${name.slice(0, 64)}"` } });
     });
+    // A client can send an event named "error": an emitter without an error listener throws
+    // it, which would end the process. onAny above has answered it already.
+    socket.on('error' as never, ((err: unknown) => {
+      if (err instanceof Error) log.warn({ event: 'SIGNALING_SOCKET_ERROR', error: err }, 'signaling socket error');
+    }) as never);
 
     on('join', s.joinRequest, async (req: { roomId: string; token: string; displayName?: string }): Promise<JoinResponse> => {
-      if (joined) throw new MediaError('failed_precondition', 'this connection has already joined a room');
+      // Two joins in flight on one connection would make two peers, one of them never left.
+      if (joined || joining) throw new MediaError('failed_precondition', 'this connection has already joined a room');
       const check = this.#o.tokens.verify(req.token);
       if (!check.ok) throw new MediaError('unauthenticated', check.why);
-      if (check.grant.room !== req.roomId) throw new MediaError('permission_denied', `the token is for another room, not ${req.roomId}`);
-      const room = await this.#o.rooms.open(req.roomId, check.grant.call ? req.roomId : undefined);
-      if (socket.disconnected) throw new MediaError('failed_precondition', 'the connection closed while joining');
-      log = room.log.child({ socket_id: socket.id });
-      const peer = new Peer({
-        id: randomUUID(),
-        displayName: req.displayName ?? check.grant.participant,
-        log,
-        notify: (event, ...args) => {
-          socket.emit(event, ...args);
-        },
-      });
-      room.join(peer);
-      joined = { room, peer };
-      room.once('close', () => setImmediate(() => socket.disconnect(true)));
-      log.info({ event: 'PEER_JOINED', attributes: { 'room.id': room.id, 'peer.id': peer.id } }, `${peer.displayName} joined`);
-      return {
-        roomId: room.id,
-        peerId: peer.id,
-        callBridged: room.callBridged,
-        routerRtpCapabilities: room.router.rtpCapabilities,
-        peers: room.peers().filter((p) => p.peerId !== peer.id),
-        producers: room.producers(peer.id),
-      };
+      const { grant } = check;
+      if (grant.room !== req.roomId) throw new MediaError('permission_denied', `the token is for another room, not ${req.roomId}`);
+      if (grant.demo && this.#o.rooms.isCallRoom(req.roomId)) throw demoRefused();
+      joining = true;
+      let room: Room;
+      try {
+        room = await this.#o.rooms.open(req.roomId, grant.call && !grant.demo ? req.roomId : undefined);
+      } finally {
+        joining = false;
+      }
+      // Held from open() until the finally below: a room nobody got into closes there.
+      try {
+        if (socket.disconnected) throw new MediaError('failed_precondition', 'the connection closed while joining');
+        if (grant.demo && room.callBridged) throw demoRefused();
+        const peerLog = room.log.child({ socket_id: socket.id });
+        const peer = new Peer({
+          id: randomUUID(),
+          displayName: req.displayName ?? grant.participant,
+          log: peerLog,
+          notify: (event, ...args) => {
+            socket.emit(event, ...args);
+          },
+        });
+        room.join(peer);
+        const onClose = (): void => void setImmediate(() => socket.disconnect(true));
+        room.once('close', onClose);
+        joined = { room, peer, onClose };
+        log = peerLog;
+        log.info({ event: 'PEER_JOINED', attributes: { 'room.id': room.id, 'peer.id': peer.id, 'token.demo': grant.demo === true } }, `${peer.displayName} joined`);
+        return {
+          roomId: room.id,
+          peerId: peer.id,
+          callBridged: room.callBridged,
+          routerRtpCapabilities: room.router.rtpCapabilities,
+          peers: room.peers().filter((p) => p.peerId !== peer.id),
+          producers: room.producers(peer.id),
+        };
+      } finally {
+        this.#o.rooms.release(room);
+      }
     });
     on('createTransport', s.createTransportRequest, async (req: { direction: 'send' | 'recv' }) => {
       const j = requireJoined();
@@ -189,6 +222,7 @@ export class SignalingServer {
     });
     on('leave', s.emptyRequest, async () => {
       const j = requireJoined();
+      j.room.off('close', j.onClose);
       j.room.leave(j.peer);
       joined = null;
       setImmediate(() => socket.disconnect(true));
@@ -196,8 +230,9 @@ export class SignalingServer {
 
     socket.on('disconnect', (reason) => {
       if (!joined) return;
-      const { room, peer } = joined;
+      const { room, peer, onClose } = joined;
       joined = null;
+      room.off('close', onClose);
       room.leave(peer);
       log.info({ event: 'PEER_LEFT', attributes: { 'peer.id': peer.id, reason } }, `${peer.displayName} left (${reason})`);
     });

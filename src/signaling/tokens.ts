@@ -8,6 +8,11 @@ export interface RoomGrant {
   exp: number;
   /** The room is this live call's (room = call_id); joining fails once the call ended. */
   call?: boolean;
+  /**
+   * Issued by the web demo to anyone who asked: it opens ordinary rooms only, never a
+   * call's room, whenever the call started.
+   */
+  demo?: boolean;
 }
 
 export type TokenCheck = { ok: true; grant: RoomGrant } | { ok: false; why: string };
@@ -59,7 +64,8 @@ export class RoomTokens {
 function isGrant(v: unknown): v is RoomGrant {
   if (typeof v !== 'object' || v === null) return false;
   const g = v as Record<string, unknown>;
-  return typeof g['room'] === 'string' && typeof g['participant'] === 'string' && typeof g['exp'] === 'number';
+  const optionalFlag = (k: string): boolean => g[k] === undefined || typeof g[k] === 'boolean';
+  return typeof g['room'] === 'string' && typeof g['participant'] === 'string' && typeof g['exp'] === 'number' && optionalFlag('call') && optionalFlag('demo');
 }
 
 /** Room ids travel in URLs and logs: a conservative alphabet, like call ids. */

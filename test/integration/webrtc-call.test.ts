@@ -22,7 +22,7 @@ describe('a browser in a phone call (WebRTC <-> G.711 through the service)', () 
 
   before(async () => {
     fx = speechFixtures();
-    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '38800', RTP_SERVICE_PORT_MAX: '38899' } });
+    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '38800', RTP_SERVICE_PORT_MAX: '38899', SIGNALING_DEMO_ENABLED: 'true' } });
     client = new TestClient(svc.grpcPort);
     browser = await launchBrowser({ micWav: fx.wav16k });
     phone = await RtpPeer.open();
@@ -49,6 +49,13 @@ describe('a browser in a phone call (WebRTC <-> G.711 through the service)', () 
 
     try {
       const page = await browser.page(svc.url(`/?room=${encodeURIComponent(callId)}&name=agent&processing=0`));
+      // The demo hands out tokens for ordinary rooms only; a call's room is joined with the
+      // platform's token (CreateRoomToken), given to the page where it asks for one.
+      const granted = await client.media_<{ token: string; signaling_path: string }>('CreateRoomToken', { room_id: callId, participant: 'browser' });
+      assert.equal(granted.error, undefined, granted.error?.details);
+      await page.route('**/demo/token?*', (route) =>
+        route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ token: granted.response!.token, path: granted.response!.signaling_path }) }),
+      );
       await page.evaluate(() => (globalThis as unknown as { demo: { join(): Promise<void> } }).demo.join());
       const peers = await page.evaluate(() => (globalThis as unknown as { demo: { peers: { peerId: string; kind: string }[] } }).demo.peers);
       const phonePeer = peers.find((p) => p.kind === 'phone');

@@ -77,6 +77,14 @@ test('bad values stop start-up with a message naming the key', () => {
   }
 });
 
+test('signaling.demo_enabled: auto by default; true, false (env or TOML boolean); anything else stops start-up', () => {
+  assert.equal(loadConfig({ env: {}, cwd: dir() }).config.signaling.demo_enabled, 'auto');
+  assert.equal(loadConfig({ env: { SIGNALING_DEMO_ENABLED: 'false' }, cwd: dir() }).config.signaling.demo_enabled, 'false');
+  assert.equal(loadConfig({ env: {}, cwd: dir({ 'config.toml': '[signaling]\ndemo_enabled = true\n' }) }).config.signaling.demo_enabled, true);
+  assert.equal(loadConfig({ env: {}, cwd: dir({ 'config.toml': '[signaling]\ndemo_enabled = "auto"\n' }) }).config.signaling.demo_enabled, 'auto');
+  assert.throws(() => loadConfig({ env: { SIGNALING_DEMO_ENABLED: 'yes' }, cwd: dir() }), /signaling\.demo_enabled/);
+});
+
 test('config.default.toml documents every key with its embedded default', () => {
   const documented = parseToml(readFileSync(join(REPO_ROOT, 'config.default.toml'), 'utf8')) as Record<string, Record<string, unknown>>;
   const text = readFileSync(join(REPO_ROOT, 'config.default.toml'), 'utf8');

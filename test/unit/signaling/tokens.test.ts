@@ -28,3 +28,14 @@ test('without a configured secret, tokens are valid only for this process', () =
   assert.equal(a.verify(a.issue(grant)).ok, true);
   assert.equal(new RoomTokens('').verify(a.issue(grant)).ok, false);
 });
+
+test('a demo grant keeps its mark; flags that are not booleans make a grant malformed', () => {
+  const a = new RoomTokens('s3cret');
+  const demo = a.verify(a.issue({ ...grant, demo: true }));
+  assert.ok(demo.ok);
+  assert.equal(demo.grant.demo, true);
+  // Signed by the right secret but not a grant this service issues.
+  for (const odd of [{ ...grant, demo: 'yes' }, { ...grant, call: 1 }]) {
+    assert.deepEqual(a.verify(a.issue(odd as never)), { ok: false, why: 'the token is malformed' }, JSON.stringify(odd));
+  }
+});

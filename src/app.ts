@@ -17,7 +17,7 @@ import { PromptLoader } from './playback/prompt-loader.ts';
 import { registerPromptCacheMetrics } from './playback/prompt-metrics.ts';
 import { CALL_RATE } from './sessions/call-session.ts';
 import { SessionMetrics } from './sessions/session-metrics.ts';
-import { SessionRegistry } from './sessions/session-registry.ts';
+import { SessionRegistry, type SessionWatcher } from './sessions/session-registry.ts';
 import { RecordingMetrics } from './recording/metrics.ts';
 import { RecordingManager } from './recording/recording-manager.ts';
 import { UploadQueue } from './recording/upload-queue.ts';
@@ -61,17 +61,25 @@ export interface App {
 export interface AppOptions {
   version: string;
   logDestination?: DestinationStream;
+  /** This process is one media shard of an instance: private sockets behind the front door. */
+  shard?: { index: number; grpcSocket: string; httpSocket: string; watcher: SessionWatcher };
 }
 
 export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise<App> {
   const { config } = loaded;
-  const logging = createLogging({ config, version: opts.version, ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
+  const shard = opts.shard;
+  const logging = createLogging({
+    config,
+    version: opts.version,
+    ...(opts.logDestination ? { destination: opts.logDestination } : {}),
+    ...(shard ? { shard: shard.index } : {}),
+  });
   const log = logging.process;
   log.info(
     { event: 'CONFIG_LOADED', attributes: { 'config.toml': loaded.files.toml, 'config.dotenv': loaded.files.dotenv } },
     'configuration loaded',
   );
-  if (!config.rtp.advertised_ip && ['0.0.0.0', '::', ''].includes(config.rtp.listen_address)) {
+  if (!shard && !config.rtp.advertised_ip && ['0.0.0.0', '::', ''].includes(config.rtp.listen_address)) {
     log.warn({ event: 'RTP_ADDRESS_UNKNOWN' }, 'RTP_SERVICE_ADVERTISED_IP is not set: AllocatePort answers no rtp_address, signalling must supply it');
   }
   const metrics = createMetrics();
@@ -86,6 +94,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     logging,
     events,
     metrics: new SessionMetrics(metrics),
+    ...(shard ? { watcher: shard.watcher } : {}),
   });
   const promptCache = new PromptCache(config.playback.cache_max_bytes);
   registerPromptCacheMetrics(promptCache, metrics.registry);
@@ -131,6 +140,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     config: config.grpc,
     logger: log,
     services: { media: mediaServiceHandlers(deps), health: healthHandlers(health) },
+    ...(shard ? { socketPath: shard.grpcSocket } : {}),
   });
   let draining = false;
   const http = new HttpServer({
@@ -141,6 +151,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
       const checks = { serving: health.status === 'SERVING', workers: workers.alive > 0, draining: !draining };
       return { ready: Object.values(checks).every(Boolean), checks };
     },
+    ...(shard ? { socketPath: shard.httpSocket } : {}),
   });
 
   // What an operator checks for leaks: live handles by kind next to the number of calls.
@@ -184,7 +195,8 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
       health.set('SERVING');
       log.info(
         {
-          event: 'SERVICE_STARTED',
+          // The instance's own SERVICE_STARTED comes from its supervisor, once every shard is.
+          event: shard ? 'SHARD_STARTED' : 'SERVICE_STARTED',
           attributes: { 'grpc.port': grpcPort, 'http.port': httpPort, 'grpc.tls': grpcServer.tls, 'mediasoup.workers': workers.size },
         },
         `media service listening: gRPC ${grpcPort}, HTTP ${httpPort}`,

@@ -18,9 +18,14 @@ export interface ProtoServices {
   health: grpc.ServiceClientConstructor;
 }
 
+/** The contract and the health protocol as proto-loader describes them (codecs per method). */
+export function loadDefinitions(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(['sentiric/media/v1/media.proto', 'grpc/health/v1/health.proto'], LOADER_OPTIONS);
+}
+
 /** Loads the contract and the health protocol; clients in tests use the same definitions. */
 export function loadProtos(): ProtoServices {
-  const def = protoLoader.loadSync(['sentiric/media/v1/media.proto', 'grpc/health/v1/health.proto'], LOADER_OPTIONS);
+  const def = loadDefinitions();
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     sentiric: { media: { v1: { MediaService: grpc.ServiceClientConstructor } } };
     grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };

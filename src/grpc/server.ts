@@ -9,6 +9,8 @@ export interface GrpcServerOptions {
   config: Config['grpc'];
   logger: Logger;
   services: { media: grpc.UntypedServiceImplementation; health: grpc.UntypedServiceImplementation };
+  /** A shard behind the instance's front door: plaintext on a private Unix socket instead of the configured address. */
+  socketPath?: string;
 }
 
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -30,11 +32,13 @@ export class GrpcServer {
   readonly #server: grpc.Server;
   readonly #config: Config['grpc'];
   readonly #log: Logger;
+  readonly #socketPath: string | undefined;
   #port = 0;
 
   constructor(opts: GrpcServerOptions) {
     this.#config = opts.config;
     this.#log = opts.logger.child({ component: 'grpc' });
+    this.#socketPath = opts.socketPath;
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.keepalive_time_ms': 30_000,
@@ -52,14 +56,16 @@ export class GrpcServer {
   }
 
   get tls(): boolean {
-    return this.#config.cert_path !== '';
+    return this.#socketPath === undefined && this.#config.cert_path !== '';
   }
 
   async start(): Promise<number> {
-    const creds = credentials(this.#config, this.#log);
+    // The private socket is reached only through the front door, which does the TLS.
+    const creds = this.#socketPath === undefined ? credentials(this.#config, this.#log) : grpc.ServerCredentials.createInsecure();
     const host = this.#config.listen_address.includes(':') ? `[${this.#config.listen_address}]` : this.#config.listen_address;
+    const address = this.#socketPath === undefined ? `${host}:${this.#config.port}` : `unix:${this.#socketPath}`;
     this.#port = await new Promise<number>((resolve, reject) => {
-      this.#server.bindAsync(`${host}:${this.#config.port}`, creds, (err, port) => (err ? reject(err) : resolve(port)));
+      this.#server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
     });
     return this.#port;
   }

@@ -13,8 +13,11 @@ export class HttpServer {
   readonly #config: Config['http'];
   readonly #routes: RouteHandler[] = [];
 
-  constructor(opts: { config: Config['http']; logger: Logger; metrics: Metrics; readiness: Readiness }) {
+  readonly #socketPath: string | undefined;
+
+  constructor(opts: { config: Config['http']; logger: Logger; metrics: Metrics; readiness: Readiness; /** a shard: a private Unix socket instead of the configured address */ socketPath?: string }) {
     this.#config = opts.config;
+    this.#socketPath = opts.socketPath;
     const log = opts.logger.child({ component: 'http' });
     this.server = createServer((req, res) => {
       this.#handle(req, res, opts.metrics, opts.readiness).catch((error: unknown) => {
@@ -59,12 +62,15 @@ export class HttpServer {
   async start(): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.#config.port, this.#config.listen_address, () => {
+      const listening = (): void => {
         this.server.off('error', reject);
         resolve();
-      });
+      };
+      if (this.#socketPath !== undefined) this.server.listen(this.#socketPath, listening);
+      else this.server.listen(this.#config.port, this.#config.listen_address, listening);
     });
-    return (this.server.address() as AddressInfo).port;
+    const address = this.server.address();
+    return typeof address === 'object' && address ? (address as AddressInfo).port : 0;
   }
 
   async stop(): Promise<void> {

@@ -25,6 +25,8 @@ export interface LoggingOptions {
   version: string;
   /** Where lines go (defaults to stdout); tests pass a stream. */
   destination?: DestinationStream;
+  /** The media shard this process is, when the instance runs several. */
+  shard?: number;
 }
 
 const SCHEMA_VERSION = '1.0.0';
@@ -46,6 +48,7 @@ export function createLogging(opts: LoggingOptions): Logging {
         'service.version': opts.version,
         'service.env': service.env,
         'host.name': hostname(),
+        ...(opts.shard !== undefined ? { 'service.shard': opts.shard } : {}),
       },
     },
   };

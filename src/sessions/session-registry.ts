@@ -27,6 +27,11 @@ export interface AllocateOptions {
 
 const BIND_ATTEMPTS = 8;
 
+export interface SessionWatcher {
+  opened(session: CallSession): void;
+  closed(session: CallSession): void;
+}
+
 /**
  * Every call session, by port and by call id. It hands out ports, closes sessions that
  * went quiet, and is the one place sessions are created and forgotten.
@@ -47,6 +52,7 @@ export class SessionRegistry {
   #closed = false;
   #draining = false;
   readonly #emptyWaiters = new Set<() => void>();
+  readonly #watcher: SessionWatcher | undefined;
 
   constructor(opts: {
     config: Config['rtp'];
@@ -54,7 +60,10 @@ export class SessionRegistry {
     logging: Logging;
     events: EventPublisher;
     metrics: SessionMetrics;
+    /** Told of every call that opens and closes (a shard's supervisor keeps its directory so). */
+    watcher?: SessionWatcher;
   }) {
+    this.#watcher = opts.watcher;
     this.#config = opts.config;
     this.#clock = opts.clock;
     this.#logging = opts.logging;
@@ -164,6 +173,7 @@ export class SessionRegistry {
     this.#byCall.set(opts.callId, session);
     this.#metrics.activeSessions.set(this.#byPort.size);
     session.on('close', (reason) => this.#forget(session, reason));
+    this.#watcher?.opened(session);
     log.info(
       { event: 'SESSION_CREATED', attributes: { 'rtp.port': endpoint.port, 'sip.call_id': opts.callId, 'rtp.srtp': !!opts.protection, 'rtp.codec': opts.codec || 'auto' } },
       'call session created',
@@ -194,6 +204,7 @@ export class SessionRegistry {
     this.#metrics.activeSessions.set(this.#byPort.size);
     this.#metrics.sessionsClosed.inc({ reason });
     this.#metrics.absorb(s);
+    this.#watcher?.closed(s);
     if (this.#byPort.size === 0) for (const w of [...this.#emptyWaiters]) w();
     const c = s.endpoint.counters;
     s.log.info(

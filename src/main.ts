@@ -1,9 +1,18 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from './config/load.ts';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, type LoadedConfig } from './config/load.ts';
 import { createApp } from './app.ts';
-import { holdProcessWarnings } from './logging/logger.ts';
+import { SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV } from './cluster/messages.ts';
+import { ShardLink } from './cluster/shard-link.ts';
+import { shardCount, Supervisor } from './cluster/supervisor.ts';
+import { holdProcessWarnings, type Logger } from './logging/logger.ts';
 
 const MIN_NODE_MAJOR = 24;
+
+interface Runnable {
+  log: Logger;
+  stop(reason: string): Promise<void>;
+}
 
 async function main(): Promise<void> {
   const routeWarnings = holdProcessWarnings();
@@ -12,7 +21,7 @@ async function main(): Promise<void> {
     process.stderr.write(`media service needs Node ${MIN_NODE_MAJOR} or later (this is ${process.version}); start it with \`npm start\`\n`);
     process.exit(1);
   }
-  let loaded;
+  let loaded: LoadedConfig;
   try {
     loaded = loadConfig({ env: process.env, argv: process.argv.slice(2), cwd: process.cwd() });
   } catch (err) {
@@ -23,8 +32,37 @@ async function main(): Promise<void> {
     throw err;
   }
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  const app = await createApp(loaded, { version: pkg.version });
-  const log = app.state.log;
+  const shardIndex = process.env[SHARD_INDEX_ENV];
+  let run: Runnable;
+  let start: () => Promise<unknown>;
+  if (shardIndex !== undefined) {
+    // One media shard, forked by the instance's supervisor.
+    const index = Number(shardIndex);
+    const dir = process.env[SHARD_RUNTIME_DIR_ENV] ?? '';
+    const sockets = { grpcSocket: join(dir, `shard-${index}-${process.pid}.grpc`), httpSocket: join(dir, `shard-${index}-${process.pid}.http`) };
+    const link = ShardLink.toParent();
+    const app = await createApp(loaded, { version: pkg.version, shard: { index, ...sockets, watcher: link } });
+    run = { log: app.state.log, stop: (reason) => app.stop(reason).finally(() => link.close()) };
+    start = async () => {
+      await app.start();
+      link.ready(sockets, () => app.state.sessions.size);
+    };
+    // Without its supervisor nobody reaches this shard: stop at once, do not drain.
+    process.on('disconnect', () => {
+      void app.stop('supervisor gone');
+      void app.stop('supervisor gone').finally(() => process.exit(1));
+    });
+  } else if (shardCount(loaded.config) > 1) {
+    const supervisor = new Supervisor(loaded, { version: pkg.version });
+    run = supervisor;
+    start = () => supervisor.start();
+    process.on('exit', () => supervisor.killShards());
+  } else {
+    const app = await createApp(loaded, { version: pkg.version });
+    run = { log: app.state.log, stop: (reason) => app.stop(reason) };
+    start = () => app.start();
+  }
+  const log = run.log;
   routeWarnings(log);
 
   process.on('unhandledRejection', (error) => {
@@ -35,7 +73,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   const onSignal = (signal: NodeJS.Signals): void => {
-    app.stop(signal).then(
+    run.stop(signal).then(
       () => process.exit(0),
       (error: unknown) => {
         log.error({ event: 'SHUTDOWN_FAILED', error }, 'shutdown failed');
@@ -46,7 +84,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  await app.start();
+  await start();
 }
 
 main().catch((err: unknown) => {

@@ -59,6 +59,13 @@ export interface Config {
   };
   events: { rabbitmq_url: string; exchange: string };
   log: { level: string; format: LogFormat };
+  cluster: {
+    /** `auto`: one shard per core; 1: one process carries everything. */
+    shards: string;
+    max_cpu: number;
+    max_loop_lag_ms: number;
+    max_sessions: number;
+  };
 }
 
 const nonEmpty = {
@@ -78,7 +85,18 @@ const ipOrEmpty = {
   },
 };
 
-convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty });
+const shardCount = {
+  name: 'shard-count',
+  validate(value: unknown): void {
+    if (value === 'auto') return;
+    if (typeof value !== 'string' && typeof value !== 'number') throw new Error('must be auto or a whole number from 1 to 64');
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error('must be auto or a whole number from 1 to 64');
+  },
+  coerce: (v: unknown): string => String(v),
+};
+
+convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty, 'shard-count': shardCount });
 
 // Every key documented here is also documented, with the same default, in config.default.toml.
 export const schema: convict.Schema<Config> = {
@@ -178,6 +196,17 @@ export const schema: convict.Schema<Config> = {
   events: {
     rabbitmq_url: { doc: 'RabbitMQ URL (empty: events are only logged)', format: String, default: '', env: 'RABBITMQ_URL', sensitive: true },
     exchange: { doc: 'Durable topic exchange for platform events', format: 'non-empty-string', default: 'sentiric_events', env: 'RABBITMQ_EXCHANGE' },
+  },
+  cluster: {
+    shards: {
+      doc: 'Media shards (processes, each with its own event loop, slice of the RTP range, WebRTC ports, workers and spool) behind the one gRPC and HTTP address: auto (one per core) or a number; 1 runs everything in one process',
+      format: 'shard-count',
+      default: 'auto',
+      env: 'MEDIA_SHARDS',
+    },
+    max_cpu: { doc: 'A shard above this CPU (1 = one core) takes no new calls (0: no limit)', format: Number, default: 0.85, env: 'ADMISSION_MAX_CPU' },
+    max_loop_lag_ms: { doc: 'A shard whose event-loop delay p95 (over the last second) is above this takes no new calls (0: no limit)', format: 'nat', default: 40, env: 'ADMISSION_MAX_LOOP_LAG_MS' },
+    max_sessions: { doc: 'A shard holding this many calls takes no new ones (0: no limit)', format: 'nat', default: 0, env: 'ADMISSION_MAX_SESSIONS' },
   },
   log: {
     level: { doc: 'Log level', format: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', env: 'LOG_LEVEL' },

@@ -6,6 +6,8 @@ export interface GenericPayloads {
   'call.media.dtmf.received': { callId: string; digit: string; durationMs: number };
   'call.media.session.timeout': { callId: string; port: number; idleSeconds: number };
   'call.media.session.closed': { callId: string; port: number; reason: string };
+  /** The process that carried the call died: its media is gone (the platform should end the call or re-offer it). */
+  'call.media.session.lost': { callId: string; port: number; reason: string };
 }
 
 export type GenericEventType = keyof GenericPayloads;

@@ -46,6 +46,8 @@ export async function startService(
     MEDIA_SERVICE_METRICS_LISTEN_ADDRESS: '127.0.0.1',
     RTP_SERVICE_LISTEN_ADDRESS: '127.0.0.1',
     MEDIASOUP_NUM_WORKERS: '1',
+    // One process unless a test asks for shards: most tests look at one process's logs.
+    MEDIA_SHARDS: '1',
     // Services of concurrent test runs must not share the WebRTC server's port.
     WEBRTC_LISTEN_IP: '127.0.0.1',
     WEBRTC_PORT: String(39000 + Math.floor(Math.random() * 1000)),

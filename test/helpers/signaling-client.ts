@@ -3,9 +3,9 @@ import type { Ack, ClientToServerEvents, ServerToClientEvents } from '../../src/
 
 export type SignalingSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
-/** A socket.io client on the service's signaling path, connected (websocket only). */
-export async function connectSignaling(url: string, path = '/signaling'): Promise<SignalingSocket> {
-  const socket: SignalingSocket = io(url, { path, transports: ['websocket'], reconnection: false, timeout: 5000 });
+/** A socket.io client on the service's signaling path, connected (websocket only); `room` routes it to that room's shard. */
+export async function connectSignaling(url: string, path = '/signaling', room?: string): Promise<SignalingSocket> {
+  const socket: SignalingSocket = io(url, { path, transports: ['websocket'], reconnection: false, timeout: 5000, ...(room ? { query: { room } } : {}) });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());
     socket.once('connect_error', reject);

@@ -165,7 +165,7 @@ export class RoomClient {
   }
 
   #openSocket(path: string): SignalingSocket {
-    const socket = connectSignaling(path);
+    const socket = connectSignaling(path, this.#roomAsked);
     socket.on('connect', () => void this.#enter(socket));
     socket.on('connect_error', (error) => {
       if (this.#firstEntry) {

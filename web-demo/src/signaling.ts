@@ -58,9 +58,10 @@ function describe(e: unknown): string {
   return JSON.stringify(e);
 }
 
-export function connectSignaling(path: string): SignalingSocket {
-  // Same origin as the page; socket.io reconnects by itself after a network drop.
-  return io({ path, autoConnect: true, reconnectionDelayMax: 5_000 });
+export function connectSignaling(path: string, roomId: string): SignalingSocket {
+  // Same origin as the page; socket.io reconnects by itself after a network drop. The room in
+  // the query lets an instance of several media shards send the socket to the room's one.
+  return io({ path, autoConnect: true, reconnectionDelayMax: 5_000, query: { room: roomId } });
 }
 
 /** Sends one request and resolves with the ack's data; rejects with a SignalingError. */

@@ -1,0 +1,230 @@
+import { status as Status } from '@grpc/grpc-js';
+import type * as protoLoader from '@grpc/proto-loader';
+import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { connect } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { MediaError } from '../errors/media-error.ts';
+import type { Logger } from '../logging/logger.ts';
+import { METRIC_PREFIX } from '../metrics/metrics.ts';
+import { MEDIA_SERVICE_NAME } from '../grpc/proto.ts';
+import { statusName, toGrpcStatus } from '../grpc/status.ts';
+import { firstMessage, respondMessage, respondStatus } from './grpc-frames.ts';
+import { routeKeyOf, type RouteKey } from './route.ts';
+
+const HEALTH_SERVICE = 'grpc.health.v1.Health';
+/** A first message bigger than this is not waited for: the shard's own limits answer it. */
+const MAX_ROUTING_BYTES = 8 * 1024 * 1024;
+const HOP_HEADERS = new Set([':method', ':path', ':scheme', ':authority', ':status', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host']);
+
+export interface FrontDoorRouting {
+  /** The shard for a request, or a MediaError the client gets as its status. */
+  resolve(key: RouteKey): number;
+  /** The shard's private gRPC socket while it is ready; null otherwise. */
+  socketOf(index: number): string | null;
+  /** The request placed on `shard` finished with this gRPC status (an AllocatePort that failed frees its placement). */
+  settled(key: RouteKey, shard: number, code: number): void;
+  serving(): boolean;
+}
+
+/**
+ * The instance's one gRPC address: every request reaches the shard that owns its call. It
+ * reads only the first message of a request (to learn the port or call id), then relays the
+ * HTTP/2 stream's bytes both ways without decoding them: no protobuf work per frame.
+ */
+export class FrontDoor {
+  readonly #routing: FrontDoorRouting;
+  readonly #log: Logger;
+  readonly #def: protoLoader.PackageDefinition;
+  readonly #sessions = new Map<number, ClientHttp2Session>();
+  readonly #requests: Counter<'method' | 'outcome'>;
+  readonly #inFlight: Gauge;
+
+  constructor(opts: { routing: FrontDoorRouting; logger: Logger; definitions: protoLoader.PackageDefinition; registry: Registry }) {
+    this.#routing = opts.routing;
+    this.#log = opts.logger.child({ component: 'front-door' });
+    this.#def = opts.definitions;
+    this.#requests = new Counter({
+      name: `${METRIC_PREFIX}front_door_requests_total`,
+      help: 'gRPC requests relayed to a media shard, by method and outcome (forwarded, or the status the front door answered)',
+      labelNames: ['method', 'outcome'] as const,
+      registers: [opts.registry],
+    });
+    this.#inFlight = new Gauge({ name: `${METRIC_PREFIX}front_door_streams`, help: 'gRPC streams being relayed to media shards', registers: [opts.registry] });
+  }
+
+  /** Handles one HTTP/2 stream of the public server. */
+  handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    const path = String(headers[':path'] ?? '');
+    const [, service = '', method = ''] = path.split('/');
+    stream.on('error', () => {});
+    if (service === HEALTH_SERVICE && method === 'Check') {
+      this.#collect(stream, 1024, (body) => this.#healthCheck(stream, body));
+      return;
+    }
+    if (service !== MEDIA_SERVICE_NAME && service !== HEALTH_SERVICE) {
+      this.#requests.inc({ method: 'unknown', outcome: 'UNIMPLEMENTED' });
+      respondStatus(stream, Status.UNIMPLEMENTED, `unknown service ${service.slice(0, 100)}`);
+      return;
+    }
+    const codec = this.#method<unknown, unknown>(service, method);
+    if (!codec) {
+      this.#requests.inc({ method: 'unknown', outcome: 'UNIMPLEMENTED' });
+      respondStatus(stream, Status.UNIMPLEMENTED, `unknown method ${method.slice(0, 100)}`);
+      return;
+    }
+    const buffered: Buffer[] = [];
+    let bytes = 0;
+    let routed = false;
+    const route = (ended: boolean): void => {
+      if (routed) return;
+      const all = Buffer.concat(buffered, bytes);
+      const first = firstMessage(all);
+      if (!first && !ended && bytes < MAX_ROUTING_BYTES) return;
+      routed = true;
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      let key: RouteKey;
+      try {
+        key = service === HEALTH_SERVICE ? { kind: 'any' } : routeKeyOf(method, first ? this.#decode(codec, headers, first) : {});
+      } catch {
+        this.#refuse(stream, method, new MediaError('invalid_argument', `the ${method} request could not be decoded`));
+        return;
+      }
+      this.#forward(stream, headers, method, key, all, ended);
+    };
+    const onData = (chunk: Buffer): void => {
+      buffered.push(chunk);
+      bytes += chunk.length;
+      route(false);
+    };
+    const onEnd = (): void => route(true);
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+  }
+
+  #method<Req, Res>(service: string, method: string): protoLoader.MethodDefinition<Req, Res> | undefined {
+    const def = this.#def[service] as protoLoader.ServiceDefinition | undefined;
+    return def && Object.hasOwn(def, method) ? (def[method] as unknown as protoLoader.MethodDefinition<Req, Res>) : undefined;
+  }
+
+  close(): void {
+    for (const s of this.#sessions.values()) s.destroy();
+    this.#sessions.clear();
+  }
+
+  #decode(codec: protoLoader.MethodDefinition<unknown, unknown>, headers: IncomingHttpHeaders, first: { compressed: boolean; message: Buffer }): Record<string, unknown> {
+    let msg = first.message;
+    if (first.compressed) {
+      if (headers['grpc-encoding'] !== 'gzip') throw new Error('unsupported message encoding');
+      msg = gunzipSync(msg, { maxOutputLength: MAX_ROUTING_BYTES });
+    }
+    return codec.requestDeserialize(msg) as Record<string, unknown>;
+  }
+
+  #forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, key: RouteKey, head: Buffer, ended: boolean): void {
+    let shard: number;
+    try {
+      shard = this.#routing.resolve(key);
+    } catch (err) {
+      this.#refuse(stream, method, err);
+      return;
+    }
+    const socket = this.#routing.socketOf(shard);
+    if (socket === null) {
+      this.#refuse(stream, method, new MediaError('unavailable', `the media shard that owns this call (${shard}) is restarting; try again`));
+      return;
+    }
+    const session = this.#session(shard, socket);
+    const out: Record<string, string | string[]> = { ':method': 'POST', ':path': String(headers[':path']) };
+    for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_HEADERS.has(k)) out[k] = v as string | string[];
+    let up: http2.ClientHttp2Stream;
+    try {
+      up = session.request(out, { endStream: false });
+    } catch (error) {
+      this.#log.warn({ event: 'FRONT_DOOR_FORWARD_FAILED', error, attributes: { 'shard.index': shard } }, 'could not open a stream to a media shard');
+      this.#refuse(stream, method, new MediaError('unavailable', `the media shard ${shard} is not reachable; try again`));
+      return;
+    }
+    this.#requests.inc({ method, outcome: 'forwarded' });
+    this.#inFlight.inc();
+    let trailers: IncomingHttpHeaders | null = null;
+    let code = -1;
+    up.on('response', (h) => {
+      if (stream.destroyed) return;
+      const res: Record<string, string | string[]> = { ':status': String(h[':status'] ?? 200) };
+      for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_HEADERS.has(k) && k !== 'grpc-status' && k !== 'grpc-message') res[k] = v as string | string[];
+      // A trailers-only answer from the shard is relayed as headers, no body, then its status.
+      if (h['grpc-status'] !== undefined) trailers = h;
+      stream.respond(res, { waitForTrailers: true });
+    });
+    up.on('trailers', (t) => (trailers = t));
+    stream.on('wantTrailers', () => {
+      const t = trailers ?? { 'grpc-status': String(Status.UNAVAILABLE), 'grpc-message': 'the media shard closed the stream' };
+      code = Number(t['grpc-status']);
+      const send: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(t)) if (v !== undefined && !HOP_HEADERS.has(k)) send[k] = v as string | string[];
+      stream.sendTrailers(send);
+    });
+    up.on('error', () => {});
+    up.on('close', () => {
+      this.#inFlight.dec();
+      if (!stream.headersSent) respondStatus(stream, Status.UNAVAILABLE, `the media shard ${shard} went away; try again`);
+      else if (!stream.writableEnded) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      this.#routing.settled(key, shard, code >= 0 ? code : Status.UNAVAILABLE);
+    });
+    stream.on('close', () => {
+      // The client cancelled or vanished: so does the shard's side.
+      if (!up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    up.write(head);
+    if (ended) up.end();
+    else stream.pipe(up);
+    up.pipe(stream);
+  }
+
+  #refuse(stream: ServerHttp2Stream, method: string, err: unknown): void {
+    const s = toGrpcStatus(err);
+    this.#requests.inc({ method, outcome: statusName(s.code) });
+    respondStatus(stream, s.code, s.details);
+  }
+
+  #session(shard: number, socket: string): ClientHttp2Session {
+    const known = this.#sessions.get(shard);
+    if (known && !known.closed && !known.destroyed) return known;
+    const s = http2.connect('http://localhost', { settings: { initialWindowSize: 1 << 20 }, createConnection: () => connect(socket) });
+    s.on('error', (error) => this.#log.warn({ event: 'FRONT_DOOR_SHARD_CONNECTION_FAILED', error, attributes: { 'shard.index': shard } }, 'connection to a media shard failed'));
+    s.on('close', () => {
+      if (this.#sessions.get(shard) === s) this.#sessions.delete(shard);
+    });
+    this.#sessions.set(shard, s);
+    return s;
+  }
+
+  /** Forgets a shard's connection (it restarted on another internal port). */
+  dropShard(shard: number): void {
+    this.#sessions.get(shard)?.destroy();
+    this.#sessions.delete(shard);
+  }
+
+  #collect(stream: ServerHttp2Stream, limit: number, done: (body: Buffer) => void): void {
+    const parts: Buffer[] = [];
+    let n = 0;
+    stream.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n <= limit) parts.push(c);
+    });
+    stream.on('end', () => done(Buffer.concat(parts)));
+  }
+
+  #healthCheck(stream: ServerHttp2Stream, body: Buffer): void {
+    const codec = this.#method<{ service: string }, { status: string }>(HEALTH_SERVICE, 'Check')!;
+    const first = firstMessage(body);
+    const req = first ? codec.requestDeserialize(first.message) : { service: '' };
+    if (req.service !== '' && req.service !== MEDIA_SERVICE_NAME) {
+      respondStatus(stream, Status.NOT_FOUND, `unknown service ${req.service.slice(0, 100)}`);
+      return;
+    }
+    respondMessage(stream, codec.responseSerialize({ status: this.#routing.serving() ? 'SERVING' : 'NOT_SERVING' }));
+  }
+}

@@ -1,0 +1,24 @@
+import type { ShardLoad } from './placement.ts';
+
+/** What a shard tells its supervisor over the IPC channel. */
+export type ShardMessage =
+  | { type: 'ready'; grpcSocket: string; httpSocket: string }
+  | { type: 'load'; load: ShardLoad }
+  | { type: 'call-opened'; call: CallEntry }
+  | { type: 'call-closed'; callId: string; port: number };
+
+/** A live call as the instance's directory knows it. */
+export interface CallEntry {
+  callId: string;
+  port: number;
+  traceId: string;
+  tenantId: string;
+}
+
+/** Set by the supervisor in a shard's environment; never configured by hand. */
+export const SHARD_INDEX_ENV = 'MEDIA_SHARD_INDEX';
+export const SHARD_RUNTIME_DIR_ENV = 'MEDIA_SHARD_RUNTIME_DIR';
+
+export function isShardMessage(m: unknown): m is ShardMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';
+}

@@ -1,0 +1,59 @@
+/** What a shard reports of itself twice a second. */
+export interface ShardLoad {
+  /** Event-loop delay p99 over the last report interval (ms). */
+  loopLagMs: number;
+  /** CPU used by the shard's process over the last interval, 1 = one core. */
+  cpu: number;
+  sessions: number;
+}
+
+export interface AdmissionLimits {
+  /** Refuse new calls on a shard whose CPU is above this (0: no limit). */
+  maxCpu: number;
+  /** Refuse new calls on a shard whose event-loop p99 delay is above this (0: no limit). */
+  maxLoopLagMs: number;
+  /** Refuse new calls on a shard holding this many (0: no limit). */
+  maxSessions: number;
+}
+
+export interface Candidate {
+  index: number;
+  ready: boolean;
+  load: ShardLoad;
+}
+
+export type Placement = { ok: true; index: number } | { ok: false; why: string };
+
+/** Shards whose CPU is within this of the least busy one count as equally busy. */
+const CPU_BAND = 0.1;
+
+/**
+ * Picks the least-loaded shard that is ready and under every limit. CPU leads when shards
+ * differ by more than a band (a call's cost is mostly CPU); within it, fewer calls wins, so
+ * noise in a half-second CPU reading does not pull every new call onto one shard.
+ */
+export function place(candidates: readonly Candidate[], limits: AdmissionLimits): Placement {
+  const open: Candidate[] = [];
+  const full: string[] = [];
+  for (const c of candidates) {
+    if (!c.ready) continue;
+    const over = overLimit(c.load, limits);
+    if (over) full.push(`shard ${c.index}: ${over}`);
+    else open.push(c);
+  }
+  if (open.length === 0) return { ok: false, why: full.length === 0 ? 'no media shard is ready' : `every media shard is above its load limit (${full.join('; ')})` };
+  const leastCpu = Math.min(...open.map((c) => c.load.cpu));
+  let best: Candidate | null = null;
+  for (const c of open) {
+    if (c.load.cpu > leastCpu + CPU_BAND) continue;
+    if (!best || c.load.sessions < best.load.sessions || (c.load.sessions === best.load.sessions && c.load.cpu < best.load.cpu)) best = c;
+  }
+  return { ok: true, index: best!.index };
+}
+
+function overLimit(l: ShardLoad, limits: AdmissionLimits): string | null {
+  if (limits.maxCpu > 0 && l.cpu > limits.maxCpu) return `CPU ${(l.cpu * 100).toFixed(0)}% > ${(limits.maxCpu * 100).toFixed(0)}%`;
+  if (limits.maxLoopLagMs > 0 && l.loopLagMs > limits.maxLoopLagMs) return `event-loop delay ${l.loopLagMs.toFixed(1)} ms > ${limits.maxLoopLagMs} ms`;
+  if (limits.maxSessions > 0 && l.sessions >= limits.maxSessions) return `${l.sessions} calls (limit ${limits.maxSessions})`;
+  return null;
+}

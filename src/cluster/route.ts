@@ -1,0 +1,53 @@
+/** Which shard a request belongs to, read from its first message. */
+export type RouteKey =
+  | { kind: 'port'; port: number; otherPort?: number }
+  | { kind: 'call'; callId: string; allocate: boolean }
+  | { kind: 'room'; roomId: string }
+  | { kind: 'any' };
+
+type Req = Record<string, unknown>;
+const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+const BY_PORT: Record<string, string> = {
+  ReleasePort: 'rtp_port',
+  PlayAudio: 'server_rtp_port',
+  RecordAudio: 'server_rtp_port',
+  StartRecording: 'server_rtp_port',
+  StopRecording: 'server_rtp_port',
+  StreamAudio: 'server_rtp_port',
+  UnbridgeCalls: 'server_rtp_port',
+};
+
+/**
+ * The routing key of a MediaService request. Ports say their shard by themselves (each shard
+ * owns a slice of the range); call ids and rooms are looked up; the rest may go anywhere.
+ */
+export function routeKeyOf(method: string, req: Req): RouteKey {
+  const field = BY_PORT[method];
+  if (field) return { kind: 'port', port: num(req[field]) };
+  switch (method) {
+    case 'AllocatePort':
+      return { kind: 'call', callId: str(req['call_id']), allocate: true };
+    case 'StreamAudioToCall':
+      return { kind: 'call', callId: str(req['call_id']), allocate: false };
+    case 'InjectAudio': {
+      const start = (req['start'] ?? {}) as Req;
+      const port = num(start['server_rtp_port']);
+      return port ? { kind: 'port', port } : { kind: 'call', callId: str(start['call_id']), allocate: false };
+    }
+    case 'BridgeCalls':
+      return { kind: 'port', port: num(req['server_rtp_port_a']), otherPort: num(req['server_rtp_port_b']) };
+    case 'CreateRoomToken':
+      return { kind: 'room', roomId: str(req['room_id']) };
+    default:
+      return { kind: 'any' };
+  }
+}
+
+/** A stable shard for a room that is no call's: browsers of one room meet on one shard. */
+export function shardOfRoom(roomId: string, shards: number): number {
+  let h = 2166136261;
+  for (let i = 0; i < roomId.length; i++) h = Math.imul(h ^ roomId.charCodeAt(i), 16777619);
+  return (h >>> 0) % shards;
+}

@@ -1,0 +1,136 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../logging/logger.ts';
+import { isShardMessage, SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV, type CallEntry } from './messages.ts';
+import type { ShardLoad } from './placement.ts';
+import type { ShardSlice } from './shard-plan.ts';
+
+const ENTRY = fileURLToPath(new URL('../main.ts', import.meta.url));
+const FIRST_RESTART_MS = 250;
+const LONGEST_RESTART_MS = 10_000;
+/** A shard that stayed up this long restarts at once after its next crash. */
+const STABLE_MS = 30_000;
+
+export interface ShardProcessEvents {
+  ready: [];
+  'call-opened': [CallEntry];
+  'call-closed': [{ callId: string; port: number }];
+  /** The process ended while it was meant to run; it is being started again. */
+  died: [{ code: number | null; signal: NodeJS.Signals | null }];
+}
+
+/**
+ * One media shard's process: started with its slice in its environment, watched, and
+ * started again on the same slice when it dies (with a growing pause if it keeps dying).
+ */
+export class ShardProcess extends EventEmitter<ShardProcessEvents> {
+  readonly slice: ShardSlice;
+  restarts = 0;
+  load: ShardLoad = { loopLagMs: 0, cpu: 0, sessions: 0 };
+  #child: ChildProcess | undefined;
+  #grpcSocket: string | null = null;
+  #httpSocket: string | null = null;
+  #stopping = false;
+  #startedAt = 0;
+  #delay = FIRST_RESTART_MS;
+  #restartTimer: NodeJS.Timeout | undefined;
+  readonly #env: Record<string, string>;
+  readonly #log: Logger;
+  #exited: Promise<void> = Promise.resolve();
+
+  constructor(opts: { slice: ShardSlice; env: Record<string, string>; runtimeDir: string; logger: Logger }) {
+    super();
+    this.slice = opts.slice;
+    this.#log = opts.logger;
+    const s = opts.slice;
+    this.#env = {
+      ...opts.env,
+      RTP_SERVICE_PORT_MIN: String(s.rtpMin),
+      RTP_SERVICE_PORT_MAX: String(s.rtpMax),
+      MEDIASOUP_RTC_MIN_PORT: String(s.rtcMin),
+      MEDIASOUP_RTC_MAX_PORT: String(s.rtcMax),
+      WEBRTC_PORT: String(s.webrtcPort),
+      MEDIASOUP_NUM_WORKERS: String(s.workers),
+      RECORDING_SPOOL_DIR: s.spoolDir,
+      [SHARD_INDEX_ENV]: String(s.index),
+      [SHARD_RUNTIME_DIR_ENV]: opts.runtimeDir,
+    };
+  }
+
+  get index(): number {
+    return this.slice.index;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** The private gRPC socket while the shard is ready. */
+  get grpcSocket(): string | null {
+    return this.#grpcSocket;
+  }
+
+  get httpSocket(): string | null {
+    return this.#httpSocket;
+  }
+
+  get ready(): boolean {
+    return this.#grpcSocket !== null;
+  }
+
+  start(): void {
+    this.#startedAt = Date.now();
+    // Its own process group: a terminal's Ctrl-C reaches the supervisor, which drains the shards.
+    const child = fork(ENTRY, process.argv.slice(2), { env: this.#env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', detached: true });
+    this.#child = child;
+    child.on('message', (m) => {
+      if (!isShardMessage(m)) return;
+      switch (m.type) {
+        case 'ready':
+          this.#grpcSocket = m.grpcSocket;
+          this.#httpSocket = m.httpSocket;
+          this.emit('ready');
+          return;
+        case 'load':
+          this.load = m.load;
+          return;
+        case 'call-opened':
+          this.emit('call-opened', m.call);
+          return;
+        case 'call-closed':
+          this.emit('call-closed', { callId: m.callId, port: m.port });
+      }
+    });
+    this.#exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        this.#grpcSocket = null;
+        this.#httpSocket = null;
+        this.#child = undefined;
+        resolve();
+        if (this.#stopping) return;
+        this.restarts++;
+        if (Date.now() - this.#startedAt > STABLE_MS) this.#delay = FIRST_RESTART_MS;
+        this.#log.error(
+          { event: 'SHARD_DIED', attributes: { 'shard.index': this.slice.index, 'shard.exit_code': code, 'shard.signal': signal, 'shard.restart_in_ms': this.#delay } },
+          'a media shard died; starting it again on the same slice',
+        );
+        this.emit('died', { code, signal });
+        this.#restartTimer = setTimeout(() => this.start(), this.#delay);
+        this.#delay = Math.min(LONGEST_RESTART_MS, this.#delay * 2);
+      });
+    });
+  }
+
+  /** Passes the signal on (a shard drains on the first, stops at once on a second). */
+  signal(signal: NodeJS.Signals): void {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    this.#child?.kill(signal);
+  }
+
+  /** Resolves once the process has exited (at once when it is not running). */
+  whenExited(): Promise<void> {
+    return this.#exited;
+  }
+}

@@ -1,0 +1,300 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import http2, { type Http2Server, type Http2SecureServer } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { LoadedConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { MediaError } from '../errors/media-error.ts';
+import { createEventPublisher } from '../events/index.ts';
+import { genericEvent, type EventPublisher } from '../events/types.ts';
+import { loadDefinitions } from '../grpc/proto.ts';
+import { createLogging, type Logger, type Logging } from '../logging/logger.ts';
+import { METRIC_PREFIX } from '../metrics/metrics.ts';
+import { CallDirectory } from './call-directory.ts';
+import { FrontDoor, type FrontDoorRouting } from './front-door.ts';
+import { HttpFront, type HttpFrontShards } from './http-front.ts';
+import { place } from './placement.ts';
+import { shardOfRoom, type RouteKey } from './route.ts';
+import { ShardProcess } from './shard-process.ts';
+import { planShards, shardOfPort, type ShardSlice } from './shard-plan.ts';
+
+/** How many shards a configuration asks for on this machine. */
+export function shardCount(config: Readonly<Config>): number {
+  return config.cluster.shards === 'auto' ? availableParallelism() : Number(config.cluster.shards);
+}
+
+/**
+ * The instance when it runs several media shards: it starts and restarts them, keeps the
+ * directory of which shard carries which call, places new calls by load, and is the one
+ * gRPC and HTTP address in front of them.
+ */
+export class Supervisor {
+  readonly #config: Readonly<Config>;
+  readonly #logging: Logging;
+  /** Lines of the supervisor itself; its parts add their own component. */
+  readonly #log: Logger;
+  readonly #version: string;
+  readonly #slices: ShardSlice[];
+  readonly #shards: ShardProcess[] = [];
+  readonly #directory = new CallDirectory();
+  readonly #registry = new Registry();
+  #runtimeDir = '';
+  #events: EventPublisher | undefined;
+  #frontDoor: FrontDoor | undefined;
+  #grpc: Http2Server | Http2SecureServer | undefined;
+  #http: HttpFront | undefined;
+  #draining = false;
+  #stopping: Promise<void> | undefined;
+  #anyNext = 0;
+
+  constructor(loaded: LoadedConfig, opts: { version: string }) {
+    this.#config = loaded.config;
+    this.#version = opts.version;
+    this.#logging = createLogging({ config: loaded.config, version: opts.version });
+    this.#log = this.#logging.process.child({ component: 'supervisor' });
+    this.#slices = planShards(loaded.config, shardCount(loaded.config));
+    collectDefaultMetrics({ register: this.#registry, prefix: METRIC_PREFIX, labels: { shard: 'supervisor' } });
+  }
+
+  get log(): Logger {
+    return this.#log;
+  }
+
+  async start(): Promise<{ grpcPort: number; httpPort: number }> {
+    const config = this.#config;
+    this.#runtimeDir = await mkdtemp(join(tmpdir(), 'sentiric-media-'));
+    this.#events = await createEventPublisher({ config: config.events, logger: this.#logging.process, registry: this.#registry });
+    let secret = config.signaling.token_secret;
+    if (!secret) {
+      secret = randomBytes(32).toString('base64url');
+      this.#log.warn({ event: 'SIGNALING_SECRET_EPHEMERAL' }, 'SIGNALING_TOKEN_SECRET is not set: room tokens are signed with a random secret shared by this instance\'s shards and die with it');
+    }
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+    Object.assign(env, { SIGNALING_TOKEN_SECRET: secret, MEDIA_SHARDS: '1' });
+    this.#metrics();
+    for (const slice of this.#slices) this.#shards.push(this.#watch(new ShardProcess({ slice, env, runtimeDir: this.#runtimeDir, logger: this.#log })));
+    const ready = Promise.all(this.#shards.map((s) => new Promise<void>((r) => s.once('ready', () => r()))));
+    for (const s of this.#shards) s.start();
+    await ready;
+
+    this.#frontDoor = new FrontDoor({ routing: this.#routing(), logger: this.#logging.process, definitions: loadDefinitions(), registry: this.#registry });
+    this.#grpc = grpcServer(config.grpc, this.#log);
+    this.#grpc.on('stream', (stream, headers) => this.#frontDoor!.handle(stream, headers));
+    this.#http = new HttpFront({ config: config.http, shards: this.#httpShards(), registry: this.#registry, logger: this.#logging.process });
+    const httpPort = await this.#http.start();
+    const grpcPort = await listen(this.#grpc, config.grpc.listen_address, config.grpc.port);
+    this.#log.info(
+      {
+        event: 'SERVICE_STARTED',
+        attributes: { 'grpc.port': grpcPort, 'http.port': httpPort, 'grpc.tls': config.grpc.cert_path !== '', 'media.shards': this.#shards.length, 'service.version': this.#version },
+      },
+      `media service listening: gRPC ${grpcPort}, HTTP ${httpPort}, ${this.#shards.length} media shards`,
+    );
+    return { grpcPort, httpPort };
+  }
+
+  /** Drains every shard (each lets its live calls finish for the grace), then stops. A second call cuts the drain. */
+  stop(reason: string): Promise<void> {
+    if (this.#stopping) {
+      for (const s of this.#shards) s.signal('SIGTERM');
+      return this.#stopping;
+    }
+    this.#stopping = (async () => {
+      this.#draining = true;
+      this.#log.info({ event: 'SERVICE_STOPPING', attributes: { reason, 'calls.live': this.#directory.size } }, 'stopping: no new calls, live calls may finish');
+      for (const s of this.#shards) s.signal('SIGTERM');
+      await Promise.all(this.#shards.map((s) => s.whenExited()));
+      this.#frontDoor?.close();
+      await new Promise<void>((r) => (this.#grpc ? this.#grpc.close(() => r()) : r()));
+      await this.#http?.stop();
+      await this.#events?.close();
+      rmSync(this.#runtimeDir, { recursive: true, force: true });
+      this.#log.info({ event: 'SERVICE_STOPPED' }, 'stopped');
+    })();
+    return this.#stopping;
+  }
+
+  /** The supervisor itself died: shards must not outlive it holding the ports. */
+  killShards(): void {
+    for (const s of this.#shards) s.signal('SIGKILL');
+    if (this.#runtimeDir) rmSync(this.#runtimeDir, { recursive: true, force: true });
+  }
+
+  #watch(s: ShardProcess): ShardProcess {
+    s.on('call-opened', (entry) => this.#directory.opened(s.index, entry));
+    s.on('call-closed', ({ callId }) => this.#directory.closed(s.index, callId));
+    s.on('ready', () => {
+      this.#frontDoor?.dropShard(s.index);
+      this.#log.info({ event: 'SHARD_READY', attributes: { 'shard.index': s.index, 'shard.pid': s.pid ?? 0, 'shard.restarts': s.restarts } }, 'media shard ready');
+    });
+    s.on('died', () => {
+      this.#frontDoor?.dropShard(s.index);
+      const lost = this.#directory.dropShard(s.index);
+      for (const c of lost) {
+        this.#logging
+          .forContext({ trace_id: c.traceId, call_id: c.callId, tenant_id: c.tenantId })
+          .error({ event: 'SESSION_LOST', component: 'supervisor', attributes: { 'rtp.port': c.port, 'shard.index': s.index } }, 'the media shard carrying this call died');
+        void this.#events?.publish(
+          genericEvent('call.media.session.lost', { traceId: c.traceId, tenantId: c.tenantId, payload: { callId: c.callId, port: c.port, reason: 'shard_died' } }),
+        );
+      }
+    });
+    return s;
+  }
+
+  #routing(): FrontDoorRouting {
+    return {
+      resolve: (key) => this.#resolve(key),
+      socketOf: (i) => this.#shards[i]?.grpcSocket ?? null,
+      settled: (key, shard, code) => {
+        if (key.kind === 'call' && key.allocate) this.#directory.settled(key.callId, shard, code === 0);
+      },
+      serving: () => !this.#draining && this.#shards.some((s) => s.ready),
+    };
+  }
+
+  #resolve(key: RouteKey): number {
+    switch (key.kind) {
+      case 'port': {
+        const shard = shardOfPort(this.#slices, key.port);
+        // A port in no slice: any shard answers NOT_FOUND (or INVALID_ARGUMENT) in its own words.
+        if (shard === null) return this.#anyReady();
+        if (key.otherPort !== undefined) {
+          const other = shardOfPort(this.#slices, key.otherPort);
+          if (other !== null && other !== shard) {
+            throw new MediaError('failed_precondition', `ports ${key.port} and ${key.otherPort} are carried by different media shards (${shard} and ${other}); bridging across shards is not supported`);
+          }
+        }
+        return shard;
+      }
+      case 'call': {
+        const owner = this.#directory.ownerOf(key.callId);
+        if (owner !== undefined) return owner;
+        if (!key.allocate || key.callId === '') return this.#anyReady();
+        if (this.#draining) throw new MediaError('unavailable', 'the media service is draining: it takes no new calls');
+        const placed = place(
+          this.#shards.map((s) => ({ index: s.index, ready: s.ready, load: { ...s.load, sessions: this.#directory.loadOn(s.index) } })),
+          { maxCpu: this.#config.cluster.max_cpu, maxLoopLagMs: this.#config.cluster.max_loop_lag_ms, maxSessions: this.#config.cluster.max_sessions },
+        );
+        if (!placed.ok) throw new MediaError(placed.why === 'no media shard is ready' ? 'unavailable' : 'resource_exhausted', `no capacity for a new call: ${placed.why}`);
+        this.#directory.placed(key.callId, placed.index);
+        return placed.index;
+      }
+      case 'room': {
+        const owner = this.#directory.ownerOf(key.roomId);
+        return owner ?? shardOfRoom(key.roomId, this.#shards.length);
+      }
+      case 'any':
+        return this.#anyReady();
+    }
+  }
+
+  #anyReady(): number {
+    const n = this.#shards.length;
+    for (let k = 0; k < n; k++) {
+      const i = (this.#anyNext + k) % n;
+      if (this.#shards[i]!.ready) {
+        this.#anyNext = i + 1;
+        return i;
+      }
+    }
+    throw new MediaError('unavailable', 'no media shard is ready; try again');
+  }
+
+  #httpShards(): HttpFrontShards {
+    return {
+      list: () => this.#shards.map((s) => ({ index: s.index, httpSocket: s.httpSocket })),
+      shardForRoom: (room) => {
+        if (room) {
+          const owner = this.#directory.ownerOf(room);
+          return owner ?? shardOfRoom(room, this.#shards.length);
+        }
+        return this.#shards.find((s) => s.ready)?.index ?? null;
+      },
+      describe: (i) => {
+        const s = this.#shards[i]!;
+        return { ready: s.ready, pid: s.pid ?? null, restarts: s.restarts, load: s.load, rtp: [s.slice.rtpMin, s.slice.rtpMax] };
+      },
+      readiness: () => {
+        const checks: Record<string, boolean> = { draining: !this.#draining };
+        for (const s of this.#shards) checks[`shard_${s.index}`] = s.ready;
+        return { ready: !this.#draining && this.#shards.some((s) => s.ready), checks };
+      },
+    };
+  }
+
+  #metrics(): void {
+    const registers = [this.#registry];
+    const shards = this.#shards;
+    new Gauge({
+      name: `${METRIC_PREFIX}shard_event_loop_delay_seconds`,
+      help: 'Event-loop delay p95 of each media shard over the last second, as it reported it',
+      labelNames: ['shard'] as const,
+      registers,
+      collect() {
+        for (const s of shards) this.set({ shard: String(s.index) }, s.load.loopLagMs / 1000);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}shard_cpu_ratio`,
+      help: 'CPU used by each media shard (1 = one core), as it reported it',
+      labelNames: ['shard'] as const,
+      registers,
+      collect() {
+        for (const s of shards) this.set({ shard: String(s.index) }, s.load.cpu);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}shard_ready`,
+      help: 'Whether each media shard is ready (1) or starting (0)',
+      labelNames: ['shard'] as const,
+      registers,
+      collect() {
+        for (const s of shards) this.set({ shard: String(s.index) }, s.ready ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: `${METRIC_PREFIX}shard_restarts_total`,
+      help: 'Media shards started again after they died',
+      labelNames: ['shard'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const s of shards) this.inc({ shard: String(s.index) }, s.restarts);
+      },
+    });
+  }
+}
+
+function grpcServer(config: Config['grpc'], log: Logger): Http2Server | Http2SecureServer {
+  const settings = { initialWindowSize: 1 << 20 };
+  if (!config.cert_path) {
+    log.warn({ event: 'GRPC_TLS_DISABLED' }, 'gRPC serves plaintext: set MEDIA_SERVICE_CERT_PATH, MEDIA_SERVICE_KEY_PATH and GRPC_TLS_CA_PATH for mTLS');
+    return http2.createServer({ settings });
+  }
+  // Clients must present a certificate signed by the platform CA, as with one process.
+  return http2.createSecureServer({
+    settings,
+    cert: readFileSync(config.cert_path),
+    key: readFileSync(config.key_path),
+    ca: readFileSync(config.ca_path),
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: ['h2'],
+  });
+}
+
+function listen(server: Http2Server | Http2SecureServer, address: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

@@ -1,0 +1,302 @@
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { startService, type RunningService } from '../helpers/service.ts';
+import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
+import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { connectSignaling, request, type SignalingSocket } from '../helpers/signaling-client.ts';
+import type { JoinResponse } from '../../src/signaling/contract.ts';
+
+type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
+type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+
+const RTP_MIN = 36000;
+const RTP_MAX = 36399;
+/** Two shards split 200 port pairs evenly: shard 1 starts here. */
+const SHARD1_MIN = 36200;
+const shardOf = (port: number): number => (port >= SHARD1_MIN ? 1 : 0);
+
+const tone = (hz: number, ms: number, rate: number, amp = 8000): Int16Array =>
+  Int16Array.from({ length: (rate * ms) / 1000 }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate)));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The tone's frequency from its zero crossings, over the samples loud enough to count. */
+function dominantHz(pcm: Int16Array, rate: number): number {
+  let crossings = 0;
+  let loud = 0;
+  for (let i = 1; i < pcm.length; i++) {
+    if (Math.abs(pcm[i]!) < 500 && Math.abs(pcm[i - 1]!) < 500) continue;
+    loud++;
+    if (pcm[i - 1]! < 0 !== pcm[i]! < 0) crossings++;
+  }
+  return loud === 0 ? 0 : (crossings / 2) * (rate / loud);
+}
+
+describe('an instance of two media shards behind one address', () => {
+  let svc: RunningService;
+  let client: TestClient;
+  let n = 0;
+  const peers: RtpPeer[] = [];
+  const live = new Set<number>();
+  const sockets: SignalingSocket[] = [];
+  const newCallId = (): string => `cluster-${process.pid}-${++n}@test`;
+  const allocate = async (id = newCallId()): Promise<{ id: string; port: number }> => {
+    const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
+    assert.equal(r.error, undefined, r.error?.details);
+    live.add(r.response!.rtp_port);
+    return { id, port: r.response!.rtp_port };
+  };
+  /** Ends every call a test left (one that failed half-way must not fill the next one's shards). */
+  const releaseAll = async (): Promise<void> => {
+    for (const p of live) await client.media_('ReleasePort', { rtp_port: p });
+    live.clear();
+  };
+  /** Calls until there is one on each shard (placement goes by load, not by turns). */
+  const oneOnEach = async (): Promise<[{ id: string; port: number }, { id: string; port: number }]> => {
+    const got: ({ id: string; port: number } | undefined)[] = [undefined, undefined];
+    const extra: number[] = [];
+    for (let k = 0; k < 20 && !(got[0] && got[1]); k++) {
+      // A call that lands on the shard already used stays up a while: it counts as that shard's load.
+      const c = await allocate();
+      if (got[shardOf(c.port)]) extra.push(c.port);
+      else got[shardOf(c.port)] = c;
+      if (!(got[0] && got[1])) await sleep(100);
+    }
+    for (const p of extra) await client.media_('ReleasePort', { rtp_port: p });
+    assert.ok(got[0] && got[1], 'twenty calls were not placed on both shards');
+    return [got[0], got[1]];
+  };
+  const peer = async (): Promise<RtpPeer> => {
+    const p = await RtpPeer.open();
+    peers.push(p);
+    return p;
+  };
+  /** StreamAudioToCall by call id: one chunk, then the stream's final status. */
+  const streamToCall = (callId: string, chunk: Buffer): Promise<grpc.StatusObject> =>
+    new Promise((resolve) => {
+      const call = (client.media as unknown as Record<string, () => Duplex>).StreamAudioToCall!();
+      call.on('data', () => {});
+      call.on('error', () => {});
+      call.on('status', resolve);
+      call.write({ call_id: callId, audio_chunk: chunk });
+      call.end();
+    });
+  const metrics = async (): Promise<string> => (await fetch(svc.url('/metrics'))).text();
+
+  before(async () => {
+    svc = await startService({
+      env: {
+        MEDIA_SHARDS: '2',
+        MEDIASOUP_NUM_WORKERS: '2',
+        RTP_SERVICE_PORT_MIN: String(RTP_MIN),
+        RTP_SERVICE_PORT_MAX: String(RTP_MAX),
+        RTP_SERVICE_PORT_QUARANTINE_SECONDS: '0',
+        LOG_LEVEL: 'info',
+        ADMISSION_MAX_CPU: '0',
+        ADMISSION_MAX_LOOP_LAG_MS: '0',
+        ADMISSION_MAX_SESSIONS: '6',
+        MEDIA_SERVICE_SHUTDOWN_GRACE_SECONDS: '20',
+      },
+    });
+    client = new TestClient(svc.grpcPort);
+    // Placement reads CPU: let the shards' start-up work pass so idle shards look idle.
+    await eventually(async () => {
+      const d = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { load: { cpu: number } }[] };
+      return d.shards.every((s) => s.load.cpu < 0.15);
+    }, 30_000, 250);
+  });
+  afterEach(async () => {
+    if (svc.proc.exitCode === null) await releaseAll();
+  });
+  after(async () => {
+    for (const s of sockets) s.disconnect();
+    for (const p of peers) p.close();
+    client.close();
+    if (svc.proc.exitCode === null) await svc.stop('SIGKILL');
+  });
+
+  test('calls are placed on both shards; a port names one call; AllocatePort stays idempotent', async () => {
+    const [a, b] = await oneOnEach();
+    assert.ok(a.port >= RTP_MIN && a.port < SHARD1_MIN && b.port >= SHARD1_MIN && b.port <= RTP_MAX);
+    for (const c of [a, b]) assert.equal((await allocate(c.id)).port, c.port, 'a retried AllocatePort got another port');
+    const id = newCallId();
+    const racing = await Promise.all(Array.from({ length: 6 }, () => allocate(id)));
+    assert.equal(new Set(racing.map((r) => r.port)).size, 1, `concurrent AllocatePort of one call got ports ${racing.map((r) => r.port).join(',')}`);
+    assert.equal((await client.check()).response?.status, 'SERVING');
+    for (const c of [a, b, racing[0]!]) assert.equal((await client.media_('ReleasePort', { rtp_port: c.port })).error, undefined);
+  });
+
+  test('every RPC about a call reaches the shard carrying it: prompts, forks, TTS in, injection, release', async () => {
+    const calls = await oneOnEach();
+    for (const c of calls) {
+      const phone = await peer();
+      const played = await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: c.port, rtp_target_addr: phone.address });
+      assert.equal(played.error, undefined, played.error?.details);
+
+      // The caller's 400 Hz tone comes back in a fork opened through the front door.
+      const fork = (client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: c.port, target_sample_rate: 16000 });
+      const forked: Buffer[] = [];
+      fork.on('data', (m: { audio_data: Buffer }) => forked.push(m.audio_data));
+      fork.on('error', () => {});
+      await sleep(100);
+      await phone.sendPcm(tone(400, 1000, 8000), c.port);
+      await eventually(() => forked.length >= 40, 3000);
+      fork.cancel();
+      const fpcm = new Int16Array(new Uint8Array(Buffer.concat(forked)).buffer);
+      const fhz = dominantHz(fpcm, 16000);
+      assert.ok(Math.abs(fhz - 400) < 20, `shard ${shardOf(c.port)}: the fork heard ${fhz.toFixed(0)} Hz, not the caller's 400 Hz`);
+
+      // TTS by call id (StreamAudioToCall) and an injection by port both reach the phone.
+      const tts = await streamToCall(c.id, Buffer.from(tone(600, 600, 16000).buffer));
+      assert.equal(tts.code, grpc.status.OK, tts.details);
+      await eventually(() => phone.received.length >= 25, 5000);
+      const heard = phone.decoded('PCMU');
+      const hz = dominantHz(heard, 8000);
+      assert.ok(Math.abs(hz - 600) < 30, `shard ${shardOf(c.port)}: the phone heard ${hz.toFixed(0)} Hz, not the 600 Hz sent by StreamAudioToCall`);
+
+      const prompt = await client.media_<{ success: boolean }>('PlayAudio', {
+        audio_uri: `data:audio/pcm;base64,${Buffer.from(tone(300, 200, 8000).buffer).toString('base64')}`,
+        server_rtp_port: c.port,
+        rtp_target_addr: phone.address,
+      });
+      assert.equal(prompt.error, undefined, prompt.error?.details);
+      assert.equal((await client.media_('ReleasePort', { rtp_port: c.port })).error, undefined);
+      const after = await client.media_('PlayAudio', { audio_uri: 'control://stop_playback', server_rtp_port: c.port });
+      assert.equal(after.error?.code, grpc.status.NOT_FOUND, 'the shard, not the front door, answers for a port it no longer carries');
+      assert.match(after.error!.details, new RegExp(`no call session on port ${c.port}`));
+    }
+    const unknownPort = await client.media_('PlayAudio', { audio_uri: 'control://stop_playback', server_rtp_port: 5000 });
+    assert.equal(unknownPort.error?.code, grpc.status.NOT_FOUND);
+    const unknownCall = await streamToCall('nobody@nowhere', Buffer.alloc(320));
+    assert.equal(unknownCall.code, grpc.status.NOT_FOUND);
+  });
+
+  test('BridgeCalls: two calls of one shard bridge; calls of two shards get a clear FAILED_PRECONDITION', async () => {
+    const [a, b] = await oneOnEach();
+    const cross = await client.media_('BridgeCalls', { server_rtp_port_a: a.port, server_rtp_port_b: b.port });
+    assert.equal(cross.error?.code, grpc.status.FAILED_PRECONDITION);
+    assert.match(cross.error!.details, /different media shards/);
+    let mate: { id: string; port: number } | undefined;
+    const extra: number[] = [];
+    while (!mate) {
+      const c = await allocate();
+      if (shardOf(c.port) === shardOf(a.port)) mate = c;
+      else extra.push(c.port);
+    }
+    const same = await client.media_('BridgeCalls', { server_rtp_port_a: a.port, server_rtp_port_b: mate.port });
+    assert.equal(same.error, undefined, same.error?.details);
+    for (const p of [a.port, b.port, mate.port, ...extra]) await client.media_('ReleasePort', { rtp_port: p });
+  });
+
+  test('a browser joining a call’s room reaches the shard that carries the call', async () => {
+    const [, b] = await oneOnEach();
+    const t = await client.media_<{ token: string }>('CreateRoomToken', { room_id: b.id, participant: 'agent' });
+    assert.equal(t.error, undefined, t.error?.details);
+    const s = await connectSignaling(svc.url(''), '/signaling', b.id);
+    sockets.push(s);
+    const joined = await request<JoinResponse>(s, 'join', { roomId: b.id, token: t.response!.token });
+    assert.ok(joined.ok, JSON.stringify(joined));
+    assert.equal(joined.data.callBridged, true, 'the browser landed on a shard that does not carry the call');
+    s.disconnect();
+    await client.media_('ReleasePort', { rtp_port: b.port });
+  });
+
+  test('probes, metrics and /debug/resources cover every shard', async () => {
+    const text = await metrics();
+    for (const shard of ['0', '1']) {
+      assert.notEqual(metricValue(text, 'sentiric_media_active_sessions', { shard }), undefined, `no active_sessions of shard ${shard}`);
+      assert.notEqual(metricValue(text, 'sentiric_media_shard_event_loop_delay_seconds', { shard }), undefined);
+      assert.equal(metricValue(text, 'sentiric_media_shard_ready', { shard }), 1);
+    }
+    assert.ok((metricValue(text, 'sentiric_media_front_door_requests_total', { method: 'AllocatePort', outcome: 'forwarded' }) ?? 0) > 0);
+    // One header per family, as the text format requires.
+    const helps = text.split('\n').filter((l) => l.startsWith('# HELP sentiric_media_active_sessions '));
+    assert.equal(helps.length, 1);
+    const ready = await fetch(svc.url('/readyz'));
+    assert.equal(ready.status, 200);
+    const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { index: number; ready: boolean; pid: number; process: { sessions: number } | null }[] };
+    assert.deepEqual(debug.shards.map((s) => s.index), [0, 1]);
+    for (const s of debug.shards) {
+      assert.ok(s.ready && s.pid > 0 && s.process !== null, JSON.stringify(s));
+      assert.equal(typeof s.process.sessions, 'number');
+    }
+  });
+
+  test('admission: past every shard’s limit AllocatePort answers RESOURCE_EXHAUSTED saying why', async () => {
+    const ports: number[] = [];
+    let refused: grpc.ServiceError | undefined;
+    for (let k = 0; k < 14 && !refused; k++) {
+      const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: newCallId() });
+      if (r.error) refused = r.error;
+      else {
+        ports.push(r.response!.rtp_port);
+        live.add(r.response!.rtp_port);
+      }
+    }
+    assert.equal(ports.length, 12, `${ports.length} calls placed under a limit of 6 per shard`);
+    assert.equal(refused?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(refused!.details, /shard 0: 6 calls \(limit 6\).*shard 1: 6 calls \(limit 6\)/);
+    assert.equal(ports.filter((p) => shardOf(p) === 0).length, 6);
+    await client.media_('ReleasePort', { rtp_port: ports[0]! });
+    await eventually(async () => {
+      const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: `${newCallId()}-after` });
+      if (r.response) live.add(r.response.rtp_port);
+      return !r.error;
+    }, 5000);
+    for (const p of ports) await client.media_('ReleasePort', { rtp_port: p });
+    // The call placed after the release, found by what the shards report.
+    await eventually(async () => {
+      const text = await metrics();
+      const live = (metricValue(text, 'sentiric_media_active_sessions', { shard: '0' }) ?? 0) + (metricValue(text, 'sentiric_media_active_sessions', { shard: '1' }) ?? 0);
+      return live <= 1;
+    }, 5000);
+  });
+
+  test('kill -9 of a shard: its calls are reported lost, it starts again on its slice, the other shard’s calls go on', async () => {
+    const [a, b] = await oneOnEach();
+    const phone = await peer();
+    await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: a.port, rtp_target_addr: phone.address });
+    const fork = (client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: a.port, target_sample_rate: 8000 });
+    let frames = 0;
+    fork.on('data', () => frames++);
+    fork.on('error', () => {});
+    const talking = phone.sendPcm(tone(400, 4000, 8000), a.port);
+
+    const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { index: number; pid: number }[] };
+    const victim = debug.shards.find((s) => s.index === 1)!;
+    process.kill(victim.pid, 'SIGKILL');
+    const lost = await svc.waitForLog((l) => l.event === 'SESSION_LOST' && l.call_id === b.id, 10_000);
+    assert.equal((lost.attributes as Record<string, unknown>)['rtp.port'], b.port);
+    const meanwhile = await client.media_('PlayAudio', { audio_uri: 'control://stop_playback', server_rtp_port: b.port });
+    assert.ok(meanwhile.error && [grpc.status.UNAVAILABLE, grpc.status.NOT_FOUND].includes(meanwhile.error.code), `${meanwhile.error?.code}`);
+    const readyAgain = await svc.waitForLog((l) => l.event === 'SHARD_READY' && (l.attributes as Record<string, unknown>)['shard.restarts'] === 1, 20_000);
+    assert.equal((readyAgain.attributes as Record<string, unknown>)['shard.index'], 1);
+
+    const before = frames;
+    await sleep(500);
+    assert.ok(frames - before >= 20, `the fork of shard 0's call stalled: ${frames - before} frames in 500 ms`);
+    await talking;
+    fork.cancel();
+    const text = await metrics();
+    assert.equal(metricValue(text, 'sentiric_media_shard_restarts_total', { shard: '1' }), 1);
+    // The restarted shard takes calls on its own slice again.
+    const [, b2] = await oneOnEach();
+    assert.ok(b2.port >= SHARD1_MIN);
+    for (const p of [a.port, b2.port]) await client.media_('ReleasePort', { rtp_port: p });
+  });
+
+  test('SIGTERM: no new call is taken, live calls finish, then every process exits 0', async () => {
+    const [a, b] = await oneOnEach();
+    svc.proc.kill('SIGTERM');
+    await svc.waitForLog((l) => l.event === 'SERVICE_STOPPING' && l.component === 'supervisor');
+    const refused = await client.media_('AllocatePort', { call_id: newCallId() });
+    assert.equal(refused.error?.code, grpc.status.UNAVAILABLE);
+    assert.equal((await allocate(a.id)).port, a.port, 'a live call’s retried AllocatePort is still answered');
+    const ready = await fetch(svc.url('/readyz'));
+    assert.equal(ready.status, 503);
+    for (const c of [a, b]) assert.equal((await client.media_('ReleasePort', { rtp_port: c.port })).error, undefined);
+    assert.equal(await svc.stop(), 0);
+    const stopped = svc.lines.filter((l) => l.event === 'SERVICE_STOPPED');
+    assert.equal(stopped.length, 3, 'the supervisor and both shards stopped in order');
+  });
+});

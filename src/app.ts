@@ -18,6 +18,7 @@ import { registerPromptCacheMetrics } from './playback/prompt-metrics.ts';
 import { CALL_RATE } from './sessions/call-session.ts';
 import { SessionMetrics } from './sessions/session-metrics.ts';
 import { SessionRegistry, type SessionWatcher } from './sessions/session-registry.ts';
+import type { CallSnapshot } from './sessions/call-snapshot.ts';
 import { RecordingMetrics } from './recording/metrics.ts';
 import { RecordingManager } from './recording/recording-manager.ts';
 import { UploadQueue } from './recording/upload-queue.ts';
@@ -62,7 +63,32 @@ export interface AppOptions {
   version: string;
   logDestination?: DestinationStream;
   /** This process is one media shard of an instance: private sockets behind the front door. */
-  shard?: { index: number; grpcSocket: string; httpSocket: string; watcher: SessionWatcher };
+  shard?: ShardRole;
+}
+
+export interface ShardRole {
+  index: number;
+  grpcSocket: string;
+  httpSocket: string;
+  watcher: SessionWatcher;
+  /** The calls to carry on, and where to say which could not be. */
+  restore(): Promise<CallSnapshot[]>;
+  lost(snap: CallSnapshot, reason: string): void;
+}
+
+async function restoreCalls(sessions: SessionRegistry, shard: ShardRole, log: Logger): Promise<void> {
+  const calls = await shard.restore();
+  let restored = 0;
+  for (const snap of calls) {
+    try {
+      await sessions.restore(snap);
+      restored++;
+    } catch (error) {
+      log.error({ event: 'SESSION_RESTORE_FAILED', error, attributes: { 'rtp.port': snap.port, 'sip.call_id': snap.callId } }, 'a call could not be carried on');
+      shard.lost(snap, error instanceof Error ? error.message : String(error));
+    }
+  }
+  if (calls.length > 0) log.info({ event: 'SESSIONS_RESTORED', attributes: { 'calls.restored': restored, 'calls.lost': calls.length - restored, 'process.uptime_ms': Math.round(performance.now()) } }, 'calls of the previous process carried on');
 }
 
 export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise<App> {
@@ -85,7 +111,6 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   const metrics = createMetrics();
   const health = new HealthState(log);
   const webRtc = webRtcListen(config, log);
-  const workers = await WorkerPool.create({ config: config.mediasoup, logger: log, metrics, webRtc });
   const events = await createEventPublisher({ config: config.events, logger: log, registry: metrics.registry });
   const clock = new MediaClock({ onError: (error) => log.error({ event: 'CLOCK_TICK_FAILED', error }, 'a call failed on the media clock') });
   const sessions = new SessionRegistry({
@@ -96,6 +121,10 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     metrics: new SessionMetrics(metrics),
     ...(shard ? { watcher: shard.watcher } : {}),
   });
+  // Calls this shard's previous process carried go on before anything else starts: their
+  // phones hear the service again as soon as possible.
+  if (shard) await restoreCalls(sessions, shard, log);
+  const workers = await WorkerPool.create({ config: config.mediasoup, logger: log, metrics, webRtc });
   const promptCache = new PromptCache(config.playback.cache_max_bytes);
   registerPromptCacheMetrics(promptCache, metrics.registry);
   const prompts = new PromptLoader({

@@ -1,7 +1,16 @@
+import type { CallSnapshot } from '../sessions/call-snapshot.ts';
 import type { CallEntry } from './messages.ts';
 
 /** How long a placement waits for its shard to report the call before it is forgotten. */
 const PENDING_MS = 30_000;
+
+interface Live {
+  shard: number;
+  entry: CallEntry;
+  snapshot: CallSnapshot | null;
+  /** Its shard died; the call waits for the restarted process to carry it on. */
+  restoring: boolean;
+}
 
 interface Pending {
   shard: number;
@@ -14,7 +23,7 @@ interface Pending {
  * or a concurrent duplicate of AllocatePort reaches the same shard before the call exists.
  */
 export class CallDirectory {
-  readonly #calls = new Map<string, { shard: number; entry: CallEntry }>();
+  readonly #calls = new Map<string, Live>();
   readonly #pending = new Map<string, Pending>();
   readonly #now: () => number;
 
@@ -46,6 +55,10 @@ export class CallDirectory {
     return n;
   }
 
+  entryOf(callId: string): CallEntry | undefined {
+    return this.#calls.get(callId)?.entry;
+  }
+
   /** Live calls of a shard plus placements not yet reported: what placement counts. */
   loadOn(shard: number): number {
     let n = this.pendingOn(shard);
@@ -63,9 +76,47 @@ export class CallDirectory {
     if (p && p.shard === shard && (!ok || this.#calls.has(callId))) this.#pending.delete(callId);
   }
 
-  opened(shard: number, entry: CallEntry): void {
-    this.#calls.set(entry.callId, { shard, entry });
+  opened(shard: number, entry: CallEntry, snapshot: CallSnapshot | null = null): void {
+    this.#calls.set(entry.callId, { shard, entry, snapshot, restoring: false });
     this.#pending.delete(entry.callId);
+  }
+
+  /** The latest snapshots a shard sent of its calls. */
+  refresh(shard: number, snapshots: readonly CallSnapshot[]): void {
+    for (const snap of snapshots) {
+      const c = this.#calls.get(snap.callId);
+      if (c && c.shard === shard && !c.restoring) c.snapshot = snap;
+    }
+  }
+
+  /** A shard died: its calls wait for its next process, which is handed their snapshots. */
+  suspend(shard: number): CallSnapshot[] {
+    const snaps: CallSnapshot[] = [];
+    for (const c of this.#calls.values()) {
+      if (c.shard !== shard) continue;
+      c.restoring = true;
+      if (c.snapshot) snaps.push(c.snapshot);
+    }
+    for (const [id, p] of this.#pending) if (p.shard === shard) this.#pending.delete(id);
+    return snaps;
+  }
+
+  /** The snapshots of a shard's calls that wait to be carried on. */
+  waiting(shard: number): CallSnapshot[] {
+    const out: CallSnapshot[] = [];
+    for (const c of this.#calls.values()) if (c.shard === shard && c.restoring && c.snapshot) out.push(c.snapshot);
+    return out;
+  }
+
+  /** The restarted shard is up: calls it did not carry on are gone. */
+  unconfirmed(shard: number): CallEntry[] {
+    const lost: CallEntry[] = [];
+    for (const [id, c] of this.#calls) {
+      if (c.shard !== shard || !c.restoring) continue;
+      lost.push(c.entry);
+      this.#calls.delete(id);
+    }
+    return lost;
   }
 
   closed(shard: number, callId: string): void {

@@ -170,7 +170,8 @@ export class FrontDoor {
     up.on('close', () => {
       this.#inFlight.dec();
       if (!stream.headersSent) respondStatus(stream, Status.UNAVAILABLE, `the media shard ${shard} went away; try again`);
-      else if (!stream.writableEnded) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      // Cut mid-stream (the shard died): the client still gets a status, UNAVAILABLE, and retries.
+      else if (!stream.writableEnded) stream.end();
       this.#routing.settled(key, shard, code >= 0 ? code : Status.UNAVAILABLE);
     });
     stream.on('close', () => {

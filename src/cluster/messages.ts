@@ -1,11 +1,21 @@
+import type { CallSnapshot } from '../sessions/call-snapshot.ts';
 import type { ShardLoad } from './placement.ts';
 
 /** What a shard tells its supervisor over the IPC channel. */
 export type ShardMessage =
+  /** Started: which calls of this slice should it carry on? */
+  | { type: 'hello' }
   | { type: 'ready'; grpcSocket: string; httpSocket: string }
   | { type: 'load'; load: ShardLoad }
-  | { type: 'call-opened'; call: CallEntry }
-  | { type: 'call-closed'; callId: string; port: number };
+  /** Every live call's snapshot, twice a second. */
+  | { type: 'snapshots'; calls: CallSnapshot[] }
+  | { type: 'call-opened'; call: CallEntry; snapshot: CallSnapshot }
+  | { type: 'call-closed'; callId: string; port: number }
+  /** A call it was asked to carry on could not be. */
+  | { type: 'call-lost'; callId: string; port: number; reason: string };
+
+/** What the supervisor tells a shard. */
+export type SupervisorMessage = { type: 'restore'; calls: CallSnapshot[] };
 
 /** A live call as the instance's directory knows it. */
 export interface CallEntry {

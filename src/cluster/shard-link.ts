@@ -1,42 +1,81 @@
 import type { CallSession } from '../sessions/call-session.ts';
 import type { SessionWatcher } from '../sessions/session-registry.ts';
 import { LoadSampler } from './load-sampler.ts';
-import type { ShardMessage } from './messages.ts';
+import type { CallSnapshot } from '../sessions/call-snapshot.ts';
+import { isShardMessage, type ShardMessage, type SupervisorMessage } from './messages.ts';
 
 const LOAD_REPORT_MS = 500;
 
 /**
  * A shard's side of the IPC channel to its supervisor: the calls it opens and closes (the
- * instance's call directory), its load twice a second (placement), and when it is ready.
+ * instance's call directory), its load and every call's snapshot twice a second (placement,
+ * and carrying calls on after a crash), and when it is ready.
  */
 export class ShardLink implements SessionWatcher {
   readonly #send: (m: ShardMessage) => void;
+  readonly #receive: (handler: (m: SupervisorMessage) => void) => () => void;
   #sampler: LoadSampler | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(send: (m: ShardMessage) => void) {
+  constructor(send: (m: ShardMessage) => void, receive: (handler: (m: SupervisorMessage) => void) => () => void) {
     this.#send = send;
+    this.#receive = receive;
   }
 
   /** Over Node's IPC channel to the process that forked this one. */
   static toParent(): ShardLink {
-    return new ShardLink((m) => {
-      if (process.connected) process.send!(m);
+    return new ShardLink(
+      (m) => {
+        if (process.connected) process.send!(m);
+      },
+      (handler) => {
+        const on = (m: unknown): void => {
+          if (isShardMessage(m as ShardMessage)) handler(m as SupervisorMessage);
+        };
+        process.on('message', on);
+        return () => process.off('message', on);
+      },
+    );
+  }
+
+  /** The calls this shard's previous process was carrying (none on a first start). */
+  restoreList(timeoutMs = 5000): Promise<CallSnapshot[]> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        stop();
+        resolve([]);
+      }, timeoutMs);
+      const stop = this.#receive((m) => {
+        if (m.type !== 'restore') return;
+        clearTimeout(timer);
+        stop();
+        resolve(m.calls);
+      });
+      this.#send({ type: 'hello' });
     });
   }
 
+  lost(snap: CallSnapshot, reason: string): void {
+    this.#send({ type: 'call-lost', callId: snap.callId, port: snap.port, reason });
+  }
+
   opened(s: CallSession): void {
-    this.#send({ type: 'call-opened', call: { callId: s.callId, port: s.port, traceId: s.traceId, tenantId: s.tenantId } });
+    this.#send({ type: 'call-opened', call: { callId: s.callId, port: s.port, traceId: s.traceId, tenantId: s.tenantId }, snapshot: s.snapshot() });
   }
 
   closed(s: CallSession): void {
     this.#send({ type: 'call-closed', callId: s.callId, port: s.port });
   }
 
-  ready(sockets: { grpcSocket: string; httpSocket: string }, sessions: () => number): void {
-    this.#sampler = new LoadSampler(sessions);
+  ready(sockets: { grpcSocket: string; httpSocket: string }, sessions: { readonly size: number; all(): Iterable<CallSession> }): void {
+    this.#sampler = new LoadSampler(() => sessions.size);
     this.#sampler.start();
-    const report = (): void => this.#send({ type: 'load', load: this.#sampler!.read() });
+    const report = (): void => {
+      this.#send({ type: 'load', load: this.#sampler!.read() });
+      const calls: CallSnapshot[] = [];
+      for (const s of sessions.all()) calls.push(s.snapshot());
+      if (calls.length > 0) this.#send({ type: 'snapshots', calls });
+    };
     this.#send({ type: 'ready', ...sockets });
     report();
     this.#timer = setInterval(report, LOAD_REPORT_MS);

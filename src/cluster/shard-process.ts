@@ -2,19 +2,25 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logging/logger.ts';
-import { isShardMessage, SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV, type CallEntry } from './messages.ts';
+import type { CallSnapshot } from '../sessions/call-snapshot.ts';
+import { isShardMessage, SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV, type CallEntry, type SupervisorMessage } from './messages.ts';
 import type { ShardLoad } from './placement.ts';
 import type { ShardSlice } from './shard-plan.ts';
 
 const ENTRY = fileURLToPath(new URL('../main.ts', import.meta.url));
-const FIRST_RESTART_MS = 250;
+/** The first restart is at once: the calls of the slice wait for it. */
+const FIRST_RESTART_MS = 0;
 const LONGEST_RESTART_MS = 10_000;
 /** A shard that stayed up this long restarts at once after its next crash. */
 const STABLE_MS = 30_000;
 
 export interface ShardProcessEvents {
+  /** The process started and asks which calls to carry on. */
+  hello: [];
   ready: [];
-  'call-opened': [CallEntry];
+  snapshots: [CallSnapshot[]];
+  'call-opened': [CallEntry, CallSnapshot];
+  'call-lost': [{ callId: string; port: number; reason: string }];
   'call-closed': [{ callId: string; port: number }];
   /** The process ended while it was meant to run; it is being started again. */
   died: [{ code: number | null; signal: NodeJS.Signals | null }];
@@ -87,6 +93,15 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
     child.on('message', (m) => {
       if (!isShardMessage(m)) return;
       switch (m.type) {
+        case 'hello':
+          this.emit('hello');
+          return;
+        case 'snapshots':
+          this.emit('snapshots', m.calls);
+          return;
+        case 'call-lost':
+          this.emit('call-lost', { callId: m.callId, port: m.port, reason: m.reason });
+          return;
         case 'ready':
           this.#grpcSocket = m.grpcSocket;
           this.#httpSocket = m.httpSocket;
@@ -96,7 +111,7 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
           this.load = m.load;
           return;
         case 'call-opened':
-          this.emit('call-opened', m.call);
+          this.emit('call-opened', m.call, m.snapshot);
           return;
         case 'call-closed':
           this.emit('call-closed', { callId: m.callId, port: m.port });
@@ -117,9 +132,13 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
         );
         this.emit('died', { code, signal });
         this.#restartTimer = setTimeout(() => this.start(), this.#delay);
-        this.#delay = Math.min(LONGEST_RESTART_MS, this.#delay * 2);
+        this.#delay = Math.min(LONGEST_RESTART_MS, Math.max(250, this.#delay * 2));
       });
     });
+  }
+
+  send(m: SupervisorMessage): void {
+    if (this.#child?.connected) this.#child.send(m);
   }
 
   /** Passes the signal on (a shard drains on the first, stops at once on a second). */

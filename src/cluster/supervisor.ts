@@ -15,12 +15,16 @@ import { loadDefinitions } from '../grpc/proto.ts';
 import { createLogging, type Logger, type Logging } from '../logging/logger.ts';
 import { METRIC_PREFIX } from '../metrics/metrics.ts';
 import { CallDirectory } from './call-directory.ts';
+import type { CallEntry } from './messages.ts';
 import { FrontDoor, type FrontDoorRouting } from './front-door.ts';
 import { HttpFront, type HttpFrontShards } from './http-front.ts';
 import { place } from './placement.ts';
 import { shardOfRoom, type RouteKey } from './route.ts';
 import { ShardProcess } from './shard-process.ts';
 import { planShards, shardOfPort, type ShardSlice } from './shard-plan.ts';
+
+/** How long the calls of a dead shard wait for it to come back before they are reported lost. */
+const RESTORE_DEADLINE_MS = 15_000;
 
 /** How many shards a configuration asks for on this machine. */
 export function shardCount(config: Readonly<Config>): number {
@@ -126,25 +130,42 @@ export class Supervisor {
   }
 
   #watch(s: ShardProcess): ShardProcess {
-    s.on('call-opened', (entry) => this.#directory.opened(s.index, entry));
+    let deadline: NodeJS.Timeout | undefined;
+    s.on('hello', () => s.send({ type: 'restore', calls: this.#directory.waiting(s.index) }));
+    s.on('call-opened', (entry, snapshot) => this.#directory.opened(s.index, entry, snapshot));
     s.on('call-closed', ({ callId }) => this.#directory.closed(s.index, callId));
+    s.on('snapshots', (snaps) => this.#directory.refresh(s.index, snaps));
+    s.on('call-lost', ({ callId, port, reason }) => {
+      const entry = this.#directory.entryOf(callId);
+      this.#directory.closed(s.index, callId);
+      if (entry) this.#lost([entry], s.index, reason);
+      else this.#log.warn({ event: 'SESSION_LOST', attributes: { 'rtp.port': port, 'shard.index': s.index } }, 'a call could not be carried on');
+    });
     s.on('ready', () => {
+      clearTimeout(deadline);
       this.#frontDoor?.dropShard(s.index);
+      this.#lost(this.#directory.unconfirmed(s.index), s.index, 'not carried on by the restarted shard');
       this.#log.info({ event: 'SHARD_READY', attributes: { 'shard.index': s.index, 'shard.pid': s.pid ?? 0, 'shard.restarts': s.restarts } }, 'media shard ready');
     });
     s.on('died', () => {
       this.#frontDoor?.dropShard(s.index);
-      const lost = this.#directory.dropShard(s.index);
-      for (const c of lost) {
-        this.#logging
-          .forContext({ trace_id: c.traceId, call_id: c.callId, tenant_id: c.tenantId })
-          .error({ event: 'SESSION_LOST', component: 'supervisor', attributes: { 'rtp.port': c.port, 'shard.index': s.index } }, 'the media shard carrying this call died');
-        void this.#events?.publish(
-          genericEvent('call.media.session.lost', { traceId: c.traceId, tenantId: c.tenantId, payload: { callId: c.callId, port: c.port, reason: 'shard_died' } }),
-        );
-      }
+      const waiting = this.#directory.suspend(s.index);
+      this.#log.warn({ event: 'SHARD_CALLS_WAITING', attributes: { 'shard.index': s.index, 'calls.waiting': waiting.length } }, 'calls of the dead shard wait for its restart');
+      clearTimeout(deadline);
+      // A shard that cannot come back soon: its calls are gone, the platform must hear it.
+      deadline = setTimeout(() => this.#lost(this.#directory.unconfirmed(s.index), s.index, 'the shard did not come back'), RESTORE_DEADLINE_MS);
+      deadline.unref();
     });
     return s;
+  }
+
+  #lost(entries: readonly CallEntry[], shard: number, reason: string): void {
+    for (const c of entries) {
+      this.#logging
+        .forContext({ trace_id: c.traceId, call_id: c.callId, tenant_id: c.tenantId })
+        .error({ event: 'SESSION_LOST', component: 'supervisor', attributes: { 'rtp.port': c.port, 'shard.index': shard, 'lost.reason': reason } }, 'a call died with its media shard');
+      void this.#events?.publish(genericEvent('call.media.session.lost', { traceId: c.traceId, tenantId: c.tenantId, payload: { callId: c.callId, port: c.port, reason } }));
+    }
   }
 
   #routing(): FrontDoorRouting {

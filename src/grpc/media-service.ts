@@ -46,7 +46,7 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
         callId: req.call_id,
         traceId: ctx.traceId,
         tenantId: ctx.tenantId ?? config.service.tenant_id,
-        ...(srtp ? { protection: srtp.protection, srtpAnswer: srtp.answer } : {}),
+        ...(srtp && req.srtp ? { srtp: { remote: req.srtp, answer: srtp.answer, ...srtp.protection } } : {}),
         ...(req.codec ? { codec: req.codec } : {}),
         ...(req.codec === 'OPUS'
           ? { opus: { payloadType: req.opus_payload_type, complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate } }

@@ -30,6 +30,13 @@ export interface EndpointCounters {
   sendErrors: number;
 }
 
+export interface EndpointRouting {
+  target: RtpAddress | null;
+  /** The target came from signalling (set_target), not from the phone's packets. */
+  explicit: boolean;
+  source: (RtpAddress & { ssrc: number; seq: number }) | null;
+}
+
 export type PacketHandler = (header: RtpHeader, packet: Buffer, from: RemoteInfo) => void;
 
 const DEFAULT_SOURCE: SourceLockOptions = { policy: 'strict', learningMs: 3000 };
@@ -105,6 +112,21 @@ export class RtpEndpoint {
     this.#target = target;
     this.#explicit = true;
     this.#lock.retarget(target, performance.now());
+  }
+
+  /** Where sending goes and whose packets are the phone's, for a process that resumes the call. */
+  get routing(): EndpointRouting {
+    return { target: this.#target, explicit: this.#explicit, source: this.#lock.locked };
+  }
+
+  /** Routing saved by another process: the phone is not learned again, it goes on. */
+  restoreRouting(r: EndpointRouting): void {
+    this.#target = r.target;
+    this.#explicit = r.explicit;
+    if (r.source) {
+      this.#lock.restore(r.source, r.explicit ? r.target : null, performance.now());
+      this.#lockedOnce = true;
+    }
   }
 
   send(packet: Buffer): void {

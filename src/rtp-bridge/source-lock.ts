@@ -51,6 +51,19 @@ export class SourceLock {
     return this.#source;
   }
 
+  /** The locked stream as a restarted process must know it: who, and where its sequence was. */
+  get locked(): (SourceAddress & { ssrc: number; seq: number }) | null {
+    const s = this.#source;
+    return s ? { address: s.address, port: s.port, ssrc: s.ssrc, seq: s.seq } : null;
+  }
+
+  /** Locks a stream learned by another process (a call resumed after a crash): no new learning window. */
+  restore(source: SourceAddress & { ssrc: number; seq: number }, signalled: SourceAddress | null, nowMs: number): void {
+    this.#source = { ...source, lastMs: nowMs };
+    this.#signalled = signalled;
+    this.#learningUntil = 0;
+  }
+
   /** Signalling named a (new) far end: learn again, preferring packets from its address. */
   retarget(to: SourceAddress, nowMs: number): void {
     this.#signalled = to;

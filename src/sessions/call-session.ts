@@ -10,7 +10,9 @@ import { PlaybackQueue, type PlaybackEnd, type QueuedPrompt } from '../playback/
 import { DtmfDetector, type DtmfDigit } from '../rtp-bridge/dtmf.ts';
 import type { RtpAddress, RtpEndpoint } from '../rtp-bridge/rtp-endpoint.ts';
 import type { RtpHeader } from '../rtp-bridge/rtp-packet.ts';
-import { RtpSender } from '../rtp-bridge/rtp-sender.ts';
+import { RtpSender, type SenderState } from '../rtp-bridge/rtp-sender.ts';
+import type { SrtpSession } from '../rtp-bridge/srtp/context.ts';
+import type { CallSnapshot } from './call-snapshot.ts';
 import { OpusLeg, type OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
 import { OPUS_RTP_CLOCK } from '../codecs/opus.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
@@ -54,6 +56,17 @@ export interface CallSessionOptions {
   codec?: LegCodec;
   /** Required with codec OPUS. */
   opus?: OpusLegOptions;
+  /** SDES-SRTP of the leg: both keys and both contexts (a snapshot carries their state). */
+  srtp?: CallSrtp;
+  /** A call resumed from a snapshot: its outbound stream goes on from here. */
+  sender?: SenderState;
+}
+
+export interface CallSrtp {
+  remote: { crypto_suite: string; key_params: string };
+  answer: { crypto_suite: string; key_params: string };
+  inbound: SrtpSession;
+  outbound: SrtpSession;
 }
 
 const CODEC_BY_PT = new Map<number, G711Codec>([
@@ -86,7 +99,10 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
   /** Set on an Opus leg only: G.711 legs never look at it per packet. */
   readonly #opus: OpusLeg | null = null;
   readonly #mixer = new Mixer(FRAME_SAMPLES);
-  readonly #sender = new RtpSender();
+  readonly #sender: RtpSender;
+  readonly #srtp: CallSrtp | undefined;
+  readonly #codecFixed: boolean;
+  readonly #opusOptions: OpusLegOptions | undefined;
   readonly #taps = new Set<CallTap>();
   readonly #frame = new Int16Array(FRAME_SAMPLES);
   readonly #payload = new Uint8Array(FRAME_SAMPLES);
@@ -108,7 +124,11 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
     this.#clock = opts.clock;
     this.#observer = opts.observer;
     this.#dtePt = opts.telephoneEventPayloadType;
-    this.srtpAnswer = opts.srtpAnswer;
+    this.srtpAnswer = opts.srtpAnswer ?? opts.srtp?.answer;
+    this.#srtp = opts.srtp;
+    this.#sender = new RtpSender(opts.sender);
+    this.#codecFixed = opts.codec !== undefined;
+    this.#opusOptions = opts.opus;
     this.playback = new PlaybackQueue({ onEnd: (p, end) => this.#observer.playbackEnded(this, p, end) });
     this.#mixer.add(this.playback);
     this.#timeline = new InboundTimeline({ clockRate: CALL_RATE, onFrame: (f) => this.#onInboundFrame(f) });
@@ -141,6 +161,25 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
 
   get ssrc(): number {
     return this.#sender.ssrc;
+  }
+
+  /** Everything another process needs to carry this call on (see CallSnapshot). */
+  snapshot(): CallSnapshot {
+    const srtp = this.#srtp;
+    return {
+      callId: this.callId,
+      traceId: this.traceId,
+      tenantId: this.tenantId,
+      port: this.port,
+      codec: this.wireCodec,
+      codecFixed: this.#codecFixed,
+      ...(this.#opusOptions ? { opus: this.#opusOptions } : {}),
+      ...(srtp ? { srtp: { remote: srtp.remote, answer: srtp.answer, inbound: srtp.inbound.streams(), outbound: srtp.outbound.streams() } } : {}),
+      routing: this.endpoint.routing,
+      echo: this.echo,
+      sender: { ...this.#sender.state, clockRate: this.#opus ? OPUS_RTP_CLOCK : CALL_RATE },
+      takenAtMs: Date.now(),
+    };
   }
 
   get inboundStats(): InboundTimeline['stats'] {

@@ -49,6 +49,16 @@ export class PortAllocator {
     return port;
   }
 
+  /** Takes one particular free port (a call resumed on the port it had); false when it is not free. */
+  claim(port: number): boolean {
+    this.#expire();
+    const i = this.#free.indexOf(port, this.#head);
+    if (i < 0) return false;
+    this.#free.splice(i, 1);
+    this.#inUse.add(port);
+    return true;
+  }
+
   /** Returns a port after its call ended; it becomes free when its quarantine is over. */
   release(port: number): void {
     if (!this.#inUse.delete(port)) return;

@@ -5,20 +5,21 @@ import { genericEvent, type EventPublisher } from '../events/types.ts';
 import type { Logger, Logging } from '../logging/logger.ts';
 import type { MediaClock } from '../media-path/clock.ts';
 import { describeUri } from '../playback/audio-uri.ts';
-import { RtpEndpoint, type PacketProtection } from '../rtp-bridge/rtp-endpoint.ts';
-import { CallSession, type CloseReason, type LegCodec, type SessionObserver } from './call-session.ts';
+import { RtpEndpoint } from '../rtp-bridge/rtp-endpoint.ts';
+import { CallSession, type CallSrtp, type CloseReason, type LegCodec, type SessionObserver } from './call-session.ts';
 import type { OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
 import type { SessionMetrics } from './session-metrics.ts';
 import { PortAllocator } from './port-allocator.ts';
+import type { CallSnapshot } from './call-snapshot.ts';
+import { senderAfter } from '../rtp-bridge/rtp-sender.ts';
+import { srtpFromKeys } from '../rtp-bridge/srtp-negotiation.ts';
 
 export interface AllocateOptions {
   callId: string;
   traceId: string;
   tenantId: string;
-  /** SRTP for this call's leg: built once the port is known. */
-  protection?: { inbound: PacketProtection; outbound: PacketProtection };
-  /** Our crypto, returned again to a retried AllocatePort. */
-  srtpAnswer?: { crypto_suite: string; key_params: string };
+  /** SDES-SRTP of the leg; its answer is returned again to a retried AllocatePort. */
+  srtp?: CallSrtp;
   /** The leg's codec; unset: G.711 learned from the phone's packets. */
   codec?: LegCodec;
   /** Required with codec OPUS. */
@@ -111,6 +112,62 @@ export class SessionRegistry {
     return p;
   }
 
+  /**
+   * Carries on a call another process of this shard was carrying when it died: the same
+   * port, the same phone, SRTP and outbound stream going on from the snapshot.
+   */
+  async restore(snap: CallSnapshot): Promise<CallSession> {
+    if (this.#byCall.has(snap.callId) || this.#byPort.has(snap.port)) throw new MediaError('already_exists', `call ${snap.callId} is already live`);
+    if (!this.#ports.claim(snap.port)) throw new MediaError('failed_precondition', `port ${snap.port} is not in this shard's range or not free`);
+    let endpoint: RtpEndpoint;
+    try {
+      endpoint = await RtpEndpoint.bind({ port: snap.port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms } });
+    } catch (error) {
+      this.#ports.release(snap.port);
+      throw error;
+    }
+    let srtp: CallSrtp | undefined;
+    if (snap.srtp) {
+      const { protection } = srtpFromKeys(snap.srtp.remote, snap.srtp.answer);
+      protection.inbound.resume(snap.srtp.inbound);
+      protection.outbound.resume(snap.srtp.outbound);
+      srtp = { remote: snap.srtp.remote, answer: snap.srtp.answer, ...protection };
+      endpoint.setProtection(protection.inbound, protection.outbound);
+    }
+    endpoint.restoreRouting(snap.routing);
+    const log = this.#logging.forContext({ trace_id: snap.traceId, call_id: snap.callId, tenant_id: snap.tenantId });
+    const elapsedMs = Date.now() - snap.takenAtMs;
+    let session: CallSession;
+    try {
+      session = new CallSession({
+        callId: snap.callId,
+        traceId: snap.traceId,
+        tenantId: snap.tenantId,
+        endpoint,
+        clock: this.#clock,
+        log,
+        observer: this.#observer,
+        telephoneEventPayloadType: this.#config.telephone_event_payload_type,
+        sender: senderAfter(snap.sender, elapsedMs, snap.sender.clockRate),
+        ...(srtp ? { srtp } : {}),
+        ...(snap.codecFixed ? { codec: snap.codec } : {}),
+        ...(snap.opus ? { opus: snap.opus } : {}),
+      });
+    } catch (error) {
+      endpoint.close();
+      this.#ports.release(snap.port);
+      throw error;
+    }
+    if (!snap.codecFixed && snap.codec !== 'OPUS') session.codec = snap.codec;
+    session.setEcho(snap.echo);
+    this.#register(session);
+    log.warn(
+      { event: 'SESSION_RESTORED', attributes: { 'rtp.port': snap.port, 'rtp.ssrc': session.ssrc, 'restore.gap_ms': elapsedMs, 'rtp.srtp': !!srtp } },
+      'call carried on after its media shard restarted',
+    );
+    return session;
+  }
+
   /** Closes the session on a port; false when there was none. */
   release(port: number, reason: CloseReason = 'released'): boolean {
     const s = this.#byPort.get(port);
@@ -146,7 +203,7 @@ export class SessionRegistry {
 
   async #create(opts: AllocateOptions): Promise<CallSession> {
     const endpoint = await this.#bindPort();
-    if (opts.protection) endpoint.setProtection(opts.protection.inbound, opts.protection.outbound);
+    if (opts.srtp) endpoint.setProtection(opts.srtp.inbound, opts.srtp.outbound);
     const log = this.#logging.forContext({ trace_id: opts.traceId, call_id: opts.callId, tenant_id: opts.tenantId });
     let session: CallSession;
     try {
@@ -159,7 +216,7 @@ export class SessionRegistry {
         log,
         observer: this.#observer,
         telephoneEventPayloadType: this.#config.telephone_event_payload_type,
-        ...(opts.srtpAnswer ? { srtpAnswer: opts.srtpAnswer } : {}),
+        ...(opts.srtp ? { srtp: opts.srtp } : {}),
         ...(opts.codec ? { codec: opts.codec } : {}),
         ...(opts.opus ? { opus: opts.opus } : {}),
       });
@@ -169,16 +226,25 @@ export class SessionRegistry {
       this.#ports.release(endpoint.port);
       throw error;
     }
-    this.#byPort.set(endpoint.port, session);
-    this.#byCall.set(opts.callId, session);
-    this.#metrics.activeSessions.set(this.#byPort.size);
-    session.on('close', (reason) => this.#forget(session, reason));
-    this.#watcher?.opened(session);
+    this.#register(session);
     log.info(
-      { event: 'SESSION_CREATED', attributes: { 'rtp.port': endpoint.port, 'sip.call_id': opts.callId, 'rtp.srtp': !!opts.protection, 'rtp.codec': opts.codec || 'auto' } },
+      { event: 'SESSION_CREATED', attributes: { 'rtp.port': endpoint.port, 'sip.call_id': opts.callId, 'rtp.srtp': !!opts.srtp, 'rtp.codec': opts.codec || 'auto' } },
       'call session created',
     );
     return session;
+  }
+
+  #register(session: CallSession): void {
+    this.#byPort.set(session.port, session);
+    this.#byCall.set(session.callId, session);
+    this.#metrics.activeSessions.set(this.#byPort.size);
+    session.on('close', (reason) => this.#forget(session, reason));
+    this.#watcher?.opened(session);
+  }
+
+  /** Every live call, for snapshots. */
+  all(): IterableIterator<CallSession> {
+    return this.#byPort.values();
   }
 
   async #bindPort(): Promise<RtpEndpoint> {

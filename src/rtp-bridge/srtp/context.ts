@@ -122,6 +122,12 @@ class Stream {
   }
 }
 
+export interface SrtpStreamState {
+  ssrc: number;
+  roc: number;
+  seq: number;
+}
+
 /** Enough for SSRC changes (re-INVITE, transfers, a few simultaneous streams) yet bounded. */
 const MAX_STREAMS = 16;
 const MAX_ROC = 0xffffffff;
@@ -173,6 +179,24 @@ export class SrtpSession {
     s.#authKey = keys.authKey ? createSecretKey(keys.authKey) : null;
     s.#salt = Buffer.from(keys.cipherSalt);
     return s;
+  }
+
+  /** Each stream's rollover counter and highest sequence number: what a restarted process needs to go on. */
+  streams(): SrtpStreamState[] {
+    return [...this.#streams].map(([ssrc, st]) => ({ ssrc, roc: st.roc, seq: st.highestSeq }));
+  }
+
+  /**
+   * Streams saved by streams() in another process. The replay window starts full: nothing
+   * at or before the saved index is accepted again, whatever was received before.
+   */
+  resume(states: readonly SrtpStreamState[]): void {
+    for (const st of states.slice(-MAX_STREAMS)) {
+      const stream = new Stream(st.roc, st.seq);
+      stream.lo = 0xffffffff;
+      stream.hi = 0xffffffff;
+      this.#insert(st.ssrc, stream);
+    }
   }
 
   /** Packets dropped because they failed authentication or were not well-formed SRTP. */

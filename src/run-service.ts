@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, type LoadedConfig } from './config/load.ts';
+import { createApp } from './app.ts';
+import { SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV } from './cluster/messages.ts';
+import { ShardLink } from './cluster/shard-link.ts';
+import { shardCount, Supervisor } from './cluster/supervisor.ts';
+import { holdProcessWarnings, type Logger } from './logging/logger.ts';
+
+const MIN_NODE_MAJOR = 24;
+
+interface Runnable {
+  log: Logger;
+  stop(reason: string): Promise<void>;
+}
+
+async function main(): Promise<void> {
+  const routeWarnings = holdProcessWarnings();
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < MIN_NODE_MAJOR) {
+    process.stderr.write(`media service needs Node ${MIN_NODE_MAJOR} or later (this is ${process.version}); start it with \`npm start\`\n`);
+    process.exit(1);
+  }
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig({ env: process.env, argv: process.argv.slice(2), cwd: process.cwd() });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const shardIndex = process.env[SHARD_INDEX_ENV];
+  let run: Runnable;
+  let start: () => Promise<unknown>;
+  if (shardIndex !== undefined) {
+    // One media shard, forked by the instance's supervisor.
+    const index = Number(shardIndex);
+    const dir = process.env[SHARD_RUNTIME_DIR_ENV] ?? '';
+    const sockets = { grpcSocket: join(dir, `shard-${index}-${process.pid}.grpc`), httpSocket: join(dir, `shard-${index}-${process.pid}.http`) };
+    // Without its supervisor nobody reaches this shard: it stops at once, it does not drain.
+    let app: Awaited<ReturnType<typeof createApp>> | undefined;
+    process.on('disconnect', () => {
+      if (!app) process.exit(1);
+      void app.stop('supervisor gone');
+      void app.stop('supervisor gone').finally(() => process.exit(1));
+    });
+    const link = ShardLink.toParent();
+    const shard = { index, ...sockets, watcher: link, restore: () => link.restoreList(), lost: (snap: Parameters<ShardLink['lost']>[0], why: string) => link.lost(snap, why) };
+    const shardApp = await createApp(loaded, { version: pkg.version, shard });
+    app = shardApp;
+    if (!process.connected) process.exit(1);
+    run = { log: shardApp.state.log, stop: (reason) => shardApp.stop(reason).finally(() => link.close()) };
+    start = async () => {
+      await shardApp.start();
+      link.ready(sockets, shardApp.state.sessions);
+    };
+  } else if (shardCount(loaded.config) > 1) {
+    const supervisor = new Supervisor(loaded, { version: pkg.version });
+    run = supervisor;
+    start = () => supervisor.start();
+    process.on('exit', () => supervisor.killShards());
+  } else {
+    const app = await createApp(loaded, { version: pkg.version });
+    run = { log: app.state.log, stop: (reason) => app.stop(reason) };
+    start = () => app.start();
+  }
+  const log = run.log;
+  routeWarnings(log);
+
+  process.on('unhandledRejection', (error) => {
+    log.error({ event: 'UNHANDLED_REJECTION', error }, 'unhandled promise rejection');
+  });
+  process.on('uncaughtException', (error) => {
+    log.fatal({ event: 'UNCAUGHT_EXCEPTION', error }, 'uncaught exception; exiting');
+    process.exit(1);
+  });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    run.stop(signal).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ event: 'SHUTDOWN_FAILED', error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  await start();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`media service failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

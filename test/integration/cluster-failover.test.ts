@@ -1,0 +1,175 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { createSocket, type Socket } from 'node:dgram';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startService, type RunningService } from '../helpers/service.ts';
+import { TestClient, eventually } from '../helpers/grpc-client.ts';
+import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { ffprobe } from '../helpers/ffmpeg.ts';
+
+type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
+
+const RTP_MIN = 35000;
+const RTP_MAX = 35399;
+const SHARD1_MIN = 35200;
+const CALLS_ON_VICTIM = 20;
+
+const tone = (hz: number, ms: number, rate: number, amp = 8000): Int16Array =>
+  Int16Array.from({ length: (rate * ms) / 1000 }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate)));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const today = (): string => new Date().toISOString().slice(0, 10).replace(/-/g, '/');
+/** How far `b` is ahead of `a` in 16-bit sequence space. */
+const seqAhead = (a: number, b: number): number => ((b - a + 0x10000) & 0xffff);
+
+describe('a media shard killed with -9 under live calls', () => {
+  let svc: RunningService;
+  let client: TestClient;
+  const peers: RtpPeer[] = [];
+  const fileRoot = mkdtempSync(join(tmpdir(), 'failover-rec-'));
+
+  before(async () => {
+    svc = await startService({
+      env: {
+        MEDIA_SHARDS: '2',
+        MEDIASOUP_NUM_WORKERS: '2',
+        RTP_SERVICE_PORT_MIN: String(RTP_MIN),
+        RTP_SERVICE_PORT_MAX: String(RTP_MAX),
+        LOG_LEVEL: 'info',
+        ADMISSION_MAX_CPU: '0',
+        ADMISSION_MAX_LOOP_LAG_MS: '0',
+        RECORDING_FILE_ROOT: fileRoot,
+        RECORDING_SPOOL_DIR: join(fileRoot, 'spool'),
+      },
+    });
+    client = new TestClient(svc.grpcPort);
+  });
+  after(async () => {
+    for (const p of peers) p.close();
+    client.close();
+    if (svc.proc.exitCode === null) await svc.stop('SIGKILL');
+    rmSync(fileRoot, { recursive: true, force: true });
+  });
+
+  test('its calls go on: the phones hear the same stream again within a second, forks reopen, the recording so far is kept', async () => {
+    // Calls until the victim (shard 1) carries twenty; echo makes each phone hear the service all the time.
+    const victim: { id: string; port: number; phone: RtpPeer }[] = [];
+    const others: number[] = [];
+    for (let k = 0; victim.length < CALLS_ON_VICTIM && k < 80; k++) {
+      const id = `failover-${process.pid}-${k}@test`;
+      const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
+      assert.equal(r.error, undefined, r.error?.details);
+      const port = r.response!.rtp_port;
+      if (port < SHARD1_MIN) {
+        others.push(port);
+        continue;
+      }
+      const phone = await RtpPeer.open();
+      peers.push(phone);
+      assert.equal((await client.media_('PlayAudio', { audio_uri: 'control://enable_echo', server_rtp_port: port, rtp_target_addr: phone.address })).error, undefined);
+      victim.push({ id, port, phone });
+    }
+    assert.equal(victim.length, CALLS_ON_VICTIM);
+    const talking = victim.map((c) => c.phone.sendPcm(tone(400, 7000, 8000), c.port));
+    const recorded = victim[0]!;
+    const rec = await client.media_('StartRecording', { server_rtp_port: recorded.port, output_uri: 'file:///failover/', sample_rate: 8000 });
+    assert.equal(rec.error, undefined, rec.error?.details);
+    const forked = victim[1]!;
+    const fork = (client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: forked.port, target_sample_rate: 16000 });
+    const forkStatus = new Promise<grpc.StatusObject>((r) => fork.on('status', r));
+    fork.on('data', () => {});
+    fork.on('error', () => {});
+    await sleep(2000);
+    for (const c of victim) assert.ok(c.phone.received.length > 50, `call ${c.port} heard ${c.phone.received.length} packets before the crash`);
+
+    const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { index: number; pid: number }[] };
+    const killedAt = performance.now();
+    const before = victim.map((c) => c.phone.received.length);
+    process.kill(debug.shards.find((s) => s.index === 1)!.pid, 'SIGKILL');
+
+    // The fork ends with a status that says "try again", not a hang or an internal error.
+    const st = await forkStatus;
+    assert.equal(st.code, grpc.status.UNAVAILABLE, st.details);
+
+    await svc.waitForLog((l) => l.event === 'SHARD_READY' && (l.attributes as Record<string, unknown>)['shard.restarts'] === 1, 20_000);
+    await sleep(1500);
+    const gaps: number[] = [];
+    for (const [i, c] of victim.entries()) {
+      const old = c.phone.received.slice(0, before[i]);
+      const fresh = c.phone.received.slice(before[i]).filter((p) => p.at > killedAt + 50);
+      assert.ok(fresh.length > 10, `call ${c.port}: ${fresh.length} packets after the restart`);
+      const last = old.at(-1)!;
+      const first = fresh[0]!;
+      assert.equal(first.ssrc, last.ssrc, `call ${c.port}: the SSRC changed across the restart`);
+      const ahead = seqAhead(last.seq, first.seq);
+      assert.ok(ahead >= 1 && ahead < 500, `call ${c.port}: sequence ${last.seq} -> ${first.seq} does not continue`);
+      const tsAhead = (first.ts - last.ts) >>> 0;
+      assert.ok(tsAhead > 0 && tsAhead < 8000 * 10, `call ${c.port}: timestamp ${last.ts} -> ${first.ts} does not go on`);
+      gaps.push(first.at - last.at);
+    }
+    gaps.sort((a, b) => a - b);
+    const median = gaps[Math.floor(gaps.length / 2)]!;
+    const worst = gaps.at(-1)!;
+    assert.ok(worst < 5000, `worst silence at a phone ${worst.toFixed(0)} ms`);
+    process.stdout.write(`# failover: silence at the phones median ${median.toFixed(0)} ms, worst ${worst.toFixed(0)} ms\n`);
+
+    // A reopened fork on the restored call delivers the caller again.
+    const again = (client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: forked.port, target_sample_rate: 16000 });
+    let frames = 0;
+    again.on('data', () => frames++);
+    again.on('error', () => {});
+    await eventually(() => frames >= 10, 5000);
+    again.cancel();
+
+    // What was recorded before the crash is repaired and stored; the call is announced once.
+    const path = join(fileRoot, 'failover', today(), `${recorded.id}.wav`);
+    await eventually(() => existsSync(path), 15_000);
+    const info = ffprobe(path);
+    assert.ok(info.duration >= 1.5, `the recording kept ${info.duration} s of the call before the crash`);
+    assert.equal(svc.lines.filter((l) => l.event === 'SESSION_LOST').length, 0, 'no call was lost');
+    await Promise.all(talking);
+    for (const c of victim) await client.media_('ReleasePort', { rtp_port: c.port });
+    for (const p of others) await client.media_('ReleasePort', { rtp_port: p });
+  });
+
+  test('a call the restarted shard cannot carry on is reported lost', async () => {
+    // The restarted shard's start-up CPU keeps new calls away from it for a moment.
+    await eventually(async () => {
+      const d = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { load: { cpu: number } }[] };
+      return d.shards.every((sh) => sh.load.cpu < 0.15);
+    }, 30_000, 250);
+    // A port held by someone else when the shard comes back: the call cannot be rebound.
+    let call: { id: string; port: number } | undefined;
+    const extra: number[] = [];
+    for (let k = 0; !call && k < 20; k++) {
+      const id = `failover-lost-${process.pid}-${k}@test`;
+      const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
+      const port = r.response!.rtp_port;
+      if (port >= SHARD1_MIN) call = { id, port };
+      else extra.push(port);
+    }
+    assert.ok(call);
+    await sleep(700); // a snapshot reached the supervisor
+    const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { index: number; pid: number }[] };
+    process.kill(debug.shards.find((s) => s.index === 1)!.pid, 'SIGKILL');
+    // Bound as soon as the dead process's socket is gone, long before its successor starts.
+    const squatter = await eventually(
+      () =>
+        new Promise<Socket | false>((resolve) => {
+          const sock = createSocket('udp4');
+          sock.once('error', () => (sock.close(), resolve(false)));
+          sock.bind(call.port, '127.0.0.1', () => resolve(sock));
+        }),
+      1000,
+      2,
+    );
+    const lost = await svc.waitForLog((l) => l.event === 'SESSION_LOST' && l.call_id === call.id, 20_000);
+    assert.match(String((lost.attributes as Record<string, unknown>)['lost.reason']), /EADDRINUSE|in use/);
+    squatter.close();
+    // Once its shard is back, the port names no call (meanwhile: UNAVAILABLE, try again).
+    await eventually(async () => (await client.media_('PlayAudio', { audio_uri: 'control://stop_playback', server_rtp_port: call.port })).error?.code === grpc.status.NOT_FOUND, 10_000);
+    for (const p of extra) await client.media_('ReleasePort', { rtp_port: p });
+  });
+});

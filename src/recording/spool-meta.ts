@@ -1,4 +1,4 @@
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { RecordingDestination } from './target.ts';
@@ -33,6 +33,13 @@ export async function writeMeta(dir: string, meta: SpoolMeta): Promise<void> {
   const path = metaPath(dir, meta.id);
   await writeFile(`${path}.tmp`, JSON.stringify(meta));
   await rename(`${path}.tmp`, path);
+}
+
+/** Audio first, metadata last: a crash in between leaves an entry that still says what it is. */
+export async function removeSpoolEntry(dir: string, id: string): Promise<void> {
+  await Promise.all([wavPath, mp3Path].map((p) => rm(p(dir, id), { force: true })));
+  await rm(`${metaPath(dir, id)}.tmp`, { force: true });
+  await rm(metaPath(dir, id), { force: true });
 }
 
 export async function readAllMeta(dir: string): Promise<{ metas: SpoolMeta[]; broken: string[] }> {

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startService, type RunningService } from '../helpers/service.ts';
@@ -197,5 +197,90 @@ describe('call recording', () => {
     assert.ok(info.duration >= 2.5 && info.duration <= 5, `recovered ${info.duration} s`);
     const [left] = ffmpegDecodeChannels(file, 2);
     assert.ok(bestCorrelation(fx.pcm8k.subarray(0, 8000 * 2), left!.subarray(0, 8000 * 3), 8000).corr > 0.9);
+  });
+
+  const allocate = async (callId: string): Promise<number> => (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId })).response!.rtp_port;
+  const announced = (callId: string): string[] =>
+    amqp.events.filter((e) => e.routingKey === 'call.recording.available' && e.body.call_id === callId).map((e) => String(e.body.recording_uri));
+  /** The call's entries in the spool: metadata files, and audio files whose metadata is gone. */
+  function spoolEntries(callId: string): string[] {
+    const names = readdirSync(spool);
+    const metas = names.filter((f) => f.endsWith('.json'));
+    const ofCall = metas.filter((f) => (JSON.parse(readFileSync(join(spool, f), 'utf8')) as { callId: string }).callId === callId);
+    const stray = names.filter((f) => /\.(wav|mp3)$/.test(f) && !metas.includes(f.replace(/\.(wav|mp3)$/, '.json')));
+    return [...ofCall, ...stray];
+  }
+  const spoolIsClear = (callId: string): Promise<true> => eventually(() => spoolEntries(callId).length === 0 || undefined, 20_000, 100);
+  const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  test('concurrent StartRecording on one call: one starts, the others get ALREADY_EXISTS, and one recording is stored', async () => {
+    const callId = `race-start-${process.pid}`;
+    const port = await allocate(callId);
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => client.media_('StartRecording', { server_rtp_port: port, output_uri: 's3://recordings/race-start', call_id: callId })),
+    );
+    assert.equal(answers.filter((a) => !a.error).length, 1, answers.map((a) => a.error?.details ?? 'OK').join('; '));
+    for (const a of answers.filter((x) => x.error)) {
+      assert.equal(a.error!.code, grpc.status.ALREADY_EXISTS);
+      assert.match(a.error!.details, /already running on the call on port/);
+    }
+    await client.media_('ReleasePort', { rtp_port: port });
+    await fetchObject(`race-start/${today()}/${callId}.wav`);
+    await spoolIsClear(callId);
+    await settle(1500);
+    assert.deepEqual(await s3.keys('race-start/'), [`race-start/${today()}/${callId}.wav`]);
+    assert.deepEqual(announced(callId), [`s3://recordings/race-start/${today()}/${callId}.wav`]);
+  });
+
+  test('StopRecording while StartRecording is still starting: both answer OK and the recording ends then, not with the call', async () => {
+    for (let i = 0; i < 3; i++) {
+      const callId = `race-stop-start-${process.pid}-${i}`;
+      const port = await allocate(callId);
+      const [start, stop] = await Promise.all([
+        client.media_('StartRecording', { server_rtp_port: port, output_uri: 's3://recordings/race-stop-start', call_id: callId }),
+        client.media_('StopRecording', { server_rtp_port: port }),
+      ]);
+      assert.equal(start.error, undefined, start.error?.details);
+      assert.equal(stop.error, undefined, stop.error?.details);
+      // Stored while the call still runs: the stop took effect.
+      await fetchObject(`race-stop-start/${today()}/${callId}.wav`);
+      assert.equal((await client.media_('StopRecording', { server_rtp_port: port })).error?.code, grpc.status.FAILED_PRECONDITION);
+      await client.media_('ReleasePort', { rtp_port: port });
+      await spoolIsClear(callId);
+      assert.deepEqual(announced(callId), [`s3://recordings/race-stop-start/${today()}/${callId}.wav`]);
+    }
+  });
+
+  test('two StopRecording at once, and ReleasePort while stopping: each answers OK, one recording is stored', async () => {
+    const ids = [`race-stop-twice-${process.pid}`, `race-release-stop-${process.pid}`];
+    const ports = await Promise.all(ids.map(allocate));
+    for (const [i, port] of ports.entries()) {
+      assert.equal((await client.media_('StartRecording', { server_rtp_port: port, output_uri: 's3://recordings/race-stop', call_id: ids[i] })).error, undefined);
+    }
+    const [a, b] = await Promise.all([client.media_('StopRecording', { server_rtp_port: ports[0] }), client.media_('StopRecording', { server_rtp_port: ports[0] })]);
+    assert.equal(a.error, undefined, a.error?.details);
+    assert.equal(b.error, undefined, b.error?.details);
+    const [stop, release] = await Promise.all([client.media_('StopRecording', { server_rtp_port: ports[1] }), client.media_('ReleasePort', { rtp_port: ports[1] })]);
+    assert.equal(stop.error, undefined, stop.error?.details);
+    assert.equal(release.error, undefined);
+    await client.media_('ReleasePort', { rtp_port: ports[0] });
+    for (const id of ids) await spoolIsClear(id);
+    await settle(1000);
+    for (const id of ids) assert.deepEqual(announced(id), [`s3://recordings/race-stop/${today()}/${id}.wav`]);
+  });
+
+  test('ReleasePort while StartRecording is still starting: NOT_FOUND, and no recording is left or stored', async () => {
+    const callIds = [0, 1, 2].map((i) => `race-release-start-${process.pid}-${i}`);
+    for (const callId of callIds) {
+      const port = await allocate(callId);
+      const [start] = await Promise.all([
+        client.media_('StartRecording', { server_rtp_port: port, output_uri: 's3://recordings/race-release-start', call_id: callId }),
+        client.media_('ReleasePort', { rtp_port: port }),
+      ]);
+      assert.equal(start.error?.code, grpc.status.NOT_FOUND, start.error?.details ?? 'OK');
+    }
+    for (const callId of callIds) await spoolIsClear(callId);
+    await settle(1500);
+    assert.deepEqual(await s3.keys('race-release-start/'), []);
   });
 });

@@ -18,7 +18,8 @@ export interface UploadQueueOptions {
 /**
  * Finished recordings on their way to storage, off the media path. A failed upload is
  * retried with capped exponential backoff for as long as it takes; the spool files are
- * removed only after the store confirmed the object.
+ * removed only after the store confirmed the object. A retry is safe: a store never
+ * replaces an object, and finds one this recording already wrote.
  */
 export class UploadQueue {
   readonly #o: UploadQueueOptions;
@@ -70,13 +71,25 @@ export class UploadQueue {
     const callLog = logging.forContext({ trace_id: meta.traceId, call_id: meta.callId }).child({ component: 'recording-upload' });
     try {
       const { size } = await stat(artifact);
-      const stored = await this.#o.store.put(artifact, meta.destination, contentType);
+      const stored = await this.#o.store.put(artifact, meta.destination, { contentType, recordingId: meta.id });
       metrics.uploadDuration.observe((performance.now() - started) / 1000);
       metrics.uploads.inc({ result: 'succeeded' });
       await Promise.all([wavPath, mp3Path, metaPath].map((p) => rm(p(spoolDir, meta.id), { force: true })));
       this.#known.delete(meta.id);
       metrics.uploadsPending.set(this.#known.size);
-      callLog.info({ event: 'RECORDING_STORED', attributes: { 'recording.uri': stored.uri, 'recording.bytes': size, 'recording.attempts': meta.attempts + 1 } }, 'recording stored');
+      callLog.info(
+        {
+          event: 'RECORDING_STORED',
+          attributes: {
+            'recording.id': meta.id,
+            'recording.uri': stored.uri,
+            'recording.bytes': size,
+            'recording.attempts': meta.attempts + 1,
+            ...(stored.renamed ? { 'recording.requested': describeDestination(meta.destination) } : {}),
+          },
+        },
+        stored.renamed ? 'recording stored under an alternate name: the one asked for holds another recording' : 'recording stored',
+      );
       this.#o.onStored(meta, stored);
     } catch (error) {
       meta.attempts++;

@@ -75,6 +75,12 @@ export class RecordingManager {
     for (const meta of metas) {
       const callLog = this.#logging.forContext({ trace_id: meta.traceId, call_id: meta.callId });
       try {
+        if (meta.state === 'stored') {
+          // Stored and announced; the process ended before it cleaned up. Never again.
+          await removeSpoolEntry(this.#spoolDir, meta.id);
+          callLog.info({ event: 'RECORDING_SPOOL_CLEANED', attributes: { 'recording.id': meta.id, 'recording.uri': meta.storedUri ?? '' } }, 'stored recording removed from the spool');
+          continue;
+        }
         if (meta.state === 'recording') {
           if (!(await exists(wavPath(this.#spoolDir, meta.id)))) {
             // The process ended between writing the metadata and creating the file: nothing was recorded.

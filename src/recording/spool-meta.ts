@@ -16,11 +16,15 @@ export const spoolMeta = z.object({
   format: z.enum(['wav', 'mp3']),
   sampleRate: z.number().int(),
   channels: z.number().int(),
-  /** recording: still being written (or the writer crashed); finalized: ready to upload. */
-  state: z.enum(['recording', 'finalized']),
+  /**
+   * recording: still being written (or the writer crashed); finalized: ready to upload;
+   * stored: the store confirmed it and it was announced (only the clean-up is left).
+   */
+  state: z.enum(['recording', 'finalized', 'stored']),
   startedAt: z.string(),
   finishedAt: z.string().optional(),
   attempts: z.number().int().default(0),
+  storedUri: z.string().optional(),
 });
 export type SpoolMeta = z.infer<typeof spoolMeta> & { destination: RecordingDestination };
 

@@ -1,8 +1,8 @@
-import { rm, stat } from 'node:fs/promises';
-import type { Logging } from '../logging/logger.ts';
+import { stat } from 'node:fs/promises';
+import type { Logger, Logging } from '../logging/logger.ts';
 import type { RecordingStore, StoredObject } from '../storage/store.ts';
 import type { RecordingMetrics } from './metrics.ts';
-import { metaPath, mp3Path, wavPath, type SpoolMeta } from './spool-meta.ts';
+import { mp3Path, removeSpoolEntry, wavPath, writeMeta, type SpoolMeta } from './spool-meta.ts';
 import { describeDestination } from './target.ts';
 
 export interface UploadQueueOptions {
@@ -12,6 +12,7 @@ export interface UploadQueueOptions {
   maxBackoffMs: number;
   logging: Logging;
   metrics: RecordingMetrics;
+  /** Called once per recording, after the spool says it is stored: it is never announced twice. */
   onStored: (meta: SpoolMeta, stored: StoredObject) => void;
 }
 
@@ -69,43 +70,57 @@ export class UploadQueue {
     const contentType = meta.format === 'mp3' ? 'audio/mpeg' : 'audio/wav';
     const started = performance.now();
     const callLog = logging.forContext({ trace_id: meta.traceId, call_id: meta.callId }).child({ component: 'recording-upload' });
+    let stored: StoredObject;
+    let size: number;
     try {
-      const { size } = await stat(artifact);
-      const stored = await this.#o.store.put(artifact, meta.destination, { contentType, recordingId: meta.id });
-      metrics.uploadDuration.observe((performance.now() - started) / 1000);
-      metrics.uploads.inc({ result: 'succeeded' });
-      await Promise.all([wavPath, mp3Path, metaPath].map((p) => rm(p(spoolDir, meta.id), { force: true })));
-      this.#known.delete(meta.id);
-      metrics.uploadsPending.set(this.#known.size);
-      callLog.info(
-        {
-          event: 'RECORDING_STORED',
-          attributes: {
-            'recording.id': meta.id,
-            'recording.uri': stored.uri,
-            'recording.bytes': size,
-            'recording.attempts': meta.attempts + 1,
-            ...(stored.renamed ? { 'recording.requested': describeDestination(meta.destination) } : {}),
-          },
-        },
-        stored.renamed ? 'recording stored under an alternate name: the one asked for holds another recording' : 'recording stored',
-      );
-      this.#o.onStored(meta, stored);
+      size = (await stat(artifact)).size;
+      stored = await this.#o.store.put(artifact, meta.destination, { contentType, recordingId: meta.id });
+      // Stored before announced: a restart from here on cleans up and never announces again.
+      await writeMeta(spoolDir, { ...meta, state: 'stored', storedUri: stored.uri });
     } catch (error) {
-      meta.attempts++;
-      metrics.uploads.inc({ result: 'failed' });
-      const delay = Math.min(this.#o.maxBackoffMs, 500 * 2 ** Math.min(meta.attempts, 16)) * (0.75 + Math.random() * 0.5);
-      callLog.warn(
-        { event: 'RECORDING_UPLOAD_FAILED', error: { message: (error as Error).message, name: (error as Error).name }, attributes: { 'recording.destination': describeDestination(meta.destination), 'recording.attempts': meta.attempts, 'retry.in_ms': Math.round(delay) } },
-        'recording upload failed; will retry',
-      );
-      const t = setTimeout(() => {
-        this.#timers.delete(t);
-        if (this.#closed) return;
-        this.#waiting.push(meta);
-        this.#pump();
-      }, delay);
-      this.#timers.add(t);
+      this.#retry(meta, error, callLog);
+      return;
     }
+    meta.state = 'stored';
+    meta.storedUri = stored.uri;
+    metrics.uploadDuration.observe((performance.now() - started) / 1000);
+    metrics.uploads.inc({ result: 'succeeded' });
+    this.#known.delete(meta.id);
+    metrics.uploadsPending.set(this.#known.size);
+    callLog.info(
+      {
+        event: 'RECORDING_STORED',
+        attributes: {
+          'recording.id': meta.id,
+          'recording.uri': stored.uri,
+          'recording.bytes': size,
+          'recording.attempts': meta.attempts + 1,
+          ...(stored.renamed ? { 'recording.requested': describeDestination(meta.destination) } : {}),
+        },
+      },
+      stored.renamed ? 'recording stored under an alternate name: the one asked for holds another recording' : 'recording stored',
+    );
+    this.#o.onStored(meta, stored);
+    await removeSpoolEntry(spoolDir, meta.id).catch((error: unknown) => {
+      callLog.warn({ event: 'RECORDING_SPOOL_CLEANUP_FAILED', error, attributes: { 'recording.id': meta.id } }, 'stored recording left in the spool; the next start removes it');
+    });
+  }
+
+  #retry(meta: SpoolMeta, error: unknown, callLog: Logger): void {
+    const { metrics } = this.#o;
+    meta.attempts++;
+    metrics.uploads.inc({ result: 'failed' });
+    const delay = Math.min(this.#o.maxBackoffMs, 500 * 2 ** Math.min(meta.attempts, 16)) * (0.75 + Math.random() * 0.5);
+    callLog.warn(
+      { event: 'RECORDING_UPLOAD_FAILED', error: { message: (error as Error).message, name: (error as Error).name }, attributes: { 'recording.destination': describeDestination(meta.destination), 'recording.attempts': meta.attempts, 'retry.in_ms': Math.round(delay) } },
+      'recording upload failed; will retry',
+    );
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      if (this.#closed) return;
+      this.#waiting.push(meta);
+      this.#pump();
+    }, delay);
+    this.#timers.add(t);
   }
 }

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,8 @@ import { ffmpegDecodeChannels, ffmpegSendRtp, ffprobe, freeUdpPort } from '../he
 import { RtpPeer } from '../helpers/rtp-peer.ts';
 import { S3Server } from '../helpers/s3-server.ts';
 import { captureEvents } from '../helpers/amqp.ts';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { wavHeader } from '../../src/codecs/wav.ts';
 
 const today = (): string => new Date().toISOString().slice(0, 10).replace(/-/g, '/');
 
@@ -199,6 +202,13 @@ describe('call recording', () => {
     assert.ok(bestCorrelation(fx.pcm8k.subarray(0, 8000 * 2), left!.subarray(0, 8000 * 3), 8000).corr > 0.9);
   });
 
+  async function restart(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    client.close();
+    await svc.stop(signal);
+    svc = await startService({ env: env() });
+    client = new TestClient(svc.grpcPort);
+  }
+
   const allocate = async (callId: string): Promise<number> => (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId })).response!.rtp_port;
   const announced = (callId: string): string[] =>
     amqp.events.filter((e) => e.routingKey === 'call.recording.available' && e.body.call_id === callId).map((e) => String(e.body.recording_uri));
@@ -212,6 +222,16 @@ describe('call recording', () => {
   }
   const spoolIsClear = (callId: string): Promise<true> => eventually(() => spoolEntries(callId).length === 0 || undefined, 20_000, 100);
   const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  /** A spool entry as a process that died would have left it. */
+  function leaveInSpool(meta: { id: string; callId: string; state: string; key: string; bucket?: string }, audio: Buffer = Buffer.alloc(0)): void {
+    const { id, callId, state, key, bucket = 'recordings' } = meta;
+    writeFileSync(join(spool, `${id}.wav`), Buffer.concat([wavHeader({ sampleRate: 8000, channels: 2, dataBytes: audio.length }), audio]));
+    writeFileSync(
+      join(spool, `${id}.json`),
+      JSON.stringify({ id, callId, traceId: callId, tenantId: 'default', destination: { kind: 's3', bucket, key }, format: 'wav', sampleRate: 8000, channels: 2, state, startedAt: new Date().toISOString(), attempts: 0 }),
+    );
+  }
 
   test('concurrent StartRecording on one call: one starts, the others get ALREADY_EXISTS, and one recording is stored', async () => {
     const callId = `race-start-${process.pid}`;
@@ -282,5 +302,42 @@ describe('call recording', () => {
     for (const callId of callIds) await spoolIsClear(callId);
     await settle(1500);
     assert.deepEqual(await s3.keys('race-release-start/'), []);
+  });
+
+  test('a restart never overwrites a stored recording, and announces each recording once', async () => {
+    const { callId } = await recordCall({ outputUri: 's3://recordings/keep' });
+    const key = `keep/${today()}/${callId}.wav`;
+    const good = readFileSync(await fetchObject(key));
+    await spoolIsClear(callId);
+    // What the losing StartRecording of a race used to leave: a header-only file still recording to the same key.
+    const orphan = randomUUID();
+    leaveInSpool({ id: orphan, callId, state: 'recording', key });
+    // Stored and announced, and the process died before it cleaned the spool.
+    const done = randomUUID();
+    leaveInSpool({ id: done, callId, state: 'stored', key: `keep/${callId}-done.wav` });
+    // Its upload landed, and the process died before it knew.
+    const landed = randomUUID();
+    const audio = Buffer.alloc(3200, 7);
+    leaveInSpool({ id: landed, callId, state: 'finalized', key: `keep/${callId}-landed.wav` }, audio);
+    const c = s3.client();
+    await c.send(
+      new PutObjectCommand({ Bucket: 'recordings', Key: `keep/${callId}-landed.wav`, Body: readFileSync(join(spool, `${landed}.wav`)), Metadata: { 'recording-id': landed } }),
+    );
+    c.destroy();
+
+    await restart();
+    await eventually(() => announced(callId).length >= 3, 20_000);
+    await settle(1500);
+    assert.ok(Buffer.compare(await s3.get(key), good) === 0, 'the finished recording is intact');
+    const alternate = `keep/${today()}/${callId}-${orphan.slice(0, 8)}.wav`;
+    assert.deepEqual((await s3.keys('keep/')).sort(), [alternate, key, `keep/${callId}-landed.wav`].sort());
+    assert.equal((await s3.get(alternate)).length, 44, 'the orphan is kept under a name of its own');
+    assert.deepEqual(announced(callId).sort(), [`s3://recordings/${key}`, `s3://recordings/${alternate}`, `s3://recordings/keep/${callId}-landed.wav`].sort());
+    await spoolIsClear(callId);
+
+    await restart();
+    await settle(1500);
+    assert.equal(announced(callId).length, 3, 'nothing is announced again');
+    assert.equal((await s3.keys('keep/')).length, 3);
   });
 });

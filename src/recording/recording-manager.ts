@@ -95,6 +95,11 @@ export class RecordingManager {
           );
         }
         this.#metrics.recovered.inc();
+        // The store refused it for good last time: one attempt now, in case someone fixed the store.
+        if (meta.state === 'failed') {
+          this.#uploads.enqueue(meta);
+          continue;
+        }
         // Encoding and upload go on in the background: start-up does not wait for them.
         this.#finalize(meta).catch((error: unknown) => {
           this.#log.error({ event: 'RECORDING_RECOVERY_FAILED', error, attributes: { 'recording.id': meta.id } }, 'could not resume a recording from the spool');
@@ -138,6 +143,7 @@ export class RecordingManager {
       state: 'recording',
       startedAt: new Date().toISOString(),
       attempts: 0,
+      permanentFailures: 0,
     };
     let settle!: (recording: boolean) => void;
     const entry: Active = { session, meta, phase: 'starting', started: new Promise<boolean>((r) => (settle = r)) };

@@ -18,12 +18,17 @@ export const spoolMeta = z.object({
   channels: z.number().int(),
   /**
    * recording: still being written (or the writer crashed); finalized: ready to upload;
-   * stored: the store confirmed it and it was announced (only the clean-up is left).
+   * stored: the store confirmed it and it was announced (only the clean-up is left);
+   * failed: the store refused it for good; kept, and tried once at each start.
    */
-  state: z.enum(['recording', 'finalized', 'stored']),
+  state: z.enum(['recording', 'finalized', 'stored', 'failed']),
   startedAt: z.string(),
   finishedAt: z.string().optional(),
+  /** Upload attempts that failed, over every process that tried. */
   attempts: z.number().int().default(0),
+  /** Of those, the ones the store answered with a permanent refusal. */
+  permanentFailures: z.number().int().default(0),
+  lastError: z.string().optional(),
   storedUri: z.string().optional(),
 });
 export type SpoolMeta = z.infer<typeof spoolMeta> & { destination: RecordingDestination };

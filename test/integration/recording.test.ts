@@ -12,7 +12,7 @@ import { ffmpegDecodeChannels, ffmpegSendRtp, ffprobe, freeUdpPort } from '../he
 import { RtpPeer } from '../helpers/rtp-peer.ts';
 import { S3Server } from '../helpers/s3-server.ts';
 import { captureEvents } from '../helpers/amqp.ts';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { wavHeader } from '../../src/codecs/wav.ts';
 
 const today = (): string => new Date().toISOString().slice(0, 10).replace(/-/g, '/');
@@ -339,5 +339,38 @@ describe('call recording', () => {
     await settle(1500);
     assert.equal(announced(callId).length, 3, 'nothing is announced again');
     assert.equal((await s3.keys('keep/')).length, 3);
+  });
+
+  test('an upload the store refuses for good is parked as failed, kept, and tried again at the next start', async () => {
+    const bucket = `missing-${process.pid}`;
+    const { callId } = await recordCall({ outputUri: `s3://${bucket}/calls` });
+    const parked = await svc.waitForLog((l) => l.event === 'RECORDING_UPLOAD_FAILED_PERMANENTLY' && l.call_id === callId, 30_000);
+    assert.equal(parked.attributes?.['recording.attempts'], 3);
+    const failures = (): number => svc.lines.filter((l) => l.call_id === callId && String(l.event).startsWith('RECORDING_UPLOAD_FAILED')).length;
+    const seen = failures();
+    await settle(3000);
+    assert.equal(failures(), seen, 'no attempt after it was parked');
+    let m = await (await fetch(svc.url('/metrics'))).text();
+    assert.equal(metricValue(m, 'sentiric_media_recording_uploads_total', { result: 'failed_permanently' }), 1);
+    assert.equal(metricValue(m, 'sentiric_media_recordings_failed'), 1);
+    assert.equal(metricValue(m, 'sentiric_media_recording_uploads_pending'), 0);
+    const metaFile = spoolEntries(callId)[0]!;
+    assert.match(metaFile, /\.json$/);
+    const meta = JSON.parse(readFileSync(join(spool, metaFile), 'utf8')) as { state: string; attempts: number };
+    assert.equal(meta.state, 'failed');
+    assert.equal(meta.attempts, 3);
+    assert.ok(existsSync(join(spool, metaFile.replace(/\.json$/, '.wav'))), 'the audio is kept');
+
+    // The operator creates the bucket and restarts the service.
+    const c = s3.client();
+    await c.send(new CreateBucketCommand({ Bucket: bucket }));
+    c.destroy();
+    await restart();
+    const stored = await svc.waitForLog((l) => l.event === 'RECORDING_STORED' && l.call_id === callId, 20_000);
+    assert.equal(stored.attributes?.['recording.attempts'], 4, 'attempts count across restarts');
+    await spoolIsClear(callId);
+    assert.deepEqual(announced(callId), [`s3://${bucket}/calls/${today()}/${callId}.wav`]);
+    m = await (await fetch(svc.url('/metrics'))).text();
+    assert.equal(metricValue(m, 'sentiric_media_recordings_failed'), 0);
   });
 });

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FileStore } from '../../../src/storage/file-store.ts';
-import { StoreError } from '../../../src/storage/store-error.ts';
+import { classifyStoreFailure } from '../../../src/storage/store-error.ts';
 
 const ID_A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const ID_B = 'bbbbbbbb-0000-4000-8000-000000000002';
@@ -37,7 +37,7 @@ test('when every name is taken the store refuses for good, and writes nothing', 
   const path = join(dir, 'call.wav');
   for (const name of ['call.wav', 'call-bbbbbbbb.wav', `call-${ID_B}.wav`]) writeFileSync(join(dir, name), 'other');
   await assert.rejects(store.put(local('b.wav', 'mine'), { kind: 'file', path }, { contentType: 'audio/wav', recordingId: ID_B }), (err: unknown) => {
-    assert.ok(err instanceof StoreError && err.code === 'name_taken' && err.permanent);
+    assert.equal(classifyStoreFailure(err), 'permanent');
     return true;
   });
   assert.equal(readdirSync(dir).filter((f) => f.startsWith('.')).length, 0);
@@ -64,4 +64,24 @@ test('a leftover temporary file shared with another name is removed, never writt
   await new FileStore().put(local('a.wav', 'mine'), { kind: 'file', path: join(dir, 'call.wav') }, { contentType: 'audio/wav', recordingId: ID_A });
   assert.equal(readFileSync(other, 'utf8'), 'keep me');
   assert.equal(readFileSync(join(dir, 'call.wav'), 'utf8'), 'mine');
+});
+
+test('a destination the service may not write is a permanent failure', { skip: process.getuid?.() === 0 ? 'root writes anywhere' : false }, async () => {
+  const { dir, local } = setup();
+  mkdirSync(join(dir, 'ro'));
+  chmodSync(join(dir, 'ro'), 0o500);
+  await assert.rejects(new FileStore().put(local('a.wav', 'x'), { kind: 'file', path: join(dir, 'ro', 'call.wav') }, { contentType: 'audio/wav', recordingId: ID_A }), (err: unknown) => {
+    assert.equal(classifyStoreFailure(err), 'permanent');
+    return true;
+  });
+  assert.equal(existsSync(join(dir, 'ro', 'call.wav')), false);
+});
+
+test('a directory where the file should go is a permanent failure', async () => {
+  const { dir, local } = setup();
+  writeFileSync(join(dir, 'blocker'), 'a file, not a directory');
+  await assert.rejects(new FileStore().put(local('a.wav', 'x'), { kind: 'file', path: join(dir, 'blocker', 'call.wav') }, { contentType: 'audio/wav', recordingId: ID_A }), (err: unknown) => {
+    assert.equal(classifyStoreFailure(err), 'permanent');
+    return true;
+  });
 });

@@ -9,6 +9,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Config } from '../../../src/config/schema.ts';
 import { createS3Client, S3Store } from '../../../src/storage/s3-store.ts';
 import { FileStore } from '../../../src/storage/file-store.ts';
+import { classifyStoreFailure } from '../../../src/storage/store-error.ts';
 import { S3Server } from '../../helpers/s3-server.ts';
 
 const ID_A = 'aaaaaaaa-0000-4000-8000-000000000001';
@@ -70,6 +71,34 @@ describe('S3 store against a real S3-compatible server', () => {
     assert.equal(again.uri, 's3://recordings/calls/retry.wav');
     assert.equal(again.renamed, false);
     assert.deepEqual(await s3.keys('calls/retry'), ['calls/retry.wav']);
+  });
+
+  test('a missing bucket and refused credentials are permanent failures', async () => {
+    await assert.rejects(store.put(local('m.wav', 'x'), { kind: 's3', bucket: 'no-such-bucket', key: 'k.wav' }, { ...wav, recordingId: ID_A }), (err: unknown) => {
+      assert.equal(classifyStoreFailure(err), 'permanent', String(err));
+      return true;
+    });
+    const wrong = storeFor(bucketConfig(s3.endpoint, { id: 'NOBODY', secret: 'nothing' }));
+    try {
+      await assert.rejects(wrong.store.put(local('w.wav', 'x'), { kind: 's3', bucket: 'recordings', key: 'k.wav' }, { ...wav, recordingId: ID_A }), (err: unknown) => {
+        assert.equal(classifyStoreFailure(err), 'permanent', String(err));
+        return true;
+      });
+    } finally {
+      wrong.close();
+    }
+  });
+
+  test('the server being down is a transient failure', async () => {
+    await s3.stop();
+    try {
+      await assert.rejects(store.put(local('d.wav', 'x'), { kind: 's3', bucket: 'recordings', key: 'down.wav' }, { ...wav, recordingId: ID_A }), (err: unknown) => {
+        assert.equal(classifyStoreFailure(err), 'transient', String(err));
+        return true;
+      });
+    } finally {
+      await s3.start();
+    }
   });
 });
 

@@ -12,12 +12,25 @@ const PART_BYTES = 8 * 1024 * 1024;
 /** User metadata naming the recording an object holds (`x-amz-meta-recording-id`). */
 const RECORDING_ID = 'recording-id';
 
-export function createS3Client(c: Config['bucket']): S3Client {
+export interface S3Timeouts {
+  /** A TCP/TLS connection not made in this time fails the attempt. */
+  connectMs: number;
+  /** A socket with nothing sent or received for this long fails the attempt. */
+  idleMs: number;
+  /** One request (a single PUT, or one 8 MiB part) taking longer fails: about 28 KiB/s at worst. */
+  requestMs: number;
+}
+
+/** A hung or unreachable endpoint fails the attempt, which the upload queue retries: it never holds the queue. */
+export const S3_TIMEOUTS: S3Timeouts = { connectMs: 5_000, idleMs: 30_000, requestMs: 300_000 };
+
+export function createS3Client(c: Config['bucket'], timeouts: S3Timeouts = S3_TIMEOUTS): S3Client {
   return new S3Client({
     region: c.region,
     forcePathStyle: c.force_path_style,
     // Retries are the uploader's (with its own backoff across restarts); one try here.
     maxAttempts: 1,
+    requestHandler: { connectionTimeout: timeouts.connectMs, socketTimeout: timeouts.idleMs, requestTimeout: timeouts.requestMs, throwOnRequestTimeout: true },
     ...(c.endpoint_url ? { endpoint: c.endpoint_url } : {}),
     ...(c.access_key_id ? { credentials: { accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key } } : {}),
   });

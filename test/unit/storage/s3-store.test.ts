@@ -2,18 +2,19 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Config } from '../../../src/config/schema.ts';
-import { createS3Client, S3Store } from '../../../src/storage/s3-store.ts';
+import { createS3Client, S3Store, type S3Timeouts } from '../../../src/storage/s3-store.ts';
 import { FileStore } from '../../../src/storage/file-store.ts';
 import { classifyStoreFailure } from '../../../src/storage/store-error.ts';
 import { S3Server } from '../../helpers/s3-server.ts';
 
 const ID_A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const ID_B = 'bbbbbbbb-0000-4000-8000-000000000002';
+const FAST: S3Timeouts = { connectMs: 500, idleMs: 500, requestMs: 2000 };
 
 const bucketConfig = (endpoint: string, keys: { id: string; secret: string } = { id: 'S3RVER', secret: 'S3RVER' }): Config['bucket'] => ({
   endpoint_url: endpoint,
@@ -24,8 +25,8 @@ const bucketConfig = (endpoint: string, keys: { id: string; secret: string } = {
   force_path_style: true,
 });
 
-function storeFor(config: Config['bucket']): { store: S3Store; close: () => void } {
-  const client = createS3Client(config);
+function storeFor(config: Config['bucket'], timeouts = FAST): { store: S3Store; close: () => void } {
+  const client = createS3Client(config, timeouts);
   return { store: new S3Store({ client, config, local: new FileStore() }), close: () => client.destroy() };
 }
 
@@ -100,6 +101,25 @@ describe('S3 store against a real S3-compatible server', () => {
       await s3.start();
     }
   });
+});
+
+test('an endpoint that accepts and never answers fails the attempt within the timeouts, as transient', async () => {
+  const sockets = new Set<Socket>();
+  const hung = createTcpServer((s) => sockets.add(s));
+  await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+  const { store, close } = storeFor(bucketConfig(`http://127.0.0.1:${(hung.address() as AddressInfo).port}`));
+  const t0 = performance.now();
+  try {
+    await assert.rejects(store.put(local('h.wav', 'x'), { kind: 's3', bucket: 'recordings', key: 'hung.wav' }, { ...wav, recordingId: ID_A }), (err: unknown) => {
+      assert.equal(classifyStoreFailure(err), 'transient', String(err));
+      return true;
+    });
+    assert.ok(performance.now() - t0 < 5000, `gave up after ${Math.round(performance.now() - t0)} ms`);
+  } finally {
+    close();
+    for (const s of sockets) s.destroy();
+    hung.close();
+  }
 });
 
 test('S3 itself refusing the write (If-None-Match) moves the recording to the next name', async () => {

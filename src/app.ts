@@ -142,6 +142,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     spoolDir: config.recording.spool_dir,
     concurrency: Math.max(1, config.recording.upload_concurrency),
     maxBackoffMs: config.recording.max_backoff_seconds * 1000,
+    permanentFailureAttempts: config.recording.permanent_failure_attempts,
     logging,
     metrics: recordingMetrics,
     onStored: (meta, stored) =>

@@ -48,7 +48,7 @@ export interface Config {
   transcode: { opus_complexity: number; opus_bitrate: number; jitter_ms: number };
   assets: { base_path: string };
   inject: { idle_timeout_seconds: number; max_buffer_ms: number };
-  recording: { spool_dir: string; file_root: string; upload_concurrency: number; max_backoff_seconds: number; transcode_concurrency: number };
+  recording: { spool_dir: string; file_root: string; upload_concurrency: number; max_backoff_seconds: number; permanent_failure_attempts: number; transcode_concurrency: number };
   bucket: {
     endpoint_url: string;
     region: string;
@@ -183,6 +183,12 @@ export const schema: convict.Schema<Config> = {
     file_root: { doc: 'Root that file:// recording URIs resolve under', format: 'non-empty-string', default: './var/recordings', env: 'RECORDING_FILE_ROOT' },
     upload_concurrency: { doc: 'Recordings uploaded at once', format: 'nat', default: 4, env: 'RECORDING_UPLOAD_CONCURRENCY' },
     max_backoff_seconds: { doc: 'Longest wait between two upload attempts of one recording', format: 'nat', default: 60, env: 'RECORDING_MAX_BACKOFF_SECONDS' },
+    permanent_failure_attempts: {
+      doc: 'Permanent refusals (no such bucket, access denied, other 4xx) after which a recording is kept in the spool as failed and tried once per start; 0 retries them forever',
+      format: 'nat',
+      default: 3,
+      env: 'RECORDING_PERMANENT_FAILURE_ATTEMPTS',
+    },
     transcode_concurrency: { doc: 'MP3 encodes run at once (low CPU priority)', format: 'nat', default: 1, env: 'RECORDING_TRANSCODE_CONCURRENCY' },
   },
   bucket: {

@@ -6,7 +6,7 @@ import type { StoredObject } from '../storage/store.ts';
 import { CALL_RATE, FRAME_SAMPLES, type CallSession } from '../sessions/call-session.ts';
 import type { RecordingMetrics } from './metrics.ts';
 import { CallRecorder } from './recorder.ts';
-import { mp3Path, readAllMeta, wavPath, writeMeta, type SpoolMeta } from './spool-meta.ts';
+import { mp3Path, readAllMeta, removeSpoolEntry, wavPath, writeMeta, type SpoolMeta } from './spool-meta.ts';
 import { describeDestination, parseRecordingUri, RECORDING_RATES, type ChannelLayout, type RecordingFormat } from './target.ts';
 import { Mp3Transcoder } from './transcode.ts';
 import type { UploadQueue } from './upload-queue.ts';
@@ -22,10 +22,17 @@ export interface StartRecordingRequest {
   tenantId: string;
 }
 
+/**
+ * A call's recording from the moment StartRecording takes the call: starting (the spool is
+ * being made), recording (tapped to the call), stopping (finishing the spool).
+ */
 interface Active {
-  meta: SpoolMeta;
-  recorder: CallRecorder;
   session: CallSession;
+  meta: SpoolMeta;
+  phase: 'starting' | 'recording' | 'stopping';
+  /** Settles when the start is over: true once recording, false if it came to nothing. */
+  started: Promise<boolean>;
+  recorder?: CallRecorder;
   finishing?: Promise<void>;
 }
 
@@ -66,15 +73,33 @@ export class RecordingManager {
     const { metas, broken } = await readAllMeta(this.#spoolDir);
     for (const name of broken) this.#log.error({ event: 'RECORDING_META_UNREADABLE', attributes: { 'spool.file': name } }, 'unreadable recording metadata left in the spool');
     for (const meta of metas) {
+      const callLog = this.#logging.forContext({ trace_id: meta.traceId, call_id: meta.callId });
       try {
+        if (meta.state === 'stored') {
+          // Stored and announced; the process ended before it cleaned up. Never again.
+          await removeSpoolEntry(this.#spoolDir, meta.id);
+          callLog.info({ event: 'RECORDING_SPOOL_CLEANED', attributes: { 'recording.id': meta.id, 'recording.uri': meta.storedUri ?? '' } }, 'stored recording removed from the spool');
+          continue;
+        }
         if (meta.state === 'recording') {
+          if (!(await exists(wavPath(this.#spoolDir, meta.id)))) {
+            // The process ended between writing the metadata and creating the file: nothing was recorded.
+            await removeSpoolEntry(this.#spoolDir, meta.id);
+            callLog.warn({ event: 'RECORDING_RECOVERY_EMPTY', attributes: { 'recording.id': meta.id } }, 'recording interrupted before its file existed: nothing to recover');
+            continue;
+          }
           const bytes = await repairWavHeader(wavPath(this.#spoolDir, meta.id), meta.sampleRate, meta.channels);
-          this.#logging.forContext({ trace_id: meta.traceId, call_id: meta.callId }).warn(
-            { event: 'RECORDING_RECOVERED', attributes: { 'recording.bytes': bytes, 'recording.destination': describeDestination(meta.destination) } },
+          callLog.warn(
+            { event: 'RECORDING_RECOVERED', attributes: { 'recording.id': meta.id, 'recording.bytes': bytes, 'recording.destination': describeDestination(meta.destination) } },
             'recording interrupted by a restart: header repaired, uploading',
           );
         }
         this.#metrics.recovered.inc();
+        // The store refused it for good last time: one attempt now, in case someone fixed the store.
+        if (meta.state === 'failed') {
+          this.#uploads.enqueue(meta);
+          continue;
+        }
         // Encoding and upload go on in the background: start-up does not wait for them.
         this.#finalize(meta).catch((error: unknown) => {
           this.#log.error({ event: 'RECORDING_RECOVERY_FAILED', error, attributes: { 'recording.id': meta.id } }, 'could not resume a recording from the spool');
@@ -87,7 +112,16 @@ export class RecordingManager {
   }
 
   async start(session: CallSession, req: StartRecordingRequest): Promise<SpoolMeta> {
-    if (this.#active.has(session)) throw new MediaError('already_exists', `a recording is already running on the call on port ${session.port}`);
+    const running = this.#active.get(session);
+    if (running) {
+      throw new MediaError(
+        'already_exists',
+        running.phase === 'stopping'
+          ? `the recording on the call on port ${session.port} is still being stopped; start again once StopRecording has answered`
+          : `a recording is already running on the call on port ${session.port}`,
+      );
+    }
+    if (session.closed) throw new MediaError('not_found', `the call on port ${session.port} ended`);
     const format = (req.format || 'wav').toLowerCase();
     if (format !== 'wav' && format !== 'mp3') throw invalidArgument(`format must be wav or mp3, got ${JSON.stringify(req.format)}`);
     const sampleRate = req.sampleRate || CALL_RATE;
@@ -109,78 +143,119 @@ export class RecordingManager {
       state: 'recording',
       startedAt: new Date().toISOString(),
       attempts: 0,
+      permanentFailures: 0,
     };
-    await mkdir(this.#spoolDir, { recursive: true });
-    await writeMeta(this.#spoolDir, meta);
-    const spool = await WavSpool.create(wavPath(this.#spoolDir, meta.id), sampleRate, channels);
+    let settle!: (recording: boolean) => void;
+    const entry: Active = { session, meta, phase: 'starting', started: new Promise<boolean>((r) => (settle = r)) };
+    // Taken before the first await: a second StartRecording of the call is refused, never run beside this one.
+    this.#active.set(session, entry);
+    this.#metrics.active.set(this.#active.size);
+    let spool: WavSpool;
+    try {
+      await mkdir(this.#spoolDir, { recursive: true });
+      await writeMeta(this.#spoolDir, meta);
+      spool = await WavSpool.create(wavPath(this.#spoolDir, meta.id), sampleRate, channels);
+    } catch (error) {
+      await this.#abandon(entry, settle);
+      throw error;
+    }
     if (session.closed) {
-      // The call ended while the spool was being created: keep the (empty) recording honest.
-      await spool.finish();
-      await this.#finalize(meta);
-      throw new MediaError('not_found', `the call on port ${session.port} ended`);
+      // The call ended while the spool was being made: the recording never started.
+      await spool.finish().catch(() => undefined);
+      await this.#abandon(entry, settle);
+      throw new MediaError('not_found', `the call on port ${session.port} ended before the recording started`);
     }
     const recorder = new CallRecorder({
       spool,
       layout: layout as ChannelLayout,
       callRate: CALL_RATE,
       frameSamples: FRAME_SAMPLES,
-      onCallClosed: () => void this.stop(session),
+      onCallClosed: () => void this.#finish(entry),
     });
-    const active: Active = { meta, recorder, session };
-    this.#active.set(session, active);
+    entry.recorder = recorder;
+    entry.phase = 'recording';
     session.addTap(recorder);
-    this.#metrics.active.set(this.#active.size);
     session.log.info(
-      { event: 'RECORDING_STARTED', attributes: { 'recording.destination': describeDestination(destination), 'recording.format': format, 'recording.sample_rate': sampleRate, 'recording.channels': channels } },
+      { event: 'RECORDING_STARTED', attributes: { 'recording.id': meta.id, 'recording.destination': describeDestination(destination), 'recording.format': format, 'recording.sample_rate': sampleRate, 'recording.channels': channels } },
       'recording started',
     );
+    settle(true);
     return meta;
   }
 
   /**
-   * Ends the call's recording: answers once the audio is complete on disk. MP3 encoding and
-   * the upload follow in the background; a restart in between resumes them from the spool.
+   * Ends the call's recording: answers once the audio is complete on disk. A stop that comes
+   * while the recording is starting waits for it and ends it; stops at the same time share
+   * one finish. MP3 encoding and the upload follow in the background; a restart in between
+   * resumes them from the spool.
    */
   async stop(session: CallSession): Promise<boolean> {
-    const a = this.#active.get(session);
-    if (!a) return false;
-    a.finishing ??= (async () => {
-      a.recorder.stop();
-      session.removeTap(a.recorder);
-      try {
-        await a.recorder.spool.finish();
-        this.#metrics.bytesWritten.inc(a.recorder.spool.bytesWritten);
-        if (a.recorder.spool.droppedBytes > 0) this.#metrics.droppedBytes.inc(a.recorder.spool.droppedBytes);
-        session.log.info(
-          {
-            event: 'RECORDING_FINALIZED',
-            attributes: {
-              'recording.bytes': a.recorder.spool.bytesWritten,
-              // Caller frames that came later than the pairing delay (each moved the caller a frame later) or were dropped for clock drift.
-              'recording.caller_late_slots': a.recorder.pairing.late,
-              'recording.caller_dropped_frames': a.recorder.pairing.dropped,
-            },
-          },
-          'recording complete; queued for storage',
-        );
-        this.#finalize(a.meta).catch((error: unknown) => {
-          session.log.error({ event: 'RECORDING_FINALIZE_FAILED', error }, 'could not queue the recording; it stays in the spool for the next start');
-        });
-      } catch (error) {
-        // The spool and its metadata stay: the next start-up resumes them.
-        session.log.error({ event: 'RECORDING_FINALIZE_FAILED', error }, 'could not finish the recording file; it stays in the spool');
-      } finally {
-        this.#active.delete(session);
-        this.#metrics.active.set(this.#active.size);
-      }
-    })();
-    await a.finishing;
+    const entry = this.#active.get(session);
+    if (!entry || !(await entry.started)) return false;
+    await this.#finish(entry);
     return true;
   }
 
-  /** Waits for every recording still being finalized (shutdown). */
+  /** Waits for every recording to be finalized, those still starting included (shutdown). */
   async drain(): Promise<void> {
-    await Promise.all([...this.#active.keys()].map((s) => this.stop(s)));
+    await Promise.all(
+      [...this.#active.values()].map(async (entry) => {
+        if (await entry.started) await this.#finish(entry);
+      }),
+    );
+  }
+
+  #finish(entry: Active): Promise<void> {
+    entry.finishing ??= this.#finishNow(entry);
+    return entry.finishing;
+  }
+
+  async #finishNow(entry: Active): Promise<void> {
+    const { session, recorder } = entry;
+    if (!recorder) return;
+    entry.phase = 'stopping';
+    recorder.stop();
+    session.removeTap(recorder);
+    try {
+      await recorder.spool.finish();
+      this.#metrics.bytesWritten.inc(recorder.spool.bytesWritten);
+      if (recorder.spool.droppedBytes > 0) this.#metrics.droppedBytes.inc(recorder.spool.droppedBytes);
+      session.log.info(
+        {
+          event: 'RECORDING_FINALIZED',
+          attributes: {
+            'recording.id': entry.meta.id,
+            'recording.bytes': recorder.spool.bytesWritten,
+            // Caller frames that came later than the pairing delay (each moved the caller a frame later) or were dropped for clock drift.
+            'recording.caller_late_slots': recorder.pairing.late,
+            'recording.caller_dropped_frames': recorder.pairing.dropped,
+          },
+        },
+        'recording complete; queued for storage',
+      );
+      this.#finalize(entry.meta).catch((error: unknown) => {
+        session.log.error({ event: 'RECORDING_FINALIZE_FAILED', error }, 'could not queue the recording; it stays in the spool for the next start');
+      });
+    } catch (error) {
+      // The spool and its metadata stay: the next start-up resumes them.
+      session.log.error({ event: 'RECORDING_FINALIZE_FAILED', error }, 'could not finish the recording file; it stays in the spool');
+    } finally {
+      this.#release(entry);
+    }
+  }
+
+  /** A start that failed or lost its call leaves nothing behind, in the spool or in the map. */
+  async #abandon(entry: Active, settle: (recording: boolean) => void): Promise<void> {
+    this.#release(entry);
+    settle(false);
+    await removeSpoolEntry(this.#spoolDir, entry.meta.id).catch((error: unknown) => {
+      entry.session.log.warn({ event: 'RECORDING_SPOOL_CLEANUP_FAILED', error, attributes: { 'recording.id': entry.meta.id } }, 'an abandoned recording is left in the spool');
+    });
+  }
+
+  #release(entry: Active): void {
+    if (this.#active.get(entry.session) === entry) this.#active.delete(entry.session);
+    this.#metrics.active.set(this.#active.size);
   }
 
   async #finalize(meta: SpoolMeta): Promise<void> {

@@ -1,25 +1,49 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config/schema.ts';
 import type { RecordingDestination } from '../recording/target.ts';
-import type { RecordingStore, StoredObject } from './store.ts';
+import { candidateNames } from './object-names.ts';
+import { StoreError } from './store-error.ts';
+import type { PutOptions, RecordingStore, StoredObject } from './store.ts';
 
 const PART_BYTES = 8 * 1024 * 1024;
+/** User metadata naming the recording an object holds (`x-amz-meta-recording-id`). */
+const RECORDING_ID = 'recording-id';
 
-export function createS3Client(c: Config['bucket']): S3Client {
+export interface S3Timeouts {
+  /** A TCP/TLS connection not made in this time fails the attempt. */
+  connectMs: number;
+  /** A socket with nothing sent or received for this long fails the attempt. */
+  idleMs: number;
+  /** One request (a single PUT, or one 8 MiB part) taking longer fails: about 28 KiB/s at worst. */
+  requestMs: number;
+}
+
+/** A hung or unreachable endpoint fails the attempt, which the upload queue retries: it never holds the queue. */
+export const S3_TIMEOUTS: S3Timeouts = { connectMs: 5_000, idleMs: 30_000, requestMs: 300_000 };
+
+export function createS3Client(c: Config['bucket'], timeouts: S3Timeouts = S3_TIMEOUTS): S3Client {
   return new S3Client({
     region: c.region,
     forcePathStyle: c.force_path_style,
     // Retries are the uploader's (with its own backoff across restarts); one try here.
     maxAttempts: 1,
+    requestHandler: { connectionTimeout: timeouts.connectMs, socketTimeout: timeouts.idleMs, requestTimeout: timeouts.requestMs, throwOnRequestTimeout: true },
     ...(c.endpoint_url ? { endpoint: c.endpoint_url } : {}),
     ...(c.access_key_id ? { credentials: { accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key } } : {}),
   });
 }
 
-/** Uploads through lib-storage: one PUT for small files, multipart for large ones. */
+type Holder = 'free' | 'this' | 'other' | 'unknown';
+
+/**
+ * Uploads through lib-storage: one PUT for small files, multipart for large ones. Each write
+ * is conditional (`If-None-Match: *`), so S3 itself refuses to replace an object; a HEAD
+ * first finds an object this recording already wrote (its `recording-id` metadata), and
+ * covers servers that ignore the condition.
+ */
 export class S3Store implements RecordingStore {
   readonly #client: S3Client;
   readonly #config: Config['bucket'];
@@ -31,18 +55,62 @@ export class S3Store implements RecordingStore {
     this.#local = opts.local;
   }
 
-  async put(localPath: string, dest: RecordingDestination, contentType: string): Promise<StoredObject> {
-    if (dest.kind === 'file') return this.#local.put(localPath, dest, contentType);
+  async put(localPath: string, dest: RecordingDestination, opts: PutOptions): Promise<StoredObject> {
+    if (dest.kind === 'file') return this.#local.put(localPath, dest, opts);
     const { size } = await stat(localPath);
+    for (const key of candidateNames(dest.key, opts.recordingId)) {
+      const before = await this.#holder(dest.bucket, key, opts.recordingId);
+      if (before === 'this') return this.#stored(dest.bucket, key, key !== dest.key);
+      if (before === 'other') continue;
+      try {
+        await this.#upload(localPath, size, dest.bucket, key, opts);
+        return this.#stored(dest.bucket, key, key !== dest.key);
+      } catch (err) {
+        if (!isPreconditionFailed(err)) throw err;
+        // Taken since the HEAD, or by this recording's own earlier attempt whose answer was lost.
+        if ((await this.#holder(dest.bucket, key, opts.recordingId)) === 'this') return this.#stored(dest.bucket, key, key !== dest.key);
+      }
+    }
+    throw new StoreError('name_taken', `every name for the recording at s3://${dest.bucket}/${dest.key} is taken`, { permanent: true });
+  }
+
+  async #upload(localPath: string, size: number, bucket: string, key: string, opts: PutOptions): Promise<void> {
     const upload = new Upload({
       client: this.#client,
-      params: { Bucket: dest.bucket, Key: dest.key, Body: createReadStream(localPath), ContentType: contentType, ContentLength: size },
+      params: {
+        Bucket: bucket,
+        Key: key,
+        Body: createReadStream(localPath),
+        ContentType: opts.contentType,
+        ContentLength: size,
+        IfNoneMatch: '*',
+        Metadata: { [RECORDING_ID]: opts.recordingId },
+      },
       partSize: PART_BYTES,
       queueSize: 2,
       leavePartsOnError: false,
     });
     await upload.done();
-    return { uri: `s3://${dest.bucket}/${dest.key}`, publicUrl: this.#publicUrl(dest.bucket, dest.key) };
+  }
+
+  /**
+   * Who holds the key. A 403 on HEAD is what a write-only policy (no s3:GetObject) answers:
+   * the conditional PUT still protects the key, only an earlier attempt cannot be recognised.
+   */
+  async #holder(bucket: string, key: string, recordingId: string): Promise<Holder> {
+    try {
+      const head = await this.#client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return head.Metadata?.[RECORDING_ID] === recordingId ? 'this' : 'other';
+    } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404) return 'free';
+      if (status === 403) return 'unknown';
+      throw err;
+    }
+  }
+
+  #stored(bucket: string, key: string, renamed: boolean): StoredObject {
+    return { uri: `s3://${bucket}/${key}`, publicUrl: this.#publicUrl(bucket, key), renamed };
   }
 
   #publicUrl(bucket: string, key: string): string {
@@ -56,4 +124,9 @@ export class S3Store implements RecordingStore {
     }
     return `https://${bucket}.s3.${c.region}.amazonaws.com/${path}`;
   }
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.$metadata?.httpStatusCode === 412 || e.name === 'PreconditionFailed';
 }

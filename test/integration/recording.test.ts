@@ -1,7 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startService, type RunningService } from '../helpers/service.ts';
@@ -11,6 +12,8 @@ import { ffmpegDecodeChannels, ffmpegSendRtp, ffprobe, freeUdpPort } from '../he
 import { RtpPeer } from '../helpers/rtp-peer.ts';
 import { S3Server } from '../helpers/s3-server.ts';
 import { captureEvents } from '../helpers/amqp.ts';
+import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { wavHeader } from '../../src/codecs/wav.ts';
 
 const today = (): string => new Date().toISOString().slice(0, 10).replace(/-/g, '/');
 
@@ -197,5 +200,177 @@ describe('call recording', () => {
     assert.ok(info.duration >= 2.5 && info.duration <= 5, `recovered ${info.duration} s`);
     const [left] = ffmpegDecodeChannels(file, 2);
     assert.ok(bestCorrelation(fx.pcm8k.subarray(0, 8000 * 2), left!.subarray(0, 8000 * 3), 8000).corr > 0.9);
+  });
+
+  async function restart(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    client.close();
+    await svc.stop(signal);
+    svc = await startService({ env: env() });
+    client = new TestClient(svc.grpcPort);
+  }
+
+  const allocate = async (callId: string): Promise<number> => (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId })).response!.rtp_port;
+  const announced = (callId: string): string[] =>
+    amqp.events.filter((e) => e.routingKey === 'call.recording.available' && e.body.call_id === callId).map((e) => String(e.body.recording_uri));
+  /** The call's entries in the spool: metadata files, and audio files whose metadata is gone. */
+  function spoolEntries(callId: string): string[] {
+    const names = readdirSync(spool);
+    const metas = names.filter((f) => f.endsWith('.json'));
+    const ofCall = metas.filter((f) => (JSON.parse(readFileSync(join(spool, f), 'utf8')) as { callId: string }).callId === callId);
+    const stray = names.filter((f) => /\.(wav|mp3)$/.test(f) && !metas.includes(f.replace(/\.(wav|mp3)$/, '.json')));
+    return [...ofCall, ...stray];
+  }
+  const spoolIsClear = (callId: string): Promise<true> => eventually(() => spoolEntries(callId).length === 0 || undefined, 20_000, 100);
+  const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  /** A spool entry as a process that died would have left it. */
+  function leaveInSpool(meta: { id: string; callId: string; state: string; key: string; bucket?: string }, audio: Buffer = Buffer.alloc(0)): void {
+    const { id, callId, state, key, bucket = 'recordings' } = meta;
+    writeFileSync(join(spool, `${id}.wav`), Buffer.concat([wavHeader({ sampleRate: 8000, channels: 2, dataBytes: audio.length }), audio]));
+    writeFileSync(
+      join(spool, `${id}.json`),
+      JSON.stringify({ id, callId, traceId: callId, tenantId: 'default', destination: { kind: 's3', bucket, key }, format: 'wav', sampleRate: 8000, channels: 2, state, startedAt: new Date().toISOString(), attempts: 0 }),
+    );
+  }
+
+  test('concurrent StartRecording on one call: one starts, the others get ALREADY_EXISTS, and one recording is stored', async () => {
+    const callId = `race-start-${process.pid}`;
+    const port = await allocate(callId);
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => client.media_('StartRecording', { server_rtp_port: port, output_uri: 's3://recordings/race-start', call_id: callId })),
+    );
+    assert.equal(answers.filter((a) => !a.error).length, 1, answers.map((a) => a.error?.details ?? 'OK').join('; '));
+    for (const a of answers.filter((x) => x.error)) {
+      assert.equal(a.error!.code, grpc.status.ALREADY_EXISTS);
+      assert.match(a.error!.details, /already running on the call on port/);
+    }
+    await client.media_('ReleasePort', { rtp_port: port });
+    await fetchObject(`race-start/${today()}/${callId}.wav`);
+    await spoolIsClear(callId);
+    await settle(1500);
+    assert.deepEqual(await s3.keys('race-start/'), [`race-start/${today()}/${callId}.wav`]);
+    assert.deepEqual(announced(callId), [`s3://recordings/race-start/${today()}/${callId}.wav`]);
+  });
+
+  test('StopRecording while StartRecording is still starting: both answer OK and the recording ends then, not with the call', async () => {
+    for (let i = 0; i < 3; i++) {
+      const callId = `race-stop-start-${process.pid}-${i}`;
+      const port = await allocate(callId);
+      const [start, stop] = await Promise.all([
+        client.media_('StartRecording', { server_rtp_port: port, output_uri: 's3://recordings/race-stop-start', call_id: callId }),
+        client.media_('StopRecording', { server_rtp_port: port }),
+      ]);
+      assert.equal(start.error, undefined, start.error?.details);
+      assert.equal(stop.error, undefined, stop.error?.details);
+      // Stored while the call still runs: the stop took effect.
+      await fetchObject(`race-stop-start/${today()}/${callId}.wav`);
+      assert.equal((await client.media_('StopRecording', { server_rtp_port: port })).error?.code, grpc.status.FAILED_PRECONDITION);
+      await client.media_('ReleasePort', { rtp_port: port });
+      await spoolIsClear(callId);
+      assert.deepEqual(announced(callId), [`s3://recordings/race-stop-start/${today()}/${callId}.wav`]);
+    }
+  });
+
+  test('two StopRecording at once, and ReleasePort while stopping: each answers OK, one recording is stored', async () => {
+    const ids = [`race-stop-twice-${process.pid}`, `race-release-stop-${process.pid}`];
+    const ports = await Promise.all(ids.map(allocate));
+    for (const [i, port] of ports.entries()) {
+      assert.equal((await client.media_('StartRecording', { server_rtp_port: port, output_uri: 's3://recordings/race-stop', call_id: ids[i] })).error, undefined);
+    }
+    const [a, b] = await Promise.all([client.media_('StopRecording', { server_rtp_port: ports[0] }), client.media_('StopRecording', { server_rtp_port: ports[0] })]);
+    assert.equal(a.error, undefined, a.error?.details);
+    assert.equal(b.error, undefined, b.error?.details);
+    const [stop, release] = await Promise.all([client.media_('StopRecording', { server_rtp_port: ports[1] }), client.media_('ReleasePort', { rtp_port: ports[1] })]);
+    assert.equal(stop.error, undefined, stop.error?.details);
+    assert.equal(release.error, undefined);
+    await client.media_('ReleasePort', { rtp_port: ports[0] });
+    for (const id of ids) await spoolIsClear(id);
+    await settle(1000);
+    for (const id of ids) assert.deepEqual(announced(id), [`s3://recordings/race-stop/${today()}/${id}.wav`]);
+  });
+
+  test('ReleasePort while StartRecording is still starting: NOT_FOUND, and no recording is left or stored', async () => {
+    const callIds = [0, 1, 2].map((i) => `race-release-start-${process.pid}-${i}`);
+    for (const callId of callIds) {
+      const port = await allocate(callId);
+      const [start] = await Promise.all([
+        client.media_('StartRecording', { server_rtp_port: port, output_uri: 's3://recordings/race-release-start', call_id: callId }),
+        client.media_('ReleasePort', { rtp_port: port }),
+      ]);
+      assert.equal(start.error?.code, grpc.status.NOT_FOUND, start.error?.details ?? 'OK');
+    }
+    for (const callId of callIds) await spoolIsClear(callId);
+    await settle(1500);
+    assert.deepEqual(await s3.keys('race-release-start/'), []);
+  });
+
+  test('a restart never overwrites a stored recording, and announces each recording once', async () => {
+    const { callId } = await recordCall({ outputUri: 's3://recordings/keep' });
+    const key = `keep/${today()}/${callId}.wav`;
+    const good = readFileSync(await fetchObject(key));
+    await spoolIsClear(callId);
+    // What the losing StartRecording of a race used to leave: a header-only file still recording to the same key.
+    const orphan = randomUUID();
+    leaveInSpool({ id: orphan, callId, state: 'recording', key });
+    // Stored and announced, and the process died before it cleaned the spool.
+    const done = randomUUID();
+    leaveInSpool({ id: done, callId, state: 'stored', key: `keep/${callId}-done.wav` });
+    // Its upload landed, and the process died before it knew.
+    const landed = randomUUID();
+    const audio = Buffer.alloc(3200, 7);
+    leaveInSpool({ id: landed, callId, state: 'finalized', key: `keep/${callId}-landed.wav` }, audio);
+    const c = s3.client();
+    await c.send(
+      new PutObjectCommand({ Bucket: 'recordings', Key: `keep/${callId}-landed.wav`, Body: readFileSync(join(spool, `${landed}.wav`)), Metadata: { 'recording-id': landed } }),
+    );
+    c.destroy();
+
+    await restart();
+    await eventually(() => announced(callId).length >= 3, 20_000);
+    await settle(1500);
+    assert.ok(Buffer.compare(await s3.get(key), good) === 0, 'the finished recording is intact');
+    const alternate = `keep/${today()}/${callId}-${orphan.slice(0, 8)}.wav`;
+    assert.deepEqual((await s3.keys('keep/')).sort(), [alternate, key, `keep/${callId}-landed.wav`].sort());
+    assert.equal((await s3.get(alternate)).length, 44, 'the orphan is kept under a name of its own');
+    assert.deepEqual(announced(callId).sort(), [`s3://recordings/${key}`, `s3://recordings/${alternate}`, `s3://recordings/keep/${callId}-landed.wav`].sort());
+    await spoolIsClear(callId);
+
+    await restart();
+    await settle(1500);
+    assert.equal(announced(callId).length, 3, 'nothing is announced again');
+    assert.equal((await s3.keys('keep/')).length, 3);
+  });
+
+  test('an upload the store refuses for good is parked as failed, kept, and tried again at the next start', async () => {
+    const bucket = `missing-${process.pid}`;
+    const { callId } = await recordCall({ outputUri: `s3://${bucket}/calls` });
+    const parked = await svc.waitForLog((l) => l.event === 'RECORDING_UPLOAD_FAILED_PERMANENTLY' && l.call_id === callId, 30_000);
+    assert.equal(parked.attributes?.['recording.attempts'], 3);
+    const failures = (): number => svc.lines.filter((l) => l.call_id === callId && String(l.event).startsWith('RECORDING_UPLOAD_FAILED')).length;
+    const seen = failures();
+    await settle(3000);
+    assert.equal(failures(), seen, 'no attempt after it was parked');
+    let m = await (await fetch(svc.url('/metrics'))).text();
+    assert.equal(metricValue(m, 'sentiric_media_recording_uploads_total', { result: 'failed_permanently' }), 1);
+    assert.equal(metricValue(m, 'sentiric_media_recordings_failed'), 1);
+    assert.equal(metricValue(m, 'sentiric_media_recording_uploads_pending'), 0);
+    const metaFile = spoolEntries(callId)[0]!;
+    assert.match(metaFile, /\.json$/);
+    const meta = JSON.parse(readFileSync(join(spool, metaFile), 'utf8')) as { state: string; attempts: number };
+    assert.equal(meta.state, 'failed');
+    assert.equal(meta.attempts, 3);
+    assert.ok(existsSync(join(spool, metaFile.replace(/\.json$/, '.wav'))), 'the audio is kept');
+
+    // The operator creates the bucket and restarts the service.
+    const c = s3.client();
+    await c.send(new CreateBucketCommand({ Bucket: bucket }));
+    c.destroy();
+    await restart();
+    const stored = await svc.waitForLog((l) => l.event === 'RECORDING_STORED' && l.call_id === callId, 20_000);
+    assert.equal(stored.attributes?.['recording.attempts'], 4, 'attempts count across restarts');
+    await spoolIsClear(callId);
+    assert.deepEqual(announced(callId), [`s3://${bucket}/calls/${today()}/${callId}.wav`]);
+    m = await (await fetch(svc.url('/metrics'))).text();
+    assert.equal(metricValue(m, 'sentiric_media_recordings_failed'), 0);
   });
 });

@@ -2,7 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
-import { bestCorrelation, speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
+import { speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
+import { assertHoldsReference, describeMatch } from '../helpers/reference-match.ts';
 import { ffmpegReceiveRtp, ffmpegSendRtp, freeUdpPort } from '../helpers/ffmpeg.ts';
 import { captureUdp, type CapturedDatagram } from '../helpers/capture.ts';
 import { encodeG711 } from '../../src/codecs/g711.ts';
@@ -51,7 +52,7 @@ for (const suite of ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']) {
       await svc.stop('SIGKILL');
     });
 
-    test('both directions encrypted on the wire, decrypted at each end, audio intact', async () => {
+    test('both directions encrypted on the wire, decrypted at each end, audio intact', async (t) => {
       const theirs = generateKeyParams(suite as 'AES_CM_128_HMAC_SHA1_80');
       const a = await client.media_<{ rtp_port: number; srtp: SrtpParams }>('AllocatePort', { call_id: `srtp-${suite}`, srtp: { crypto_suite: suite, key_params: theirs } });
       assert.equal(a.error, undefined, a.error?.details);
@@ -71,8 +72,7 @@ for (const suite of ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']) {
       const packets = await cap.stop();
       const got = await receiver.stop();
 
-      const { corr } = bestCorrelation(fx.pcm8k, got, 8000);
-      assert.ok(corr > 0.9, `the far end decrypted and decoded the echo: correlation ${corr.toFixed(3)}`);
+      t.diagnostic(describeMatch(assertHoldsReference(got, fx.pcm8k, 8000, { what: `the echo the far end decrypted (${suite})` })));
       const inbound = packets.filter((p) => p.dstPort === port && p.payload[1]! < 192);
       const outbound = packets.filter((p) => p.srcPort === port);
       assert.ok(inbound.length > 300 && outbound.length > 300, `captured ${inbound.length} in, ${outbound.length} out`);

@@ -2,7 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient } from '../helpers/grpc-client.ts';
-import { bestCorrelation, medianWindowCorrelation, rmsDb, windowCorrelations, speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
+import { rmsDb, speechFixtures, type SpeechFixtures } from '../helpers/audio.ts';
+import { OPUS_MATCH, assertHoldsReference, describeMatch } from '../helpers/reference-match.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
 import { ffmpegReceiveRtp } from '../helpers/ffmpeg.ts';
 import { demoStats, launchBrowser, pollUntil, type DemoStats, type TestBrowser } from '../helpers/browser.ts';
@@ -70,13 +71,13 @@ describe('a browser in a phone call (WebRTC <-> G.711 through the service)', () 
       assert.equal((await client.media_<{ success: boolean }>('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${ear.port}` })).response?.success, true);
       await new Promise((r) => setTimeout(r, (Math.ceil((2 * fx.pcm8k.length) / 8000) + 1) * 1000));
       const heard = await ear.stop();
-      const whole = bestCorrelation(fx.pcm8k, heard, heard.length - 1000).corr;
-      const windowed = medianWindowCorrelation(fx.pcm8k, heard, { looped: true });
-      t.diagnostic(`windows: ${windowCorrelations(fx.pcm8k, heard, { looped: true }).map((c) => c.toFixed(2)).join(' ')}`);
-      t.diagnostic(`ffmpeg as the phone hears the browser: ${rmsDb(heard).toFixed(1)} dBFS over ${(heard.length / 8000).toFixed(1)} s; correlation with the microphone's speech: ${whole.toFixed(3)} whole, ${windowed.toFixed(3)} median of 1 s windows`);
-      // Chromium's fake microphone runs about 2 % fast, so the bridge drops a quiet frame about
-      // once a second: the per-window correlation is the measure of the audio, not the alignment.
-      assert.ok(windowed > 0.8, `the phone hears the microphone's speech (median window correlation ${windowed.toFixed(3)})`);
+      // The loosest path: Chromium's Opus, resampled twice, on a machine the browser keeps busy.
+      // Chromium's fake microphone is on its own clock (the bridge drops a quiet frame when it
+      // runs fast), and about 200 ms come out concealed, not as sent (3.6 s into the sentence,
+      // on its second loop, run after run). Nine windows in ten, and never more than two in a
+      // row, must be found.
+      const m = assertHoldsReference(heard, fx.pcm8k, 8000, { what: "the microphone's speech on the phone", ...OPUS_MATCH, maxDriftMs: 200, minCoverage: 0.9, maxGapMs: 500 });
+      t.diagnostic(`ffmpeg as the phone hears the browser: ${rmsDb(heard).toFixed(1)} dBFS over ${(heard.length / 8000).toFixed(1)} s; ${describeMatch(m)}`);
       await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${phone.port}` });
 
       // Mix-minus: while the phone is silent the browser gets the phone's stream but not its own voice back.

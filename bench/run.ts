@@ -5,6 +5,7 @@ const all: Record<string, string> = {
   recording: './recording.ts',
   transcode: './transcode.ts',
   'slow-listeners': './slow-listeners.ts',
+  shards: './shards.ts',
 };
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(all);
 for (const name of names) {

@@ -239,7 +239,7 @@ export class Supervisor {
       },
       describe: (i) => {
         const s = this.#shards[i]!;
-        return { ready: s.ready, pid: s.pid ?? null, restarts: s.restarts, load: s.load, rtp: [s.slice.rtpMin, s.slice.rtpMax] };
+        return { ready: s.ready, pid: s.pid ?? null, restarts: s.restarts, load: s.load, rtp: [s.slice.rtpMin, s.slice.rtpMax], grpcSocket: s.grpcSocket };
       },
       readiness: () => {
         const checks: Record<string, boolean> = { draining: !this.#draining };

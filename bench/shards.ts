@@ -1,0 +1,210 @@
+// Shards: what a stream relayed by the front door costs against one sent to its shard
+// directly; in-spec AI calls with one shard and with two; failover time after kill -9.
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { startService, type RunningService } from '../test/helpers/service.ts';
+import { TestClient } from '../test/helpers/grpc-client.ts';
+import { RtpPeer } from '../test/helpers/rtp-peer.ts';
+import { loadProtos } from '../src/grpc/proto.ts';
+import { cpuSeconds, median, percentile } from './lib/proc.ts';
+import { ask, benchEnv } from './lib/harness.ts';
+
+type Stream = grpc.ClientReadableStream<unknown>;
+type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+interface ShardInfo {
+  index: number;
+  pid: number;
+  grpcSocket: string;
+  rtp: [number, number];
+}
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const protos = loadProtos();
+
+async function shardsOf(svc: RunningService): Promise<ShardInfo[]> {
+  const d = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: ShardInfo[] };
+  return d.shards;
+}
+
+function cpuOf(pids: number[]): number {
+  return pids.reduce((s, p) => s + cpuSeconds(p), 0);
+}
+
+/** The same forks, opened once through the front door and once straight to each call's shard. */
+async function relayCost(forks: number): Promise<Record<string, unknown>> {
+  const svc = await startService({ env: benchEnv({ MEDIA_SHARDS: '2', MEDIASOUP_NUM_WORKERS: '2', ADMISSION_MAX_CPU: '0', ADMISSION_MAX_LOOP_LAG_MS: '0' }) });
+  const front = new TestClient(svc.grpcPort);
+  const shards = await shardsOf(svc);
+  const direct = shards.map((s) => new protos.media(`unix:${s.grpcSocket}`, grpc.credentials.createInsecure()));
+  const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
+  const ports: number[] = [];
+  for (let i = 0; i < forks; i++) {
+    const a = await front.media_<{ rtp_port: number }>('AllocatePort', { call_id: `relay-${i}` });
+    if (!a.response) throw new Error(`AllocatePort: ${a.error?.details}`);
+    ports.push(a.response.rtp_port);
+    await ask(gen, { cmd: 'add', target: a.response.rtp_port });
+  }
+  await ask(gen, { cmd: 'send' });
+  const shardOf = (port: number): number => shards.find((s) => port >= s.rtp[0] && port <= s.rtp[1])!.index;
+  const out: Record<string, unknown> = { forks };
+  for (const mode of ['front door', 'direct'] as const) {
+    let frames = 0;
+    const streams = ports.map((port) => {
+      const client = mode === 'direct' ? direct[shardOf(port)]! : front.media;
+      const s = (client as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
+      s.on('data', () => frames++);
+      s.on('error', () => {});
+      return s;
+    });
+    await sleep(2000);
+    const sup0 = cpuSeconds(svc.proc.pid!);
+    const sh0 = cpuOf(shards.map((s) => s.pid));
+    const self0 = process.cpuUsage();
+    const f0 = frames;
+    const t0 = performance.now();
+    await sleep(seconds * 1000);
+    const wall = (performance.now() - t0) / 1000;
+    const n = frames - f0;
+    const self = process.cpuUsage(self0);
+    const sup = cpuSeconds(svc.proc.pid!) - sup0;
+    const sh = cpuOf(shards.map((s) => s.pid)) - sh0;
+    for (const s of streams) s.cancel();
+    // Unary round trips of an idempotent AllocatePort, one at a time.
+    const rtt: number[] = [];
+    for (let k = 0; k < 500; k++) {
+      const port = ports[k % ports.length]!;
+      const client = mode === 'direct' ? direct[shardOf(port)]! : front.media;
+      const t = performance.now();
+      await new Promise<void>((resolve, reject) =>
+        (client as unknown as Record<string, (r: unknown, cb: (e: Error | null) => void) => void>).AllocatePort!({ call_id: `relay-${k % ports.length}` }, (e) => (e ? reject(e) : resolve())),
+      );
+      rtt.push(performance.now() - t);
+    }
+    rtt.sort((a, b) => a - b);
+    out[mode] = {
+      frames_per_s: Math.round(n / wall),
+      'supervisor_cpu_%': +((sup / wall) * 100).toFixed(1),
+      'shards_cpu_%': +((sh / wall) * 100).toFixed(1),
+      'client_cpu_%': +(((self.user + self.system) / 1e6 / wall) * 100).toFixed(1),
+      'allocate_rtt_p50/p99_ms': `${percentile(rtt, 0.5).toFixed(3)}/${percentile(rtt, 0.99).toFixed(3)}`,
+      supervisor_us_per_frame: +(((sup * 1e6) / Math.max(1, n))).toFixed(2),
+    };
+    await sleep(500);
+  }
+  gen.send({ cmd: 'stop' });
+  for (const d of direct) d.close();
+  front.close();
+  await svc.stop('SIGKILL');
+  return out;
+}
+
+/** AI calls: RTP in, a 16 kHz fork, 100 ms of TTS every 100 ms paced out by the service. */
+async function aiCalls(shardCount: number, n: number): Promise<Record<string, unknown>> {
+  const svc = await startService({
+    env: benchEnv({ MEDIA_SHARDS: String(shardCount), MEDIASOUP_NUM_WORKERS: String(shardCount), ADMISSION_MAX_CPU: '0', ADMISSION_MAX_LOOP_LAG_MS: '0' }),
+  });
+  const client = new TestClient(svc.grpcPort);
+  const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
+  const streams: Stream[] = [];
+  const injections: Duplex[] = [];
+  const tts = Buffer.from(Int16Array.from({ length: 1600 }, (_, i) => Math.round(3000 * Math.sin(i / 7))).buffer);
+  for (let i = 0; i < n; i++) {
+    const callId = `ai-${i}`;
+    const a = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId });
+    if (!a.response) throw new Error(`AllocatePort: ${a.error?.details}`);
+    const port = a.response.rtp_port;
+    const { port: phone } = await ask<{ port: number }>(gen, { cmd: 'add', target: port });
+    await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${phone}` });
+    const s = (client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
+    s.on('data', () => {});
+    s.on('error', () => {});
+    streams.push(s);
+    const inj = (client.media as unknown as Record<string, () => Duplex>).StreamAudioToCall!();
+    inj.on('data', () => {});
+    inj.on('error', () => {});
+    inj.write({ call_id: callId, audio_chunk: Buffer.alloc(0) });
+    injections.push(inj);
+  }
+  // 300 ms ahead of real time, then 100 ms every 100 ms.
+  for (const inj of injections) for (let k = 0; k < 3; k++) inj.write({ audio_chunk: tts });
+  const feeder = setInterval(() => {
+    for (const inj of injections) inj.write({ audio_chunk: tts });
+  }, 100);
+  await ask(gen, { cmd: 'send' });
+  await sleep(3000);
+  const pids = shardCount > 1 ? [svc.proc.pid!, ...(await shardsOf(svc)).map((s) => s.pid)] : [svc.proc.pid!];
+  const cpu0 = cpuOf(pids);
+  const genCpu0 = cpuSeconds(gen.pid!);
+  const self0 = process.cpuUsage();
+  const t0 = performance.now();
+  const out = await ask<{ received: number; expected: number; seqGaps: number; p50: number; p99: number }>(gen, { cmd: 'measure', seconds });
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = (cpuOf(pids) - cpu0) / wall;
+  const genCpu = (cpuSeconds(gen.pid!) - genCpu0) / wall;
+  const self = process.cpuUsage(self0);
+  clearInterval(feeder);
+  for (const s of streams) s.cancel();
+  for (const i of injections) i.cancel();
+  gen.send({ cmd: 'stop' });
+  client.close();
+  await svc.stop('SIGKILL');
+  return {
+    shards: shardCount,
+    ai_calls: n,
+    'service_cpu_%': +(cpu * 100).toFixed(1),
+    'service_cpu_%_per_call': +((cpu * 100) / n).toFixed(3),
+    'load_generator_cpu_%': +(genCpu * 100).toFixed(1),
+    'grpc_client_cpu_%': +(((self.user + self.system) / 1e6 / wall) * 100).toFixed(1),
+    out_received_vs_expected: `${out.received}/${out.expected}`,
+    out_seq_gaps: out.seqGaps,
+    'out_interval_p50/p99_ms': `${out.p50.toFixed(1)}/${out.p99.toFixed(1)}`,
+  };
+}
+
+/** kill -9 of the shard carrying an echo call: time until the phone hears the service again. */
+async function failover(kills: number): Promise<Record<string, unknown>> {
+  const svc = await startService({ env: benchEnv({ MEDIA_SHARDS: '2', MEDIASOUP_NUM_WORKERS: '2' }) });
+  const client = new TestClient(svc.grpcPort);
+  const phone = await RtpPeer.open();
+  const port = (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: 'failover' })).response!.rtp_port;
+  await client.media_('PlayAudio', { audio_uri: 'control://enable_echo', server_rtp_port: port, rtp_target_addr: phone.address });
+  const pcm = Int16Array.from({ length: 160 * 50 * (kills * 4 + 4) }, (_, i) => Math.round(5000 * Math.sin(i / 3)));
+  const talking = phone.sendPcm(pcm, port);
+  const times: number[] = [];
+  let sameStream = 0;
+  await sleep(1500);
+  for (let k = 0; k < kills; k++) {
+    const shard = (await shardsOf(svc)).find((s) => port >= s.rtp[0] && port <= s.rtp[1])!;
+    const before = phone.received.at(-1)!;
+    const at = performance.now();
+    process.kill(shard.pid, 'SIGKILL');
+    await sleep(100);
+    while (performance.now() - at < 10_000) {
+      const last = phone.received.at(-1)!;
+      if (last.at > at + 50) {
+        const first = phone.received.find((p) => p.at > at + 50)!;
+        times.push(first.at - at);
+        if (first.ssrc === before.ssrc && ((first.seq - before.seq) & 0xffff) < 1000) sameStream++;
+        break;
+      }
+      await sleep(5);
+    }
+    // Let the restarted shard settle (start-up CPU, restart back-off resets after 30 s only).
+    await sleep(2500);
+  }
+  phone.close();
+  client.close();
+  await svc.stop('SIGKILL');
+  void talking.catch(() => {});
+  times.sort((a, b) => a - b);
+  return { kills, heard_again: times.length, same_ssrc_continuing_seq: sameStream, 'kill_to_first_packet_median_ms': +median(times).toFixed(0), 'worst_ms': +times.at(-1)!.toFixed(0), all_ms: times.map((t) => Math.round(t)) };
+}
+
+console.log(`shards benchmark: ${seconds} s per measurement on ${(await import('node:os')).availableParallelism()} cores; the load generator and the gRPC client run on the same machine`);
+console.log(JSON.stringify(await relayCost(Number(process.env.BENCH_FORKS ?? 100))));
+for (const n of (process.env.BENCH_AI_CALLS ?? '100,200').split(',').map(Number)) {
+  for (const shards of [1, 2]) console.log(JSON.stringify(await aiCalls(shards, n)));
+}
+console.log(JSON.stringify(await failover(Number(process.env.BENCH_KILLS ?? 10))));

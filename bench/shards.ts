@@ -170,8 +170,11 @@ async function failover(kills: number): Promise<Record<string, unknown>> {
   const phone = await RtpPeer.open();
   const port = (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: 'failover' })).response!.rtp_port;
   await client.media_('PlayAudio', { audio_uri: 'control://enable_echo', server_rtp_port: port, rtp_target_addr: phone.address });
-  const pcm = Int16Array.from({ length: 160 * 50 * (kills * 4 + 4) }, (_, i) => Math.round(5000 * Math.sin(i / 3)));
-  const talking = phone.sendPcm(pcm, port);
+  const second = Int16Array.from({ length: 8000 }, (_, i) => Math.round(5000 * Math.sin(i / 3)));
+  let talk = true;
+  const talking = (async () => {
+    while (talk) await phone.sendPcm(second, port);
+  })();
   const times: number[] = [];
   let sameStream = 0;
   await sleep(1500);
@@ -191,20 +194,25 @@ async function failover(kills: number): Promise<Record<string, unknown>> {
       }
       await sleep(5);
     }
-    // Let the restarted shard settle (start-up CPU, restart back-off resets after 30 s only).
-    await sleep(2500);
+    // Let the restarted shard settle: one that dies within 2 s of its start counts as a crash loop.
+    await sleep(3000);
   }
+  talk = false;
+  await talking;
   phone.close();
   client.close();
   await svc.stop('SIGKILL');
-  void talking.catch(() => {});
   times.sort((a, b) => a - b);
   return { kills, heard_again: times.length, same_ssrc_continuing_seq: sameStream, 'kill_to_first_packet_median_ms': +median(times).toFixed(0), 'worst_ms': +times.at(-1)!.toFixed(0), all_ms: times.map((t) => Math.round(t)) };
 }
 
 console.log(`shards benchmark: ${seconds} s per measurement on ${(await import('node:os')).availableParallelism()} cores; the load generator and the gRPC client run on the same machine`);
-console.log(JSON.stringify(await relayCost(Number(process.env.BENCH_FORKS ?? 100))));
-for (const n of (process.env.BENCH_AI_CALLS ?? '100,200').split(',').map(Number)) {
-  for (const shards of [1, 2]) console.log(JSON.stringify(await aiCalls(shards, n)));
+// BENCH_SHARDS_PARTS=relay,ai,failover picks parts.
+const parts = (process.env.BENCH_SHARDS_PARTS ?? 'relay,ai,failover').split(',');
+if (parts.includes('relay')) console.log(JSON.stringify(await relayCost(Number(process.env.BENCH_FORKS ?? 100))));
+if (parts.includes('ai')) {
+  for (const n of (process.env.BENCH_AI_CALLS ?? '100,200').split(',').map(Number)) {
+    for (const shards of [1, 2]) console.log(JSON.stringify(await aiCalls(shards, n)));
+  }
 }
-console.log(JSON.stringify(await failover(Number(process.env.BENCH_KILLS ?? 10))));
+if (parts.includes('failover')) console.log(JSON.stringify(await failover(Number(process.env.BENCH_KILLS ?? 10))));

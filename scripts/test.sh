@@ -17,6 +17,15 @@ if ! port_open 5672; then
   port_open 5672 || { echo "[test] RabbitMQ did not start on 127.0.0.1:5672" >&2; exit 1; }
 fi
 
+# ... and to a real Redis on 127.0.0.1:6379 (the instance registry).
+if ! port_open 6379; then
+  command -v redis-server >/dev/null || bash scripts/setup.sh redis-server
+  echo "[test] starting Redis"
+  redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
+  for _ in $(seq 1 30); do port_open 6379 && break; sleep 1; done
+  port_open 6379 || { echo "[test] Redis did not start on 127.0.0.1:6379" >&2; exit 1; }
+fi
+
 export PATH="$PWD/node_modules/.bin:$PATH"
 hash -r
 echo "[test] node $(node --version), typecheck"

@@ -57,7 +57,8 @@ async function main(): Promise<void> {
       await shardApp.start();
       link.ready(sockets, shardApp.state.sessions);
     };
-  } else if (shardCount(loaded.config) > 1) {
+  } else if (shardCount(loaded.config) > 1 || loaded.config.cluster.redis_url) {
+    // Several shards, or one of several instances: the supervisor is the front door.
     const supervisor = new Supervisor(loaded, { version: pkg.version });
     run = supervisor;
     start = () => supervisor.start();

@@ -17,15 +17,27 @@ const HEALTH_SERVICE = 'grpc.health.v1.Health';
 const MAX_ROUTING_BYTES = 8 * 1024 * 1024;
 const HOP_HEADERS = new Set([':method', ':path', ':scheme', ':authority', ':status', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host']);
 
+/** Where a request goes: one of this instance's shards, or the instance that carries the call. */
+export type Target = { kind: 'shard'; index: number } | { kind: 'instance'; id: string; address: string };
+
+/** Set on a request one instance relays to another: it is answered there, never relayed on. */
+export const FORWARDED_HEADER = 'x-sentiric-media-forwarded';
+
 export interface FrontDoorRouting {
-  /** The shard for a request, or a MediaError the client gets as its status. */
-  resolve(key: RouteKey): number;
+  /** Where a request goes, or a MediaError the client gets as its status. `relayed`: it came from another instance. */
+  resolve(key: RouteKey, relayed: boolean): Target | Promise<Target>;
   /** The shard's private gRPC socket while it is ready; null otherwise. */
   socketOf(index: number): string | null;
-  /** The request placed on `shard` finished with this gRPC status (an AllocatePort that failed frees its placement). */
-  settled(key: RouteKey, shard: number, code: number): void;
+  /** A connection to another instance's gRPC address. */
+  connectInstance(address: string): ClientHttp2Session;
+  /** The request finished with this gRPC status (an AllocatePort that failed frees its placement). */
+  settled(key: RouteKey, target: Target, code: number): void;
   serving(): boolean;
+  /** This instance's id, put in FORWARDED_HEADER. */
+  instanceId(): string;
 }
+
+const describeTarget = (t: Target): string => (t.kind === 'shard' ? `media shard ${t.index}` : `media instance ${t.id}`);
 
 /**
  * The instance's one gRPC address: every request reaches the shard that owns its call. It
@@ -36,7 +48,7 @@ export class FrontDoor {
   readonly #routing: FrontDoorRouting;
   readonly #log: Logger;
   readonly #def: protoLoader.PackageDefinition;
-  readonly #sessions = new Map<number, ClientHttp2Session>();
+  readonly #sessions = new Map<string, ClientHttp2Session>();
   readonly #requests: Counter<'method' | 'outcome'>;
   readonly #inFlight: Gauge;
 
@@ -123,30 +135,51 @@ export class FrontDoor {
   }
 
   #forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, key: RouteKey, head: Buffer, ended: boolean): void {
-    let shard: number;
+    // Held while the target is looked up (another instance's calls are in the registry).
+    stream.pause();
+    let resolved: Target | Promise<Target>;
     try {
-      shard = this.#routing.resolve(key);
+      resolved = this.#routing.resolve(key, headers[FORWARDED_HEADER] !== undefined);
     } catch (err) {
       this.#refuse(stream, method, err);
       return;
     }
-    const socket = this.#routing.socketOf(shard);
-    if (socket === null) {
-      this.#refuse(stream, method, new MediaError('unavailable', `the media shard that owns this call (${shard}) is restarting; try again`));
+    if (!(resolved instanceof Promise)) {
+      this.#relay(stream, headers, method, key, head, ended, resolved);
       return;
     }
-    const session = this.#session(shard, socket);
+    resolved.then(
+      (target) => this.#relay(stream, headers, method, key, head, ended, target),
+      (err: unknown) => this.#refuse(stream, method, err),
+    );
+  }
+
+  #relay(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, key: RouteKey, head: Buffer, ended: boolean, target: Target): void {
+    if (stream.destroyed) return;
+    let session: ClientHttp2Session;
+    if (target.kind === 'shard') {
+      const socket = this.#routing.socketOf(target.index);
+      if (socket === null) {
+        this.#refuse(stream, method, new MediaError('unavailable', `the media shard that owns this call (${target.index}) is restarting; try again`));
+        return;
+      }
+      session = this.#session(`shard:${target.index}`, () => http2.connect('http://localhost', { settings: { initialWindowSize: 1 << 20 }, createConnection: () => connect(socket) }));
+    } else {
+      session = this.#session(`instance:${target.address}`, () => this.#routing.connectInstance(target.address));
+    }
+    const shard = describeTarget(target);
     const out: Record<string, string | string[]> = { ':method': 'POST', ':path': String(headers[':path']) };
     for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_HEADERS.has(k)) out[k] = v as string | string[];
+    if (target.kind === 'instance') out[FORWARDED_HEADER] = this.#routing.instanceId();
     let up: http2.ClientHttp2Stream;
     try {
       up = session.request(out, { endStream: false });
     } catch (error) {
-      this.#log.warn({ event: 'FRONT_DOOR_FORWARD_FAILED', error, attributes: { 'shard.index': shard } }, 'could not open a stream to a media shard');
-      this.#refuse(stream, method, new MediaError('unavailable', `the media shard ${shard} is not reachable; try again`));
+      this.#log.warn({ event: 'FRONT_DOOR_FORWARD_FAILED', error, attributes: { 'forward.target': shard } }, 'could not open a stream to the call’s owner');
+      this.#refuse(stream, method, new MediaError('unavailable', `the ${shard} is not reachable; try again`));
       return;
     }
-    this.#requests.inc({ method, outcome: 'forwarded' });
+    this.#requests.inc({ method, outcome: target.kind === 'shard' ? 'forwarded' : 'forwarded_to_instance' });
     this.#inFlight.inc();
     let trailers: IncomingHttpHeaders | null = null;
     let code = -1;
@@ -160,7 +193,7 @@ export class FrontDoor {
     });
     up.on('trailers', (t) => (trailers = t));
     stream.on('wantTrailers', () => {
-      const t = trailers ?? { 'grpc-status': String(Status.UNAVAILABLE), 'grpc-message': 'the media shard closed the stream' };
+      const t = trailers ?? { 'grpc-status': String(Status.UNAVAILABLE), 'grpc-message': `the ${shard} closed the stream; try again` };
       code = Number(t['grpc-status']);
       const send: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(t)) if (v !== undefined && !HOP_HEADERS.has(k)) send[k] = v as string | string[];
@@ -169,10 +202,10 @@ export class FrontDoor {
     up.on('error', () => {});
     up.on('close', () => {
       this.#inFlight.dec();
-      if (!stream.headersSent) respondStatus(stream, Status.UNAVAILABLE, `the media shard ${shard} went away; try again`);
+      if (!stream.headersSent) respondStatus(stream, Status.UNAVAILABLE, `the ${shard} went away; try again`);
       // Cut mid-stream (the shard died): the client still gets a status, UNAVAILABLE, and retries.
       else if (!stream.writableEnded) stream.end();
-      this.#routing.settled(key, shard, code >= 0 ? code : Status.UNAVAILABLE);
+      this.#routing.settled(key, target, code >= 0 ? code : Status.UNAVAILABLE);
     });
     stream.on('close', () => {
       // The client cancelled or vanished: so does the shard's side.
@@ -181,6 +214,7 @@ export class FrontDoor {
     up.write(head);
     if (ended) up.end();
     else stream.pipe(up);
+    stream.resume();
     up.pipe(stream);
   }
 
@@ -190,22 +224,22 @@ export class FrontDoor {
     respondStatus(stream, s.code, s.details);
   }
 
-  #session(shard: number, socket: string): ClientHttp2Session {
-    const known = this.#sessions.get(shard);
+  #session(name: string, open: () => ClientHttp2Session): ClientHttp2Session {
+    const known = this.#sessions.get(name);
     if (known && !known.closed && !known.destroyed) return known;
-    const s = http2.connect('http://localhost', { settings: { initialWindowSize: 1 << 20 }, createConnection: () => connect(socket) });
-    s.on('error', (error) => this.#log.warn({ event: 'FRONT_DOOR_SHARD_CONNECTION_FAILED', error, attributes: { 'shard.index': shard } }, 'connection to a media shard failed'));
+    const s = open();
+    s.on('error', (error) => this.#log.warn({ event: 'FRONT_DOOR_CONNECTION_FAILED', error, attributes: { 'forward.target': name } }, 'a connection the front door relays on failed'));
     s.on('close', () => {
-      if (this.#sessions.get(shard) === s) this.#sessions.delete(shard);
+      if (this.#sessions.get(name) === s) this.#sessions.delete(name);
     });
-    this.#sessions.set(shard, s);
+    this.#sessions.set(name, s);
     return s;
   }
 
-  /** Forgets a shard's connection (it restarted on another internal port). */
+  /** Forgets a shard's connection (it restarted on another socket). */
   dropShard(shard: number): void {
-    this.#sessions.get(shard)?.destroy();
-    this.#sessions.delete(shard);
+    this.#sessions.get(`shard:${shard}`)?.destroy();
+    this.#sessions.delete(`shard:${shard}`);
   }
 
   #collect(stream: ServerHttp2Stream, limit: number, done: (body: Buffer) => void): void {

@@ -7,11 +7,16 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../logging/logger.ts';
 import { mergeExpositions } from './metrics-merge.ts';
 
+export type HttpRoute = { socketPath: string } | { host: string; port: number; instance: string };
+
+/** Set on a request relayed from another instance: answered here, never relayed on. */
+const FORWARDED = 'x-sentiric-media-forwarded';
+
 export interface HttpFrontShards {
   /** Every shard with its private HTTP socket (null while it is not ready). */
   list(): { index: number; httpSocket: string | null }[];
-  /** The shard a browser or demo request belongs to, by its `room` query parameter. */
-  shardForRoom(room: string | null): number | null;
+  /** Where a browser or demo request goes, by its `room` query parameter: a shard, or another instance's HTTP address. */
+  routeRoom(room: string | null, relayed: boolean): Promise<HttpRoute | null>;
   /** What the supervisor itself knows of each shard, for /debug/resources. */
   describe(index: number): Record<string, unknown>;
   readiness(): { ready: boolean; checks: Record<string, boolean> };
@@ -94,12 +99,13 @@ export class HttpFront {
       res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ supervisor: { resources: counts, memory: process.memoryUsage() }, shards })}\n`);
       return;
     }
-    const socketPath = this.#target(url);
-    if (!socketPath) {
+    const route = await this.#route(req);
+    if (!route) {
       res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' }).end('no media shard is ready\n');
       return;
     }
-    const up = request({ socketPath, method: req.method, path: req.url, headers: req.headers }, (r) => {
+    const headers = 'instance' in route ? { ...req.headers, [FORWARDED]: '1' } : req.headers;
+    const up = request({ ...route, method: req.method, path: req.url, headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
     });
@@ -110,25 +116,32 @@ export class HttpFront {
     req.pipe(up);
   }
 
-  #target(url: URL): string | null {
-    const index = this.#shards.shardForRoom(url.searchParams.get('room'));
-    if (index === null) return null;
-    return this.#shards.list().find((s) => s.index === index)?.httpSocket ?? null;
+  #route(req: IncomingMessage): Promise<HttpRoute | null> {
+    const url = new URL(req.url ?? '/', 'http://front');
+    return this.#shards.routeRoom(url.searchParams.get('room'), req.headers[FORWARDED] !== undefined);
   }
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => {});
-    const socketPath = this.#target(new URL(req.url ?? '/', 'http://front'));
-    if (!socketPath) {
+    this.#route(req).then(
+      (route) => this.#tunnel(req, socket, head, route),
+      () => socket.destroy(),
+    );
+  }
+
+  #tunnel(req: IncomingMessage, socket: Duplex, head: Buffer, route: HttpRoute | null): void {
+    if (!route) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n');
       return;
     }
-    const up = connect(socketPath);
+    if (socket.destroyed) return;
+    const up = 'socketPath' in route ? connect(route.socketPath) : connect(route.port, route.host);
     up.on('error', () => socket.destroy());
     socket.on('close', () => up.destroy());
     up.on('close', () => socket.destroy());
     let head1 = `${req.method} ${req.url} HTTP/1.1\r\n`;
     for (let i = 0; i < req.rawHeaders.length; i += 2) head1 += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+    if ('instance' in route) head1 += `${FORWARDED}: 1\r\n`;
     up.write(`${head1}\r\n`);
     if (head.length) up.write(head);
     up.pipe(socket);

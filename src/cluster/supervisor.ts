@@ -3,7 +3,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import http2, { type Http2Server, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { LoadedConfig } from '../config/load.ts';
@@ -16,8 +16,9 @@ import { createLogging, type Logger, type Logging } from '../logging/logger.ts';
 import { METRIC_PREFIX } from '../metrics/metrics.ts';
 import { CallDirectory } from './call-directory.ts';
 import type { CallEntry } from './messages.ts';
-import { FrontDoor, type FrontDoorRouting } from './front-door.ts';
-import { HttpFront, type HttpFrontShards } from './http-front.ts';
+import { FrontDoor, type FrontDoorRouting, type Target } from './front-door.ts';
+import { InstanceRegistry } from './instance-registry.ts';
+import { HttpFront, type HttpFrontShards, type HttpRoute } from './http-front.ts';
 import { place } from './placement.ts';
 import { shardOfRoom, type RouteKey } from './route.ts';
 import { ShardProcess } from './shard-process.ts';
@@ -52,6 +53,8 @@ export class Supervisor {
   #grpc: Http2Server | Http2SecureServer | undefined;
   #http: HttpFront | undefined;
   #draining = false;
+  #instances: InstanceRegistry | undefined;
+  #instanceId = '';
   #stopping: Promise<void> | undefined;
   #anyNext = 0;
 
@@ -73,6 +76,9 @@ export class Supervisor {
     this.#runtimeDir = await mkdtemp(join(tmpdir(), 'sentiric-media-'));
     this.#events = await createEventPublisher({ config: config.events, logger: this.#logging.process, registry: this.#registry });
     let secret = config.signaling.token_secret;
+    if (!secret && config.cluster.redis_url && config.service.env === 'production') {
+      throw new Error('SIGNALING_TOKEN_SECRET must be set when instances share a registry (REDIS_URL) in production: a room token must verify on every instance');
+    }
     if (!secret) {
       secret = randomBytes(32).toString('base64url');
       this.#log.warn({ event: 'SIGNALING_SECRET_EPHEMERAL' }, 'SIGNALING_TOKEN_SECRET is not set: room tokens are signed with a random secret shared by this instance\'s shards and die with it');
@@ -92,6 +98,8 @@ export class Supervisor {
     this.#http = new HttpFront({ config: config.http, shards: this.#httpShards(), registry: this.#registry, logger: this.#logging.process });
     const httpPort = await this.#http.start();
     const grpcPort = await listen(this.#grpc, config.grpc.listen_address, config.grpc.port);
+    this.#instanceId = config.cluster.instance_id || `${hostname()}-${grpcPort}`;
+    if (config.cluster.redis_url) await this.#join(grpcPort, httpPort);
     this.#log.info(
       {
         event: 'SERVICE_STARTED',
@@ -116,6 +124,7 @@ export class Supervisor {
       this.#frontDoor?.close();
       await new Promise<void>((r) => (this.#grpc ? this.#grpc.close(() => r()) : r()));
       await this.#http?.stop();
+      await this.#instances?.close();
       await this.#events?.close();
       rmSync(this.#runtimeDir, { recursive: true, force: true });
       this.#log.info({ event: 'SERVICE_STOPPED' }, 'stopped');
@@ -132,8 +141,14 @@ export class Supervisor {
   #watch(s: ShardProcess): ShardProcess {
     let deadline: NodeJS.Timeout | undefined;
     s.on('hello', () => s.send({ type: 'restore', calls: this.#directory.waiting(s.index) }));
-    s.on('call-opened', (entry, snapshot) => this.#directory.opened(s.index, entry, snapshot));
-    s.on('call-closed', ({ callId }) => this.#directory.closed(s.index, callId));
+    s.on('call-opened', (entry, snapshot) => {
+      this.#directory.opened(s.index, entry, snapshot);
+      this.#instances?.callOpened(entry);
+    });
+    s.on('call-closed', ({ callId }) => {
+      this.#directory.closed(s.index, callId);
+      this.#instances?.callClosed(callId);
+    });
     s.on('snapshots', (snaps) => this.#directory.refresh(s.index, snaps));
     s.on('call-lost', ({ callId, port, reason }) => {
       const entry = this.#directory.entryOf(callId);
@@ -159,58 +174,122 @@ export class Supervisor {
     return s;
   }
 
-  #lost(entries: readonly CallEntry[], shard: number, reason: string): void {
+  #lost(entries: readonly CallEntry[], shard: number | string, reason: string): void {
     for (const c of entries) {
+      this.#instances?.callClosed(c.callId);
       this.#logging
         .forContext({ trace_id: c.traceId, call_id: c.callId, tenant_id: c.tenantId })
-        .error({ event: 'SESSION_LOST', component: 'supervisor', attributes: { 'rtp.port': c.port, 'shard.index': shard, 'lost.reason': reason } }, 'a call died with its media shard');
+        .error({ event: 'SESSION_LOST', component: 'supervisor', attributes: { 'rtp.port': c.port, ...(typeof shard === 'number' ? { 'shard.index': shard } : { 'instance.id': shard }), 'lost.reason': reason } }, 'a call died with its media shard');
       void this.#events?.publish(genericEvent('call.media.session.lost', { traceId: c.traceId, tenantId: c.tenantId, payload: { callId: c.callId, port: c.port, reason } }));
     }
   }
 
+  async #join(grpcPort: number, httpPort: number): Promise<void> {
+    const config = this.#config;
+    const host = config.cluster.advertise_address || config.rtp.advertised_ip || '127.0.0.1';
+    this.#instances = await InstanceRegistry.connect(
+      config.cluster.redis_url,
+      { id: this.#instanceId, grpc: `${host}:${grpcPort}`, http: `${host}:${httpPort}`, rtpMin: config.rtp.port_min, rtpMax: config.rtp.port_max },
+      config.cluster.instance_ttl_seconds * 1000,
+      this.#logging.process,
+    );
+    await this.#instances.register({ calls: () => this.#directory.size, onLost: (id, calls) => this.#lost(calls, id, 'its media instance stopped answering') });
+  }
+
   #routing(): FrontDoorRouting {
+    const grpc = this.#config.grpc;
     return {
-      resolve: (key) => this.#resolve(key),
+      resolve: (key, relayed) => this.#resolve(key, relayed),
       socketOf: (i) => this.#shards[i]?.grpcSocket ?? null,
-      settled: (key, shard, code) => {
-        if (key.kind === 'call' && key.allocate) this.#directory.settled(key.callId, shard, code === 0);
+      connectInstance: (address) =>
+        grpc.cert_path
+          ? http2.connect(`https://${address}`, { ca: readFileSync(grpc.ca_path), cert: readFileSync(grpc.cert_path), key: readFileSync(grpc.key_path), settings: { initialWindowSize: 1 << 20 } })
+          : http2.connect(`http://${address}`, { settings: { initialWindowSize: 1 << 20 } }),
+      settled: (key, target, code) => {
+        if (key.kind !== 'call' || !key.allocate || target.kind !== 'shard') return;
+        this.#directory.settled(key.callId, target.index, code === 0);
+        if (code !== 0) this.#instances?.unclaim(key.callId);
       },
       serving: () => !this.#draining && this.#shards.some((s) => s.ready),
+      instanceId: () => this.#instanceId,
     };
   }
 
-  #resolve(key: RouteKey): number {
-    switch (key.kind) {
-      case 'port': {
-        const shard = shardOfPort(this.#slices, key.port);
-        // A port in no slice: any shard answers NOT_FOUND (or INVALID_ARGUMENT) in its own words.
-        if (shard === null) return this.#anyReady();
-        if (key.otherPort !== undefined) {
-          const other = shardOfPort(this.#slices, key.otherPort);
-          if (other !== null && other !== shard) {
-            throw new MediaError('failed_precondition', `ports ${key.port} and ${key.otherPort} are carried by different media shards (${shard} and ${other}); bridging across shards is not supported`);
-          }
+  #resolve(key: RouteKey, relayed: boolean): Target | Promise<Target> {
+    const local = this.#resolveLocal(key);
+    if (local !== null) return { kind: 'shard', index: local };
+    const registry = this.#instances;
+    if (!registry || relayed) return this.#resolveNew(key);
+    if (key.kind === 'port') {
+      const other = registry.instanceForPort(key.port);
+      return other ? { kind: 'instance', id: other.id, address: other.grpc } : this.#resolveNew(key);
+    }
+    if (key.kind === 'any') return this.#resolveNew(key);
+    const callId = key.kind === 'call' ? key.callId : key.roomId;
+    return (async (): Promise<Target> => {
+      const isNew = key.kind === 'call' && key.allocate && callId !== '';
+      const other = isNew && !this.#draining ? await registry.claim(callId) : await registry.ownerOf(callId);
+      if (other) return { kind: 'instance', id: other.id, address: other.grpc };
+      if (isNew && (this.#draining || !this.#placement().ok)) {
+        // Draining or full here: the least busy other instance takes the call (it answers for itself).
+        await registry.sync();
+        const alt = registry.others().sort((x, y) => x.calls - y.calls)[0];
+        if (alt) {
+          registry.unclaim(callId);
+          return { kind: 'instance', id: alt.id, address: alt.grpc };
         }
-        return shard;
       }
+      return this.#resolveNew(key);
+    })();
+  }
+
+  /** A request this instance answers itself: a port of its slices, or a call it carries. */
+  #resolveLocal(key: RouteKey): number | null {
+    if (key.kind === 'port') {
+      const shard = shardOfPort(this.#slices, key.port);
+      if (shard !== null && key.otherPort !== undefined) {
+        const other = shardOfPort(this.#slices, key.otherPort);
+        if (other !== shard) {
+          throw new MediaError('failed_precondition', `ports ${key.port} and ${key.otherPort} are carried by different media shards (${shard} and ${other ?? 'another instance'}); bridging across shards is not supported`);
+        }
+      }
+      return shard;
+    }
+    if (key.kind === 'call') return this.#directory.ownerOf(key.callId) ?? null;
+    if (key.kind === 'room') return this.#directory.ownerOf(key.roomId) ?? null;
+    return null;
+  }
+
+  /** Nobody carries it yet: a new call is placed here, anything else is answered by any shard. */
+  #resolveNew(key: RouteKey): Target {
+    return { kind: 'shard', index: this.#placeOrAny(key) };
+  }
+
+  /** Where a new call would go now (nothing is held). */
+  #placement(): ReturnType<typeof place> {
+    return place(
+      this.#shards.map((s) => ({ index: s.index, ready: s.ready, load: { ...s.load, sessions: this.#directory.loadOn(s.index) } })),
+      { maxCpu: this.#config.cluster.max_cpu, maxLoopLagMs: this.#config.cluster.max_loop_lag_ms, maxSessions: this.#config.cluster.max_sessions },
+    );
+  }
+
+  #placeOrAny(key: RouteKey): number {
+    switch (key.kind) {
       case 'call': {
-        const owner = this.#directory.ownerOf(key.callId);
-        if (owner !== undefined) return owner;
         if (!key.allocate || key.callId === '') return this.#anyReady();
         if (this.#draining) throw new MediaError('unavailable', 'the media service is draining: it takes no new calls');
-        const placed = place(
-          this.#shards.map((s) => ({ index: s.index, ready: s.ready, load: { ...s.load, sessions: this.#directory.loadOn(s.index) } })),
-          { maxCpu: this.#config.cluster.max_cpu, maxLoopLagMs: this.#config.cluster.max_loop_lag_ms, maxSessions: this.#config.cluster.max_sessions },
-        );
-        if (!placed.ok) throw new MediaError(placed.why === 'no media shard is ready' ? 'unavailable' : 'resource_exhausted', `no capacity for a new call: ${placed.why}`);
+        const placed = this.#placement();
+        if (!placed.ok) {
+          this.#instances?.unclaim(key.callId);
+          throw new MediaError(placed.why === 'no media shard is ready' ? 'unavailable' : 'resource_exhausted', `no capacity for a new call: ${placed.why}`);
+        }
         this.#directory.placed(key.callId, placed.index);
         return placed.index;
       }
-      case 'room': {
-        const owner = this.#directory.ownerOf(key.roomId);
-        return owner ?? shardOfRoom(key.roomId, this.#shards.length);
-      }
-      case 'any':
+      case 'room':
+        return shardOfRoom(key.roomId, this.#shards.length);
+      default:
+        // A port in no slice: any shard answers NOT_FOUND (or INVALID_ARGUMENT) in its own words.
         return this.#anyReady();
     }
   }
@@ -230,12 +309,23 @@ export class Supervisor {
   #httpShards(): HttpFrontShards {
     return {
       list: () => this.#shards.map((s) => ({ index: s.index, httpSocket: s.httpSocket })),
-      shardForRoom: (room) => {
-        if (room) {
-          const owner = this.#directory.ownerOf(room);
-          return owner ?? shardOfRoom(room, this.#shards.length);
+      routeRoom: async (room, relayed) => {
+        const local = (i: number | undefined): HttpRoute | null => {
+          const socketPath = i === undefined ? null : this.#shards[i]?.httpSocket;
+          return socketPath ? { socketPath } : null;
+        };
+        if (!room) return local(this.#shards.find((s) => s.ready)?.index);
+        const owner = this.#directory.ownerOf(room);
+        if (owner !== undefined) return local(owner);
+        if (this.#instances && !relayed) {
+          // A call's room is where the call is; any other room has one home instance.
+          const other = (await this.#instances.ownerOf(room)) ?? this.#instances.roomHome(room);
+          if (other) {
+            const at = other.http.lastIndexOf(':');
+            return { host: other.http.slice(0, at), port: Number(other.http.slice(at + 1)), instance: other.id };
+          }
         }
-        return this.#shards.find((s) => s.ready)?.index ?? null;
+        return local(shardOfRoom(room, this.#shards.length));
       },
       describe: (i) => {
         const s = this.#shards[i]!;

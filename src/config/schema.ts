@@ -65,6 +65,10 @@ export interface Config {
     max_cpu: number;
     max_loop_lag_ms: number;
     max_sessions: number;
+    redis_url: string;
+    instance_id: string;
+    advertise_address: string;
+    instance_ttl_seconds: number;
   };
 }
 
@@ -213,6 +217,10 @@ export const schema: convict.Schema<Config> = {
     max_cpu: { doc: 'A shard above this CPU (1 = one core) takes no new calls (0: no limit)', format: Number, default: 0.85, env: 'ADMISSION_MAX_CPU' },
     max_loop_lag_ms: { doc: 'A shard whose event-loop delay p95 (over the last second) is above this takes no new calls (0: no limit)', format: 'nat', default: 40, env: 'ADMISSION_MAX_LOOP_LAG_MS' },
     max_sessions: { doc: 'A shard holding this many calls takes no new ones (0: no limit)', format: 'nat', default: 0, env: 'ADMISSION_MAX_SESSIONS' },
+    redis_url: { doc: 'Redis of the instances that serve one platform (empty: this instance alone)', format: String, default: '', env: 'REDIS_URL', sensitive: true },
+    instance_id: { doc: 'This instance’s name among them (empty: host name and gRPC port)', format: String, default: '', env: 'INSTANCE_ID' },
+    advertise_address: { doc: 'Host other instances reach this one’s gRPC port at (empty: rtp.advertised_ip, else 127.0.0.1)', format: String, default: '', env: 'CLUSTER_ADVERTISE_ADDRESS' },
+    instance_ttl_seconds: { doc: 'An instance not heard of for this long is gone: its calls are reported lost', format: 'nat', default: 10, env: 'INSTANCE_TTL_SECONDS' },
   },
   log: {
     level: { doc: 'Log level', format: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', env: 'LOG_LEVEL' },

@@ -45,6 +45,11 @@ describe('a media shard killed with -9 under live calls', () => {
       },
     });
     client = new TestClient(svc.grpcPort);
+    // Placement reads CPU: let the shards' start-up work pass so idle shards look idle.
+    await eventually(async () => {
+      const d = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { load: { cpu: number } }[] };
+      return d.shards.every((sh) => sh.load.cpu < 0.15);
+    }, 30_000, 250);
   });
   after(async () => {
     for (const p of peers) p.close();
@@ -57,7 +62,7 @@ describe('a media shard killed with -9 under live calls', () => {
     // Calls until the victim (shard 1) carries twenty; echo makes each phone hear the service all the time.
     const victim: { id: string; port: number; phone: RtpPeer }[] = [];
     const others: number[] = [];
-    for (let k = 0; victim.length < CALLS_ON_VICTIM && k < 80; k++) {
+    for (let k = 0; victim.length < CALLS_ON_VICTIM && k < 200; k++) {
       const id = `failover-${process.pid}-${k}@test`;
       const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
       assert.equal(r.error, undefined, r.error?.details);
@@ -81,7 +86,8 @@ describe('a media shard killed with -9 under live calls', () => {
     const forkStatus = new Promise<grpc.StatusObject>((r) => fork.on('status', r));
     fork.on('data', () => {});
     fork.on('error', () => {});
-    await sleep(2000);
+    // The recorder writes its spool once a second: 2.5 s in, two seconds are on disk.
+    await sleep(2500);
     for (const c of victim) assert.ok(c.phone.received.length > 50, `call ${c.port} heard ${c.phone.received.length} packets before the crash`);
 
     const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { index: number; pid: number }[] };

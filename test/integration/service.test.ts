@@ -120,9 +120,10 @@ describe('the running service', () => {
       const t = await (await fetch(svc.url('/metrics'))).text();
       return metricValue(t, 'sentiric_media_workers_alive') === 2 && metricValue(t, 'sentiric_media_worker_deaths_total') === 1;
     });
+    // A replacement can take less than one poll: keep polling past it.
+    await eventually(() => checks >= 5, 5000);
     polling = false;
     await poller;
-    assert.ok(checks >= 3, `health was polled (${checks} times)`);
     assert.equal(failures, 0);
     const after = execFileSync('pgrep', ['-P', String(svc.proc.pid), '-f', 'mediasoup-worker']).toString().trim().split('\n').map(Number);
     assert.equal(after.length, 2);

@@ -50,6 +50,7 @@ export interface AppState {
   readonly prompts: PromptLoader;
   readonly recordings: RecordingManager;
   readonly uploads: UploadQueue;
+  readonly bridges: CallBridges;
 }
 
 export interface App {
@@ -160,11 +161,11 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   });
   await recordings.recover();
   await prompts.warmUp();
-  const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads };
+  const bridges = new CallBridges({ metrics });
+  const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads, bridges };
 
   const tokens = new RoomTokens(config.signaling.token_secret);
   if (tokens.ephemeral) log.warn({ event: 'SIGNALING_SECRET_EPHEMERAL' }, 'SIGNALING_TOKEN_SECRET is not set: room tokens are signed with a random secret and die with this process');
-  const bridges = new CallBridges({ metrics });
   const deps = { logging, metrics, config, sessions, prompts, recordings, tokens, bridges, forkMetrics: new ForkMetrics(metrics) };
   const grpcServer = new GrpcServer({
     config: config.grpc,

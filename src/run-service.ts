@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.ts';
 import { createApp } from './app.ts';
 import { SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV } from './cluster/messages.ts';
+import { ShardBridges } from './cluster/shard-bridges.ts';
 import { ShardLink } from './cluster/shard-link.ts';
 import { shardCount, Supervisor } from './cluster/supervisor.ts';
 import { holdProcessWarnings, type Logger } from './logging/logger.ts';
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
     const shardApp = await createApp(loaded, { version: pkg.version, shard });
     app = shardApp;
     if (!process.connected) process.exit(1);
+    const crossShard = new ShardBridges({ send: (m) => link.send(m), sessions: shardApp.state.sessions, bridges: shardApp.state.bridges });
+    link.listen((m) => crossShard.handle(m));
     run = { log: shardApp.state.log, stop: (reason) => shardApp.stop(reason).finally(() => link.close()) };
     start = async () => {
       await shardApp.start();

@@ -4,16 +4,19 @@ import { METRIC_PREFIX, scrapedCounter, type Metrics } from '../metrics/metrics.
 import type { CallSession } from '../sessions/call-session.ts';
 import { CallBridge } from './call-bridge.ts';
 import type { FeedStats } from './bridge-feed.ts';
+import type { RemoteBridgeEnd } from './remote-bridge-end.ts';
 
 type Totals = Pick<FeedStats, 'dropped' | 'trimmed' | 'underruns'>;
+/** A bridge within this shard, or this shard's half of one whose other call another shard carries. */
+type Link = CallBridge | RemoteBridgeEnd;
 
 /**
  * Every bridge, by call: a call is in at most one. The one place bridges are made and
  * forgotten; a bridge that closes (unbridged, or one of its calls ended) leaves the map.
  */
 export class CallBridges {
-  readonly #byCall = new Map<CallSession, CallBridge>();
-  readonly #live = new Set<CallBridge>();
+  readonly #byCall = new Map<CallSession, Link>();
+  readonly #live = new Set<Link>();
   readonly #closedTotals: Totals = { dropped: 0, trimmed: 0, underruns: 0 };
 
   constructor(opts: { metrics: Metrics }) {
@@ -24,7 +27,10 @@ export class CallBridges {
       help: 'Pairs of calls bridged to each other',
       registers,
       collect() {
-        this.set(self.#live.size);
+        // A bridge across shards has a half on each: each half counts as half a pair.
+        let pairs = 0;
+        for (const b of self.#live) pairs += b instanceof CallBridge ? 1 : 0.5;
+        this.set(pairs);
       },
     });
     // Per-frame numbers stay plain fields on each bridge; they are summed when scraped.
@@ -44,8 +50,19 @@ export class CallBridges {
     return this.#live.size;
   }
 
-  of(s: CallSession): CallBridge | undefined {
+  of(s: CallSession): Link | undefined {
     return this.#byCall.get(s);
+  }
+
+  /** The other half of a bridge across shards: the call must be free, like any bridged call. */
+  attachRemote(end: RemoteBridgeEnd): void {
+    const s = end.session;
+    if (s.closed) throw new MediaError('not_found', `no call session on port ${s.port}`);
+    const existing = this.#byCall.get(s);
+    if (existing) throw new MediaError('failed_precondition', `the call on port ${s.port} is already bridged; unbridge it first`);
+    this.#byCall.set(s, end);
+    this.#live.add(end);
+    end.on('close', () => this.#forget(end));
   }
 
   /** Connects two open calls; each must be free. */
@@ -53,6 +70,10 @@ export class CallBridges {
     if (a === b) throw new MediaError('invalid_argument', `a call cannot be bridged with itself (port ${a.port})`);
     for (const s of [a, b]) if (s.closed) throw new MediaError('not_found', `no call session on port ${s.port}`);
     const existing = this.#byCall.get(a) ?? this.#byCall.get(b);
+    if (existing && !(existing instanceof CallBridge)) {
+      const busy = this.#byCall.has(a) ? a : b;
+      throw new MediaError('failed_precondition', `the call on port ${busy.port} is already bridged across shards; unbridge it first`);
+    }
     if (existing) {
       if (existing.peerOf(a) === b && existing.peerOf(b) === a) {
         throw new MediaError('already_exists', `the calls on ports ${a.port} and ${b.port} are already bridged`);
@@ -76,9 +97,8 @@ export class CallBridges {
     return true;
   }
 
-  #forget(bridge: CallBridge): void {
-    if (this.#byCall.get(bridge.a) === bridge) this.#byCall.delete(bridge.a);
-    if (this.#byCall.get(bridge.b) === bridge) this.#byCall.delete(bridge.b);
+  #forget(bridge: Link): void {
+    for (const s of bridge instanceof CallBridge ? [bridge.a, bridge.b] : [bridge.session]) if (this.#byCall.get(s) === bridge) this.#byCall.delete(s);
     this.#live.delete(bridge);
     for (const d of [bridge.stats.aToB, bridge.stats.bToA]) {
       this.#closedTotals.dropped += d.dropped;

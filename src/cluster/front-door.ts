@@ -18,7 +18,11 @@ const MAX_ROUTING_BYTES = 8 * 1024 * 1024;
 const HOP_HEADERS = new Set([':method', ':path', ':scheme', ':authority', ':status', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host']);
 
 /** Where a request goes: one of this instance's shards, or the instance that carries the call. */
-export type Target = { kind: 'shard'; index: number } | { kind: 'instance'; id: string; address: string };
+export type Target =
+  | { kind: 'shard'; index: number }
+  | { kind: 'instance'; id: string; address: string }
+  /** The front door answers itself (a bridge of two shards' calls): the response message. */
+  | { kind: 'answer'; run: () => Promise<Record<string, unknown>> };
 
 /** Set on a request one instance relays to another: it is answered there, never relayed on. */
 export const FORWARDED_HEADER = 'x-sentiric-media-forwarded';
@@ -37,7 +41,7 @@ export interface FrontDoorRouting {
   instanceId(): string;
 }
 
-const describeTarget = (t: Target): string => (t.kind === 'shard' ? `media shard ${t.index}` : `media instance ${t.id}`);
+const describeTarget = (t: Exclude<Target, { kind: 'answer' }>): string => (t.kind === 'shard' ? `media shard ${t.index}` : `media instance ${t.id}`);
 
 /**
  * The instance's one gRPC address: every request reaches the shard that owns its call. It
@@ -103,7 +107,7 @@ export class FrontDoor {
         this.#refuse(stream, method, new MediaError('invalid_argument', `the ${method} request could not be decoded`));
         return;
       }
-      this.#forward(stream, headers, method, key, all, ended);
+      this.#forward(stream, headers, method, key, all, ended, codec);
     };
     const onData = (chunk: Buffer): void => {
       buffered.push(chunk);
@@ -134,7 +138,15 @@ export class FrontDoor {
     return codec.requestDeserialize(msg) as Record<string, unknown>;
   }
 
-  #forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, key: RouteKey, head: Buffer, ended: boolean): void {
+  #forward(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    method: string,
+    key: RouteKey,
+    head: Buffer,
+    ended: boolean,
+    codec: protoLoader.MethodDefinition<unknown, unknown>,
+  ): void {
     // Held while the target is looked up (another instance's calls are in the registry).
     stream.pause();
     let resolved: Target | Promise<Target>;
@@ -144,17 +156,25 @@ export class FrontDoor {
       this.#refuse(stream, method, err);
       return;
     }
+    const go = (target: Target): void => {
+      if (target.kind !== 'answer') {
+        this.#relay(stream, headers, method, key, head, ended, target);
+        return;
+      }
+      this.#requests.inc({ method, outcome: 'answered' });
+      target.run().then(
+        (response) => respondMessage(stream, codec.responseSerialize(response)),
+        (err: unknown) => this.#refuse(stream, method, err),
+      );
+    };
     if (!(resolved instanceof Promise)) {
-      this.#relay(stream, headers, method, key, head, ended, resolved);
+      go(resolved);
       return;
     }
-    resolved.then(
-      (target) => this.#relay(stream, headers, method, key, head, ended, target),
-      (err: unknown) => this.#refuse(stream, method, err),
-    );
+    resolved.then(go, (err: unknown) => this.#refuse(stream, method, err));
   }
 
-  #relay(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, key: RouteKey, head: Buffer, ended: boolean, target: Target): void {
+  #relay(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, key: RouteKey, head: Buffer, ended: boolean, target: Exclude<Target, { kind: 'answer' }>): void {
     if (stream.destroyed) return;
     let session: ClientHttp2Session;
     if (target.kind === 'shard') {

@@ -1,3 +1,4 @@
+import type { MediaErrorCode } from '../errors/media-error.ts';
 import type { CallSnapshot } from '../sessions/call-snapshot.ts';
 import type { ShardLoad } from './placement.ts';
 
@@ -12,10 +13,20 @@ export type ShardMessage =
   | { type: 'call-opened'; call: CallEntry; snapshot: CallSnapshot }
   | { type: 'call-closed'; callId: string; port: number }
   /** A call it was asked to carry on could not be. */
-  | { type: 'call-lost'; callId: string; port: number; reason: string };
+  | { type: 'call-lost'; callId: string; port: number; reason: string }
+  /** Its half of a bridge across shards is bound (or could not be). */
+  | { type: 'bridge-opened'; id: string; udpPort: number }
+  | { type: 'bridge-refused'; id: string; code: MediaErrorCode; message: string }
+  /** Its half closed (unbridged, or its call ended): the other half must close too. */
+  | { type: 'bridge-closed'; id: string; reason: string };
 
 /** What the supervisor tells a shard. */
-export type SupervisorMessage = { type: 'restore'; calls: CallSnapshot[] };
+export type SupervisorMessage =
+  | { type: 'restore'; calls: CallSnapshot[] }
+  /** Open this shard's half of a bridge for the call on `port`; `token` (base64) marks its frames. */
+  | { type: 'bridge-open'; id: string; port: number; token: string; peer: string }
+  | { type: 'bridge-connect'; id: string; peerPort: number }
+  | { type: 'bridge-close'; id: string };
 
 /** A live call as the instance's directory knows it. */
 export interface CallEntry {

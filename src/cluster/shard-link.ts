@@ -55,6 +55,15 @@ export class ShardLink implements SessionWatcher {
     });
   }
 
+  /** Every message of the supervisor, from now on. */
+  listen(handler: (m: SupervisorMessage) => void): void {
+    this.#receive(handler);
+  }
+
+  send(m: ShardMessage): void {
+    this.#send(m);
+  }
+
   lost(snap: CallSnapshot, reason: string): void {
     this.#send({ type: 'call-lost', callId: snap.callId, port: snap.port, reason });
   }

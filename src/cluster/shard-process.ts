@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logging/logger.ts';
 import type { CallSnapshot } from '../sessions/call-snapshot.ts';
-import { isShardMessage, SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV, type CallEntry, type SupervisorMessage } from './messages.ts';
+import { isShardMessage, SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV, type CallEntry, type ShardMessage, type SupervisorMessage } from './messages.ts';
 import type { ShardLoad } from './placement.ts';
 import type { ShardSlice } from './shard-plan.ts';
 
@@ -21,6 +21,8 @@ export interface ShardProcessEvents {
   snapshots: [CallSnapshot[]];
   'call-opened': [CallEntry, CallSnapshot];
   'call-lost': [{ callId: string; port: number; reason: string }];
+  /** A message about a bridge across shards. */
+  bridge: [Extract<ShardMessage, { type: 'bridge-opened' | 'bridge-refused' | 'bridge-closed' }>];
   'call-closed': [{ callId: string; port: number }];
   /** The process ended while it was meant to run; it is being started again. */
   died: [{ code: number | null; signal: NodeJS.Signals | null }];
@@ -101,6 +103,11 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
           return;
         case 'call-lost':
           this.emit('call-lost', { callId: m.callId, port: m.port, reason: m.reason });
+          return;
+        case 'bridge-opened':
+        case 'bridge-refused':
+        case 'bridge-closed':
+          this.emit('bridge', m);
           return;
         case 'ready':
           this.#grpcSocket = m.grpcSocket;

@@ -15,6 +15,7 @@ import { loadDefinitions } from '../grpc/proto.ts';
 import { createLogging, type Logger, type Logging } from '../logging/logger.ts';
 import { METRIC_PREFIX } from '../metrics/metrics.ts';
 import { CallDirectory } from './call-directory.ts';
+import { CrossShardBridges } from './cross-shard-bridges.ts';
 import type { CallEntry } from './messages.ts';
 import { FrontDoor, type FrontDoorRouting, type Target } from './front-door.ts';
 import { InstanceRegistry } from './instance-registry.ts';
@@ -46,6 +47,7 @@ export class Supervisor {
   readonly #slices: ShardSlice[];
   readonly #shards: ShardProcess[] = [];
   readonly #directory = new CallDirectory();
+  readonly #crossBridges = new CrossShardBridges(this.#shards);
   readonly #registry = new Registry();
   #runtimeDir = '';
   #events: EventPublisher | undefined;
@@ -150,6 +152,7 @@ export class Supervisor {
       this.#instances?.callClosed(callId);
     });
     s.on('snapshots', (snaps) => this.#directory.refresh(s.index, snaps));
+    s.on('bridge', (m) => this.#crossBridges.handle(s.index, m));
     s.on('call-lost', ({ callId, port, reason }) => {
       const entry = this.#directory.entryOf(callId);
       this.#directory.closed(s.index, callId);
@@ -164,6 +167,7 @@ export class Supervisor {
     });
     s.on('died', () => {
       this.#frontDoor?.dropShard(s.index);
+      this.#crossBridges.shardDied(s.index);
       const waiting = this.#directory.suspend(s.index);
       this.#log.warn({ event: 'SHARD_CALLS_WAITING', attributes: { 'shard.index': s.index, 'calls.waiting': waiting.length } }, 'calls of the dead shard wait for its restart');
       clearTimeout(deadline);
@@ -216,6 +220,8 @@ export class Supervisor {
   }
 
   #resolve(key: RouteKey, relayed: boolean): Target | Promise<Target> {
+    const across = this.#acrossShards(key);
+    if (across) return across;
     const local = this.#resolveLocal(key);
     if (local !== null) return { kind: 'shard', index: local };
     const registry = this.#instances;
@@ -243,14 +249,25 @@ export class Supervisor {
     })();
   }
 
+  /** BridgeCalls of two calls two of this instance's shards carry: the front door bridges them. */
+  #acrossShards(key: RouteKey): Target | null {
+    if (key.kind !== 'port' || key.otherPort === undefined) return null;
+    const a = shardOfPort(this.#slices, key.port);
+    const b = shardOfPort(this.#slices, key.otherPort);
+    if (a === null || b === null || a === b) return null;
+    const pa = key.port;
+    const pb = key.otherPort;
+    return { kind: 'answer', run: () => this.#crossBridges.bridge({ shard: a, port: pa }, { shard: b, port: pb }).then(() => ({ success: true })) };
+  }
+
   /** A request this instance answers itself: a port of its slices, or a call it carries. */
   #resolveLocal(key: RouteKey): number | null {
     if (key.kind === 'port') {
       const shard = shardOfPort(this.#slices, key.port);
       if (shard !== null && key.otherPort !== undefined) {
         const other = shardOfPort(this.#slices, key.otherPort);
-        if (other !== shard) {
-          throw new MediaError('failed_precondition', `ports ${key.port} and ${key.otherPort} are carried by different media shards (${shard} and ${other ?? 'another instance'}); bridging across shards is not supported`);
+        if (other === null && this.#instances?.instanceForPort(key.otherPort)) {
+          throw new MediaError('failed_precondition', `port ${key.otherPort} is carried by another media instance; calls of two instances cannot be bridged`);
         }
       }
       return shard;

@@ -171,21 +171,46 @@ describe('an instance of two media shards behind one address', () => {
     assert.equal(unknownCall.code, grpc.status.NOT_FOUND);
   });
 
-  test('BridgeCalls: two calls of one shard bridge; calls of two shards get a clear FAILED_PRECONDITION', async () => {
+  test('BridgeCalls of two shards’ calls: each phone hears the other; unbridge or a call’s end frees both', async () => {
     const [a, b] = await oneOnEach();
-    const cross = await client.media_('BridgeCalls', { server_rtp_port_a: a.port, server_rtp_port_b: b.port });
-    assert.equal(cross.error?.code, grpc.status.FAILED_PRECONDITION);
-    assert.match(cross.error!.details, /different media shards/);
-    let mate: { id: string; port: number } | undefined;
-    const extra: number[] = [];
-    while (!mate) {
-      const c = await allocate();
-      if (shardOf(c.port) === shardOf(a.port)) mate = c;
-      else extra.push(c.port);
+    const pa = await peer();
+    const pb = await peer();
+    for (const [c, p] of [
+      [a, pa],
+      [b, pb],
+    ] as const) {
+      await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: c.port, rtp_target_addr: p.address });
     }
-    const same = await client.media_('BridgeCalls', { server_rtp_port_a: a.port, server_rtp_port_b: mate.port });
-    assert.equal(same.error, undefined, same.error?.details);
-    for (const p of [a.port, b.port, mate.port, ...extra]) await client.media_('ReleasePort', { rtp_port: p });
+    const bridged = await client.media_('BridgeCalls', { server_rtp_port_a: a.port, server_rtp_port_b: b.port });
+    assert.equal(bridged.error, undefined, bridged.error?.details);
+    const again = await client.media_('BridgeCalls', { server_rtp_port_a: a.port, server_rtp_port_b: b.port });
+    assert.equal(again.error?.code, grpc.status.FAILED_PRECONDITION, 'a call already bridged across shards is busy');
+    await Promise.all([pa.sendPcm(tone(400, 1500, 8000), a.port), pb.sendPcm(tone(700, 1500, 8000), b.port)]);
+    await sleep(200);
+    const heardByB = dominantHz(pb.decoded('PCMU'), 8000);
+    const heardByA = dominantHz(pa.decoded('PCMU'), 8000);
+    assert.ok(Math.abs(heardByB - 400) < 20, `the phone of shard ${shardOf(b.port)} heard ${heardByB.toFixed(0)} Hz, not the other call's 400 Hz`);
+    assert.ok(Math.abs(heardByA - 700) < 30, `the phone of shard ${shardOf(a.port)} heard ${heardByA.toFixed(0)} Hz, not the other call's 700 Hz`);
+    assert.ok(pb.received.length >= 60 && pa.received.length >= 60, `${pa.received.length} and ${pb.received.length} packets heard`);
+
+    assert.equal((await client.media_('UnbridgeCalls', { server_rtp_port: b.port })).error, undefined);
+    await svc.waitForLog((l) => l.event === 'BRIDGE_CLOSED' && (l.attributes as Record<string, unknown>)['rtp.port'] === a.port);
+    assert.equal((await client.media_('BridgeCalls', { server_rtp_port_a: b.port, server_rtp_port_b: a.port })).error, undefined, 'unbridged calls can be bridged again');
+    assert.equal((await client.media_('ReleasePort', { rtp_port: a.port })).error, undefined);
+    // The other half closed with the call: b is free for a new bridge with a third call.
+    let mate: { id: string; port: number } | undefined;
+    for (let k = 0; !mate && k < 20; k++) {
+      const c = await allocate();
+      if (shardOf(c.port) !== shardOf(b.port)) mate = c;
+    }
+    await eventually(async () => !(await client.media_('BridgeCalls', { server_rtp_port_a: b.port, server_rtp_port_b: mate!.port })).error, 5000);
+    const text = await metrics();
+    assert.equal((metricValue(text, 'sentiric_media_bridges_active', { shard: '0' }) ?? 0) + (metricValue(text, 'sentiric_media_bridges_active', { shard: '1' }) ?? 0), 1);
+    // A port of the other shard with no call: NOT_FOUND, as from one process, and nothing stays busy.
+    assert.equal((await client.media_('UnbridgeCalls', { server_rtp_port: mate!.port })).error, undefined);
+    const missing = await client.media_('BridgeCalls', { server_rtp_port_a: b.port, server_rtp_port_b: shardOf(b.port) === 0 ? RTP_MAX - 1 : RTP_MIN });
+    assert.equal(missing.error?.code, grpc.status.NOT_FOUND, missing.error?.details);
+    assert.equal((await client.media_('BridgeCalls', { server_rtp_port_a: b.port, server_rtp_port_b: mate!.port })).error, undefined, 'a refused bridge left a call busy');
   });
 
   test('a browser joining a call’s room reaches the shard that carries the call', async () => {

@@ -1,0 +1,77 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { MediaError } from '../errors/media-error.ts';
+import type { ShardMessage } from './messages.ts';
+import type { ShardProcess } from './shard-process.ts';
+
+type BridgeReply = Extract<ShardMessage, { type: 'bridge-opened' | 'bridge-refused' }>;
+const OPEN_TIMEOUT_MS = 5000;
+
+/**
+ * Bridges whose two calls two shards carry: each shard opens a half for its call (a loopback
+ * UDP socket carrying 20 ms frames each way), the supervisor hands each half the other's
+ * port, and a half that closes (unbridged, or its call ended) closes the other.
+ */
+export class CrossShardBridges {
+  readonly #shards: readonly ShardProcess[];
+  readonly #waiting = new Map<string, (r: BridgeReply) => void>();
+  readonly #live = new Map<string, [number, number]>();
+
+  constructor(shards: readonly ShardProcess[]) {
+    this.#shards = shards;
+  }
+
+  /** A bridge message a shard sent. */
+  handle(shard: number, m: ShardMessage): void {
+    if (m.type === 'bridge-opened' || m.type === 'bridge-refused') {
+      this.#waiting.get(`${m.id}:${shard}`)?.(m);
+      return;
+    }
+    if (m.type !== 'bridge-closed') return;
+    const pair = this.#live.get(m.id);
+    if (!pair) return;
+    this.#live.delete(m.id);
+    const other = pair[0] === shard ? pair[1] : pair[0];
+    this.#shards[other]?.send({ type: 'bridge-close', id: m.id });
+  }
+
+  /** A shard died: the other halves of its bridges close. */
+  shardDied(shard: number): void {
+    for (const [id, pair] of this.#live) {
+      if (!pair.includes(shard)) continue;
+      this.#live.delete(id);
+      const other = pair[0] === shard ? pair[1] : pair[0];
+      this.#shards[other]?.send({ type: 'bridge-close', id });
+    }
+  }
+
+  async bridge(a: { shard: number; port: number }, b: { shard: number; port: number }): Promise<void> {
+    const id = randomUUID();
+    const token = randomBytes(16).toString('base64');
+    const [ra, rb] = await Promise.all([this.#open(id, a, b.port, token), this.#open(id, b, a.port, token)]);
+    if (ra.type === 'bridge-refused' || rb.type === 'bridge-refused') {
+      // Whatever half did open (or answers late) closes again: neither call stays busy.
+      for (const side of [a, b]) this.#shards[side.shard]?.send({ type: 'bridge-close', id });
+      const refused = (ra.type === 'bridge-refused' ? ra : rb) as Extract<BridgeReply, { type: 'bridge-refused' }>;
+      throw new MediaError(refused.code, refused.message);
+    }
+    this.#live.set(id, [a.shard, b.shard]);
+    this.#shards[a.shard]!.send({ type: 'bridge-connect', id, peerPort: rb.udpPort });
+    this.#shards[b.shard]!.send({ type: 'bridge-connect', id, peerPort: ra.udpPort });
+  }
+
+  #open(id: string, side: { shard: number; port: number }, peerPort: number, token: string): Promise<BridgeReply> {
+    const shard = this.#shards[side.shard];
+    if (!shard?.ready) return Promise.resolve({ type: 'bridge-refused', id, code: 'unavailable', message: `the media shard carrying port ${side.port} is restarting; try again` });
+    return new Promise((resolve) => {
+      const key = `${id}:${side.shard}`;
+      const timer = setTimeout(() => done({ type: 'bridge-refused', id, code: 'unavailable', message: `the media shard carrying port ${side.port} did not answer` }), OPEN_TIMEOUT_MS);
+      const done = (r: BridgeReply): void => {
+        clearTimeout(timer);
+        this.#waiting.delete(key);
+        resolve(r);
+      };
+      this.#waiting.set(key, done);
+      shard.send({ type: 'bridge-open', id, port: side.port, token, peer: `port ${peerPort} on media shard ${this.#shards.findIndex((s) => s.index !== side.shard && s.slice.rtpMin <= peerPort && peerPort <= s.slice.rtpMax)}` });
+    });
+  }
+}

@@ -77,19 +77,40 @@ export interface ShardRole {
   lost(snap: CallSnapshot, reason: string): void;
 }
 
-async function restoreCalls(sessions: SessionRegistry, shard: ShardRole, log: Logger): Promise<void> {
+/** Bridges within the shard that the previous process carried, made again where both calls went on. */
+function rebridge(restored: readonly CallSnapshot[], sessions: SessionRegistry, bridges: CallBridges, log: Logger): void {
+  for (const snap of restored) {
+    if (snap.bridgedWith === undefined || snap.port > snap.bridgedWith) continue;
+    const a = sessions.byPort(snap.port);
+    const b = sessions.byPort(snap.bridgedWith);
+    if (!a || !b) continue;
+    try {
+      bridges.bridge(a, b);
+    } catch (error) {
+      log.warn({ event: 'BRIDGE_RESTORE_FAILED', error, attributes: { 'rtp.port': snap.port, 'bridge.peer_port': snap.bridgedWith } }, 'a bridge could not be made again');
+    }
+  }
+}
+
+async function restoreCalls(sessions: SessionRegistry, shard: ShardRole, log: Logger): Promise<CallSnapshot[]> {
   const calls = await shard.restore();
-  let restored = 0;
+  const restored: CallSnapshot[] = [];
   for (const snap of calls) {
     try {
       await sessions.restore(snap);
-      restored++;
+      restored.push(snap);
     } catch (error) {
       log.error({ event: 'SESSION_RESTORE_FAILED', error, attributes: { 'rtp.port': snap.port, 'sip.call_id': snap.callId } }, 'a call could not be carried on');
       shard.lost(snap, error instanceof Error ? error.message : String(error));
     }
   }
-  if (calls.length > 0) log.info({ event: 'SESSIONS_RESTORED', attributes: { 'calls.restored': restored, 'calls.lost': calls.length - restored, 'process.uptime_ms': Math.round(performance.now()) } }, 'calls of the previous process carried on');
+  if (calls.length > 0) {
+    log.info(
+      { event: 'SESSIONS_RESTORED', attributes: { 'calls.restored': restored.length, 'calls.lost': calls.length - restored.length, 'process.uptime_ms': Math.round(performance.now()) } },
+      'calls of the previous process carried on',
+    );
+  }
+  return restored;
 }
 
 export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise<App> {
@@ -124,7 +145,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   });
   // Calls this shard's previous process carried go on before anything else starts: their
   // phones hear the service again as soon as possible.
-  if (shard) await restoreCalls(sessions, shard, log);
+  const restored = shard ? await restoreCalls(sessions, shard, log) : [];
   const workers = await WorkerPool.create({ config: config.mediasoup, logger: log, metrics, webRtc });
   const promptCache = new PromptCache(config.playback.cache_max_bytes);
   registerPromptCacheMetrics(promptCache, metrics.registry);
@@ -162,6 +183,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   await recordings.recover();
   await prompts.warmUp();
   const bridges = new CallBridges({ metrics });
+  rebridge(restored, sessions, bridges, log);
   const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads, bridges };
 
   const tokens = new RoomTokens(config.signaling.token_secret);

@@ -58,7 +58,10 @@ async function main(): Promise<void> {
     run = { log: shardApp.state.log, stop: (reason) => shardApp.stop(reason).finally(() => link.close()) };
     start = async () => {
       await shardApp.start();
-      link.ready(sockets, shardApp.state.sessions);
+      link.ready(sockets, shardApp.state.sessions, (s) => {
+        const b = shardApp.state.bridges.of(s);
+        return b && 'peerOf' in b ? b.peerOf(s).port : undefined;
+      });
     };
   } else if (shardCount(loaded.config) > 1 || loaded.config.cluster.redis_url) {
     // Several shards, or one of several instances: the supervisor is the front door.

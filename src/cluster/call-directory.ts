@@ -55,6 +55,12 @@ export class CallDirectory {
     return n;
   }
 
+  /** Whether a live call (not one waiting for its shard) holds this port. */
+  hasPort(port: number): boolean {
+    for (const c of this.#calls.values()) if (c.entry.port === port && !c.restoring) return true;
+    return false;
+  }
+
   entryOf(callId: string): CallEntry | undefined {
     return this.#calls.get(callId)?.entry;
   }

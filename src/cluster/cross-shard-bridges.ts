@@ -15,6 +15,9 @@ export class CrossShardBridges {
   readonly #shards: readonly ShardProcess[];
   readonly #waiting = new Map<string, (r: BridgeReply) => void>();
   readonly #live = new Map<string, [number, number]>();
+  readonly #ports = new Map<string, [{ shard: number; port: number }, { shard: number; port: number }]>();
+  /** Bridges a shard's death cut: made again once it is back, where both calls went on. */
+  readonly #cut: [{ shard: number; port: number }, { shard: number; port: number }][] = [];
 
   constructor(shards: readonly ShardProcess[]) {
     this.#shards = shards;
@@ -30,6 +33,7 @@ export class CrossShardBridges {
     const pair = this.#live.get(m.id);
     if (!pair) return;
     this.#live.delete(m.id);
+    this.#ports.delete(m.id);
     const other = pair[0] === shard ? pair[1] : pair[0];
     this.#shards[other]?.send({ type: 'bridge-close', id: m.id });
   }
@@ -39,9 +43,31 @@ export class CrossShardBridges {
     for (const [id, pair] of this.#live) {
       if (!pair.includes(shard)) continue;
       this.#live.delete(id);
+      const ports = this.#ports.get(id);
+      this.#ports.delete(id);
+      if (ports) this.#cut.push(ports);
       const other = pair[0] === shard ? pair[1] : pair[0];
       this.#shards[other]?.send({ type: 'bridge-close', id });
     }
+  }
+
+  /** A shard is back: bridges its death cut are made again where both calls are live. */
+  async shardReady(shard: number, live: (port: number) => boolean): Promise<number> {
+    let made = 0;
+    for (const pair of this.#cut.splice(0)) {
+      if (!pair.some((p) => p.shard === shard)) {
+        this.#cut.push(pair);
+        continue;
+      }
+      if (!live(pair[0].port) || !live(pair[1].port)) continue;
+      try {
+        await this.bridge(pair[0], pair[1]);
+        made++;
+      } catch {
+        // A call that cannot be bridged now (ended, or bridged elsewhere meanwhile) stays as it is.
+      }
+    }
+    return made;
   }
 
   async bridge(a: { shard: number; port: number }, b: { shard: number; port: number }): Promise<void> {
@@ -55,6 +81,7 @@ export class CrossShardBridges {
       throw new MediaError(refused.code, refused.message);
     }
     this.#live.set(id, [a.shard, b.shard]);
+    this.#ports.set(id, [a, b]);
     this.#shards[a.shard]!.send({ type: 'bridge-connect', id, peerPort: rb.udpPort });
     this.#shards[b.shard]!.send({ type: 'bridge-connect', id, peerPort: ra.udpPort });
   }

@@ -76,13 +76,22 @@ export class ShardLink implements SessionWatcher {
     this.#send({ type: 'call-closed', callId: s.callId, port: s.port });
   }
 
-  ready(sockets: { grpcSocket: string; httpSocket: string }, sessions: { readonly size: number; all(): Iterable<CallSession> }): void {
+  ready(
+    sockets: { grpcSocket: string; httpSocket: string },
+    sessions: { readonly size: number; all(): Iterable<CallSession> },
+    /** The port of the call a call is bridged with on this shard. */
+    bridgePeer: (s: CallSession) => number | undefined = () => undefined,
+  ): void {
     this.#sampler = new LoadSampler(() => sessions.size);
     this.#sampler.start();
     const report = (): void => {
       this.#send({ type: 'load', load: this.#sampler!.read() });
       const calls: CallSnapshot[] = [];
-      for (const s of sessions.all()) calls.push(s.snapshot());
+      for (const s of sessions.all()) {
+        const snap = s.snapshot();
+        const peer = bridgePeer(s);
+        calls.push(peer === undefined ? snap : { ...snap, bridgedWith: peer });
+      }
       if (calls.length > 0) this.#send({ type: 'snapshots', calls });
     };
     this.#send({ type: 'ready', ...sockets });

@@ -163,6 +163,7 @@ export class Supervisor {
       clearTimeout(deadline);
       this.#frontDoor?.dropShard(s.index);
       this.#lost(this.#directory.unconfirmed(s.index), s.index, 'not carried on by the restarted shard');
+      void this.#crossBridges.shardReady(s.index, (port) => this.#directory.hasPort(port));
       this.#log.info({ event: 'SHARD_READY', attributes: { 'shard.index': s.index, 'shard.pid': s.pid ?? 0, 'shard.restarts': s.restarts } }, 'media shard ready');
     });
     s.on('died', () => {

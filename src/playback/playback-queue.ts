@@ -29,6 +29,11 @@ export class PlaybackQueue implements AudioSource {
     return this.#items.length;
   }
 
+  /** The prompts playing and queued, in order. */
+  prompts(): readonly QueuedPrompt[] {
+    return this.#items;
+  }
+
   /** Queued milliseconds still to play at `rate`. */
   remainingMs(rate: number): number {
     let n = -this.#pos;

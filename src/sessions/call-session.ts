@@ -11,6 +11,7 @@ import { DtmfDetector, type DtmfDigit } from '../rtp-bridge/dtmf.ts';
 import type { RtpAddress, RtpEndpoint } from '../rtp-bridge/rtp-endpoint.ts';
 import type { RtpHeader } from '../rtp-bridge/rtp-packet.ts';
 import { RtpSender, type SenderState } from '../rtp-bridge/rtp-sender.ts';
+import { describeUri } from '../playback/audio-uri.ts';
 import type { SrtpSession } from '../rtp-bridge/srtp/context.ts';
 import type { CallSnapshot } from './call-snapshot.ts';
 import { OpusLeg, type OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
@@ -177,6 +178,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
       ...(srtp ? { srtp: { remote: srtp.remote, answer: srtp.answer, inbound: srtp.inbound.streams(), outbound: srtp.outbound.streams() } } : {}),
       routing: this.endpoint.routing,
       echo: this.echo,
+      prompts: this.playback.prompts().map((p) => (p.uri.startsWith('data:') ? describeUri(p.uri) : p.uri)),
       sender: { ...this.#sender.state, clockRate: this.#opus ? OPUS_RTP_CLOCK : CALL_RATE },
       takenAtMs: Date.now(),
     };

@@ -27,6 +27,10 @@ export interface CallSnapshot {
   };
   routing: EndpointRouting;
   echo: boolean;
+  /** Prompts playing and queued (data: URIs described, not carried): a restart ends them. */
+  prompts: string[];
+  /** The port of the call it is bridged with on the same shard. */
+  bridgedWith?: number;
   sender: SenderState & { clockRate: number };
   /** Wall-clock time of the snapshot (ms since the epoch): the sender goes on from it. */
   takenAtMs: number;

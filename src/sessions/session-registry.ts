@@ -161,6 +161,11 @@ export class SessionRegistry {
     if (!snap.codecFixed && snap.codec !== 'OPUS') session.codec = snap.codec;
     session.setEcho(snap.echo);
     this.#register(session);
+    // What was playing died with the old process: the platform hears that it ended.
+    for (const uri of snap.prompts) {
+      log.info({ event: 'PLAYBACK_FINISHED', attributes: { 'playback.uri': uri, 'playback.result': 'interrupted' } }, 'playback interrupted by a restart');
+      this.#events.publish(genericEvent('call.media.playback.finished', { traceId: snap.traceId, tenantId: snap.tenantId, payload: { callId: snap.callId, uri, status: 'interrupted' } }));
+    }
     log.warn(
       { event: 'SESSION_RESTORED', attributes: { 'rtp.port': snap.port, 'rtp.ssrc': session.ssrc, 'restore.gap_ms': elapsedMs, 'rtp.srtp': !!srtp } },
       'call carried on after its media shard restarted',

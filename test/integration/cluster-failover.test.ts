@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startService, type RunningService } from '../helpers/service.ts';
-import { TestClient, eventually } from '../helpers/grpc-client.ts';
+import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
 import { ffprobe } from '../helpers/ffmpeg.ts';
 
@@ -84,6 +84,11 @@ describe('a media shard killed with -9 under live calls', () => {
     const forked = victim[1]!;
     const fork = (client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: forked.port, target_sample_rate: 16000 });
     const forkStatus = new Promise<grpc.StatusObject>((r) => fork.on('status', r));
+    // A bridge within the shard, one to a call of the other shard, and a long prompt playing.
+    assert.equal((await client.media_('BridgeCalls', { server_rtp_port_a: victim[2]!.port, server_rtp_port_b: victim[3]!.port })).error, undefined);
+    assert.equal((await client.media_('BridgeCalls', { server_rtp_port_a: victim[4]!.port, server_rtp_port_b: others[0]! })).error, undefined);
+    const prompt = `data:audio/pcm;base64,${Buffer.from(tone(300, 20_000, 8000, 2000).buffer).toString('base64')}`;
+    assert.equal((await client.media_('PlayAudio', { audio_uri: prompt, server_rtp_port: victim[5]!.port })).error, undefined);
     fork.on('data', () => {});
     fork.on('error', () => {});
     // The recorder writes its spool once a second: 2.5 s in, two seconds are on disk.
@@ -120,6 +125,13 @@ describe('a media shard killed with -9 under live calls', () => {
     const worst = gaps.at(-1)!;
     assert.ok(worst < 5000, `worst silence at a phone ${worst.toFixed(0)} ms`);
     process.stdout.write(`# failover: silence at the phones median ${median.toFixed(0)} ms, worst ${worst.toFixed(0)} ms\n`);
+
+    // Both bridges are made again; the prompt that was playing is reported interrupted.
+    await eventually(async () => {
+      const text = await (await fetch(svc.url('/metrics'))).text();
+      return (metricValue(text, 'sentiric_media_bridges_active', { shard: '0' }) ?? 0) + (metricValue(text, 'sentiric_media_bridges_active', { shard: '1' }) ?? 0) === 2;
+    }, 5000);
+    await svc.waitForLog((l) => l.event === 'PLAYBACK_FINISHED' && l.call_id === victim[5]!.id && (l.attributes as Record<string, unknown>)['playback.result'] === 'interrupted', 5000);
 
     // A reopened fork on the restored call delivers the caller again.
     const again = (client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: forked.port, target_sample_rate: 16000 });

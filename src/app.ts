@@ -15,7 +15,7 @@ import { MediaClock } from './media-path/clock.ts';
 import { PromptCache } from './playback/prompt-cache.ts';
 import { PromptLoader } from './playback/prompt-loader.ts';
 import { registerPromptCacheMetrics } from './playback/prompt-metrics.ts';
-import { CALL_RATE } from './sessions/call-session.ts';
+import { CALL_RATE, type CallSession } from './sessions/call-session.ts';
 import { SessionMetrics } from './sessions/session-metrics.ts';
 import { SessionRegistry, type SessionWatcher } from './sessions/session-registry.ts';
 import type { CallSnapshot } from './sessions/call-snapshot.ts';
@@ -180,7 +180,13 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     logging,
     transcodeConcurrency: config.recording.transcode_concurrency,
   });
-  await recordings.recover();
+  // Recordings of calls carried on go on in their files; the others are stored.
+  const continuing = new Map<string, CallSession>();
+  for (const snap of restored) {
+    const s = snap.recording ? sessions.byPort(snap.port) : undefined;
+    if (s && snap.recording) continuing.set(snap.recording.id, s);
+  }
+  await recordings.recover(continuing);
   await prompts.warmUp();
   const bridges = new CallBridges({ metrics });
   rebridge(restored, sessions, bridges, log);

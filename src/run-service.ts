@@ -60,7 +60,8 @@ async function main(): Promise<void> {
       await shardApp.start();
       link.ready(sockets, shardApp.state.sessions, (s) => {
         const b = shardApp.state.bridges.of(s);
-        return b && 'peerOf' in b ? b.peerOf(s).port : undefined;
+        const recording = shardApp.state.recordings.activeOn(s);
+        return { ...(b && 'peerOf' in b ? { bridgedWith: b.peerOf(s).port } : {}), ...(recording ? { recording } : {}) };
       });
     };
   } else if (shardCount(loaded.config) > 1 || loaded.config.cluster.redis_url) {

@@ -79,8 +79,8 @@ export class ShardLink implements SessionWatcher {
   ready(
     sockets: { grpcSocket: string; httpSocket: string },
     sessions: { readonly size: number; all(): Iterable<CallSession> },
-    /** The port of the call a call is bridged with on this shard. */
-    bridgePeer: (s: CallSession) => number | undefined = () => undefined,
+    /** What the snapshot of a call holds beyond the call itself: its bridge, its recording. */
+    extra: (s: CallSession) => Pick<CallSnapshot, 'bridgedWith' | 'recording'> = () => ({}),
   ): void {
     this.#sampler = new LoadSampler(() => sessions.size);
     this.#sampler.start();
@@ -88,9 +88,7 @@ export class ShardLink implements SessionWatcher {
       this.#send({ type: 'load', load: this.#sampler!.read() });
       const calls: CallSnapshot[] = [];
       for (const s of sessions.all()) {
-        const snap = s.snapshot();
-        const peer = bridgePeer(s);
-        calls.push(peer === undefined ? snap : { ...snap, bridgedWith: peer });
+        calls.push({ ...s.snapshot(), ...extra(s) });
       }
       if (calls.length > 0) this.#send({ type: 'snapshots', calls });
     };

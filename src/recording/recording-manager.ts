@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { access, mkdir, rename, rm } from 'node:fs/promises';
+import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { MediaError, invalidArgument } from '../errors/media-error.ts';
 import type { Logger, Logging } from '../logging/logger.ts';
 import type { StoredObject } from '../storage/store.ts';
@@ -67,8 +67,17 @@ export class RecordingManager {
     return this.#active.size;
   }
 
-  /** Finds recordings of a previous process: repairs, finalizes and queues them. */
-  async recover(): Promise<number> {
+  /** The recording running on a call, for its snapshot. */
+  activeOn(session: CallSession): { id: string } | undefined {
+    const entry = this.#active.get(session);
+    return entry && entry.phase === 'recording' ? { id: entry.meta.id } : undefined;
+  }
+
+  /**
+   * Finds recordings of a previous process: those of calls carried on (`continuing`: by
+   * recording id) go on being written; the others are repaired, finalized and queued.
+   */
+  async recover(continuing: ReadonlyMap<string, CallSession> = new Map()): Promise<number> {
     await mkdir(this.#spoolDir, { recursive: true });
     const { metas, broken } = await readAllMeta(this.#spoolDir);
     for (const name of broken) this.#log.error({ event: 'RECORDING_META_UNREADABLE', attributes: { 'spool.file': name } }, 'unreadable recording metadata left in the spool');
@@ -79,6 +88,11 @@ export class RecordingManager {
           // Stored and announced; the process ended before it cleaned up. Never again.
           await removeSpoolEntry(this.#spoolDir, meta.id);
           callLog.info({ event: 'RECORDING_SPOOL_CLEANED', attributes: { 'recording.id': meta.id, 'recording.uri': meta.storedUri ?? '' } }, 'stored recording removed from the spool');
+          continue;
+        }
+        const session = meta.state === 'recording' ? continuing.get(meta.id) : undefined;
+        if (session && !session.closed && (await exists(wavPath(this.#spoolDir, meta.id)))) {
+          await this.#continue(session, meta);
           continue;
         }
         if (meta.state === 'recording') {
@@ -109,6 +123,33 @@ export class RecordingManager {
       }
     }
     return metas.length;
+  }
+
+  /** Goes on recording a call carried on after a crash, into the file the old process wrote. */
+  async #continue(session: CallSession, meta: SpoolMeta): Promise<void> {
+    const elapsedMs = Date.now() - Date.parse(meta.startedAt);
+    const path = wavPath(this.#spoolDir, meta.id);
+    const bytesPerMs = (meta.sampleRate * meta.channels * 2) / 1000;
+    const onDisk = Math.max(0, (await stat(path)).size - 44);
+    const spool = await WavSpool.resume(path, meta.sampleRate, meta.channels, Math.max(0, elapsedMs - onDisk / bytesPerMs));
+    let settle!: (recording: boolean) => void;
+    const entry: Active = { session, meta, phase: 'recording', started: new Promise<boolean>((r) => (settle = r)) };
+    entry.recorder = new CallRecorder({
+      spool,
+      layout: meta.channels === 2 ? 'stereo' : 'mono',
+      callRate: CALL_RATE,
+      frameSamples: FRAME_SAMPLES,
+      onCallClosed: () => void this.#finish(entry),
+    });
+    this.#active.set(session, entry);
+    this.#metrics.active.set(this.#active.size);
+    session.addTap(entry.recorder);
+    settle(true);
+    this.#metrics.recovered.inc();
+    session.log.warn(
+      { event: 'RECORDING_CONTINUED', attributes: { 'recording.id': meta.id, 'recording.bytes': onDisk, 'recording.gap_ms': Math.round(Math.max(0, elapsedMs - onDisk / bytesPerMs)) } },
+      'recording goes on after a restart; the time nobody wrote is silence',
+    );
   }
 
   async start(session: CallSession, req: StartRecordingRequest): Promise<SpoolMeta> {

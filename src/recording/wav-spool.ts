@@ -28,11 +28,26 @@ export class WavSpool {
     return new WavSpool(path, sampleRate, channels, fh);
   }
 
-  private constructor(path: string, sampleRate: number, channels: number, fh: FileHandle) {
+  /**
+   * Goes on writing a file another process left (a call carried on after a crash): its
+   * header is repaired first, then `gapMs` of silence stands for the time nobody wrote, so
+   * the file's length stays the call's wall time.
+   */
+  static async resume(path: string, sampleRate: number, channels: number, gapMs: number): Promise<WavSpool> {
+    const dataBytes = await repairWavHeader(path, sampleRate, channels);
+    const fh = await open(path, 'r+');
+    const spool = new WavSpool(path, sampleRate, channels, fh, dataBytes);
+    const gapFrames = Math.max(0, Math.round((gapMs * sampleRate) / 1000));
+    if (gapFrames > 0) spool.append(new Int16Array(gapFrames * channels), Number.MAX_SAFE_INTEGER);
+    return spool;
+  }
+
+  private constructor(path: string, sampleRate: number, channels: number, fh: FileHandle, dataBytes = 0) {
     this.path = path;
     this.sampleRate = sampleRate;
     this.channels = channels;
     this.#fh = fh;
+    this.#dataBytes = dataBytes;
   }
 
   get bytesWritten(): number {

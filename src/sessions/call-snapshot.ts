@@ -31,6 +31,8 @@ export interface CallSnapshot {
   prompts: string[];
   /** The port of the call it is bridged with on the same shard. */
   bridgedWith?: number;
+  /** The recording running on it (its spool entry goes on being written after a restart). */
+  recording?: { id: string };
   sender: SenderState & { clockRate: number };
   /** Wall-clock time of the snapshot (ms since the epoch): the sender goes on from it. */
   takenAtMs: number;

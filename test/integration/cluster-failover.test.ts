@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
-import { ffprobe } from '../helpers/ffmpeg.ts';
+import { ffmpegDecodeChannels, ffprobe } from '../helpers/ffmpeg.ts';
 
 type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
 
@@ -21,6 +21,18 @@ const tone = (hz: number, ms: number, rate: number, amp = 8000): Int16Array =>
   Int16Array.from({ length: (rate * ms) / 1000 }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate)));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const today = (): string => new Date().toISOString().slice(0, 10).replace(/-/g, '/');
+/** The tone's frequency from its zero crossings, over the samples loud enough to count. */
+function dominantHz(pcm: Int16Array, rate: number): number {
+  let crossings = 0;
+  let loud = 0;
+  for (let i = 1; i < pcm.length; i++) {
+    if (Math.abs(pcm[i]!) < 500 && Math.abs(pcm[i - 1]!) < 500) continue;
+    loud++;
+    if (pcm[i - 1]! < 0 !== pcm[i]! < 0) crossings++;
+  }
+  return loud === 0 ? 0 : (crossings / 2) * (rate / loud);
+}
+
 /** How far `b` is ahead of `a` in 16-bit sequence space. */
 const seqAhead = (a: number, b: number): number => ((b - a + 0x10000) & 0xffff);
 
@@ -58,7 +70,7 @@ describe('a media shard killed with -9 under live calls', () => {
     rmSync(fileRoot, { recursive: true, force: true });
   });
 
-  test('its calls go on: the phones hear the same stream again within a second, forks reopen, the recording so far is kept', async () => {
+  test('its calls go on: the phones hear the same stream again within a second, forks reopen, the recording goes on in its file', async () => {
     // Calls until the victim (shard 1) carries twenty; echo makes each phone hear the service all the time.
     const victim: { id: string; port: number; phone: RtpPeer }[] = [];
     const others: number[] = [];
@@ -79,6 +91,7 @@ describe('a media shard killed with -9 under live calls', () => {
     assert.equal(victim.length, CALLS_ON_VICTIM);
     const talking = victim.map((c) => c.phone.sendPcm(tone(400, 7000, 8000), c.port));
     const recorded = victim[0]!;
+    const recAt = performance.now();
     const rec = await client.media_('StartRecording', { server_rtp_port: recorded.port, output_uri: 'file:///failover/', sample_rate: 8000 });
     assert.equal(rec.error, undefined, rec.error?.details);
     const forked = victim[1]!;
@@ -141,13 +154,27 @@ describe('a media shard killed with -9 under live calls', () => {
     await eventually(() => frames >= 10, 5000);
     again.cancel();
 
-    // What was recorded before the crash is repaired and stored; the call is announced once.
+    // The recording goes on in its file: the caller before and after the crash, silence between.
+    await svc.waitForLog((l) => l.event === 'RECORDING_CONTINUED' && l.call_id === recorded.id, 5000);
+    await Promise.all(talking);
+    assert.equal((await client.media_('ReleasePort', { rtp_port: recorded.port })).error, undefined);
+    const callMs = performance.now() - recAt;
     const path = join(fileRoot, 'failover', today(), `${recorded.id}.wav`);
     await eventually(() => existsSync(path), 15_000);
     const info = ffprobe(path);
-    assert.ok(info.duration >= 1.5, `the recording kept ${info.duration} s of the call before the crash`);
+    assert.ok(Math.abs(info.duration * 1000 - callMs) < 400, `the recording is ${info.duration} s long, the call ${(callMs / 1000).toFixed(2)} s`);
+    const [caller] = ffmpegDecodeChannels(path, 2);
+    const killMs = killedAt - recAt;
+    const window = (fromMs: number, toMs: number): Int16Array => caller!.subarray(Math.round((fromMs * 8000) / 1000), Math.round((toMs * 8000) / 1000));
+    for (const [what, from, to] of [
+      ['before', 500, killMs - 1200],
+      ['after', killMs + 1500, killMs + 3000],
+    ] as const) {
+      const hz = dominantHz(window(from, to), 8000);
+      assert.ok(Math.abs(hz - 400) < 20, `the recording ${what} the crash holds ${hz.toFixed(0)} Hz, not the caller's 400 Hz`);
+    }
     assert.equal(svc.lines.filter((l) => l.event === 'SESSION_LOST').length, 0, 'no call was lost');
-    await Promise.all(talking);
+    assert.equal(svc.lines.filter((l) => l.event === 'RECORDING_RECOVERED' && l.call_id === recorded.id).length, 0, 'the recording was cut in two');
     for (const c of victim) await client.media_('ReleasePort', { rtp_port: c.port });
     for (const p of others) await client.media_('ReleasePort', { rtp_port: p });
   });

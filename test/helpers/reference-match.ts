@@ -28,12 +28,14 @@ export interface WindowMatch {
   at: number;
   /** received[at + lag] lines up with reference[at]. */
   lag: number;
-  /** The lag of the window's second half: another than `lag` where a frame slipped inside it. */
+  /** The lag of the window's second part: another than `lag` where a frame slipped inside it. */
   lagEnd: number;
   corr: number;
   found: boolean;
-  /** Found as two halves at lags a step apart, not whole at one. */
+  /** Found as two parts at lags a step apart, not whole at one. */
   split: boolean;
+  /** Where the second part starts, in samples from `at` (half the window unless split elsewhere). */
+  splitAt?: number;
 }
 
 export interface ReferenceMatch {
@@ -129,13 +131,21 @@ function matchAt(rec: Signal, reference: Int16Array, lag: number, p: Params): Re
     const whole = find(at, w);
     const m: WindowMatch = { at, lag: whole.lag, lagEnd: whole.lag, corr: whole.corr, found: whole.corr >= minCorr, split: false };
     if (!m.found) {
-      const h = Math.floor(w / 2);
-      // A quiet half holds nothing to find; it goes with the other.
-      const [a, b] = [at, at + h].map((from) => (dbfs(reference.subarray(from, from + h)) < SPEECH_DBFS ? undefined : find(from, h)));
-      const halves = [a ?? b, b ?? a].filter((x) => x !== undefined);
-      const corr = Math.min(...halves.map((x) => x.corr));
-      if (halves.length === 2 && corr >= minCorr && Math.abs(halves[1]!.lag - halves[0]!.lag) <= step) {
-        Object.assign(m, { lag: halves[0]!.lag, lagEnd: halves[1]!.lag, corr, found: true, split: true });
+      // A frame slipped inside the window (anywhere: the slip is on the received side's
+      // frame grid, not the window's): the lags of its first and last 60 ms, then every cut
+      // 2.5 ms apart between them, each part correlated at its own lag.
+      const cut = Math.max(1, Math.round(rate / 400));
+      const minPart = Math.round(rate * 0.06);
+      const head = find(at, minPart);
+      const tail = find(at + w - minPart, minPart);
+      if (Math.abs(tail.lag - head.lag) <= step) {
+        for (let k = minPart; k <= w - minPart; k += cut) {
+          // A quiet part holds nothing to find; it goes with the other.
+          const c1 = dbfs(reference.subarray(at, at + k)) < SPEECH_DBFS ? undefined : corrAtLag(reference, at, k, received, head.lag);
+          const c2 = dbfs(reference.subarray(at + k, at + w)) < SPEECH_DBFS ? undefined : corrAtLag(reference, at + k, w - k, received, tail.lag);
+          const corr = Math.min(c1 ?? c2 ?? 0, c2 ?? c1 ?? 0);
+          if (corr >= minCorr && (!m.found || corr > m.corr)) Object.assign(m, { lag: head.lag, lagEnd: tail.lag, corr, found: true, split: true, splitAt: k });
+        }
       }
     }
     windows.push(m);
@@ -162,7 +172,7 @@ function matchAt(rec: Signal, reference: Int16Array, lag: number, p: Params): Re
   let er = 0;
   let ex = 0;
   for (const m of windows.filter((x) => x.found)) {
-    const h = Math.floor(w / 2);
+    const h = m.splitAt ?? Math.floor(w / 2);
     er += energy(reference, m.at, w);
     ex += energy(received, m.at + m.lag, h) + energy(received, m.at + h + m.lagEnd, w - h);
   }
@@ -235,6 +245,22 @@ function windowStarts(length: number, w: number): number[] {
 }
 
 /** Samples with running energies, and a copy averaged over every `d` for coarse searches. */
+/** Normalised correlation of reference[from, from + n) with received[from + lag, ...). */
+function corrAtLag(reference: Int16Array, from: number, n: number, received: Int16Array, lag: number): number {
+  let xy = 0;
+  let xx = 0;
+  let yy = 0;
+  for (let i = from; i < from + n; i++) {
+    const x = reference[i]!;
+    const j = i + lag;
+    const y = j >= 0 && j < received.length ? received[j]! : 0;
+    xy += x * y;
+    xx += x * x;
+    yy += y * y;
+  }
+  return xx > 0 && yy > 0 ? xy / Math.sqrt(xx * yy) : 0;
+}
+
 class Signal {
   readonly x: Int16Array;
   readonly cum: Float64Array;

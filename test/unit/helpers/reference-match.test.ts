@@ -70,6 +70,19 @@ describe('matchReference / assertHoldsReference', { skip }, () => {
     assert.deepEqual(new Set(m.windows.map((x) => x.lagEnd)), new Set([0, 160]));
   });
 
+  test('a slip a quarter into a window (not at its middle) is a slip too, at every offset', (t) => {
+    const w = RATE / 4;
+    const starts = Array.from({ length: Math.floor(ref().length / w) }, (_, k) => k * w);
+    const loud = starts.reduce((a, b) => (rms(ref(), b, b + w) > rms(ref(), a, a + w) ? b : a));
+    for (const frac of [0.2, 0.3, 0.7, 0.8]) {
+      const at = loud + Math.round(w * frac);
+      const got = concatPcm([ref().subarray(0, at), silence(20), ref().subarray(at)]);
+      const m = assertHoldsReference(got, ref(), RATE, opts);
+      t.diagnostic(`${frac}: ${describeMatch(m)}`);
+      assert.ok(m.slips <= 1);
+    }
+  });
+
   test('a copy that loses a 20 ms frame every second (a fast far-end clock) passes within the drift', (t) => {
     const parts: Int16Array[] = [];
     for (let at = 0; at < ref().length; at += RATE) parts.push(ref().subarray(at, Math.min(ref().length, at + RATE - 160)));

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { MediaError } from '../errors/media-error.ts';
 import { createEventPublisher } from '../events/index.ts';
 import { genericEvent, type EventPublisher } from '../events/types.ts';
 import { loadDefinitions } from '../grpc/proto.ts';
@@ -16,14 +15,14 @@ import { createLogging, type Logger, type Logging } from '../logging/logger.ts';
 import { METRIC_PREFIX } from '../metrics/metrics.ts';
 import { CallDirectory } from './call-directory.ts';
 import { CrossShardBridges } from './cross-shard-bridges.ts';
+import { RequestRouter } from './request-router.ts';
 import type { CallEntry } from './messages.ts';
-import { FrontDoor, type FrontDoorRouting, type Target } from './front-door.ts';
+import { FrontDoor, type FrontDoorRouting } from './front-door.ts';
 import { InstanceRegistry } from './instance-registry.ts';
 import { HttpFront, type HttpFrontShards, type HttpRoute } from './http-front.ts';
-import { place } from './placement.ts';
-import { shardOfRoom, type RouteKey } from './route.ts';
+import { shardOfRoom } from './route.ts';
 import { ShardProcess } from './shard-process.ts';
-import { planShards, shardOfPort, type ShardSlice } from './shard-plan.ts';
+import { planShards, type ShardSlice } from './shard-plan.ts';
 
 /** How long the calls of a dead shard wait for it to come back before they are reported lost. */
 const RESTORE_DEADLINE_MS = 15_000;
@@ -48,6 +47,7 @@ export class Supervisor {
   readonly #shards: ShardProcess[] = [];
   readonly #directory = new CallDirectory();
   readonly #crossBridges = new CrossShardBridges(this.#shards);
+  readonly #router: RequestRouter;
   readonly #registry = new Registry();
   #runtimeDir = '';
   #events: EventPublisher | undefined;
@@ -58,7 +58,6 @@ export class Supervisor {
   #instances: InstanceRegistry | undefined;
   #instanceId = '';
   #stopping: Promise<void> | undefined;
-  #anyNext = 0;
 
   constructor(loaded: LoadedConfig, opts: { version: string }) {
     this.#config = loaded.config;
@@ -66,6 +65,15 @@ export class Supervisor {
     this.#logging = createLogging({ config: loaded.config, version: opts.version });
     this.#log = this.#logging.process.child({ component: 'supervisor' });
     this.#slices = planShards(loaded.config, shardCount(loaded.config));
+    this.#router = new RequestRouter({
+      config: loaded.config,
+      slices: this.#slices,
+      shards: this.#shards,
+      directory: this.#directory,
+      crossBridges: this.#crossBridges,
+      instances: () => this.#instances,
+      draining: () => this.#draining,
+    });
     collectDefaultMetrics({ register: this.#registry, prefix: METRIC_PREFIX, labels: { shard: 'supervisor' } });
   }
 
@@ -204,7 +212,7 @@ export class Supervisor {
   #routing(): FrontDoorRouting {
     const grpc = this.#config.grpc;
     return {
-      resolve: (key, relayed) => this.#resolve(key, relayed),
+      resolve: (key, relayed) => this.#router.resolve(key, relayed),
       socketOf: (i) => this.#shards[i]?.grpcSocket ?? null,
       connectInstance: (address) =>
         grpc.cert_path
@@ -218,110 +226,6 @@ export class Supervisor {
       serving: () => !this.#draining && this.#shards.some((s) => s.ready),
       instanceId: () => this.#instanceId,
     };
-  }
-
-  #resolve(key: RouteKey, relayed: boolean): Target | Promise<Target> {
-    const across = this.#acrossShards(key);
-    if (across) return across;
-    const local = this.#resolveLocal(key);
-    if (local !== null) return { kind: 'shard', index: local };
-    const registry = this.#instances;
-    if (!registry || relayed) return this.#resolveNew(key);
-    if (key.kind === 'port') {
-      const other = registry.instanceForPort(key.port);
-      return other ? { kind: 'instance', id: other.id, address: other.grpc } : this.#resolveNew(key);
-    }
-    if (key.kind === 'any') return this.#resolveNew(key);
-    const callId = key.kind === 'call' ? key.callId : key.roomId;
-    return (async (): Promise<Target> => {
-      const isNew = key.kind === 'call' && key.allocate && callId !== '';
-      const other = isNew && !this.#draining ? await registry.claim(callId) : await registry.ownerOf(callId);
-      if (other) return { kind: 'instance', id: other.id, address: other.grpc };
-      if (isNew && (this.#draining || !this.#placement().ok)) {
-        // Draining or full here: the least busy other instance takes the call (it answers for itself).
-        await registry.sync();
-        const alt = registry.others().sort((x, y) => x.calls - y.calls)[0];
-        if (alt) {
-          registry.unclaim(callId);
-          return { kind: 'instance', id: alt.id, address: alt.grpc };
-        }
-      }
-      return this.#resolveNew(key);
-    })();
-  }
-
-  /** BridgeCalls of two calls two of this instance's shards carry: the front door bridges them. */
-  #acrossShards(key: RouteKey): Target | null {
-    if (key.kind !== 'port' || key.otherPort === undefined) return null;
-    const a = shardOfPort(this.#slices, key.port);
-    const b = shardOfPort(this.#slices, key.otherPort);
-    if (a === null || b === null || a === b) return null;
-    const pa = key.port;
-    const pb = key.otherPort;
-    return { kind: 'answer', run: () => this.#crossBridges.bridge({ shard: a, port: pa }, { shard: b, port: pb }).then(() => ({ success: true })) };
-  }
-
-  /** A request this instance answers itself: a port of its slices, or a call it carries. */
-  #resolveLocal(key: RouteKey): number | null {
-    if (key.kind === 'port') {
-      const shard = shardOfPort(this.#slices, key.port);
-      if (shard !== null && key.otherPort !== undefined) {
-        const other = shardOfPort(this.#slices, key.otherPort);
-        if (other === null && this.#instances?.instanceForPort(key.otherPort)) {
-          throw new MediaError('failed_precondition', `port ${key.otherPort} is carried by another media instance; calls of two instances cannot be bridged`);
-        }
-      }
-      return shard;
-    }
-    if (key.kind === 'call') return this.#directory.ownerOf(key.callId) ?? null;
-    if (key.kind === 'room') return this.#directory.ownerOf(key.roomId) ?? null;
-    return null;
-  }
-
-  /** Nobody carries it yet: a new call is placed here, anything else is answered by any shard. */
-  #resolveNew(key: RouteKey): Target {
-    return { kind: 'shard', index: this.#placeOrAny(key) };
-  }
-
-  /** Where a new call would go now (nothing is held). */
-  #placement(): ReturnType<typeof place> {
-    return place(
-      this.#shards.map((s) => ({ index: s.index, ready: s.ready, load: { ...s.load, sessions: this.#directory.loadOn(s.index) } })),
-      { maxCpu: this.#config.cluster.max_cpu, maxLoopLagMs: this.#config.cluster.max_loop_lag_ms, maxSessions: this.#config.cluster.max_sessions },
-    );
-  }
-
-  #placeOrAny(key: RouteKey): number {
-    switch (key.kind) {
-      case 'call': {
-        if (!key.allocate || key.callId === '') return this.#anyReady();
-        if (this.#draining) throw new MediaError('unavailable', 'the media service is draining: it takes no new calls');
-        const placed = this.#placement();
-        if (!placed.ok) {
-          this.#instances?.unclaim(key.callId);
-          throw new MediaError(placed.why === 'no media shard is ready' ? 'unavailable' : 'resource_exhausted', `no capacity for a new call: ${placed.why}`);
-        }
-        this.#directory.placed(key.callId, placed.index);
-        return placed.index;
-      }
-      case 'room':
-        return shardOfRoom(key.roomId, this.#shards.length);
-      default:
-        // A port in no slice: any shard answers NOT_FOUND (or INVALID_ARGUMENT) in its own words.
-        return this.#anyReady();
-    }
-  }
-
-  #anyReady(): number {
-    const n = this.#shards.length;
-    for (let k = 0; k < n; k++) {
-      const i = (this.#anyNext + k) % n;
-      if (this.#shards[i]!.ready) {
-        this.#anyNext = i + 1;
-        return i;
-      }
-    }
-    throw new MediaError('unavailable', 'no media shard is ready; try again');
   }
 
   #httpShards(): HttpFrontShards {

@@ -191,11 +191,13 @@ describe('a media shard killed with -9 under live calls', () => {
     for (let k = 0; !call && k < 20; k++) {
       const id = `failover-lost-${process.pid}-${k}@test`;
       const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
+      assert.equal(r.error, undefined, r.error?.details);
       const port = r.response!.rtp_port;
       if (port >= SHARD1_MIN) call = { id, port };
       else extra.push(port);
+      await sleep(50);
     }
-    assert.ok(call);
+    assert.ok(call, `twenty calls were placed on shard 0 (${extra.length})`);
     await sleep(700); // a snapshot reached the supervisor
     const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { index: number; pid: number }[] };
     process.kill(debug.shards.find((s) => s.index === 1)!.pid, 'SIGKILL');

@@ -1,0 +1,138 @@
+import type { Config } from '../config/schema.ts';
+import { MediaError } from '../errors/media-error.ts';
+import type { CallDirectory } from './call-directory.ts';
+import type { CrossShardBridges } from './cross-shard-bridges.ts';
+import type { Target } from './front-door.ts';
+import type { InstanceRegistry } from './instance-registry.ts';
+import { place } from './placement.ts';
+import { shardOfRoom, type RouteKey } from './route.ts';
+import type { ShardProcess } from './shard-process.ts';
+import { shardOfPort, type ShardSlice } from './shard-plan.ts';
+
+export interface RouterDeps {
+  config: Readonly<Config>;
+  slices: readonly ShardSlice[];
+  shards: readonly ShardProcess[];
+  directory: CallDirectory;
+  crossBridges: CrossShardBridges;
+  instances(): InstanceRegistry | undefined;
+  draining(): boolean;
+}
+
+/**
+ * Where each gRPC request of the instance goes: a shard of this instance (by port slice, by
+ * the call directory, or placed by load for a new call), another instance (through the
+ * registry), or the front door itself (a bridge of two shards' calls).
+ */
+export class RequestRouter {
+  readonly #o: RouterDeps;
+  #anyNext = 0;
+
+  constructor(deps: RouterDeps) {
+    this.#o = deps;
+  }
+
+  resolve(key: RouteKey, relayed: boolean): Target | Promise<Target> {
+    const across = this.#acrossShards(key);
+    if (across) return across;
+    const local = this.#resolveLocal(key);
+    if (local !== null) return { kind: 'shard', index: local };
+    const registry = this.#o.instances();
+    if (!registry || relayed) return this.#resolveNew(key);
+    if (key.kind === 'port') {
+      const other = registry.instanceForPort(key.port);
+      return other ? { kind: 'instance', id: other.id, address: other.grpc } : this.#resolveNew(key);
+    }
+    if (key.kind === 'any') return this.#resolveNew(key);
+    const callId = key.kind === 'call' ? key.callId : key.roomId;
+    return (async (): Promise<Target> => {
+      const isNew = key.kind === 'call' && key.allocate && callId !== '';
+      const other = isNew && !this.#o.draining() ? await registry.claim(callId) : await registry.ownerOf(callId);
+      if (other) return { kind: 'instance', id: other.id, address: other.grpc };
+      if (isNew && (this.#o.draining() || !this.#placement().ok)) {
+        // Draining or full here: the least busy other instance takes the call (it answers for itself).
+        await registry.sync();
+        const alt = registry.others().sort((x, y) => x.calls - y.calls)[0];
+        if (alt) {
+          registry.unclaim(callId);
+          return { kind: 'instance', id: alt.id, address: alt.grpc };
+        }
+      }
+      return this.#resolveNew(key);
+    })();
+  }
+
+  /** BridgeCalls of two calls two of this instance's shards carry: the front door bridges them. */
+  #acrossShards(key: RouteKey): Target | null {
+    if (key.kind !== 'port' || key.otherPort === undefined) return null;
+    const a = shardOfPort(this.#o.slices, key.port);
+    const b = shardOfPort(this.#o.slices, key.otherPort);
+    if (a === null || b === null || a === b) return null;
+    const pa = key.port;
+    const pb = key.otherPort;
+    return { kind: 'answer', run: () => this.#o.crossBridges.bridge({ shard: a, port: pa }, { shard: b, port: pb }).then(() => ({ success: true })) };
+  }
+
+  /** A request this instance answers itself: a port of its slices, or a call it carries. */
+  #resolveLocal(key: RouteKey): number | null {
+    if (key.kind === 'port') {
+      const shard = shardOfPort(this.#o.slices, key.port);
+      if (shard !== null && key.otherPort !== undefined) {
+        const other = shardOfPort(this.#o.slices, key.otherPort);
+        if (other === null && this.#o.instances()?.instanceForPort(key.otherPort)) {
+          throw new MediaError('failed_precondition', `port ${key.otherPort} is carried by another media instance; calls of two instances cannot be bridged`);
+        }
+      }
+      return shard;
+    }
+    if (key.kind === 'call') return this.#o.directory.ownerOf(key.callId) ?? null;
+    if (key.kind === 'room') return this.#o.directory.ownerOf(key.roomId) ?? null;
+    return null;
+  }
+
+  /** Nobody carries it yet: a new call is placed here, anything else is answered by any shard. */
+  #resolveNew(key: RouteKey): Target {
+    return { kind: 'shard', index: this.#placeOrAny(key) };
+  }
+
+  /** Where a new call would go now (nothing is held). */
+  #placement(): ReturnType<typeof place> {
+    return place(
+      this.#o.shards.map((s) => ({ index: s.index, ready: s.ready, load: { ...s.load, sessions: this.#o.directory.loadOn(s.index) } })),
+      { maxCpu: this.#o.config.cluster.max_cpu, maxLoopLagMs: this.#o.config.cluster.max_loop_lag_ms, maxSessions: this.#o.config.cluster.max_sessions },
+    );
+  }
+
+  #placeOrAny(key: RouteKey): number {
+    switch (key.kind) {
+      case 'call': {
+        if (!key.allocate || key.callId === '') return this.#anyReady();
+        if (this.#o.draining()) throw new MediaError('unavailable', 'the media service is draining: it takes no new calls');
+        const placed = this.#placement();
+        if (!placed.ok) {
+          this.#o.instances()?.unclaim(key.callId);
+          throw new MediaError(placed.why === 'no media shard is ready' ? 'unavailable' : 'resource_exhausted', `no capacity for a new call: ${placed.why}`);
+        }
+        this.#o.directory.placed(key.callId, placed.index);
+        return placed.index;
+      }
+      case 'room':
+        return shardOfRoom(key.roomId, this.#o.shards.length);
+      default:
+        // A port in no slice: any shard answers NOT_FOUND (or INVALID_ARGUMENT) in its own words.
+        return this.#anyReady();
+    }
+  }
+
+  #anyReady(): number {
+    const n = this.#o.shards.length;
+    for (let k = 0; k < n; k++) {
+      const i = (this.#anyNext + k) % n;
+      if (this.#o.shards[i]!.ready) {
+        this.#anyNext = i + 1;
+        return i;
+      }
+    }
+    throw new MediaError('unavailable', 'no media shard is ready; try again');
+  }
+}

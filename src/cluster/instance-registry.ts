@@ -69,12 +69,22 @@ export class InstanceRegistry {
     this.#onLost = opts.onLost;
     await this.#refresh();
     const me = this.#self;
-    if (this.#live.has(me.id)) throw new RegistryError(`instance id ${me.id} is already live in the registry; give each instance its own INSTANCE_ID`);
+    if (this.#live.has(me.id)) {
+      // Our own previous process (crashed, restarted at once) or another instance with our id:
+      // the first one's heartbeat runs out within the TTL, the other's does not.
+      this.#log.warn({ event: 'REGISTRY_ID_LIVE', attributes: { 'instance.id': me.id, 'wait.ms': this.#ttlMs } }, 'this instance id is still live in the registry; waiting for its heartbeat to run out');
+      await new Promise((r) => setTimeout(r, this.#ttlMs + 500));
+      await this.#refresh();
+      if (this.#live.has(me.id)) throw new RegistryError(`instance id ${me.id} is already live in the registry; give each instance its own INSTANCE_ID`);
+    }
     for (const other of this.#live.values()) {
       if (me.rtpMin <= other.rtpMax && other.rtpMin <= me.rtpMax) {
         throw new RegistryError(`RTP ports ${me.rtpMin}-${me.rtpMax} overlap instance ${other.id}'s ${other.rtpMin}-${other.rtpMax}: a port must name one call across instances`);
       }
     }
+    // Calls a previous process of this id left: it is gone, and so are they (reported once,
+    // by this process or by a survivor that saw its heartbeat run out first).
+    await this.#reportLost(me.id);
     await this.#beat();
     this.#timer = setInterval(() => void this.#tick(), Math.max(500, Math.floor(this.#ttlMs / 3)));
     this.#timer.unref();
@@ -203,7 +213,8 @@ export class InstanceRegistry {
     const members = await this.#redis.smembers(key.calls(id));
     const calls = members.map((m) => JSON.parse(m) as CallEntry);
     for (const c of calls) await this.#script(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, [key.call(c.callId)], [id]);
-    await this.#redis.multi().del(key.calls(id)).srem(key.instances, id).exec();
+    await this.#redis.multi().del(key.calls(id)).srem(key.instances, id).del(key.lost(id)).exec();
+    if (calls.length === 0 && id === this.#self.id) return;
     this.#log.error({ event: 'INSTANCE_LOST', attributes: { 'instance.id': id, 'calls.lost': calls.length } }, 'a media instance stopped answering; its calls are lost');
     this.#onLost(id, calls);
   }

@@ -103,7 +103,14 @@ async function relayCost(forks: number): Promise<Record<string, unknown>> {
 /** AI calls: RTP in, a 16 kHz fork, 100 ms of TTS every 100 ms paced out by the service. */
 async function aiCalls(shardCount: number, n: number): Promise<Record<string, unknown>> {
   const svc = await startService({
-    env: benchEnv({ MEDIA_SHARDS: String(shardCount), MEDIASOUP_NUM_WORKERS: String(shardCount), ADMISSION_MAX_CPU: '0', ADMISSION_MAX_LOOP_LAG_MS: '0' }),
+    env: benchEnv({
+      MEDIA_SHARDS: String(shardCount),
+      MEDIASOUP_NUM_WORKERS: String(shardCount),
+      ADMISSION_MAX_CPU: '0',
+      ADMISSION_MAX_LOOP_LAG_MS: '0',
+      // BENCH_CPU_PROF=dir writes a V8 CPU profile of every service process (stopped with SIGTERM).
+      ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
+    }),
   });
   const client = new TestClient(svc.grpcPort);
   const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
@@ -149,7 +156,7 @@ async function aiCalls(shardCount: number, n: number): Promise<Record<string, un
   for (const i of injections) i.cancel();
   gen.send({ cmd: 'stop' });
   client.close();
-  await svc.stop('SIGKILL');
+  await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
   return {
     shards: shardCount,
     ai_calls: n,

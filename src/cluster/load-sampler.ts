@@ -18,6 +18,7 @@ export class LoadSampler {
   #timer: NodeJS.Timeout | undefined;
   #cpuAt = process.cpuUsage();
   #cpuTime = performance.now();
+  #cpu = -1;
   readonly #sessions: () => number;
 
   constructor(sessions: () => number) {
@@ -41,7 +42,10 @@ export class LoadSampler {
     const elapsedMs = Math.max(1, now - this.#cpuTime);
     this.#cpuAt = process.cpuUsage();
     this.#cpuTime = now;
-    return { loopLagMs: this.#percentile(0.95), cpu: (cpu.user + cpu.system) / 1000 / elapsedMs, sessions: this.#sessions() };
+    // Smoothed over about a second: one report's CPU jumps with a GC or a burst of set-ups.
+    const sample = (cpu.user + cpu.system) / 1000 / elapsedMs;
+    this.#cpu = this.#cpu < 0 ? sample : 0.5 * this.#cpu + 0.5 * sample;
+    return { loopLagMs: this.#percentile(0.95), cpu: this.#cpu, sessions: this.#sessions() };
   }
 
   #sample(): void {

@@ -24,8 +24,12 @@ export interface Candidate {
 
 export type Placement = { ok: true; index: number } | { ok: false; why: string };
 
-/** Shards whose CPU is within this of the least busy one count as equally busy. */
-const CPU_BAND = 0.1;
+/**
+ * Shards whose CPU is within this of the least busy one count as equally busy: idle shards
+ * differ by 10 points and more from timers and GC alone (measured), and a call costs well
+ * under one.
+ */
+const CPU_BAND = 0.2;
 
 /**
  * Picks the least-loaded shard that is ready and under every limit. CPU leads when shards

@@ -38,6 +38,8 @@ test('placement: least CPU first, then fewest calls; refuses with the reason whe
   // CPU within one 5% step: fewer calls wins.
   assert.deepEqual(place([{ index: 0, ready: true, load: load(0.21, 3) }, { index: 1, ready: true, load: load(0.2, 5) }], limits), { ok: true, index: 0 });
   assert.deepEqual(place([{ index: 0, ready: false, load: load(0, 0) }, { index: 1, ready: true, load: load(0.5, 2) }], limits), { ok: true, index: 1 });
+  // Idle shards' CPU noise (0.12 against 0.01) does not pull every call onto one of them.
+  assert.deepEqual(place([{ index: 0, ready: true, load: load(0.01, 6) }, { index: 1, ready: true, load: load(0.12, 5) }], limits), { ok: true, index: 1 });
   const full = place([{ index: 0, ready: true, load: load(0.9, 1) }, { index: 1, ready: true, load: load(0.1, 10) }, { index: 2, ready: true, load: load(0.1, 1, 55) }], limits);
   assert.equal(full.ok, false);
   assert.match(!full.ok ? full.why : '', /shard 0: CPU 90% > 85%.*shard 1: 10 calls \(limit 10\).*shard 2: event-loop delay 55\.0 ms > 40 ms/);

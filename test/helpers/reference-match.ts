@@ -21,6 +21,11 @@ export interface MatchOptions {
   maxDriftMs?: number;
   /** How far a found window may sit from the previous found one, per window. Default 30 ms. */
   maxStepMs?: number;
+  /**
+   * A later window found this much later still than the previous one is delay inserted (a
+   * playout buffer adding a cushion after an underrun), not disorder. Default 0: none.
+   */
+  maxInsertedDelayMs?: number;
 }
 
 export interface WindowMatch {
@@ -95,6 +100,7 @@ export function matchReference(received: Int16Array, reference: Int16Array, rate
     w: ms(opts.windowMs ?? 250),
     drift: ms(opts.maxDriftMs ?? 60),
     step: ms(opts.maxStepMs ?? 30),
+    inserted: ms(opts.maxInsertedDelayMs ?? 0),
     d: Math.max(1, Math.round(rate / 1000)),
   };
   const rec = new Signal(received, p.d);
@@ -109,8 +115,9 @@ interface Params {
   rate: number;
   windowMs: number;
   minCorr: number;
-  /** Window, drift and step in samples; d: the coarse searches' averaging. */
+  /** Window, drift, step and inserted delay in samples; d: the coarse searches' averaging. */
   w: number;
+  inserted: number;
   drift: number;
   step: number;
   d: number;
@@ -154,7 +161,11 @@ function matchAt(rec: Signal, reference: Int16Array, lag: number, p: Params): Re
   let outOfOrder = 0;
   let prev: WindowMatch | undefined;
   for (const m of windows.filter((x) => x.found)) {
-    if (prev && Math.abs(m.lag - prev.lagEnd) > step * Math.max(1, Math.round((m.at - prev.at) / w))) outOfOrder++;
+    if (prev) {
+      const moved = m.lag - prev.lagEnd;
+      const allowed = step * Math.max(1, Math.round((m.at - prev.at) / w));
+      if (Math.abs(moved) > allowed && !(moved > 0 && moved <= allowed + p.inserted)) outOfOrder++;
+    }
     prev = m;
   }
 

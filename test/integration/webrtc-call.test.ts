@@ -75,8 +75,9 @@ describe('a browser in a phone call (WebRTC <-> G.711 through the service)', () 
       // Chromium's fake microphone is on its own clock (the bridge drops a quiet frame when it
       // runs fast), and about 200 ms come out concealed, not as sent (3.6 s into the sentence,
       // on its second loop, run after run). Nine windows in ten, and never more than two in a
-      // row, must be found.
-      const m = assertHoldsReference(heard, fx.pcm8k, 8000, { what: "the microphone's speech on the phone", ...OPUS_MATCH, maxDriftMs: 200, minCoverage: 0.9, maxGapMs: 500 });
+      // row, must be found. Under load the playout buffer may add a cushion after an underrun
+      // (120 ms seen once in seven full runs): later windows then sit that much later.
+      const m = assertHoldsReference(heard, fx.pcm8k, 8000, { what: "the microphone's speech on the phone", ...OPUS_MATCH, maxDriftMs: 200, minCoverage: 0.9, maxGapMs: 500, maxInsertedDelayMs: 200 });
       t.diagnostic(`ffmpeg as the phone hears the browser: ${rmsDb(heard).toFixed(1)} dBFS over ${(heard.length / 8000).toFixed(1)} s; ${describeMatch(m)}`);
       await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${phone.port}` });
 

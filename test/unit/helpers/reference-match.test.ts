@@ -83,6 +83,19 @@ describe('matchReference / assertHoldsReference', { skip }, () => {
     }
   });
 
+  test('120 ms inserted (a playout cushion after an underrun) is disorder unless inserted delay is allowed', (t) => {
+    const at = Math.round(ref().length / 2);
+    const got = concatPcm([ref().subarray(0, at), silence(120), ref().subarray(at)]);
+    const strict = matchReference(got, ref(), RATE, { maxDriftMs: 200 });
+    t.diagnostic(describeMatch(strict));
+    assert.equal(strict.outOfOrder, 1);
+    const loose = matchReference(got, ref(), RATE, { maxDriftMs: 200, maxInsertedDelayMs: 200 });
+    assert.equal(loose.outOfOrder, 0);
+    // Inserted delay never excuses audio played earlier than before (a cut, or a repeat).
+    const cut = concatPcm([ref().subarray(0, at), ref().subarray(at + 960)]);
+    assert.ok(matchReference(cut, ref(), RATE, { maxDriftMs: 200, maxInsertedDelayMs: 200 }).outOfOrder >= 1);
+  });
+
   test('a copy that loses a 20 ms frame every second (a fast far-end clock) passes within the drift', (t) => {
     const parts: Int16Array[] = [];
     for (let at = 0; at < ref().length; at += RATE) parts.push(ref().subarray(at, Math.min(ref().length, at + RATE - 160)));

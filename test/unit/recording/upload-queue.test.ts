@@ -175,9 +175,10 @@ test('transient failures are retried for as long as it takes, and their count is
   const h = harness(spool, store, 3);
   const meta = await finalized(spool);
   h.queue.enqueue(meta);
-  await until(() => events(h, 'RECORDING_UPLOAD_FAILED').length === 4);
+  // Retries are milliseconds apart here: by the time this looks, more may have happened.
+  await until(() => events(h, 'RECORDING_UPLOAD_FAILED').length >= 4);
   assert.ok(onDisk(spool, meta.id).attempts >= 4, 'attempts are written as they happen');
-  assert.equal(onDisk(spool, meta.id).state, 'finalized');
+  assert.notEqual(onDisk(spool, meta.id).state, 'failed', 'transient failures never park a recording');
   await until(() => h.stored.length === 1);
   assert.equal(store.puts, 7);
   assert.equal(events(h, 'RECORDING_UPLOAD_FAILED_PERMANENTLY').length, 0);

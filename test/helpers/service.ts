@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +33,32 @@ export interface RunningService {
   url(path: string): string;
 }
 
+/** Whether TCP and UDP can both bind this port on loopback now. */
+async function bindable(port: number): Promise<boolean> {
+  const tcp = await new Promise<boolean>((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+  if (!tcp) return false;
+  return new Promise<boolean>((resolve) => {
+    const sock = createSocket('udp4');
+    sock.once('error', () => (sock.close(), resolve(false)));
+    sock.bind(port, '127.0.0.1', () => sock.close(() => resolve(true)));
+  });
+}
+
+/** The first of `count` consecutive ports in 39000-39999 that are free now (a shard's workers take one each). */
+async function freePortRun(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 39000 + Math.floor(Math.random() * (1000 - count));
+    let ok = true;
+    for (let k = 0; k < count && ok; k++) ok = await bindable(base + k);
+    if (ok) return base;
+  }
+  throw new Error('no free run of WebRTC ports in 39000-39999');
+}
+
 /** The real service as a child process: production JSON logs on stdout, ephemeral ports. */
 export async function startService(
   opts: { env?: Record<string, string>; args?: string[]; cwd?: string; /** false: only PATH and HOME, settings come from files */ testDefaults?: boolean } = {},
@@ -48,9 +76,10 @@ export async function startService(
     MEDIASOUP_NUM_WORKERS: '1',
     // One process unless a test asks for shards: most tests look at one process's logs.
     MEDIA_SHARDS: '1',
-    // Services of concurrent test runs must not share the WebRTC server's port.
+    // Services of concurrent test runs must not share the WebRTC server's port, and it must
+    // not be one an outgoing connection holds now (the range is inside the ephemeral one).
     WEBRTC_LISTEN_IP: '127.0.0.1',
-    WEBRTC_PORT: String(39000 + Math.floor(Math.random() * 1000)),
+    WEBRTC_PORT: String(await freePortRun(4)),
     ...opts.env,
   };
   const proc = spawn(process.execPath, [`${REPO_ROOT}/src/main.ts`, ...(opts.args ?? [])], {

@@ -91,3 +91,19 @@ export function concatPcm(parts: Int16Array[]): Int16Array {
   }
   return out;
 }
+
+/** A sine tone of `ms` at `rate`. */
+export const tone = (hz: number, ms: number, rate: number, amp = 8000): Int16Array =>
+  Int16Array.from({ length: (rate * ms) / 1000 }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate)));
+
+/** A tone's frequency from its zero crossings, over the samples loud enough to count. */
+export function dominantHz(pcm: Int16Array, rate: number): number {
+  let crossings = 0;
+  let loud = 0;
+  for (let i = 1; i < pcm.length; i++) {
+    if (Math.abs(pcm[i]!) < 500 && Math.abs(pcm[i - 1]!) < 500) continue;
+    loud++;
+    if (pcm[i - 1]! < 0 !== pcm[i]! < 0) crossings++;
+  }
+  return loud === 0 ? 0 : (crossings / 2) * (rate / loud);
+}

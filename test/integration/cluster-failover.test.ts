@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { dominantHz, tone } from '../helpers/audio.ts';
 import { ffmpegDecodeChannels, ffprobe } from '../helpers/ffmpeg.ts';
 
 type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
@@ -17,22 +18,8 @@ const RTP_MAX = 35399;
 const SHARD1_MIN = 35200;
 const CALLS_ON_VICTIM = 20;
 
-const tone = (hz: number, ms: number, rate: number, amp = 8000): Int16Array =>
-  Int16Array.from({ length: (rate * ms) / 1000 }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate)));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const today = (): string => new Date().toISOString().slice(0, 10).replace(/-/g, '/');
-/** The tone's frequency from its zero crossings, over the samples loud enough to count. */
-function dominantHz(pcm: Int16Array, rate: number): number {
-  let crossings = 0;
-  let loud = 0;
-  for (let i = 1; i < pcm.length; i++) {
-    if (Math.abs(pcm[i]!) < 500 && Math.abs(pcm[i - 1]!) < 500) continue;
-    loud++;
-    if (pcm[i - 1]! < 0 !== pcm[i]! < 0) crossings++;
-  }
-  return loud === 0 ? 0 : (crossings / 2) * (rate / loud);
-}
-
 /** How far `b` is ahead of `a` in 16-bit sequence space. */
 const seqAhead = (a: number, b: number): number => ((b - a + 0x10000) & 0xffff);
 

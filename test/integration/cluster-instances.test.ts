@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { runToExit, startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { dominantHz, tone } from '../helpers/audio.ts';
 import { connectSignaling, request } from '../helpers/signaling-client.ts';
 import type { JoinResponse } from '../../src/signaling/contract.ts';
 
@@ -22,20 +23,6 @@ const A = { min: 34000, max: 34199 };
 const B = { min: 34200, max: 34399 };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const tone = (hz: number, ms: number, rate: number, amp = 8000): Int16Array =>
-  Int16Array.from({ length: (rate * ms) / 1000 }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate)));
-
-/** The tone's frequency from its zero crossings, over the samples loud enough to count. */
-function dominantHz(pcm: Int16Array, rate: number): number {
-  let crossings = 0;
-  let loud = 0;
-  for (let i = 1; i < pcm.length; i++) {
-    if (Math.abs(pcm[i]!) < 500 && Math.abs(pcm[i - 1]!) < 500) continue;
-    loud++;
-    if (pcm[i - 1]! < 0 !== pcm[i]! < 0) crossings++;
-  }
-  return loud === 0 ? 0 : (crossings / 2) * (rate / loud);
-}
 
 const instanceEnv = (id: string, range: { min: number; max: number }): Record<string, string> => ({
   MEDIA_SHARDS: '2',

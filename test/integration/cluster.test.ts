@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { dominantHz, tone } from '../helpers/audio.ts';
 import { connectSignaling, request, type SignalingSocket } from '../helpers/signaling-client.ts';
 import type { JoinResponse } from '../../src/signaling/contract.ts';
 
@@ -16,21 +17,7 @@ const RTP_MAX = 36399;
 const SHARD1_MIN = 36200;
 const shardOf = (port: number): number => (port >= SHARD1_MIN ? 1 : 0);
 
-const tone = (hz: number, ms: number, rate: number, amp = 8000): Int16Array =>
-  Int16Array.from({ length: (rate * ms) / 1000 }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate)));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The tone's frequency from its zero crossings, over the samples loud enough to count. */
-function dominantHz(pcm: Int16Array, rate: number): number {
-  let crossings = 0;
-  let loud = 0;
-  for (let i = 1; i < pcm.length; i++) {
-    if (Math.abs(pcm[i]!) < 500 && Math.abs(pcm[i - 1]!) < 500) continue;
-    loud++;
-    if (pcm[i - 1]! < 0 !== pcm[i]! < 0) crossings++;
-  }
-  return loud === 0 ? 0 : (crossings / 2) * (rate / loud);
-}
 
 describe('an instance of two media shards behind one address', () => {
   let svc: RunningService;

@@ -1,4 +1,5 @@
 import { MediaError } from '../errors/media-error.ts';
+import { SimdKernel } from './resampler-simd.ts';
 
 /**
  * Streaming sample-rate conversion of 16-bit mono PCM by band-limited interpolation: every
@@ -106,7 +107,9 @@ export class Resampler {
   /** 0 for an exact table (row = fraction); otherwise phases per unit of input time. */
   readonly #phases: number;
 
-  #buf: Float64Array;
+  /** Exact tables: the same loop in WebAssembly SIMD, which then owns the input buffer. */
+  readonly #simd: SimdKernel | null;
+  #buf: Float64Array | Float32Array;
   #scratch = new Int16Array(0);
   #len = 0;
   #pos = 0;
@@ -114,7 +117,8 @@ export class Resampler {
   #inputCount = 0;
   #outputCount = 0;
 
-  constructor(inRate: number, outRate: number) {
+  /** `simd: false` keeps the JavaScript loop (to compare the two). */
+  constructor(inRate: number, outRate: number, opts: { simd?: boolean } = {}) {
     checkRate('inRate', inRate);
     checkRate('outRate', outRate);
     this.inRate = inRate;
@@ -148,8 +152,15 @@ export class Resampler {
       }
       this.delay = half;
     }
-    this.#buf = new Float64Array(BLOCK + 2 * this.#taps + this.#stepInt + 1);
+    const bufSamples = BLOCK + 2 * this.#taps + this.#stepInt + 1;
+    this.#simd = this.#taps > 0 && this.#phases === 0 && opts.simd !== false ? SimdKernel.create(this.#table, up, this.#taps, bufSamples, this.maxOutputLength(BLOCK)) : null;
+    this.#buf = this.#simd ? this.#simd.buf : new Float64Array(bufSamples);
     this.reset();
+  }
+
+  /** Which inner loop runs: WebAssembly SIMD for exact tables where the engine has it. */
+  get kernel(): 'simd' | 'js' | 'copy' {
+    return this.#taps === 0 ? 'copy' : this.#simd ? 'simd' : 'js';
   }
 
   /** Forgets the stream: the next process() starts a new one at time zero. */
@@ -224,6 +235,13 @@ export class Resampler {
 
   /** Writes outputs from dst[n] on while their taps are all buffered, until dst[limit]; returns the new n. */
   #run(dst: Int16Array, n: number, limit: number): number {
+    if (this.#simd) {
+      const first = n;
+      const p = { half: this.#half, up: this.#up, stepInt: this.#stepInt, stepFrac: this.#stepFrac, len: this.#len, pos: this.#pos, frac: this.#frac };
+      [n, this.#pos, this.#frac] = this.#simd.run(p, dst, n, limit);
+      this.#outputCount += n - first;
+      return n;
+    }
     const buf = this.#buf;
     const table = this.#table;
     const taps = this.#taps;
@@ -282,6 +300,11 @@ export class Resampler {
   #ensureRoom(extra: number): void {
     const need = this.#len + extra;
     if (need <= this.#buf.length) return;
+    if (this.#simd) {
+      this.#simd.ensure(need);
+      this.#buf = this.#simd.buf;
+      return;
+    }
     const grown = new Float64Array(Math.max(need, 2 * this.#buf.length));
     grown.set(this.#buf.subarray(0, this.#len));
     this.#buf = grown;

@@ -10,35 +10,13 @@ import { TestClient } from '../test/helpers/grpc-client.ts';
 import { RtpPeer } from '../test/helpers/rtp-peer.ts';
 import { cpuSeconds, percentile } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
+import { histogramQuantile, scrapeBuckets } from './lib/histogram.ts';
 
 const levels = (process.env.BENCH_FORKS ?? '1,50,200').split(',').map(Number);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 
 type Stream = grpc.ClientReadableStream<unknown>;
 type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
-
-/** Buckets of a Prometheus histogram: [upper bound, cumulative count]. */
-function buckets(text: string, name: string): [number, number][] {
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}_bucket`))
-    .map((l) => [Number(/le="([^"]+)"/.exec(l)![1] === '+Inf' ? Infinity : /le="([^"]+)"/.exec(l)![1]), Number(l.split(' ').pop())] as [number, number]);
-}
-
-/** A quantile from histogram deltas, interpolated inside the bucket. */
-function quantile(before: [number, number][], after: [number, number][], q: number): number {
-  const d = after.map(([le, c], i) => [le, c - (before[i]?.[1] ?? 0)] as [number, number]);
-  const total = d.at(-1)![1];
-  const target = total * q;
-  let prevLe = 0;
-  let prevC = 0;
-  for (const [le, c] of d) {
-    if (c >= target) return le === Infinity ? prevLe : prevLe + ((target - prevC) / Math.max(1, c - prevC)) * (le - prevLe);
-    prevLe = le;
-    prevC = c;
-  }
-  return NaN;
-}
 
 async function forkLevel(n: number): Promise<Record<string, unknown>> {
   const svc = await startService({ env: benchEnv() });
@@ -80,8 +58,8 @@ async function forkLevel(n: number): Promise<Record<string, unknown>> {
   const cpu = (cpuSeconds(svc.proc.pid!) - cpu0) / wall;
   const m1 = await (await fetch(svc.url('/metrics'))).text();
   clearInterval(feeder);
-  const b0 = buckets(m0, 'sentiric_media_fork_latency_seconds');
-  const b1 = buckets(m1, 'sentiric_media_fork_latency_seconds');
+  const b0 = scrapeBuckets(m0, 'sentiric_media_fork_latency_seconds');
+  const b1 = scrapeBuckets(m1, 'sentiric_media_fork_latency_seconds');
   for (const s of streams) s.cancel();
   for (const i of injections) i.cancel();
   gen.send({ cmd: 'stop' });
@@ -89,8 +67,8 @@ async function forkLevel(n: number): Promise<Record<string, unknown>> {
   await svc.stop('SIGKILL');
   return {
     forked_calls: n,
-    'fork_latency_p50_ms': +(quantile(b0, b1, 0.5) * 1000).toFixed(3),
-    'fork_latency_p99_ms': +(quantile(b0, b1, 0.99) * 1000).toFixed(3),
+    'fork_latency_p50_ms': +(histogramQuantile(b0, b1, 0.5) * 1000).toFixed(3),
+    'fork_latency_p99_ms': +(histogramQuantile(b0, b1, 0.99) * 1000).toFixed(3),
     frames_per_s: Math.round((frames - f0) / wall),
     'cpu_%_per_forked_injected_call': +((cpu * 100) / n).toFixed(3),
     out_received_vs_expected: `${out.received}/${out.expected}`,

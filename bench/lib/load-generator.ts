@@ -7,6 +7,8 @@ const phones: RtpPhone[] = [];
 const payload = Buffer.alloc(160, 0xff);
 
 let sending = false;
+/** When each tick's packets left (epoch ms): tick k carries RTP timestamp (k + 1) * 160. */
+const tickEpochMs: number[] = [];
 function startSending(): void {
   sending = true;
   const start = performance.now();
@@ -14,6 +16,7 @@ function startSending(): void {
   const loop = (): void => {
     if (!sending) return;
     k++;
+    tickEpochMs.push(performance.timeOrigin + performance.now());
     for (const p of phones) p.send(0, payload, 160);
     setTimeout(loop, Math.max(0, start + k * 20 - performance.now()));
   };
@@ -38,6 +41,14 @@ process.on('message', (msg: { cmd: string; target?: number; seconds?: number }) 
         await new Promise((r) => setTimeout(r, msg.seconds! * 1000));
         for (const p of phones) p.measuring = false;
         process.send!(summarize(phones, msg.seconds!));
+        break;
+      }
+      case 'ticks':
+        process.send!({ ticks: tickEpochMs });
+        break;
+      case 'cpu': {
+        const u = process.cpuUsage();
+        process.send!({ seconds: (u.user + u.system) / 1e6 });
         break;
       }
       case 'stop':

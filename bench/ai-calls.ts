@@ -1,0 +1,197 @@
+// What an AI call costs on one shard, against its parts, in one run: an echo call (RTP in and
+// out); an AI call over the contract RPCs (RecordAudio 16 kHz fork, StreamAudioToCall 16 kHz
+// TTS); the same over StreamAudio + InjectAudio; the contract AI call recording a stereo WAV
+// on top; and a bare grpc-js stream of the same message rate (the floor). At 50, 100 and 200
+// calls each: the service's CPU per call, loss, outbound cadence, fork latency inside the
+// service (its histogram) and seen from the client (StreamAudio frames carry the caller's RTP
+// timestamp, matched to when the load generator sent that packet), and the load generator's
+// and the client's own CPU.
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { startService } from '../test/helpers/service.ts';
+import { TestClient } from '../test/helpers/grpc-client.ts';
+import { cpuSeconds, percentile } from './lib/proc.ts';
+import { ask, benchEnv } from './lib/harness.ts';
+import { floorService } from './lib/grpc-floor.ts';
+import { histogramQuantile, scrapeBuckets } from './lib/histogram.ts';
+
+type Kind = 'echo' | 'ai' | 'ai-stream-inject' | 'ai-recording' | 'grpc-floor';
+type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
+type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+interface GenOut { received: number; expected: number; seqGaps: number; p01: number; p50: number; p99: number }
+
+const levels = (process.env.BENCH_AI_CALLS ?? '50,100,200').split(',').map(Number);
+const kinds = (process.env.BENCH_AI_KINDS ?? 'grpc-floor,echo,ai,ai-stream-inject,ai-recording').split(',') as Kind[];
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const epochNow = (): number => performance.timeOrigin + performance.now();
+const tts = Buffer.from(Int16Array.from({ length: 1600 }, (_, i) => Math.round(3000 * Math.sin(i / 7))).buffer);
+const pct = (cpuS: number, wall: number): number => +((cpuS / wall) * 100).toFixed(1);
+
+function selfCpu(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+async function floor(n: number): Promise<Record<string, unknown>> {
+  const server = fork(fileURLToPath(new URL('./lib/grpc-floor.ts', import.meta.url)), { stdio: 'inherit' });
+  const [msg] = (await once(server, 'message')) as [{ port: number }];
+  const port = msg.port;
+  const Client = grpc.makeGenericClientConstructor(floorService, 'Floor');
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  let frames = 0;
+  const calls = Array.from({ length: n }, () => {
+    const s = (client as unknown as { frames(req: Buffer): Stream }).frames(Buffer.alloc(0));
+    s.on('data', () => frames++);
+    s.on('error', () => {});
+    return s;
+  });
+  await sleep(2000);
+  const c0 = cpuSeconds(server.pid!);
+  const s0 = selfCpu();
+  const f0 = frames;
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(server.pid!) - c0;
+  const self = selfCpu() - s0;
+  for (const c of calls) c.cancel();
+  client.close();
+  server.kill('SIGKILL');
+  return {
+    kind: 'grpc-floor',
+    calls: n,
+    'service_cpu_%': pct(cpu, wall),
+    'cpu_%_per_call': +((pct(cpu, wall) / n)).toFixed(3),
+    'client_cpu_%': pct(self, wall),
+    frames_per_s: Math.round((frames - f0) / wall),
+  };
+}
+
+async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Record<string, unknown>> {
+  const fileRoot = mkdtempSync(join(tmpdir(), 'bench-ai-rec-'));
+  const svc = await startService({
+    env: benchEnv({
+      ADMISSION_MAX_CPU: '0',
+      ADMISSION_MAX_LOOP_LAG_MS: '0',
+      RECORDING_SPOOL_DIR: join(fileRoot, 'spool'),
+      RECORDING_FILE_ROOT: fileRoot,
+      // BENCH_CPU_PROF=dir writes a V8 CPU profile of the service (stopped with SIGTERM).
+      ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
+    }),
+  });
+  const client = new TestClient(svc.grpcPort);
+  const media = client.media as unknown as Record<string, (r?: unknown) => Stream & Duplex>;
+  const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
+  const injections: Duplex[] = [];
+  const streams: Stream[] = [];
+  let frames = 0;
+  // Client-side fork latency: when each frame arrived, by the caller RTP timestamp it starts at.
+  const arrivals: { ts: number; at: number }[] = [];
+  let recording = 0;
+  for (let i = 0; i < n; i++) {
+    const callId = `ai-${i}`;
+    const a = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId });
+    if (!a.response) throw new Error(`AllocatePort: ${a.error?.details}`);
+    const port = a.response.rtp_port;
+    const { port: phone } = await ask<{ port: number }>(gen, { cmd: 'add', target: port });
+    const target = `127.0.0.1:${phone}`;
+    if (kind === 'echo') {
+      await client.media_('PlayAudio', { audio_uri: 'control://enable_echo', server_rtp_port: port, rtp_target_addr: target });
+      continue;
+    }
+    await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: target });
+    let inj: Duplex;
+    if (kind === 'ai-stream-inject') {
+      const s = media.StreamAudio!({ server_rtp_port: port, sample_rate: 16000, frame_ms: 20 });
+      s.on('data', (m: { frame?: { rtp_timestamp: number } }) => {
+        if (!m.frame) return;
+        frames++;
+        arrivals.push({ ts: m.frame.rtp_timestamp, at: epochNow() });
+      });
+      streams.push(s);
+      inj = media.InjectAudio!();
+      inj.write({ start: { server_rtp_port: port, sample_rate: 16000 } });
+    } else {
+      const s = media.RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
+      s.on('data', () => frames++);
+      streams.push(s);
+      inj = media.StreamAudioToCall!();
+      inj.write({ call_id: callId, audio_chunk: Buffer.alloc(0) });
+      if (kind === 'ai-recording') {
+        const r = await client.media_('StartRecording', { server_rtp_port: port, output_uri: 'file:///bench/', format: 'wav', sample_rate: 8000, channel_layout: 'stereo', call_id: callId });
+        if (r.error) throw new Error(`StartRecording: ${r.error.details}`);
+        recording++;
+      }
+    }
+    for (const s of [streams.at(-1)!, inj]) s.on('error', () => {});
+    inj.on('data', () => {});
+    injections.push(inj);
+  }
+  const speak = (inj: Duplex): void => {
+    inj.write(kind === 'ai-stream-inject' ? { audio: tts } : { audio_chunk: tts });
+  };
+  // TTS as an engine streams it: 300 ms ahead of real time, then 100 ms every 100 ms.
+  for (const inj of injections) for (let k = 0; k < 3; k++) speak(inj);
+  const feeder = setInterval(() => injections.forEach(speak), 100);
+  await ask(gen, { cmd: 'send' });
+  await sleep(3000);
+  const m0 = scrapeBuckets(await (await fetch(svc.url('/metrics'))).text(), 'sentiric_media_fork_latency_seconds');
+  const pid = svc.proc.pid!;
+  const cpu0 = cpuSeconds(pid);
+  const gen0 = cpuSeconds(gen.pid!);
+  const self0 = selfCpu();
+  const f0 = frames;
+  const a0 = arrivals.length;
+  const t0 = performance.now();
+  const out = await ask<GenOut>(gen, { cmd: 'measure', seconds });
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(pid) - cpu0;
+  const genCpu = cpuSeconds(gen.pid!) - gen0;
+  const self = selfCpu() - self0;
+  const m1 = scrapeBuckets(await (await fetch(svc.url('/metrics'))).text(), 'sentiric_media_fork_latency_seconds');
+  clearInterval(feeder);
+  const { ticks } = await ask<{ ticks: number[] }>(gen, { cmd: 'ticks' });
+  for (const s of [...streams, ...injections]) s.cancel();
+  gen.send({ cmd: 'stop' });
+  client.close();
+  await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
+  rmSync(fileRoot, { recursive: true, force: true });
+  // A frame's last sample is caller tick ts + 159; tick k of the generator carried (k + 1) * 160.
+  const clientLat = arrivals
+    .slice(a0)
+    .map((a) => {
+      const sent = ticks[Math.floor((a.ts + 159) / 160) - 1];
+      return sent === undefined ? NaN : a.at - sent;
+    })
+    .filter((x) => Number.isFinite(x))
+    .sort((x, y) => x - y);
+  const row: Record<string, unknown> = {
+    kind,
+    calls: n,
+    'service_cpu_%': pct(cpu, wall),
+    'cpu_%_per_call': +(pct(cpu, wall) / n).toFixed(3),
+    'load_generator_cpu_%': pct(genCpu, wall),
+    'client_cpu_%': pct(self, wall),
+    out_received_vs_expected: `${out.received}/${out.expected}`,
+    out_seq_gaps: out.seqGaps,
+    'out_interval_p1/p50/p99_ms': `${out.p01.toFixed(1)}/${out.p50.toFixed(1)}/${out.p99.toFixed(1)}`,
+  };
+  if (kind !== 'echo') {
+    row.fork_frames_per_s = Math.round((frames - f0) / wall);
+    row['fork_latency_service_p50/p99_ms'] = `${(histogramQuantile(m0, m1, 0.5) * 1000).toFixed(2)}/${(histogramQuantile(m0, m1, 0.99) * 1000).toFixed(2)}`;
+  }
+  if (clientLat.length) row['fork_latency_client_p50/p99_ms'] = `${percentile(clientLat, 0.5).toFixed(2)}/${percentile(clientLat, 0.99).toFixed(2)}`;
+  if (recording) row.recordings = recording;
+  return row;
+}
+
+console.log(`ai-calls benchmark: ${seconds} s per measurement, levels ${levels.join(',')}; the load generator (RTP phones) and the gRPC client (this process) share the machine`);
+for (const n of levels) {
+  for (const kind of kinds) console.log(JSON.stringify(kind === 'grpc-floor' ? await floor(n) : await calls(kind, n)));
+}

@@ -56,6 +56,11 @@ export class AudioFork implements CallTap {
   readonly #maxQueue: number;
   readonly #framer: Framer;
   readonly #resamplers: Resampler[];
+  /** Where each channel's resampled samples land before the framer copies them (no allocation per frame). */
+  readonly #converted: Int16Array[];
+  #interleaved = new Int16Array(0);
+  /** Caller ticks the resampled audio lags the caller's clock: frame timestamps say so. */
+  readonly #lag: number;
   /** Opus only: this listener's own encoder (its state is this stream's), gone with the fork. */
   readonly #opus: OpusFrameEncoder | null;
   /** Mixed and stereo: the caller's frames placed beside the service's by when they were heard. */
@@ -77,7 +82,11 @@ export class AudioFork implements CallTap {
     this.#maxQueue = opts.maxQueueFrames;
     this.#framer = new Framer(((opts.format.sampleRate * opts.format.frameMs) / 1000) * opts.format.channels);
     const resample = opts.format.sampleRate !== CALL_RATE;
-    this.#resamplers = resample ? Array.from({ length: opts.format.channels }, () => new Resampler(CALL_RATE, opts.format.sampleRate)) : [];
+    // Delayed: a frame leaves with the packet that completes it, its audio 2.25 ms late,
+    // instead of waiting 20 ms for the next packet to bring the kernel's last few samples.
+    this.#resamplers = resample ? Array.from({ length: opts.format.channels }, () => new Resampler(CALL_RATE, opts.format.sampleRate, { delayed: true })) : [];
+    this.#lag = this.#resamplers[0]?.lag ?? 0;
+    this.#converted = this.#resamplers.map((r) => new Int16Array(r.maxOutputLength(CALL_FRAME)));
     // gRPC is reliable: no in-band FEC (it would take bits from the audio for losses that never come).
     this.#opus =
       opts.format.encoding === 'opus'
@@ -158,21 +167,22 @@ export class AudioFork implements CallTap {
       // The caller's clock jumped (a new SSRC, or the caller began under the service's audio):
       // what the framer holds is re-labelled so the frames follow the new clock.
       const held = this.#framer.buffered / this.format.channels;
-      this.#pendingTs = (rtpTs - Math.round((held * CALL_RATE) / this.format.sampleRate)) >>> 0;
+      this.#pendingTs = (rtpTs - this.#lag - Math.round((held * CALL_RATE) / this.format.sampleRate)) >>> 0;
     }
     this.#rtpTs = rtpTs;
-    const conv = this.#resamplers.length ? channels.map((c, i) => this.#resamplers[i]!.process(c)) : channels;
+    const conv = this.#resamplers.length ? channels.map((c, i) => this.#resamplers[i]!.process(c, c.length <= CALL_FRAME ? this.#converted[i] : undefined)) : channels;
     let samples: Int16Array;
     if (conv.length === 1) samples = conv[0]!;
     else {
       const n = Math.min(conv[0]!.length, conv[1]!.length);
-      samples = new Int16Array(n * 2);
+      if (this.#interleaved.length < n * 2) this.#interleaved = new Int16Array(n * 2);
+      samples = this.#interleaved.subarray(0, n * 2);
       for (let i = 0; i < n; i++) {
         samples[2 * i] = conv[0]![i]!;
         samples[2 * i + 1] = conv[1]![i]!;
       }
     }
-    this.#pendingTs ??= rtpTs;
+    this.#pendingTs ??= (rtpTs - this.#lag) >>> 0;
     // A frame is complete when its last audio arrives: latency is counted from then.
     this.#pendingAt = performance.now();
     this.#pendingConcealed ||= concealed;

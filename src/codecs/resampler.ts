@@ -9,6 +9,11 @@ import { SimdKernel } from './resampler-simd.ts';
  * The kernel is centred on the output time (zero phase), so the output is time-aligned with
  * the input; the price is that an output sample can only be produced once `delay` input
  * samples past its time have arrived. flush() feeds silence to release those last samples.
+ *
+ * A live stream cut in 20 ms packets would pay a whole packet for those few samples (a frame
+ * completes only with the next packet), so `delayed` moves the output `delay` input samples
+ * later instead: every input sample releases its outputs at once, and the audio is 2.25 ms
+ * late rather than 20 ms.
  */
 
 /**
@@ -96,6 +101,8 @@ export class Resampler {
    * (emission latency; the output signal itself is not delayed). 0 when the rates are equal.
    */
   readonly delay: number;
+  /** Input samples the output lags the input: `delay` for a delayed resampler, else 0. */
+  readonly lag: number;
 
   // output n sits at input time n * step / up, kept as integer position + fraction / up
   readonly #up: number;
@@ -117,8 +124,11 @@ export class Resampler {
   #inputCount = 0;
   #outputCount = 0;
 
-  /** `simd: false` keeps the JavaScript loop (to compare the two). */
-  constructor(inRate: number, outRate: number, opts: { simd?: boolean } = {}) {
+  /**
+   * `delayed`: outputs as soon as their input arrived, `lag` input samples late (live streams).
+   * `simd: false` keeps the JavaScript loop (to compare the two).
+   */
+  constructor(inRate: number, outRate: number, opts: { delayed?: boolean; simd?: boolean } = {}) {
     checkRate('inRate', inRate);
     checkRate('outRate', outRate);
     this.inRate = inRate;
@@ -152,6 +162,7 @@ export class Resampler {
       }
       this.delay = half;
     }
+    this.lag = opts.delayed ? this.delay : 0;
     const bufSamples = BLOCK + 2 * this.#taps + this.#stepInt + 1;
     this.#simd = this.#taps > 0 && this.#phases === 0 && opts.simd !== false ? SimdKernel.create(this.#table, up, this.#taps, bufSamples, this.maxOutputLength(BLOCK)) : null;
     this.#buf = this.#simd ? this.#simd.buf : new Float64Array(bufSamples);
@@ -166,9 +177,10 @@ export class Resampler {
   /** Forgets the stream: the next process() starts a new one at time zero. */
   reset(): void {
     // half-1 samples of silence before the stream, so the first output's taps are in the buffer
+    // (a delayed stream: `lag` more, and the first output sits that far before the input)
     const lead = Math.max(0, this.#half - 1);
-    this.#buf.fill(0, 0, lead);
-    this.#len = lead;
+    this.#buf.fill(0, 0, lead + this.lag);
+    this.#len = lead + this.lag;
     this.#pos = lead;
     this.#frac = 0;
     this.#inputCount = 0;
@@ -212,14 +224,14 @@ export class Resampler {
 
   /**
    * Ends the stream: releases the held-back samples so the whole stream has
-   * round(inputs * outRate / inRate) outputs, then resets for a new stream.
+   * round((inputs + lag) * outRate / inRate) outputs, then resets for a new stream.
    */
   flush(out?: Int16Array): Int16Array {
     if (this.#taps === 0) {
       this.reset();
       return (out ?? new Int16Array(0)).subarray(0, 0);
     }
-    const total = Math.round((this.#inputCount * this.outRate) / this.inRate);
+    const total = Math.round(((this.#inputCount + this.lag) * this.outRate) / this.inRate);
     const remaining = Math.max(0, total - this.#outputCount);
     const dst = out ?? new Int16Array(remaining);
     requireCapacity(dst, remaining);

@@ -201,6 +201,29 @@ test('the held-back latency is the kernel half-width: 2.25 ms at 8 kHz', () => {
   }
 });
 
+test('delayed: each 20 ms packet gives its whole 20 ms at once, the aligned output lag samples later', () => {
+  const x = noise(8000, 12000, 3);
+  for (const [a, b] of [[8000, 16000], [16000, 8000], [8000, 48000], [8000, 44101]] as const) {
+    const input = a === 8000 ? x : resample(x, 8000, a);
+    const r = new Resampler(a, b, { delayed: true });
+    assert.equal(r.lag, r.delay);
+    const parts: Int16Array[] = [];
+    for (let i = 0; i < input.length; i += a / 50) {
+      parts.push(r.process(input.subarray(i, i + a / 50)));
+      assert.equal(parts.reduce((n, p) => n + p.length, 0), Math.ceil(((i + a / 50) * b) / a), `${a} -> ${b}: nothing held back after packet ${i / (a / 50)}`);
+    }
+    parts.push(r.flush());
+    const delayed = concat(parts);
+    const aligned = resample(input, a, b);
+    const shift = Math.round((r.lag * b) / a);
+    assert.equal(delayed.length, aligned.length + shift, `${a} -> ${b}: the tail comes out at flush`);
+    // Where the lag is a whole number of output samples, the same kernel saw the same input.
+    if ((r.lag * b) % a === 0) {
+      for (let i = 0; i < aligned.length; i++) assert.equal(delayed[i + shift], aligned[i], `${a} -> ${b}: sample ${i}`);
+    }
+  }
+});
+
 test('full-scale input saturates instead of wrapping around', () => {
   for (const [a, b] of [[8000, 16000], [48000, 8000], [8000, 44100]] as const) {
     // a full-scale square wave rings about 9% past full scale at every edge

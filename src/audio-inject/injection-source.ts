@@ -1,6 +1,9 @@
 import { Resampler } from '../codecs/resampler.ts';
 import type { AudioSource } from '../media-path/mixer.ts';
 
+/** Converted samples kept for reuse at most (one second at 8 kHz). */
+const MAX_SCRATCH = 8000;
+
 export interface MarkReached {
   name: string;
   /** True when `clear` dropped the audio before it instead of playing it. */
@@ -30,6 +33,7 @@ export class InjectionSource implements AudioSource {
   readonly #highWater: number;
   readonly #lowWater: number;
   #buf: Int16Array;
+  #converted = new Int16Array(0);
   #head = 0;
   #len = 0;
   /** Samples ever queued / ever played: marks are positions on this count. */
@@ -69,7 +73,15 @@ export class InjectionSource implements AudioSource {
    * (the stream is not read again until `drained`, so that is at most one message).
    */
   push(pcm: Int16Array): void {
-    this.#pushRaw(this.#resampler ? this.#resampler.process(pcm) : pcm);
+    if (!this.#resampler) {
+      this.#pushRaw(pcm);
+    } else {
+      // The converted samples are copied into the ring (or the overflow) at once: one scratch
+      // serves every message of a usual size; a rare large one gets its own array.
+      const need = this.#resampler.maxOutputLength(pcm.length);
+      if (this.#converted.length < need && need <= MAX_SCRATCH) this.#converted = new Int16Array(need);
+      this.#pushRaw(this.#resampler.process(pcm, need <= MAX_SCRATCH ? this.#converted : undefined));
+    }
     if (this.#len + this.#overflowLen >= this.#highWater) this.#aboveHigh = true;
   }
 

@@ -194,22 +194,27 @@ export class SimdKernel {
     this.#views();
   }
 
+  /** Where the last run() left the output position (integer part, fraction). */
+  pos = 0;
+  frac = 0;
+
   /**
    * Writes outputs into dst from n on while their taps are buffered, until dst[limit];
-   * returns [new n, pos, frac].
+   * returns the new n and leaves the new position in pos / frac (no allocation per call).
    */
-  run(p: { half: number; up: number; stepInt: number; stepFrac: number; len: number; pos: number; frac: number }, dst: Int16Array, n: number, limit: number): [number, number, number] {
-    let { pos, frac } = p;
+  run(half: number, up: number, stepInt: number, stepFrac: number, len: number, pos: number, frac: number, dst: Int16Array, n: number, limit: number): number {
     for (;;) {
       const want = Math.min(this.#dstCap, limit - n);
       if (want <= 0) break;
-      const got = this.#run(this.#tab, this.#stride, p.half, p.up, p.stepInt, p.stepFrac, this.#bufAt, p.len, pos, frac, this.#dst, 0, want);
+      const got = this.#run(this.#tab, this.#stride, half, up, stepInt, stepFrac, this.#bufAt, len, pos, frac, this.#dst, 0, want);
       pos = this.#state[0]!;
       frac = this.#state[1]!;
       dst.set(this.#out.subarray(0, got), n);
       n += got;
       if (got < want) break;
     }
-    return [n, pos, frac];
+    this.pos = pos;
+    this.frac = frac;
+    return n;
   }
 }

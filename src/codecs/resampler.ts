@@ -249,8 +249,10 @@ export class Resampler {
   #run(dst: Int16Array, n: number, limit: number): number {
     if (this.#simd) {
       const first = n;
-      const p = { half: this.#half, up: this.#up, stepInt: this.#stepInt, stepFrac: this.#stepFrac, len: this.#len, pos: this.#pos, frac: this.#frac };
-      [n, this.#pos, this.#frac] = this.#simd.run(p, dst, n, limit);
+      const k = this.#simd;
+      n = k.run(this.#half, this.#up, this.#stepInt, this.#stepFrac, this.#len, this.#pos, this.#frac, dst, n, limit);
+      this.#pos = k.pos;
+      this.#frac = k.frac;
       this.#outputCount += n - first;
       return n;
     }

@@ -20,7 +20,11 @@ const HOP_HEADERS = new Set([':method', ':path', ':scheme', ':authority', ':stat
 /** Where a request goes: one of this instance's shards, or the instance that carries the call. */
 export type Target =
   | { kind: 'shard'; index: number }
-  | { kind: 'instance'; id: string; address: string }
+  /**
+   * `fallback`: where a new call goes instead when this instance cannot be reached at all (its
+   * heartbeat has not run out yet, but nothing answers): nothing reached it, so nothing was allocated.
+   */
+  | { kind: 'instance'; id: string; address: string; fallback?: () => Target | Promise<Target> }
   /** The front door answers itself (a bridge of two shards' calls): the response message. */
   | { kind: 'answer'; run: () => Promise<Record<string, unknown>> };
 
@@ -53,6 +57,8 @@ export class FrontDoor {
   readonly #log: Logger;
   readonly #def: protoLoader.PackageDefinition;
   readonly #sessions = new Map<string, ClientHttp2Session>();
+  /** Sessions whose connection was made: a request on one that never was reached nobody. */
+  readonly #connected = new WeakSet<ClientHttp2Session>();
   readonly #requests: Counter<'method' | 'outcome'>;
   readonly #inFlight: Gauge;
 
@@ -149,16 +155,30 @@ export class FrontDoor {
   ): void {
     // Held while the target is looked up (another instance's calls are in the registry).
     stream.pause();
+    const relayed = headers[FORWARDED_HEADER] !== undefined;
+    this.#forwardTo(stream, headers, method, key, head, ended, codec, () => this.#routing.resolve(key, relayed));
+  }
+
+  #forwardTo(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    method: string,
+    key: RouteKey,
+    head: Buffer,
+    ended: boolean,
+    codec: protoLoader.MethodDefinition<unknown, unknown>,
+    resolve: () => Target | Promise<Target>,
+  ): void {
     let resolved: Target | Promise<Target>;
     try {
-      resolved = this.#routing.resolve(key, headers[FORWARDED_HEADER] !== undefined);
+      resolved = resolve();
     } catch (err) {
       this.#refuse(stream, method, err);
       return;
     }
     const go = (target: Target): void => {
       if (target.kind !== 'answer') {
-        this.#relay(stream, headers, method, key, head, ended, target);
+        this.#relay(stream, headers, method, key, head, ended, codec, target);
         return;
       }
       this.#requests.inc({ method, outcome: 'answered' });
@@ -174,8 +194,19 @@ export class FrontDoor {
     resolved.then(go, (err: unknown) => this.#refuse(stream, method, err));
   }
 
-  #relay(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, key: RouteKey, head: Buffer, ended: boolean, target: Exclude<Target, { kind: 'answer' }>): void {
+  #relay(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    method: string,
+    key: RouteKey,
+    head: Buffer,
+    ended: boolean,
+    codec: protoLoader.MethodDefinition<unknown, unknown>,
+    target: Exclude<Target, { kind: 'answer' }>,
+  ): void {
     if (stream.destroyed) return;
+    // A request of one message (unary, server streaming) is whole once its first message is in.
+    const whole = ended || !codec.requestStream;
     let session: ClientHttp2Session;
     if (target.kind === 'shard') {
       const socket = this.#routing.socketOf(target.index);
@@ -209,19 +240,28 @@ export class FrontDoor {
       for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_HEADERS.has(k) && k !== 'grpc-status' && k !== 'grpc-message') res[k] = v as string | string[];
       // A trailers-only answer from the shard is relayed as headers, no body, then its status.
       if (h['grpc-status'] !== undefined) trailers = h;
+      // Only once a response came: an unreachable instance's stream is retried elsewhere on this one.
+      stream.once('wantTrailers', sendTrailers);
       stream.respond(res, { waitForTrailers: true });
     });
     up.on('trailers', (t) => (trailers = t));
-    stream.on('wantTrailers', () => {
+    const sendTrailers = (): void => {
       const t = trailers ?? { 'grpc-status': String(Status.UNAVAILABLE), 'grpc-message': `the ${shard} closed the stream; try again` };
       code = Number(t['grpc-status']);
       const send: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(t)) if (v !== undefined && !HOP_HEADERS.has(k)) send[k] = v as string | string[];
       stream.sendTrailers(send);
-    });
+    };
     up.on('error', () => {});
     up.on('close', () => {
       this.#inFlight.dec();
+      if (!stream.headersSent && !stream.destroyed && whole && target.kind === 'instance' && target.fallback && !this.#connected.has(session)) {
+        up.unpipe(stream);
+        this.#log.warn({ event: 'FRONT_DOOR_INSTANCE_UNREACHABLE', attributes: { 'forward.target': shard } }, 'another media instance could not be reached; the new call goes elsewhere');
+        this.#requests.inc({ method, outcome: 'instance_unreachable' });
+        this.#forwardTo(stream, headers, method, key, head, true, codec, target.fallback);
+        return;
+      }
       if (!stream.headersSent) respondStatus(stream, Status.UNAVAILABLE, `the ${shard} went away; try again`);
       // Cut mid-stream (the shard died): the client still gets a status, UNAVAILABLE, and retries.
       else if (!stream.writableEnded) stream.end();
@@ -232,7 +272,7 @@ export class FrontDoor {
       if (!up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
     });
     up.write(head);
-    if (ended) up.end();
+    if (whole) up.end();
     else stream.pipe(up);
     stream.resume();
     up.pipe(stream);
@@ -248,6 +288,7 @@ export class FrontDoor {
     const known = this.#sessions.get(name);
     if (known && !known.closed && !known.destroyed) return known;
     const s = open();
+    s.once('connect', () => this.#connected.add(s));
     s.on('error', (error) => this.#log.warn({ event: 'FRONT_DOOR_CONNECTION_FAILED', error, attributes: { 'forward.target': name } }, 'a connection the front door relays on failed'));
     s.on('close', () => {
       if (this.#sessions.get(name) === s) this.#sessions.delete(name);

@@ -41,6 +41,8 @@ export class InstanceRegistry {
   readonly #log: Logger;
   readonly #mine = new Map<string, string>();
   #live = new Map<string, InstanceInfo>();
+  /** Instances nothing could connect to, with the heartbeat they had then: skipped until they beat again. */
+  readonly #unreachable = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #calls: () => number = () => 0;
   #onLost: (id: string, calls: CallEntry[]) => void = () => {};
@@ -108,6 +110,19 @@ export class InstanceRegistry {
 
   others(): InstanceInfo[] {
     return [...this.#live.values()].filter((i) => i.id !== this.#self.id);
+  }
+
+  /** Other instances that may take a new call, least busy first: live, and not found unreachable since their last heartbeat. */
+  placeable(): InstanceInfo[] {
+    return this.others()
+      .filter((i) => this.#unreachable.get(i.id) !== i.at)
+      .sort((x, y) => x.calls - y.calls);
+  }
+
+  /** Nothing answered at this instance's address: it is passed over until its next heartbeat (a crash is reported when its key runs out). */
+  unreachable(id: string): void {
+    const i = this.#live.get(id);
+    if (i) this.#unreachable.set(id, i.at);
   }
 
   /**
@@ -203,6 +218,7 @@ export class InstanceRegistry {
       else if (id !== this.#self.id) gone.push(id);
     });
     this.#live = live;
+    for (const [id, at] of this.#unreachable) if (live.get(id)?.at !== at) this.#unreachable.delete(id);
     return gone;
   }
 

@@ -3,7 +3,7 @@ import { MediaError } from '../errors/media-error.ts';
 import type { CallDirectory } from './call-directory.ts';
 import type { CrossShardBridges } from './cross-shard-bridges.ts';
 import type { Target } from './front-door.ts';
-import type { InstanceRegistry } from './instance-registry.ts';
+import type { InstanceInfo, InstanceRegistry } from './instance-registry.ts';
 import { place } from './placement.ts';
 import { shardOfRoom, type RouteKey } from './route.ts';
 import type { ShardProcess } from './shard-process.ts';
@@ -52,14 +52,32 @@ export class RequestRouter {
       if (isNew && (this.#o.draining() || !this.#placement().ok)) {
         // Draining or full here: the least busy other instance takes the call (it answers for itself).
         await registry.sync();
-        const alt = registry.others().sort((x, y) => x.calls - y.calls)[0];
-        if (alt) {
+        const alts = registry.placeable();
+        if (alts.length > 0) {
           registry.unclaim(callId);
-          return { kind: 'instance', id: alt.id, address: alt.grpc };
+          return this.#toInstance(alts, key, registry);
         }
       }
       return this.#resolveNew(key);
     })();
+  }
+
+  /** The first of these instances, then the next if nothing answers there, then this one's own placement. */
+  #toInstance(alts: readonly InstanceInfo[], key: RouteKey, registry: InstanceRegistry): Target {
+    const [first, ...rest] = alts;
+    return {
+      kind: 'instance',
+      id: first!.id,
+      address: first!.grpc,
+      fallback: () => {
+        registry.unreachable(first!.id);
+        if (rest.length > 0) return this.#toInstance(rest, key, registry);
+        if (this.#o.draining()) throw new MediaError('unavailable', 'the media service is draining and no other media instance answers; try again');
+        if (key.kind !== 'call') return this.#resolveNew(key);
+        const callId = key.callId;
+        return registry.claim(callId).then((other) => (other ? { kind: 'instance', id: other.id, address: other.grpc } : this.#resolveNew(key)));
+      },
+    };
   }
 
   /** BridgeCalls of two calls two of this instance's shards carry: the front door bridges them. */

@@ -200,11 +200,18 @@ describe('two instances of two shards each, one Redis', () => {
       const id = newCallId();
       const live = (await cb.media_<{ rtp_port: number }>('AllocatePort', { call_id: id })).response!.rtp_port;
       assert.ok(inRange(live, B));
+      // An instance that crashed a moment ago: its heartbeat has not run out, nothing answers
+      // at its address, and it looks the least busy. A new call must not be lost on it.
+      const redis0 = new Redis(REDIS_URL);
+      const ghost = { id: 'instance-ghost', grpc: '127.0.0.1:1', http: '127.0.0.1:1', rtpMin: 34600, rtpMax: 34609, calls: -1, at: Date.now() };
+      await redis0.multi().set('sentiric-media:instance:instance-ghost', JSON.stringify(ghost), 'PX', 20_000).sadd('sentiric-media:instances', 'instance-ghost').exec();
+      redis0.disconnect();
       b.proc.kill('SIGTERM');
       await b.waitForLog((l) => l.event === 'SERVICE_STOPPING' && l.component === 'supervisor');
       const moved = await cb.media_<{ rtp_port: number }>('AllocatePort', { call_id: newCallId() });
       assert.equal(moved.error, undefined, moved.error?.details);
       assert.ok(inRange(moved.response!.rtp_port, C), `a new call sent to the draining B got port ${moved.response!.rtp_port}, not one of C`);
+      assert.ok(b.lines.some((l) => l.event === 'FRONT_DOOR_INSTANCE_UNREACHABLE'), 'the draining B did not try the unreachable instance first');
       assert.equal((await cb.media_<{ rtp_port: number }>('AllocatePort', { call_id: id })).response?.rtp_port, live, 'the live call’s retry');
       assert.equal((await cb.media_('ReleasePort', { rtp_port: live })).error, undefined);
       assert.equal(await b.stop(), 0);

@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { decodeG711 } from '../codecs/g711.ts';
+import { PcmAssembler } from '../codecs/pcm-assembler.ts';
 import { OPUS_RATES, OpusFrameDecoder } from '../codecs/opus.ts';
 import { runInjection, type InjectionCommand } from '../audio-inject/run-injection.ts';
 import { MediaError, invalidArgument, shuttingDown } from '../errors/media-error.ts';
@@ -8,20 +9,6 @@ import { CALL_RATE, type CallSession } from '../sessions/call-session.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { RpcContext } from './middleware.ts';
 import { callIdProblem, type StreamAudioToCallRequest, type StreamAudioToCallResponse } from './schemas.ts';
-
-/** Little-endian 16-bit PCM from chunks of any size; an odd byte waits for the next chunk. */
-class PcmAssembler {
-  #carry: number | null = null;
-
-  push(chunk: Uint8Array): Int16Array {
-    const bytes = this.#carry === null ? chunk : Buffer.concat([Buffer.from([this.#carry]), chunk]);
-    const n = bytes.length >> 1;
-    this.#carry = bytes.length % 2 ? bytes[bytes.length - 1]! : null;
-    const out = new Int16Array(n);
-    for (let i = 0; i < n; i++) out[i] = (bytes[2 * i]! | (bytes[2 * i + 1]! << 8)) << 16 >> 16;
-    return out;
-  }
-}
 
 function reader<T>(call: grpc.ServerDuplexStream<T, unknown>): () => Promise<T | null> {
   const it = call[Symbol.asyncIterator]() as AsyncIterator<T>;

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { SignedTokens, type TokenCheck as BaseCheck } from '../util/signed-tokens.ts';
 
 /** What a room token grants: one participant, one room, until it expires. */
 export interface RoomGrant {
@@ -15,49 +15,15 @@ export interface RoomGrant {
   demo?: boolean;
 }
 
-export type TokenCheck = { ok: true; grant: RoomGrant } | { ok: false; why: string };
-
-const VERSION = 'v1';
+export type TokenCheck = BaseCheck<RoomGrant>;
 
 /**
  * Room tokens: `v1.<base64url JSON grant>.<base64url HMAC-SHA256>`. Stateless, so any
  * instance sharing the secret accepts them; a room-scoped grant cannot open another room.
  */
-export class RoomTokens {
-  readonly #secret: Buffer;
-  readonly ephemeral: boolean;
-
+export class RoomTokens extends SignedTokens<RoomGrant> {
   constructor(secret: string) {
-    this.ephemeral = secret === '';
-    this.#secret = this.ephemeral ? randomBytes(32) : Buffer.from(secret, 'utf8');
-  }
-
-  issue(grant: RoomGrant): string {
-    const body = Buffer.from(JSON.stringify(grant), 'utf8').toString('base64url');
-    return `${VERSION}.${body}.${this.#sign(body)}`;
-  }
-
-  verify(token: unknown, nowMs = Date.now()): TokenCheck {
-    if (typeof token !== 'string' || token.length > 4096) return { ok: false, why: 'the token is missing or malformed' };
-    const parts = token.split('.');
-    if (parts.length !== 3 || parts[0] !== VERSION) return { ok: false, why: 'the token is malformed' };
-    const [, body, sig] = parts as [string, string, string];
-    const expected = Buffer.from(this.#sign(body), 'utf8');
-    const given = Buffer.from(sig, 'utf8');
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, why: 'the token signature is not valid' };
-    let grant: unknown;
-    try {
-      grant = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
-    } catch {
-      return { ok: false, why: 'the token is malformed' };
-    }
-    if (!isGrant(grant)) return { ok: false, why: 'the token is malformed' };
-    if (grant.exp <= nowMs) return { ok: false, why: 'the token has expired' };
-    return { ok: true, grant };
-  }
-
-  #sign(body: string): string {
-    return createHmac('sha256', this.#secret).update(`${VERSION}.${body}`).digest('base64url');
+    super(secret, 'v1', isGrant);
   }
 }
 

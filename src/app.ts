@@ -6,6 +6,9 @@ import { HealthState, healthHandlers } from './grpc/health.ts';
 import { mediaServiceHandlers } from './grpc/media-service.ts';
 import { GrpcServer } from './grpc/server.ts';
 import { HttpServer } from './http/server.ts';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { MediaStreams, isStreamGrant } from './media-streams/media-streams.ts';
 import { createLogging, type Logger, type Logging } from './logging/logger.ts';
 import { WorkerPool, type WebRtcListen } from './media-engine/worker-pool.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
@@ -194,7 +197,9 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
 
   const tokens = new RoomTokens(config.signaling.token_secret);
   if (tokens.ephemeral) log.warn({ event: 'SIGNALING_SECRET_EPHEMERAL' }, 'SIGNALING_TOKEN_SECRET is not set: room tokens are signed with a random secret and die with this process');
-  const deps = { logging, metrics, config, sessions, prompts, recordings, tokens, bridges, forkMetrics: new ForkMetrics(metrics) };
+  const forkMetrics = new ForkMetrics(metrics);
+  const mediaStreams = new MediaStreams({ config, sessions, tokens: tokens.sibling('ms1', isStreamGrant), logging, metrics, forkMetrics, events });
+  const deps = { logging, metrics, config, sessions, prompts, recordings, tokens, bridges, forkMetrics, mediaStreams };
   const grpcServer = new GrpcServer({
     config: config.grpc,
     logger: log,
@@ -234,6 +239,10 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate, jitterMs: config.transcode.jitter_ms },
   });
   const signaling = new SignalingServer({ httpServer: http.server, path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
+  http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => {});
+    mediaStreams.handleUpgrade(req, socket, head);
+  });
   http.use(roomsDebugRoute(rooms));
   if (demoEnabled(config.signaling.demo_enabled, config.service.env)) {
     log.warn(
@@ -283,6 +292,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
         rooms.closeAll('the service is stopping');
         await signaling.close();
         sessions.closeAll('shutdown');
+        await mediaStreams.closeAll();
         // Recordings are finalized into the spool; uploads not done now resume at next start.
         await recordings.drain();
         await grpcServer.stop(STREAM_CLOSE_GRACE_MS);

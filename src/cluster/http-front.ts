@@ -118,7 +118,8 @@ export class HttpFront {
 
   #route(req: IncomingMessage): Promise<HttpRoute | null> {
     const url = new URL(req.url ?? '/', 'http://front');
-    return this.#shards.routeRoom(url.searchParams.get('room'), req.headers[FORWARDED] !== undefined);
+    // A media stream connecting in names its call: it goes where the call is, as the call's room does.
+    return this.#shards.routeRoom(url.searchParams.get('room') ?? url.searchParams.get('call'), req.headers[FORWARDED] !== undefined);
   }
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -38,6 +38,12 @@ export function routeKeyOf(method: string, req: Req): RouteKey {
     }
     case 'BridgeCalls':
       return { kind: 'port', port: num(req['server_rtp_port_a']), otherPort: num(req['server_rtp_port_b']) };
+    case 'StartMediaStream':
+    case 'StopMediaStream':
+    case 'CreateMediaStreamToken': {
+      const port = num(req['server_rtp_port']);
+      return port ? { kind: 'port', port } : { kind: 'call', callId: str(req['call_id']), allocate: false };
+    }
     case 'CreateRoomToken':
       return { kind: 'room', roomId: str(req['room_id']) };
     default:

@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { compileCidrs } from '../media-streams/destination.ts';
 
 export type ServiceEnv = 'development' | 'production' | 'test';
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -48,6 +49,15 @@ export interface Config {
   transcode: { opus_complexity: number; opus_bitrate: number; jitter_ms: number };
   assets: { base_path: string };
   inject: { idle_timeout_seconds: number; max_buffer_ms: number };
+  media_streams: {
+    allowed_hosts: string[];
+    allowed_cidrs: string[];
+    path: string;
+    max_per_call: number;
+    connect_timeout_ms: number;
+    max_message_bytes: number;
+    max_token_ttl_seconds: number;
+  };
   recording: { spool_dir: string; file_root: string; upload_concurrency: number; max_backoff_seconds: number; permanent_failure_attempts: number; transcode_concurrency: number };
   bucket: {
     endpoint_url: string;
@@ -100,7 +110,16 @@ const shardCount = {
   coerce: (v: unknown): string => String(v),
 };
 
-convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty, 'shard-count': shardCount });
+const cidrList = {
+  name: 'cidr-list',
+  validate(value: unknown): void {
+    if (!Array.isArray(value)) throw new Error('must be a list of address ranges');
+    compileCidrs((value as string[]).filter((v) => v.trim() !== ''));
+  },
+  coerce: (v: unknown): string[] => (Array.isArray(v) ? (v as string[]) : String(v).split(',')).map((x) => x.trim()).filter((x) => x !== ''),
+};
+
+convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty, 'shard-count': shardCount, 'cidr-list': cidrList });
 
 // Every key documented here is also documented, with the same default, in config.default.toml.
 export const schema: convict.Schema<Config> = {
@@ -181,6 +200,25 @@ export const schema: convict.Schema<Config> = {
   inject: {
     idle_timeout_seconds: { doc: 'An injection stream with no message for this long is ended', format: 'nat', default: 20, env: 'INJECT_IDLE_TIMEOUT_SECONDS' },
     max_buffer_ms: { doc: 'Audio a client may queue ahead of real time before its stream is paused', format: 'nat', default: 30000, env: 'INJECT_MAX_BUFFER_MS' },
+  },
+  media_streams: {
+    allowed_hosts: {
+      doc: 'Hosts a WebSocket media stream may dial (name, *.suffix, or * for any public host); empty: streams cannot dial out',
+      format: Array,
+      default: [],
+      env: 'MEDIA_STREAM_ALLOWED_HOSTS',
+    },
+    allowed_cidrs: {
+      doc: 'Address ranges a media stream may dial; a private, loopback or link-local address is dialled only when a range here names it',
+      format: 'cidr-list',
+      default: [],
+      env: 'MEDIA_STREAM_ALLOWED_CIDRS',
+    },
+    path: { doc: 'HTTP path where backends connect in to a call with a media stream token', format: 'non-empty-string', default: '/media-stream', env: 'MEDIA_STREAM_PATH' },
+    max_per_call: { doc: 'Media streams one call may run at once', format: 'nat', default: 4, env: 'MEDIA_STREAM_MAX_PER_CALL' },
+    connect_timeout_ms: { doc: 'How long dialling a backend may take (DNS, TCP, TLS, WebSocket handshake)', format: 'nat', default: 5000, env: 'MEDIA_STREAM_CONNECT_TIMEOUT_MS' },
+    max_message_bytes: { doc: 'Largest message a backend may send', format: 'nat', default: 1048576, env: 'MEDIA_STREAM_MAX_MESSAGE_BYTES' },
+    max_token_ttl_seconds: { doc: 'Longest lifetime of a media stream token (backends connecting in)', format: 'nat', default: 3600, env: 'MEDIA_STREAM_MAX_TOKEN_TTL_SECONDS' },
   },
   recording: {
     spool_dir: { doc: 'Local directory where recordings are written while calls run (keep it on persistent disk)', format: 'non-empty-string', default: './var/spool/recordings', env: 'RECORDING_SPOOL_DIR' },

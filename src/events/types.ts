@@ -8,6 +8,8 @@ export interface GenericPayloads {
   'call.media.session.closed': { callId: string; port: number; reason: string };
   /** The process that carried the call died: its media is gone (the platform should end the call or re-offer it). */
   'call.media.session.lost': { callId: string; port: number; reason: string };
+  /** A WebSocket media stream's backend went away while the call went on. */
+  'call.media.stream.disconnected': { callId: string; streamId: string; code: number; reason: string; redialing: boolean };
 }
 
 export type GenericEventType = keyof GenericPayloads;

@@ -13,6 +13,9 @@ import { bidiStream, serverStream, unary, type RpcDeps } from './middleware.ts';
 import * as s from './schemas.ts';
 import type { RoomTokens } from '../signaling/tokens.ts';
 import type { CallBridges } from '../bridge/call-bridges.ts';
+import type { MediaStreams } from '../media-streams/media-streams.ts';
+import { streamSpecOf, streamUrl, type StreamSpec } from '../media-streams/stream-spec.ts';
+import type { CallSession } from '../sessions/call-session.ts';
 
 export interface MediaServiceDeps extends RpcDeps {
   tokens: RoomTokens;
@@ -22,7 +25,12 @@ export interface MediaServiceDeps extends RpcDeps {
   recordings: RecordingManager;
   forkMetrics: ForkMetrics;
   bridges: CallBridges;
+  mediaStreams: MediaStreams;
 }
+
+type StreamFormatRequest = s.StartMediaStreamRequest['format'];
+const specOf = (f: StreamFormatRequest, redialAttempts: number): StreamSpec =>
+  streamSpecOf({ ...f, encoding: f.encoding, redial_attempts: redialAttempts });
 
 /** The contract's seven RPCs and the additions: each validated at the edge, traced, timed and counted. */
 export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServiceImplementation {
@@ -30,6 +38,15 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
   // A wildcard listen address says nothing to a phone: then the address is left to signalling.
   const listen = config.rtp.listen_address;
   const advertised = config.rtp.advertised_ip || (listen === '0.0.0.0' || listen === '::' || listen === '' ? '' : listen);
+  const sessionOf = (r: { server_rtp_port: number; call_id: string }): CallSession => {
+    if (r.call_id) {
+      const found = sessions.byCallId(r.call_id);
+      if (!found) throw new MediaError('not_found', `no call session for call_id ${r.call_id}`);
+      return found;
+    }
+    return sessions.require(r.server_rtp_port);
+  };
+  const callOfRef = (r: { server_rtp_port: number; call_id: string }): { callId: string; tenantId: string } | string | undefined => r.call_id || callOfPort(r.server_rtp_port);
   const callOfPort = (port: number): { callId: string; tenantId: string } | undefined => {
     const s = sessions.byPort(port);
     return s ? { callId: s.callId, tenantId: s.tenantId } : undefined;
@@ -115,6 +132,24 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       const call = sessions.byCallId(req.room_id) !== undefined;
       const token = deps.tokens.issue({ room: req.room_id, participant: req.participant || 'guest', exp, ...(call ? { call } : {}) });
       return { token, signaling_path: config.signaling.path, expires_at_unix_ms: exp };
+    }),
+    StartMediaStream: unary(deps, { method: 'StartMediaStream', schema: s.startMediaStreamRequest, callIdOf: callOfRef }, async (req) => {
+      const session = sessionOf(req);
+      const spec = specOf(req.format, req.redial_attempts);
+      const streamId = await deps.mediaStreams.start(session, spec, { url: streamUrl(req.url, req.query), headers: req.headers });
+      return { stream_id: streamId };
+    }),
+    StopMediaStream: unary(deps, { method: 'StopMediaStream', schema: s.stopMediaStreamRequest, callIdOf: callOfRef }, async (req) => {
+      if (!deps.mediaStreams.stop(sessionOf(req), req.stream_id)) throw new MediaError('not_found', `no media stream ${req.stream_id} on this call`);
+      return { success: true };
+    }),
+    CreateMediaStreamToken: unary(deps, { method: 'CreateMediaStreamToken', schema: s.createMediaStreamTokenRequest, callIdOf: callOfRef }, async (req) => {
+      const session = sessionOf(req);
+      const max = config.media_streams.max_token_ttl_seconds;
+      const ttl = req.ttl_seconds || Math.min(300, max);
+      if (ttl > max) throw new MediaError('invalid_argument', `ttl_seconds must be at most ${max}, got ${ttl}`);
+      const { token, exp } = deps.mediaStreams.issueToken(session, specOf(req.format, 0), ttl);
+      return { token, path: deps.mediaStreams.path, expires_at_unix_ms: exp };
     }),
   };
 }

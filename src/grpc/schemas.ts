@@ -103,6 +103,55 @@ export const createRoomTokenRequest = z.object({
 });
 export type CreateRoomTokenRequest = z.infer<typeof createRoomTokenRequest>;
 
+const stringMap = (name: string) => z.record(z.string(), z.string()).default({}).refine((m) => Object.keys(m).length <= 32, `${name}: at most 32 entries`);
+
+const mediaStreamFormat = z
+  .object({
+    protocol: z.enum(['MEDIA_STREAM_PROTOCOL_TWILIO', 'MEDIA_STREAM_PROTOCOL_RAW']).default('MEDIA_STREAM_PROTOCOL_TWILIO'),
+    source: z.enum(['AUDIO_SOURCE_CALLER', 'AUDIO_SOURCE_SERVICE', 'AUDIO_SOURCE_MIXED', 'AUDIO_SOURCE_STEREO']).default('AUDIO_SOURCE_CALLER'),
+    encoding: z.enum(['AUDIO_ENCODING_PCM_S16LE', 'AUDIO_ENCODING_PCMU', 'AUDIO_ENCODING_PCMA', 'AUDIO_ENCODING_OPUS']).nullish(),
+    sample_rate: z.number().int().nonnegative().default(0),
+    frame_ms: z.number().int().nonnegative().default(0),
+    bidirectional: z.boolean().default(false),
+    custom_parameters: stringMap('format.custom_parameters'),
+  })
+  .nullish()
+  .transform((f) => {
+    const v = f ?? { protocol: 'MEDIA_STREAM_PROTOCOL_TWILIO' as const, source: 'AUDIO_SOURCE_CALLER' as const, encoding: null, sample_rate: 0, frame_ms: 0, bidirectional: false, custom_parameters: {} };
+    const twilio = v.protocol === 'MEDIA_STREAM_PROTOCOL_TWILIO';
+    return { ...v, encoding: v.encoding ?? (twilio ? 'AUDIO_ENCODING_PCMU' : 'AUDIO_ENCODING_PCM_S16LE') };
+  });
+
+/** A call named by port or by call id (one of them). */
+const callRef = {
+  server_rtp_port: z.number().int().nonnegative().max(65535, 'server_rtp_port must be a UDP port (1-65535)').default(0),
+  call_id: optionalCallId(),
+};
+const hasCall = (r: { server_rtp_port: number; call_id: string }): boolean => r.server_rtp_port !== 0 || r.call_id !== '';
+const CALL_REQUIRED = { error: 'the call is required: server_rtp_port or call_id' };
+
+export const startMediaStreamRequest = z
+  .object({
+    ...callRef,
+    url: z.string().min(1, 'url is required').max(2048, 'url is longer than 2048 characters'),
+    headers: stringMap('headers'),
+    query: stringMap('query'),
+    format: mediaStreamFormat,
+    redial_attempts: z.number().int().nonnegative().default(0),
+  })
+  .refine(hasCall, CALL_REQUIRED);
+export type StartMediaStreamRequest = z.infer<typeof startMediaStreamRequest>;
+
+export const stopMediaStreamRequest = z
+  .object({ ...callRef, stream_id: z.string().regex(/^MZ[0-9a-f]{32}$/, 'stream_id is required: the id StartMediaStream answered') })
+  .refine(hasCall, CALL_REQUIRED);
+export type StopMediaStreamRequest = z.infer<typeof stopMediaStreamRequest>;
+
+export const createMediaStreamTokenRequest = z
+  .object({ ...callRef, format: mediaStreamFormat, ttl_seconds: z.number().int().nonnegative().default(0) })
+  .refine(hasCall, CALL_REQUIRED);
+export type CreateMediaStreamTokenRequest = z.infer<typeof createMediaStreamTokenRequest>;
+
 export const stopRecordingRequest = z.object({ server_rtp_port: port('server_rtp_port') });
 
 export const bridgeCallsRequest = z

@@ -80,7 +80,7 @@ const CODEC_BY_PT = new Map<number, G711Codec>([
  * closes them all in one cascade. The inbound side runs on packet arrival; the outbound
  * side runs on the shared clock, 20 ms at a time.
  */
-export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implements Clocked {
+export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [DtmfDigit] }> implements Clocked {
   readonly callId: string;
   readonly traceId: string;
   readonly tenantId: string;
@@ -316,6 +316,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
     if (h.payloadType === this.#dtePt) {
       for (const d of this.#dtmf.push(h.timestamp, packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength))) {
         this.#observer.dtmf(this, d);
+        this.safeEmit('dtmf', d);
       }
     }
     // Other payload types (comfort noise, unsupported codecs) are ignored.
@@ -339,6 +340,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason] }> implemen
     if (h.payloadType === this.#dtePt) {
       for (const d of this.#dtmf.push(h.timestamp, packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength))) {
         this.#observer.dtmf(this, d);
+        this.safeEmit('dtmf', d);
       }
     }
   }

@@ -7,6 +7,8 @@ import { RtpPeer } from '../helpers/rtp-peer.ts';
 import { dominantHz, tone } from '../helpers/audio.ts';
 import { connectSignaling, request, type SignalingSocket } from '../helpers/signaling-client.ts';
 import type { JoinResponse } from '../../src/signaling/contract.ts';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
 
 type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
 type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
@@ -83,6 +85,7 @@ describe('an instance of two media shards behind one address', () => {
         ADMISSION_MAX_LOOP_LAG_MS: '0',
         ADMISSION_MAX_SESSIONS: '6',
         MEDIA_SERVICE_SHUTDOWN_GRACE_SECONDS: '20',
+        MEDIA_STREAM_ALLOWED_CIDRS: '127.0.0.1/32',
       },
     });
     client = new TestClient(svc.grpcPort);
@@ -211,6 +214,43 @@ describe('an instance of two media shards behind one address', () => {
     assert.equal(joined.data.callBridged, true, 'the browser landed on a shard that does not carry the call');
     s.disconnect();
     await client.media_('ReleasePort', { rtp_port: b.port });
+  });
+
+  test('media streams of both shards’ calls: dialled out by call id, and a backend connecting in reaches the call’s shard', async () => {
+    const [a, b] = await oneOnEach();
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    const got = new Map<string, Buffer[]>();
+    wss.on('connection', (ws, req) => {
+      const frames: Buffer[] = [];
+      got.set(new URL(req.url ?? '/', 'http://x').searchParams.get('call') ?? '', frames);
+      ws.on('message', (d: Buffer, binary: boolean) => binary && frames.push(d));
+    });
+    try {
+      const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`;
+      for (const c of [a, b]) {
+        const r = await client.media_('StartMediaStream', { call_id: c.id, url, query: { call: c.id }, format: { protocol: 'MEDIA_STREAM_PROTOCOL_RAW', sample_rate: 8000 } });
+        assert.equal(r.error, undefined, r.error?.details);
+      }
+      // The second shard's call, connected in through the instance's one HTTP address.
+      const tok = await client.media_<{ token: string; path: string }>('CreateMediaStreamToken', { call_id: b.id, format: { protocol: 'MEDIA_STREAM_PROTOCOL_RAW', sample_rate: 8000 } });
+      assert.equal(tok.error, undefined, tok.error?.details);
+      const inbound: Buffer[] = [];
+      const ws = new WebSocket(`ws://127.0.0.1:${svc.httpPort}${tok.response!.path}?call=${encodeURIComponent(b.id)}&token=${tok.response!.token}`);
+      ws.on('message', (d: Buffer, binary: boolean) => binary && inbound.push(d));
+      await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+      const [pa, pb] = [await peer(), await peer()];
+      await Promise.all([pa.sendPcm(tone(400, 1000, 8000), a.port), pb.sendPcm(tone(700, 1000, 8000), b.port)]);
+      await eventually(() => (got.get(a.id)?.length ?? 0) >= 40 && (got.get(b.id)?.length ?? 0) >= 40 && inbound.length >= 40, 3000);
+      const hz = (frames: Buffer[]): number => dominantHz(new Int16Array(new Uint8Array(Buffer.concat(frames.slice(5, 45))).buffer), 8000);
+      assert.ok(Math.abs(hz(got.get(a.id)!) - 400) < 20, `shard ${shardOf(a.port)}'s stream heard ${hz(got.get(a.id)!).toFixed(0)} Hz`);
+      assert.ok(Math.abs(hz(got.get(b.id)!) - 700) < 20, `shard ${shardOf(b.port)}'s stream heard ${hz(got.get(b.id)!).toFixed(0)} Hz`);
+      assert.ok(Math.abs(hz(inbound) - 700) < 20, `the backend that connected in heard ${hz(inbound).toFixed(0)} Hz`);
+      ws.close();
+    } finally {
+      await releaseAll();
+      await new Promise((r) => wss.close(r));
+    }
   });
 
   test('probes, metrics and /debug/resources cover every shard', async () => {

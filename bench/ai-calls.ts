@@ -1,7 +1,9 @@
 // What an AI call costs on one shard, against its parts, in one run: an echo call (RTP in and
 // out); an AI call over the contract RPCs (RecordAudio 16 kHz fork, StreamAudioToCall 16 kHz
 // TTS); the same over StreamAudio + InjectAudio; the contract AI call recording a stereo WAV
-// on top; and a bare grpc-js stream of the same message rate (the floor). At 50, 100 and 200
+// on top; the same AI call over a WebSocket media stream (raw frames, and Twilio's messages),
+// the service dialling a backend in this process; and a bare grpc-js stream of the same
+// message rate (the floor). At 50, 100 and 200
 // calls each: the service's CPU per call, loss, outbound cadence, fork latency inside the
 // service (its histogram) and seen from the client (StreamAudio frames carry the caller's RTP
 // timestamp, matched to when the load generator sent that packet), and the load generator's
@@ -19,14 +21,16 @@ import { cpuSeconds, percentile } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
 import { floorService } from './lib/grpc-floor.ts';
 import { histogramQuantile, scrapeBuckets } from './lib/histogram.ts';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
 
-type Kind = 'echo' | 'ai' | 'ai-stream-inject' | 'ai-recording' | 'grpc-floor';
+type Kind = 'echo' | 'ai' | 'ai-stream-inject' | 'ai-recording' | 'ws-raw' | 'ws-twilio' | 'grpc-floor';
 type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
 type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
 interface GenOut { received: number; expected: number; seqGaps: number; p01: number; p50: number; p99: number }
 
 const levels = (process.env.BENCH_AI_CALLS ?? '50,100,200').split(',').map(Number);
-const kinds = (process.env.BENCH_AI_KINDS ?? 'grpc-floor,echo,ai,ai-stream-inject,ai-recording').split(',') as Kind[];
+const kinds = (process.env.BENCH_AI_KINDS ?? 'grpc-floor,echo,ai,ai-stream-inject,ai-recording,ws-raw,ws-twilio').split(',') as Kind[];
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const epochNow = (): number => performance.timeOrigin + performance.now();
@@ -81,6 +85,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
       ADMISSION_MAX_LOOP_LAG_MS: '0',
       RECORDING_SPOOL_DIR: join(fileRoot, 'spool'),
       RECORDING_FILE_ROOT: fileRoot,
+      MEDIA_STREAM_ALLOWED_CIDRS: '127.0.0.1/32',
       // BENCH_CPU_PROF=dir writes a V8 CPU profile of the service (stopped with SIGTERM).
       ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
     }),
@@ -90,6 +95,19 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
   const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
   const injections: Duplex[] = [];
   const streams: Stream[] = [];
+  // WebSocket kinds: the backend, in this process; each call's connection speaks through `speakers`.
+  const speakers: (() => void)[] = [];
+  const backend = kind.startsWith('ws-') ? new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false }) : null;
+  const connected: WebSocket[] = [];
+  if (backend) {
+    await once(backend, 'listening');
+    backend.on('connection', (ws) => {
+      connected.push(ws);
+      ws.on('message', () => frames++);
+      ws.on('error', () => {});
+    });
+  }
+  const twilioTts = JSON.stringify({ event: 'media', streamSid: 'bench', media: { payload: tts.toString('base64') } });
   let frames = 0;
   // Client-side fork latency: when each frame arrived, by the caller RTP timestamp it starts at.
   const arrivals: { ts: number; at: number }[] = [];
@@ -106,6 +124,17 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
       continue;
     }
     await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: target });
+    if (backend) {
+      const protocol = kind === 'ws-raw' ? 'MEDIA_STREAM_PROTOCOL_RAW' : 'MEDIA_STREAM_PROTOCOL_TWILIO';
+      const url = `ws://127.0.0.1:${(backend.address() as AddressInfo).port}/b`;
+      // BENCH_WS_FRAME_MS: longer raw frames, fewer messages (and socket writes) per call.
+      const frameMs = kind === 'ws-raw' ? Number(process.env.BENCH_WS_FRAME_MS ?? 20) : 20;
+      const r = await client.media_('StartMediaStream', { server_rtp_port: port, url, format: { protocol, encoding: 'AUDIO_ENCODING_PCM_S16LE', sample_rate: 16000, frame_ms: frameMs, bidirectional: true } });
+      if (r.error) throw new Error(`StartMediaStream: ${r.error.details}`);
+      const ws = connected.at(-1)!;
+      speakers.push(kind === 'ws-raw' ? () => ws.send(tts) : () => ws.send(twilioTts));
+      continue;
+    }
     let inj: Duplex;
     if (kind === 'ai-stream-inject') {
       const s = media.StreamAudio!({ server_rtp_port: port, sample_rate: 16000, frame_ms: 20 });
@@ -132,13 +161,11 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
     for (const s of [streams.at(-1)!, inj]) s.on('error', () => {});
     inj.on('data', () => {});
     injections.push(inj);
+    speakers.push(kind === 'ai-stream-inject' ? () => inj.write({ audio: tts }) : () => inj.write({ audio_chunk: tts }));
   }
-  const speak = (inj: Duplex): void => {
-    inj.write(kind === 'ai-stream-inject' ? { audio: tts } : { audio_chunk: tts });
-  };
   // TTS as an engine streams it: 300 ms ahead of real time, then 100 ms every 100 ms.
-  for (const inj of injections) for (let k = 0; k < 3; k++) speak(inj);
-  const feeder = setInterval(() => injections.forEach(speak), 100);
+  for (const speak of speakers) for (let k = 0; k < 3; k++) speak();
+  const feeder = setInterval(() => speakers.forEach((speak) => speak()), 100);
   await ask(gen, { cmd: 'send' });
   await sleep(3000);
   const m0 = scrapeBuckets(await (await fetch(svc.url('/metrics'))).text(), 'sentiric_media_fork_latency_seconds');
@@ -158,6 +185,8 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
   clearInterval(feeder);
   const { ticks } = await ask<{ ticks: number[] }>(gen, { cmd: 'ticks' });
   for (const s of [...streams, ...injections]) s.cancel();
+  for (const ws of connected) ws.terminate();
+  backend?.close();
   gen.send({ cmd: 'stop' });
   client.close();
   await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');

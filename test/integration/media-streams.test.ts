@@ -11,6 +11,8 @@ import { ffmpegReceiveRtp, ffmpegSendRtp, freeUdpPort } from '../helpers/ffmpeg.
 import { RtpPeer } from '../helpers/rtp-peer.ts';
 import { TwilioMediaStreamsPeer, muLawDecode } from '../helpers/twilio-peer.ts';
 import { decodeG711 } from '../../src/codecs/g711.ts';
+import { OpusFrameDecoder, OpusFrameEncoder } from '../../src/codecs/opus.ts';
+import { dominantHz } from '../helpers/audio.ts';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { makeTestPki, type TestPki } from '../helpers/certs.ts';
@@ -253,6 +255,33 @@ describe('media streams: call audio over WebSocket, both ways', () => {
       good.close();
       rogue.close();
     }
+  });
+
+  test('raw Opus: one 20 ms packet per message out, and Opus packets from the backend are heard', async () => {
+    const { port } = await open();
+    const phone = await RtpPeer.open();
+    await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: phone.address });
+    const r = await start({ server_rtp_port: port, url: raw.url, format: { protocol: 'MEDIA_STREAM_PROTOCOL_RAW', encoding: 'AUDIO_ENCODING_OPUS', sample_rate: 16000, bidirectional: true } });
+    assert.equal(r.error, undefined, r.error?.details);
+    const conn = await raw.next();
+    await phone.sendPcm(tone(500, 1200, 8000), port);
+    await eventually(() => conn.frames.length >= 50, 2000);
+    assert.deepEqual((conn.texts[0]!.msg as { format: unknown }).format, { encoding: 'OPUS', sampleRate: 16000, channels: 1, frameMs: 20 });
+    const dec = new OpusFrameDecoder({ sampleRate: 16000 });
+    const heard = concatPcm(conn.frames.map((f) => dec.decode(f.data)));
+    assert.equal(heard.length, conn.frames.length * 320, 'each message is one 20 ms packet');
+    const hz = dominantHz(heard.subarray(3200, 16000), 16000);
+    assert.ok(Math.abs(hz - 500) < 20, `the backend decoded ${hz.toFixed(0)} Hz, not the caller's 500 Hz`);
+    const before = phone.received.length;
+    const enc = new OpusFrameEncoder({ sampleRate: 16000 });
+    const back = tone(700, 1000, 16000);
+    for (let off = 0; off + 320 <= back.length; off += 320) conn.ws.send(enc.encode(back.subarray(off, off + 320)));
+    await eventually(() => phone.received.length - before >= 45, 3000);
+    const played = concatPcm(phone.received.slice(before + 5, before + 45).map((p) => decodeG711('PCMU', p.payload)));
+    const back8 = dominantHz(played, 8000);
+    assert.ok(Math.abs(back8 - 700) < 20, `the phone heard ${back8.toFixed(0)} Hz, not the backend's 700 Hz`);
+    phone.close();
+    await client.media_('ReleasePort', { rtp_port: port });
   });
 
   test('a DTMF digit of the caller reaches the backend', async () => {

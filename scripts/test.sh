@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TEST_PACKAGES=(ffmpeg openssl procps espeak-ng tshark chromium)
+TEST_PACKAGES=(ffmpeg openssl procps espeak-ng tshark chromium prometheus)
 bash scripts/setup.sh "${TEST_PACKAGES[@]}"
 
 # Tests talk to a real RabbitMQ on 127.0.0.1:5672; start (or install) one if none answers.

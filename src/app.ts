@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { MediaStreams, isStreamGrant } from './media-streams/media-streams.ts';
 import { createLogging, type Logger, type Logging } from './logging/logger.ts';
 import { WorkerPool, type WebRtcListen } from './media-engine/worker-pool.ts';
-import { createMetrics, type Metrics } from './metrics/metrics.ts';
+import { createMetrics, scrapedCounter, type Metrics } from './metrics/metrics.ts';
 import { createEventPublisher } from './events/index.ts';
 import type { EventPublisher } from './events/types.ts';
 import { MediaClock } from './media-path/clock.ts';
@@ -138,6 +138,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   const webRtc = webRtcListen(config, log);
   const events = await createEventPublisher({ config: config.events, logger: log, registry: metrics.registry });
   const clock = new MediaClock({ onError: (error) => log.error({ event: 'CLOCK_TICK_FAILED', error }, 'a call failed on the media clock') });
+  scrapedCounter(metrics.registry, 'clock_late_ticks_total', 'Media clock slots run more than a slot (20 ms) late: every call on the clock sent late', () => clock.lateTicks);
   const sessions = new SessionRegistry({
     config: config.rtp,
     clock,

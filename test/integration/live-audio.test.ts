@@ -94,7 +94,11 @@ describe('live audio: fork out of and inject into calls', () => {
     const msgs = collect(stream);
     await eventually(() => msgs.length >= 1, 2000);
     const lost = new Set([20, 40, 41, 42, 60, 80, 81, 100, 120, 140, 160, 161, 180, 199]);
+    const lostMetric = async (): Promise<number> => Number(/^sentiric_media_rtp_packets_lost_total (\S+)$/m.exec(await (await fetch(svc.url('/metrics'))).text())?.[1] ?? NaN);
+    const lost0 = await lostMetric();
     const sent = await phone.sendPcm(fx.pcm8k.subarray(0, 8000 * 4), port, { drop: (k) => k > 0 && lost.has(k) });
+    // The last packet's loss shows in no gap: nothing came after it.
+    assert.equal((await lostMetric()) - lost0, lost.size - 1, 'packets lost, counted from the sequence gaps');
     await new Promise((r) => setTimeout(r, 200));
     await client.media_('ReleasePort', { rtp_port: port });
     phone.close();

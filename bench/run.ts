@@ -7,6 +7,7 @@ const all: Record<string, string> = {
   'slow-listeners': './slow-listeners.ts',
   shards: './shards.ts',
   'ai-calls': './ai-calls.ts',
+  footprint: './footprint.ts',
 };
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(all);
 for (const name of names) {

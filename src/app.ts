@@ -28,7 +28,7 @@ import { UploadQueue } from './recording/upload-queue.ts';
 import { recordingAvailableEvent } from './events/types.ts';
 import { FileStore } from './storage/file-store.ts';
 import { ForkMetrics } from './audio-fork/fork-metrics.ts';
-import { S3Store, createS3Client } from './storage/s3-store.ts';
+import { S3Store } from './storage/s3-store.ts';
 import { RoomTokens } from './signaling/tokens.ts';
 import { CallBridges } from './bridge/call-bridges.ts';
 import { RoomRegistry } from './rooms/room-registry.ts';
@@ -162,9 +162,9 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     http: { enabled: config.playback.http_enabled, maxBytes: config.playback.http_max_bytes, timeoutMs: config.playback.http_timeout_ms },
   });
   const recordingMetrics = new RecordingMetrics(metrics);
-  const s3 = createS3Client(config.bucket);
+  const s3 = new S3Store({ config: config.bucket, local: new FileStore() });
   const uploads = new UploadQueue({
-    store: new S3Store({ client: s3, config: config.bucket, local: new FileStore() }),
+    store: s3,
     spoolDir: config.recording.spool_dir,
     concurrency: Math.max(1, config.recording.upload_concurrency),
     maxBackoffMs: config.recording.max_backoff_seconds * 1000,

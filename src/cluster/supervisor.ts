@@ -18,7 +18,7 @@ import { CrossShardBridges } from './cross-shard-bridges.ts';
 import { RequestRouter } from './request-router.ts';
 import type { CallEntry } from './messages.ts';
 import { FrontDoor, type FrontDoorRouting } from './front-door.ts';
-import { InstanceRegistry } from './instance-registry.ts';
+import type { InstanceRegistry } from './instance-registry.ts';
 import { HttpFront, type HttpFrontShards, type HttpRoute } from './http-front.ts';
 import { shardOfRoom } from './route.ts';
 import { ShardProcess } from './shard-process.ts';
@@ -200,6 +200,8 @@ export class Supervisor {
   async #join(grpcPort: number, httpPort: number): Promise<void> {
     const config = this.#config;
     const host = config.cluster.advertise_address || config.rtp.advertised_ip || '127.0.0.1';
+    // The Redis client (some 8 MB) is loaded only by an instance that shares a registry.
+    const { InstanceRegistry } = await import('./instance-registry.ts');
     this.#instances = await InstanceRegistry.connect(
       config.cluster.redis_url,
       { id: this.#instanceId, grpc: `${host}:${grpcPort}`, http: `${host}:${httpPort}`, rtpMin: config.rtp.port_min, rtpMax: config.rtp.port_max },

@@ -1,5 +1,4 @@
-import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config/schema.ts';
@@ -24,8 +23,17 @@ export interface S3Timeouts {
 /** A hung or unreachable endpoint fails the attempt, which the upload queue retries: it never holds the queue. */
 export const S3_TIMEOUTS: S3Timeouts = { connectMs: 5_000, idleMs: 30_000, requestMs: 300_000 };
 
-export function createS3Client(c: Config['bucket'], timeouts: S3Timeouts = S3_TIMEOUTS): S3Client {
-  return new S3Client({
+/**
+ * The AWS SDK is some 12 MB of RSS: loaded when a recording first goes to S3, not by a service
+ * that never uploads (file:// recordings, or none).
+ */
+type Sdk = { s3: typeof import('@aws-sdk/client-s3'); storage: typeof import('@aws-sdk/lib-storage') };
+let sdk: Promise<Sdk> | null = null;
+const loadSdk = (): Promise<Sdk> => (sdk ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => ({ s3, storage })));
+
+export async function createS3Client(c: Config['bucket'], timeouts: S3Timeouts = S3_TIMEOUTS): Promise<S3Client> {
+  const { s3 } = await loadSdk();
+  return new s3.S3Client({
     region: c.region,
     forcePathStyle: c.force_path_style,
     // Retries are the uploader's (with its own backoff across restarts); one try here.
@@ -45,14 +53,24 @@ type Holder = 'free' | 'this' | 'other' | 'unknown';
  * covers servers that ignore the condition.
  */
 export class S3Store implements RecordingStore {
-  readonly #client: S3Client;
+  #client: Promise<S3Client> | null = null;
   readonly #config: Config['bucket'];
   readonly #local: RecordingStore;
+  readonly #timeouts: S3Timeouts;
 
-  constructor(opts: { client: S3Client; config: Config['bucket']; local: RecordingStore }) {
-    this.#client = opts.client;
+  constructor(opts: { config: Config['bucket']; local: RecordingStore; timeouts?: S3Timeouts }) {
     this.#config = opts.config;
     this.#local = opts.local;
+    this.#timeouts = opts.timeouts ?? S3_TIMEOUTS;
+  }
+
+  #s3(): Promise<S3Client> {
+    return (this.#client ??= createS3Client(this.#config, this.#timeouts));
+  }
+
+  /** Closes the client's connections, if one was ever made. */
+  destroy(): void {
+    void this.#client?.then((c) => c.destroy());
   }
 
   async put(localPath: string, dest: RecordingDestination, opts: PutOptions): Promise<StoredObject> {
@@ -75,8 +93,9 @@ export class S3Store implements RecordingStore {
   }
 
   async #upload(localPath: string, size: number, bucket: string, key: string, opts: PutOptions): Promise<void> {
-    const upload = new Upload({
-      client: this.#client,
+    const [client, { storage }] = await Promise.all([this.#s3(), loadSdk()]);
+    const upload = new storage.Upload({
+      client,
       params: {
         Bucket: bucket,
         Key: key,
@@ -99,7 +118,8 @@ export class S3Store implements RecordingStore {
    */
   async #holder(bucket: string, key: string, recordingId: string): Promise<Holder> {
     try {
-      const head = await this.#client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      const [client, { s3 }] = await Promise.all([this.#s3(), loadSdk()]);
+      const head = await client.send(new s3.HeadObjectCommand({ Bucket: bucket, Key: key }));
       return head.Metadata?.[RECORDING_ID] === recordingId ? 'this' : 'other';
     } catch (err) {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Config } from '../../../src/config/schema.ts';
-import { createS3Client, S3Store, type S3Timeouts } from '../../../src/storage/s3-store.ts';
+import { S3Store, type S3Timeouts } from '../../../src/storage/s3-store.ts';
 import { FileStore } from '../../../src/storage/file-store.ts';
 import { classifyStoreFailure } from '../../../src/storage/store-error.ts';
 import { S3Server } from '../../helpers/s3-server.ts';
@@ -26,8 +26,8 @@ const bucketConfig = (endpoint: string, keys: { id: string; secret: string } = {
 });
 
 function storeFor(config: Config['bucket'], timeouts = FAST): { store: S3Store; close: () => void } {
-  const client = createS3Client(config, timeouts);
-  return { store: new S3Store({ client, config, local: new FileStore() }), close: () => client.destroy() };
+  const store = new S3Store({ config, local: new FileStore(), timeouts });
+  return { store, close: () => store.destroy() };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 's3-store-'));

@@ -9,7 +9,7 @@ import { MediaError } from '../errors/media-error.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { DtmfDigit } from '../rtp-bridge/dtmf.ts';
 import { CALL_RATE, type CallSession } from '../sessions/call-session.ts';
-import { CLOSE, ProtocolError, type BackendMessage, type StreamDescription, type WireProtocol } from './protocol.ts';
+import { CLOSE, ProtocolError, closeReason, type BackendMessage, type StreamDescription, type WireProtocol } from './protocol.ts';
 import type { MediaStreamMetrics } from './media-stream-metrics.ts';
 
 /** Why a stream ended, in the words of its logs, metrics and platform event. */
@@ -210,7 +210,7 @@ export class MediaStream {
           const e = err instanceof ProtocolError ? err : new ProtocolError(CLOSE.invalidPayload, String(err));
           metrics.refused.inc({ protocol: protocol.name });
           log.warn({ event: 'MEDIA_STREAM_PROTOCOL_ERROR', attributes: { 'stream.id': this.id, 'ws.close_code': e.code, reason: e.message } }, 'the media stream backend broke its protocol; its connection is closed, the call goes on');
-          finish('protocol_error', e.code, e.message.slice(0, 120));
+          finish('protocol_error', e.code, closeReason(e.message));
           return;
         }
         if (msg.kind === 'stop') {
@@ -230,7 +230,7 @@ export class MediaStream {
         } catch (err) {
           const why = err instanceof MediaError ? err.message : String(err);
           metrics.refused.inc({ protocol: protocol.name });
-          finish('protocol_error', CLOSE.invalidPayload, why.slice(0, 120));
+          finish('protocol_error', CLOSE.invalidPayload, closeReason(why));
         }
       });
       ws.on('close', (code: number, reason: Buffer) => {
@@ -278,7 +278,7 @@ export class MediaStream {
         }).catch((err: unknown) => {
           const why = err instanceof Error ? err.message : String(err);
           metrics.refused.inc({ protocol: protocol.name });
-          finish('protocol_error', CLOSE.invalidPayload, why.slice(0, 120));
+          finish('protocol_error', CLOSE.invalidPayload, closeReason(why));
         });
       }
     });

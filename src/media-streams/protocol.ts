@@ -85,3 +85,10 @@ export function markName(v: unknown): string {
   if (typeof v !== 'string' || v.length > MAX_MARK_NAME) throw new ProtocolError(CLOSE.invalidPayload, `mark.name must be a string of at most ${MAX_MARK_NAME} characters`);
   return v;
 }
+
+/** A close frame's reason is at most 123 bytes of UTF-8 (RFC 6455 section 5.5); ws throws past it. */
+export function closeReason(text: string): string {
+  let out = text.slice(0, 123);
+  while (Buffer.byteLength(out, 'utf8') > 123) out = out.slice(0, -1);
+  return out;
+}

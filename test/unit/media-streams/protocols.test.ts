@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TwilioProtocol } from '../../../src/media-streams/twilio-protocol.ts';
 import { RawProtocol } from '../../../src/media-streams/raw-protocol.ts';
-import { ProtocolError, type StreamDescription } from '../../../src/media-streams/protocol.ts';
+import { ProtocolError, closeReason, type StreamDescription } from '../../../src/media-streams/protocol.ts';
 import { streamSpecOf, streamUrl } from '../../../src/media-streams/stream-spec.ts';
 import { RoomTokens } from '../../../src/signaling/tokens.ts';
 import { isStreamGrant } from '../../../src/media-streams/stream-spec.ts';
@@ -108,4 +108,11 @@ test('a room token is never a media stream token, though both share the secret',
   const forged = `ms1.${roomToken.split('.')[1]}.${roomToken.split('.')[2]}`;
   assert.equal(streams.verify(forged).ok, false);
   assert.equal(streams.verify(streams.issue({ call: 'c1', exp: Date.now() - 1, spec })).ok, false);
+});
+
+test('a close reason is cut to 123 bytes of UTF-8, never through a character', () => {
+  assert.equal(closeReason('short'), 'short');
+  const cut = closeReason('ü'.repeat(100));
+  assert.ok(Buffer.byteLength(cut) <= 123);
+  assert.equal(cut, 'ü'.repeat(61));
 });

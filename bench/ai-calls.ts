@@ -24,7 +24,7 @@ import { histogramQuantile, scrapeBuckets } from './lib/histogram.ts';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 
-type Kind = 'echo' | 'ai' | 'ai-stream-inject' | 'ai-recording' | 'ws-raw' | 'ws-twilio' | 'grpc-floor';
+type Kind = 'echo' | 'ai' | 'ai-3-forks' | 'ai-stream-inject' | 'ai-recording' | 'ws-raw' | 'ws-twilio' | 'grpc-floor';
 type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
 type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
 interface GenOut { received: number; expected: number; seqGaps: number; p01: number; p50: number; p99: number }
@@ -147,9 +147,13 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
       inj = media.InjectAudio!();
       inj.write({ start: { server_rtp_port: port, sample_rate: 16000 } });
     } else {
-      const s = media.RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
-      s.on('data', () => frames++);
-      streams.push(s);
+      // ai-3-forks: three listeners of the caller at 16 kHz (STT, analytics, a supervisor's ear).
+      for (let k = kind === 'ai-3-forks' ? 3 : 1; k > 0; k--) {
+        const s = media.RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
+        s.on('data', () => frames++);
+        s.on('error', () => {});
+        streams.push(s);
+      }
       inj = media.StreamAudioToCall!();
       inj.write({ call_id: callId, audio_chunk: Buffer.alloc(0) });
       if (kind === 'ai-recording') {

@@ -6,6 +6,7 @@ import type { TimelineFrame } from '../media-path/inbound-timeline.ts';
 import { tsDelta } from '../rtp-bridge/rtp-packet.ts';
 import type { CallTap, CloseReason } from '../sessions/call-session.ts';
 import { Framer } from './framer.ts';
+import { ForkReader, type ForkReaderOptions } from './fork-reader.ts';
 
 export type ForkSource = 'caller' | 'service' | 'mixed' | 'stereo';
 export type ForkEncoding = 'pcm' | 'pcmu' | 'pcma' | 'opus';
@@ -28,6 +29,8 @@ export interface ForkFrame {
   concealed: boolean;
   /** When the last audio of this frame reached the service (performance.now()), for latency beyond framing. */
   capturedAtMs: number;
+  /** The frame a shared fork made, of which this is one listener's view: what its listeners share (one encoded message). */
+  origin?: ForkFrame;
 }
 
 export const FORK_RATES = [8000, 16000, 24000, 48000] as const;
@@ -71,6 +74,7 @@ export class AudioFork implements CallTap {
   readonly #onDropped: () => void;
   readonly #onClosed: (reason: CloseReason) => void;
   #sequence = 0;
+  readonly #readers = new Set<ForkReader>();
   #rtpTs = 0;
   #pendingTs: number | null = null;
   #pendingConcealed = false;
@@ -106,6 +110,19 @@ export class AudioFork implements CallTap {
   /** The next frame for the listener, oldest first. */
   shift(): ForkFrame | undefined {
     return this.#queue.shift();
+  }
+
+  /** Another listener of the same format: it shares this fork's conversion (resampling, encoding). */
+  join(opts: ForkReaderOptions): ForkReader {
+    const r = new ForkReader(opts);
+    this.#readers.add(r);
+    return r;
+  }
+
+  /** A listener left; returns how many are still reading. */
+  leave(r: ForkReader): number {
+    this.#readers.delete(r);
+    return this.#readers.size;
   }
 
   inbound(frame: TimelineFrame): void {
@@ -160,6 +177,7 @@ export class AudioFork implements CallTap {
     // The slots the pairing still holds are the call's last 80 ms: the listener gets them too.
     if (this.#pairer) for (const pair of this.#pairer.drain()) this.#producePair(pair.caller, pair.service);
     this.#onClosed(reason);
+    for (const r of [...this.#readers]) r.closed(reason);
   }
 
   #produce(channels: Int16Array[], rtpTs: number, concealed: boolean): void {
@@ -208,6 +226,9 @@ export class AudioFork implements CallTap {
     // line up with the 20 ms input: a resampler's output or 10 ms frames straddle them).
     this.#pendingTs = (out.rtpTimestamp + (f.frameMs * CALL_RATE) / 1000) >>> 0;
     this.#pendingConcealed = false;
+    for (const r of this.#readers) r.offer(out);
+    // A shared fork has no listener of its own (maxQueueFrames 0): only its readers.
+    if (this.#maxQueue === 0) return;
     if (this.#queue.length >= this.#maxQueue) {
       this.#queue.shift();
       this.dropped++;

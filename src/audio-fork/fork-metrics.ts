@@ -3,6 +3,7 @@ import { METRIC_PREFIX, type Metrics } from '../metrics/metrics.ts';
 
 export class ForkMetrics {
   readonly listeners: Gauge;
+  readonly conversions: Gauge;
   readonly frames: Counter;
   readonly dropped: Counter;
   readonly latency: Histogram;
@@ -10,6 +11,7 @@ export class ForkMetrics {
   constructor(m: Metrics) {
     const registers = [m.registry];
     this.listeners = new Gauge({ name: `${METRIC_PREFIX}fork_listeners`, help: 'Live audio streams out of calls (RecordAudio / StreamAudio)', registers });
+    this.conversions = new Gauge({ name: `${METRIC_PREFIX}fork_conversions`, help: 'Distinct live audio conversions behind the fork listeners (listeners of one call asking the same format share one)', registers });
     this.frames = new Counter({ name: `${METRIC_PREFIX}fork_frames_total`, help: 'Audio frames written to fork listeners', registers });
     this.dropped = new Counter({ name: `${METRIC_PREFIX}fork_frames_dropped_total`, help: 'Frames dropped (oldest first) because a listener did not keep up', registers });
     this.latency = new Histogram({

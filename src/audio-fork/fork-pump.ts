@@ -9,8 +9,15 @@ export interface ForkSink {
 }
 
 /**
- * Attaches a fork to a call and moves its frames to a sink until the call ends or the
- * listener goes away; resolves with why it ended. The call never waits for the listener.
+ * Each call's forks by format: listeners asking for the same audio share one conversion
+ * (resampling, G.711 encoding) and the same frames. Opus is not shared: an encoder's state is
+ * its stream's, and a decoder joining another stream mid-way would start on its history.
+ */
+const shared = new WeakMap<CallSession, Map<string, AudioFork>>();
+
+/**
+ * Attaches a listener to a call's audio and moves its frames to a sink until the call ends or
+ * the listener goes away; resolves with why it ended. The call never waits for the listener.
  */
 export function runFork(opts: {
   session: CallSession;
@@ -29,7 +36,7 @@ export function runFork(opts: {
     let done = false;
     const pump = (): void => {
       if (done || blocked) return;
-      for (let f = fork.shift(); f; f = fork.shift()) {
+      for (let f = reader.shift(); f; f = reader.shift()) {
         metrics.frames.inc();
         metrics.latency.observe((performance.now() - f.capturedAtMs) / 1000);
         if (!sink.write(f)) {
@@ -46,16 +53,31 @@ export function runFork(opts: {
       if (done) return;
       pump();
       done = true;
-      session.removeTap(fork);
+      if (fork.leave(reader) === 0) {
+        session.removeTap(fork);
+        if (byFormat?.get(key) === fork) byFormat.delete(key);
+        metrics.conversions.dec();
+      }
       metrics.listeners.dec();
       opts.signal.removeEventListener('abort', onAbort);
       resolve(why);
     };
     const onAbort = (): void => finish('cancelled');
-    const fork = new AudioFork({ format: opts.format, maxQueueFrames: opts.maxQueueFrames, onReadable: pump, onDropped: () => metrics.dropped.inc(), onCallClosed: finish });
+    const key = `${opts.format.source}/${opts.format.sampleRate}/${opts.format.frameMs}/${opts.format.encoding}/${opts.format.channels}`;
+    let byFormat = opts.format.encoding === 'opus' ? undefined : shared.get(session);
+    if (opts.format.encoding !== 'opus' && !byFormat) shared.set(session, (byFormat = new Map()));
+    const fork = byFormat?.get(key) ?? attach();
+    function attach(): AudioFork {
+      // No listener of its own: every listener, the first too, is a reader of it.
+      const f = new AudioFork({ format: opts.format, maxQueueFrames: 0, onReadable: () => {}, onCallClosed: () => {} });
+      byFormat?.set(key, f);
+      session.addTap(f);
+      metrics.conversions.inc();
+      return f;
+    }
+    const reader = fork.join({ maxQueueFrames: opts.maxQueueFrames, onReadable: pump, onDropped: () => metrics.dropped.inc(), onCallClosed: finish });
     metrics.listeners.inc();
     opts.signal.addEventListener('abort', onAbort);
-    session.addTap(fork);
     opts.onStart?.();
   });
 }

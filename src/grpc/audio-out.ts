@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { FORK_FRAME_MS, FORK_RATES, type ForkEncoding, type ForkFormat, type ForkSource } from '../audio-fork/audio-fork.ts';
+import { FORK_FRAME_MS, FORK_RATES, type ForkEncoding, type ForkFormat, type ForkFrame, type ForkSource } from '../audio-fork/audio-fork.ts';
 import { OPUS_FRAME_MS, OPUS_RTP_CLOCK } from '../codecs/opus.ts';
 import type { ForkMetrics } from '../audio-fork/fork-metrics.ts';
 import { runFork } from '../audio-fork/fork-pump.ts';
@@ -9,6 +9,20 @@ import type { RpcContext } from './middleware.ts';
 import type { RecordAudioRequest, RecordAudioResponse, StreamAudioRequest } from './schemas.ts';
 
 const DEFAULT_QUEUE_MS = 5000;
+
+/**
+ * RecordAudio's message for a frame listeners share: one object for all of them, so the
+ * server's serializer (memoized by message, see server.ts) encodes it once.
+ */
+const recordMessages = new WeakMap<object, RecordAudioResponse>();
+function recordMessage(f: ForkFrame, mediaType: string): RecordAudioResponse {
+  const key = f.origin ?? f;
+  const known = recordMessages.get(key);
+  if (known && known.media_type === mediaType) return known;
+  const msg = { audio_data: f.data, media_type: mediaType };
+  recordMessages.set(key, msg);
+  return msg;
+}
 
 function checkRate(rate: number): number {
   if (!(FORK_RATES as readonly number[]).includes(rate)) throw invalidArgument(`sample rate must be one of ${FORK_RATES.join(', ')}, got ${rate}`);
@@ -27,7 +41,7 @@ export async function recordAudio(req: RecordAudioRequest, ctx: RpcContext, call
     signal: ctx.signal,
     metrics: deps.metrics,
     maxQueueFrames: DEFAULT_QUEUE_MS / 20,
-    sink: { write: (f) => call.write({ audio_data: f.data, media_type: mediaType }), onceDrain: (cb) => call.once('drain', cb) },
+    sink: { write: (f) => call.write(recordMessage(f, mediaType)), onceDrain: (cb) => call.once('drain', cb) },
   });
   ctx.log.info({ event: 'FORK_ENDED', attributes: { reason: why, 'fork.rate': rate } }, `audio stream ended (${why})`);
   if (why === 'shutdown') throw shuttingDown();

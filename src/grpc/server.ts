@@ -47,7 +47,7 @@ export class GrpcServer {
     });
     const protos = loadProtos();
     warmUpMediaPath(protos.media.service);
-    this.#server.addService(protos.media.service, opts.services.media);
+    this.#server.addService(withSharedEncoding(protos.media.service, ['RecordAudio']), opts.services.media);
     this.#server.addService(protos.health.service, opts.services.health);
   }
 
@@ -85,4 +85,28 @@ export class GrpcServer {
       });
     });
   }
+}
+
+/**
+ * The same message object written to several streams (a frame their listeners share) is
+ * encoded once: the encoding is kept beside the object for as long as the object lives.
+ */
+function withSharedEncoding(service: grpc.ServiceDefinition, methods: string[]): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...service };
+  for (const name of methods) {
+    const def = service[name];
+    if (!def) continue;
+    const encode = def.responseSerialize as (value: object) => Buffer;
+    const encoded = new WeakMap<object, Buffer>();
+    out[name] = {
+      ...def,
+      responseSerialize: (value: unknown): Buffer => {
+        if (typeof value !== 'object' || value === null) return encode(value as object);
+        let b = encoded.get(value);
+        if (!b) encoded.set(value, (b = encode(value)));
+        return b;
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
 }

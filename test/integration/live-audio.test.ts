@@ -115,6 +115,33 @@ describe('live audio: fork out of and inject into calls', () => {
     assert.deepEqual(concealed, [...lost].sort((a, b) => a - b), 'exactly the lost packets are concealed');
   });
 
+  test('listeners of a call asking the same format share one conversion and get the same frames; another format has its own', async () => {
+    const { port, peer } = await open();
+    const gauge = async (name: string): Promise<number> => Number(new RegExp(`^sentiric_media_${name} (\\S+)$`, 'm').exec(await (await fetch(svc.url('/metrics'))).text())?.[1] ?? NaN);
+    const [l0, c0] = [await gauge('fork_listeners'), await gauge('fork_conversions')];
+    const rec = [0, 1, 2].map(() => collect((client.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 })));
+    const other = collect((client.media as unknown as Record<string, (r: unknown) => Stream>).StreamAudio!({ server_rtp_port: port, sample_rate: 8000 }));
+    await eventually(async () => (await gauge('fork_listeners')) - l0 === 4, 3000);
+    assert.equal((await gauge('fork_conversions')) - c0, 2, 'three 16 kHz listeners and one 8 kHz: two conversions');
+    const phone = await RtpPeer.open();
+    await phone.sendPcm(fx.pcm8k.subarray(0, 8000), port);
+    await eventually(() => rec.every((m) => m.length >= 45) && other.length >= 46, 3000);
+    // A late listener of the same format joins the shared conversion and counts its own frames from 0.
+    const late = collect((client.media as unknown as Record<string, (r: unknown) => Stream>).StreamAudio!({ server_rtp_port: port, sample_rate: 8000 }));
+    await phone.sendPcm(fx.pcm8k.subarray(8000, 16000), port);
+    await eventually(() => late.length >= 40, 3000);
+    assert.equal((await gauge('fork_conversions')) - c0, 2);
+    assert.equal(Number((late[1]!.frame as { sequence: number | string }).sequence), 0);
+    await client.media_('ReleasePort', { rtp_port: port });
+    phone.close();
+    peer.close();
+    const bytes = rec.map((m) => Buffer.concat(m.map((x) => x.audio_data as Buffer)));
+    const n = Math.min(...bytes.map((b) => b.length));
+    assert.ok(n >= 640 * 90);
+    assert.ok(bytes[0]!.subarray(0, n).equals(bytes[1]!.subarray(0, n)) && bytes[0]!.subarray(0, n).equals(bytes[2]!.subarray(0, n)), 'the three listeners got different audio');
+    await eventually(async () => (await gauge('fork_conversions')) === c0, 3000);
+  });
+
   test('forking with 3 listeners and a stalled one leaves the outbound stream untouched; the stalled one loses its oldest frames, counted', async () => {
     const { port, peer } = await open();
     const dropped0 = await droppedFrames();

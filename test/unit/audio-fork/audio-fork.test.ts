@@ -93,3 +93,31 @@ for (const source of ['stereo', 'mixed'] as const) {
     }
   });
 }
+
+test('listeners of one format share a fork: the same frames, each its own queue and its own sequence from 0', () => {
+  const fork = new AudioFork({ format: { source: 'caller', sampleRate: 16000, frameMs: 20, encoding: 'pcm', channels: 1 }, maxQueueFrames: 0, onReadable: () => {}, onCallClosed: () => {} });
+  let droppedB = 0;
+  const closed: string[] = [];
+  const a = fork.join({ maxQueueFrames: 100, onReadable: () => {}, onCallClosed: (r) => closed.push(`a:${r}`) });
+  for (let i = 0; i < 5; i++) fork.inbound({ samples: frame(i * 100), timestamp: i * 160, concealed: false });
+  const b = fork.join({ maxQueueFrames: 2, onReadable: () => {}, onDropped: () => droppedB++, onCallClosed: (r) => closed.push(`b:${r}`) });
+  for (let i = 5; i < 10; i++) fork.inbound({ samples: frame(i * 100), timestamp: i * 160, concealed: false });
+  assert.equal(fork.queued, 0, 'a shared fork keeps no queue of its own');
+  const fa: ReturnType<typeof a.shift>[] = [];
+  for (let f = a.shift(); f; f = a.shift()) fa.push(f);
+  const fb: ReturnType<typeof b.shift>[] = [];
+  for (let f = b.shift(); f; f = b.shift()) fb.push(f);
+  assert.ok(fa.length >= 8, `${fa.length} frames for the first listener`);
+  assert.equal(fb.length, 2, 'the slow second listener kept its newest two');
+  assert.equal(b.dropped, droppedB);
+  assert.ok(droppedB >= 1);
+  assert.deepEqual(fa.map((f) => f!.sequence), fa.map((_, i) => i));
+  // The second listener counts from where it joined: its gap is its own drops, not the first one's frames.
+  assert.deepEqual(fb.map((f) => f!.sequence), [droppedB, droppedB + 1]);
+  const last = fa.at(-1)!;
+  assert.equal(fb.at(-1)!.origin, last.origin, 'both listeners hold the same frame');
+  assert.equal(fb.at(-1)!.data, last.data);
+  assert.equal(fork.leave(a), 1);
+  fork.callClosed('released');
+  assert.deepEqual(closed, ['b:released'], 'a listener that left hears nothing more');
+});

@@ -159,6 +159,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     rate: CALL_RATE,
     maxSeconds: config.playback.max_prompt_seconds,
     decodeTimeoutMs: config.playback.decode_timeout_ms,
+    decoderIdleMs: config.playback.decoder_idle_seconds * 1000,
     http: { enabled: config.playback.http_enabled, maxBytes: config.playback.http_max_bytes, timeoutMs: config.playback.http_timeout_ms },
   });
   const recordingMetrics = new RecordingMetrics(metrics);
@@ -191,7 +192,6 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     if (s && snap.recording) continuing.set(snap.recording.id, s);
   }
   await recordings.recover(continuing);
-  await prompts.warmUp();
   const bridges = new CallBridges({ metrics });
   rebridge(restored, sessions, bridges, log);
   const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads, bridges };

@@ -32,6 +32,7 @@ export interface Config {
     max_prompt_seconds: number;
     data_uri_max_bytes: number;
     decode_timeout_ms: number;
+    decoder_idle_seconds: number;
     http_enabled: boolean;
     http_max_bytes: number;
     http_timeout_ms: number;
@@ -161,6 +162,12 @@ export const schema: convict.Schema<Config> = {
     max_prompt_seconds: { doc: 'Longest prompt accepted', format: 'nat', default: 600, env: 'PLAYBACK_MAX_PROMPT_SECONDS' },
     data_uri_max_bytes: { doc: 'Largest audio carried in a data: URI (decoded bytes)', format: 'nat', default: 8388608, env: 'PLAYBACK_DATA_URI_MAX_BYTES' },
     decode_timeout_ms: { doc: 'Longest time to decode one prompt', format: 'nat', default: 10000, env: 'PLAYBACK_DECODE_TIMEOUT_MS' },
+    decoder_idle_seconds: {
+      doc: 'The prompt decoding thread (about 50 MB) starts with the first prompt to decode and stops after this long without one',
+      format: 'nat',
+      default: 60,
+      env: 'PLAYBACK_DECODER_IDLE_SECONDS',
+    },
     http_enabled: { doc: 'Allow http(s):// prompt URIs', format: Boolean, default: false, env: 'PLAYBACK_HTTP_ENABLED' },
     http_max_bytes: { doc: 'Largest prompt fetched over http(s)', format: 'nat', default: 20971520, env: 'PLAYBACK_HTTP_MAX_BYTES' },
     http_timeout_ms: { doc: 'Time limit of one http(s) prompt fetch', format: 'nat', default: 5000, env: 'PLAYBACK_HTTP_TIMEOUT_MS' },

@@ -13,6 +13,8 @@ export interface PromptLoaderOptions {
   rate: number;
   maxSeconds: number;
   decodeTimeoutMs: number;
+  /** The decoding thread stops after this long without a prompt to decode. */
+  decoderIdleMs?: number;
   http: { enabled: boolean; maxBytes: number; timeoutMs: number };
 }
 
@@ -22,10 +24,11 @@ const MAX_FILE_BYTES = 200 * 1024 * 1024;
 export class PromptLoader {
   readonly #o: PromptLoaderOptions;
   readonly #root: string;
-  readonly #pool = new DecodePool();
+  readonly #pool: DecodePool;
 
   constructor(opts: PromptLoaderOptions) {
     this.#o = opts;
+    this.#pool = new DecodePool(opts.decoderIdleMs === undefined ? {} : { idleMs: opts.decoderIdleMs });
     this.#root = resolve(opts.assetsRoot);
   }
 
@@ -87,9 +90,9 @@ export class PromptLoader {
     return this.#pool.decode({ bytes: ownBuffer(bytes), rate: this.#o.rate, maxSeconds: this.#o.maxSeconds, timeoutMs: this.#o.decodeTimeoutMs });
   }
 
-  /** Starts the decoder thread and runs one job through it, so the first prompt does not wait. */
-  async warmUp(): Promise<void> {
-    await this.#pool.decode({ bytes: new ArrayBuffer(320), rawPcmRate: 16000, rate: this.#o.rate, maxSeconds: 1, timeoutMs: this.#o.decodeTimeoutMs });
+  /** Whether the decoding thread is up (it starts with the first prompt to decode). */
+  get decoderRunning(): boolean {
+    return this.#pool.running;
   }
 
   close(): Promise<void> {

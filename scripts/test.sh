@@ -32,6 +32,13 @@ echo "[test] node $(node --version), typecheck"
 tsc -p tsconfig.json
 tsc -p web-demo/tsconfig.json
 
+# The container image (buildah + a debootstrap base, no Docker daemon; needs root). The
+# first build takes several minutes, later ones reuse cached layers; IMAGE_TEST=0 skips it.
+if [ "${IMAGE_TEST:-1}" != 0 ]; then
+  echo "[test] container image"
+  bash scripts/image.sh build
+fi
+
 echo "[test] running tests"
 exec node --test --test-concurrency=1 --test-timeout=180000 --test-reporter=spec \
   'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'

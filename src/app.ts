@@ -9,6 +9,7 @@ import { HttpServer } from './http/server.ts';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { MediaStreams, isStreamGrant } from './media-streams/media-streams.ts';
+import { IdleCompaction } from './util/idle-compaction.ts';
 import { createLogging, type Logger, type Logging } from './logging/logger.ts';
 import { WorkerPool, type WebRtcListen } from './media-engine/worker-pool.ts';
 import { createMetrics, scrapedCounter, type Metrics } from './metrics/metrics.ts';
@@ -239,6 +240,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     maxPeers: config.signaling.max_peers_per_room,
     settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate, jitterMs: config.transcode.jitter_ms },
   });
+  const compaction = new IdleCompaction({ idle: () => sessions.size === 0 && rooms.size === 0, activity: () => sessions.opened, checkMs: 10_000, log });
   const signaling = new SignalingServer({ httpServer: http.server, path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
   http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
@@ -300,6 +302,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
         uploads.close();
         s3.destroy();
         clock.stop();
+        compaction.stop();
         await prompts.close();
         workers.close();
         await events.close();

@@ -39,6 +39,7 @@ export interface SessionWatcher {
  */
 export class SessionRegistry {
   readonly #byPort = new Map<number, CallSession>();
+  #opened = 0;
   readonly #byCall = new Map<string, CallSession>();
   readonly #pending = new Map<string, Promise<CallSession>>();
   readonly #ports: PortAllocator;
@@ -239,7 +240,13 @@ export class SessionRegistry {
     return session;
   }
 
+  /** Calls ever opened here: a number that moves whenever calls came (and maybe went). */
+  get opened(): number {
+    return this.#opened;
+  }
+
   #register(session: CallSession): void {
+    this.#opened++;
     this.#byPort.set(session.port, session);
     this.#byCall.set(session.callId, session);
     this.#metrics.activeSessions.set(this.#byPort.size);

@@ -38,6 +38,7 @@ export function routeKeyOf(method: string, req: Req): RouteKey {
     }
     case 'BridgeCalls':
       return { kind: 'port', port: num(req['server_rtp_port_a']), otherPort: num(req['server_rtp_port_b']) };
+    case 'GetCallQuality':
     case 'StartMediaStream':
     case 'StopMediaStream':
     case 'CreateMediaStreamToken': {

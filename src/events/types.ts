@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import type { CallQuality } from '../quality/call-quality.ts';
 
 /** What each GenericEvent type carries in payload_json (before it is stringified). */
 export interface GenericPayloads {
   'call.media.playback.finished': { callId: string; uri: string; status?: string };
   'call.media.dtmf.received': { callId: string; digit: string; durationMs: number };
   'call.media.session.timeout': { callId: string; port: number; idleSeconds: number };
-  'call.media.session.closed': { callId: string; port: number; reason: string };
+  /** quality: what the service measured of the call (GetCallQuality's answer at its end). */
+  'call.media.session.closed': { callId: string; port: number; reason: string; quality?: CallQuality };
   /** The process that carried the call died: its media is gone (the platform should end the call or re-offer it). */
   'call.media.session.lost': { callId: string; port: number; reason: string };
   /** A WebSocket media stream's backend went away while the call went on. */

@@ -16,6 +16,7 @@ import type { CallBridges } from '../bridge/call-bridges.ts';
 import type { MediaStreams } from '../media-streams/media-streams.ts';
 import { streamSpecOf, streamUrl, type StreamSpec } from '../media-streams/stream-spec.ts';
 import type { CallSession } from '../sessions/call-session.ts';
+import { callQuality } from '../quality/call-quality.ts';
 
 export interface MediaServiceDeps extends RpcDeps {
   tokens: RoomTokens;
@@ -143,6 +144,7 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       if (!deps.mediaStreams.stop(sessionOf(req), req.stream_id)) throw new MediaError('not_found', `no media stream ${req.stream_id} on this call`);
       return { success: true };
     }),
+    GetCallQuality: unary(deps, { method: 'GetCallQuality', schema: s.getCallQualityRequest, callIdOf: callOfRef }, async (req) => callQuality(sessionOf(req))),
     CreateMediaStreamToken: unary(deps, { method: 'CreateMediaStreamToken', schema: s.createMediaStreamTokenRequest, callIdOf: callOfRef }, async (req) => {
       const session = sessionOf(req);
       const max = config.media_streams.max_token_ttl_seconds;

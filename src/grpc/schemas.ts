@@ -147,6 +147,9 @@ export const stopMediaStreamRequest = z
   .refine(hasCall, CALL_REQUIRED);
 export type StopMediaStreamRequest = z.infer<typeof stopMediaStreamRequest>;
 
+export const getCallQualityRequest = z.object(callRef).refine(hasCall, CALL_REQUIRED);
+export type GetCallQualityRequest = z.infer<typeof getCallQualityRequest>;
+
 export const createMediaStreamTokenRequest = z
   .object({ ...callRef, format: mediaStreamFormat, ttl_seconds: z.number().int().nonnegative().default(0) })
   .refine(hasCall, CALL_REQUIRED);

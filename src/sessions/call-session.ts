@@ -17,6 +17,7 @@ import type { CallSnapshot } from './call-snapshot.ts';
 import { OpusLeg, type OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
 import { OPUS_RTP_CLOCK } from '../codecs/opus.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
+import { ReceiveStats } from '../quality/receive-stats.ts';
 
 export const CALL_RATE = 8000;
 export const FRAME_SAMPLES = 160;
@@ -89,6 +90,8 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   readonly createdAtMs = performance.now();
   readonly srtpAnswer: { crypto_suite: string; key_params: string } | undefined;
   lastRtpMs = performance.now();
+  /** What the phone's RTP stream looks like on arrival: packets, loss, jitter (RFC 3550). */
+  readonly inboundQuality: ReceiveStats;
   /** The caller's codec, learned from its packets; ours follows it (symmetric codec). Unused on an Opus leg. */
   codec: G711Codec = 'PCMU';
   readonly playback: PlaybackQueue;
@@ -133,6 +136,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
     this.playback = new PlaybackQueue({ onEnd: (p, end) => this.#observer.playbackEnded(this, p, end) });
     this.#mixer.add(this.playback);
     this.#timeline = new InboundTimeline({ clockRate: CALL_RATE, onFrame: (f) => this.#onInboundFrame(f) });
+    this.inboundQuality = new ReceiveStats(opts.codec === 'OPUS' ? OPUS_RTP_CLOCK : CALL_RATE);
     if (opts.codec === 'OPUS') {
       if (!opts.opus) throw new Error('an Opus leg needs its Opus options');
       this.#opus = new OpusLeg({ ...opts.opus, sampleRate: CALL_RATE });
@@ -305,6 +309,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
 
   #onRtp(h: RtpHeader, packet: Buffer, _from: RemoteInfo): void {
     this.lastRtpMs = performance.now();
+    this.inboundQuality.packet(h.ssrc, h.sequenceNumber, h.timestamp, this.lastRtpMs);
     const codec = CODEC_BY_PT.get(h.payloadType);
     if (codec) {
       this.codec = codec;
@@ -325,6 +330,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   /** An Opus leg's packets: its own handler, so G.711 legs pay nothing for Opus. */
   #onOpusRtp(h: RtpHeader, packet: Buffer, _from: RemoteInfo): void {
     this.lastRtpMs = performance.now();
+    this.inboundQuality.packet(h.ssrc, h.sequenceNumber, h.timestamp, this.lastRtpMs);
     const opus = this.#opus!;
     if (h.payloadType === opus.payloadType) {
       if (!this.#needsInbound()) return;

@@ -1,4 +1,5 @@
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { CallQuality } from '../quality/call-quality.ts';
 import { METRIC_PREFIX, scrapedCounter, type Metrics } from '../metrics/metrics.ts';
 import type { EndpointCounters } from '../rtp-bridge/rtp-endpoint.ts';
 import type { CallSession } from './call-session.ts';
@@ -17,6 +18,9 @@ export class SessionMetrics {
   readonly allocationFailures: Counter;
   readonly playbacks: Counter<'result'>;
   readonly dtmfDigits: Counter;
+  readonly #jitter: Histogram;
+  readonly #loss: Histogram;
+  readonly #mos: Histogram;
   readonly #closedTotals: Totals = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, malformed: 0, foreignSource: 0, sourceMoves: 0, lost: 0 };
   #ports: PortAllocator | undefined;
   #live: () => Iterable<CallSession> = () => [];
@@ -28,6 +32,9 @@ export class SessionMetrics {
     this.sessionTimeouts = new Counter({ name: `${METRIC_PREFIX}session_timeouts_total`, help: 'Sessions closed for receiving no RTP', registers });
     this.allocationFailures = new Counter({ name: `${METRIC_PREFIX}port_allocation_failures_total`, help: 'AllocatePort calls refused for lack of ports', registers });
     this.playbacks = new Counter({ name: `${METRIC_PREFIX}playbacks_total`, help: 'Prompts played, by result', labelNames: ['result'] as const, registers });
+    this.#jitter = new Histogram({ name: `${METRIC_PREFIX}call_inbound_jitter_seconds`, help: 'Interarrival jitter (RFC 3550) of the phone\'s RTP, per call at its end', buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16], registers });
+    this.#loss = new Histogram({ name: `${METRIC_PREFIX}call_inbound_loss_ratio`, help: 'Share of the phone\'s RTP packets lost, per call at its end', buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2], registers });
+    this.#mos = new Histogram({ name: `${METRIC_PREFIX}call_mos`, help: 'E-model MOS estimate (ITU-T G.107, simplified) of what the service heard, per call at its end', buckets: [1.5, 2, 2.5, 3, 3.5, 3.8, 4, 4.2, 4.4], registers });
     this.dtmfDigits = new Counter({ name: `${METRIC_PREFIX}dtmf_digits_total`, help: 'DTMF digits received (RFC 4733)', registers });
     const self = this;
     const portGauge = (name: string, help: string, read: (p: PortAllocator) => number): void => {
@@ -59,6 +66,14 @@ export class SessionMetrics {
     totalCounter('rtp_foreign_packets_total', 'RTP packets dropped because they came from a source that is not the call\'s phone', 'foreignSource');
     totalCounter('rtp_packets_lost_total', 'RTP packets missing from phones\' sequences (gaps)', 'lost');
     totalCounter('rtp_source_moves_total', 'Times a phone\'s RTP source moved to a new address after proving itself (NAT rebinding, re-target)', 'sourceMoves');
+  }
+
+  /** A call's quality at its end (a call that received nothing is not counted). */
+  observeQuality(q: CallQuality): void {
+    if (q.inbound.packets === 0) return;
+    this.#jitter.observe(q.inbound.jitter_ms / 1000);
+    this.#loss.observe(q.inbound.loss_ratio);
+    this.#mos.observe(q.mos);
   }
 
   bindPorts(ports: PortAllocator, live: () => Iterable<CallSession>): void {

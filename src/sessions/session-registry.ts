@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/schema.ts';
 import { MediaError } from '../errors/media-error.ts';
+import { callQuality } from '../quality/call-quality.ts';
 import { genericEvent, type EventPublisher } from '../events/types.ts';
 import type { Logger, Logging } from '../logging/logger.ts';
 import type { MediaClock } from '../media-path/clock.ts';
@@ -285,6 +286,8 @@ export class SessionRegistry {
     this.#watcher?.closed(s);
     if (this.#byPort.size === 0) for (const w of [...this.#emptyWaiters]) w();
     const c = s.endpoint.counters;
+    const q = callQuality(s);
+    this.#metrics.observeQuality(q);
     s.log.info(
       {
         event: 'SESSION_CLOSED',
@@ -302,12 +305,16 @@ export class SessionRegistry {
           'rtp.inbound_concealed_frames': s.inboundStats.concealedFrames,
           'rtp.inbound_rebased': s.inboundStats.rebased,
           'call.duration_ms': Math.round(performance.now() - s.createdAtMs),
+          'rtp.inbound_expected': q.inbound.expected,
+          'rtp.inbound_lost': q.inbound.lost,
+          'rtp.inbound_jitter_ms': q.inbound.jitter_ms,
+          'call.mos': q.mos,
         },
       },
       `call session closed (${reason})`,
     );
     this.#events.publish(
-      genericEvent('call.media.session.closed', { traceId: s.traceId, tenantId: s.tenantId, payload: { callId: s.callId, port: s.port, reason } }),
+      genericEvent('call.media.session.closed', { traceId: s.traceId, tenantId: s.tenantId, payload: { callId: s.callId, port: s.port, reason, quality: q } }),
     );
   }
 

@@ -1,0 +1,36 @@
+import type { CallSession } from '../sessions/call-session.ts';
+import { CODEC_IMPAIRMENT, mosFromR, rFactor } from './e-model.ts';
+
+/**
+ * One-way delay the E-model is given until RTCP measures the path: the service's own share
+ * (a 20 ms frame and the 40 ms reorder window), the network taken as none.
+ */
+const ASSUMED_DELAY_MS = 60;
+
+export interface CallQuality {
+  call_id: string;
+  server_rtp_port: number;
+  codec: string;
+  inbound: { packets: number; expected: number; lost: number; loss_ratio: number; jitter_ms: number; ssrc: number };
+  outbound: { packets: number; bytes: number };
+  mos: number;
+  r_factor: number;
+  duration_s: number;
+}
+
+export function callQuality(s: CallSession): CallQuality {
+  const q = s.inboundQuality;
+  const c = s.endpoint.counters;
+  const codec = s.wireCodec;
+  const r = rFactor(CODEC_IMPAIRMENT[codec], q.lossRatio, ASSUMED_DELAY_MS + q.jitterMs);
+  return {
+    call_id: s.callId,
+    server_rtp_port: s.port,
+    codec,
+    inbound: { packets: q.received, expected: q.expected, lost: q.lost, loss_ratio: +q.lossRatio.toFixed(4), jitter_ms: +q.jitterMs.toFixed(2), ssrc: Math.max(0, q.ssrc) },
+    outbound: { packets: c.packetsOut, bytes: c.bytesOut },
+    mos: +mosFromR(r).toFixed(2),
+    r_factor: +r.toFixed(1),
+    duration_s: +((performance.now() - s.createdAtMs) / 1000).toFixed(1),
+  };
+}

@@ -1,0 +1,128 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { startService, type RunningService } from '../helpers/service.ts';
+import { TestClient } from '../helpers/grpc-client.ts';
+import { speechFixtures, tone } from '../helpers/audio.ts';
+import { ffmpegSendRtp, freeUdpPort } from '../helpers/ffmpeg.ts';
+import { buildRtp } from '../../src/rtp-bridge/rtp-packet.ts';
+import { encodeG711 } from '../../src/codecs/g711.ts';
+
+interface Quality {
+  call_id: string;
+  codec: string;
+  inbound: { packets: number | string; expected: number | string; lost: number | string; loss_ratio: number; jitter_ms: number; ssrc: number };
+  outbound: { packets: number | string };
+  mos: number;
+  r_factor: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A phone whose packets leave at chosen times: loss and delay the test knows exactly. */
+async function sendShaped(port: number, n: number, opts: { drop: (k: number) => boolean; delayMs: (k: number) => number }): Promise<{ sent: number; jitterMs: number }> {
+  const sock = createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  const payload = encodeG711('PCMU', tone(440, 20, 8000));
+  const t0 = performance.now() + 20;
+  let sent = 0;
+  // The jitter RFC 3550 defines, from when each packet actually left here (loopback adds ~0).
+  let j = 0;
+  let prevTransit: number | null = null;
+  for (let k = 0; k < n; k++) {
+    const at = t0 + k * 20 + opts.delayMs(k);
+    const wait = at - performance.now();
+    if (wait > 1) await sleep(wait - 1);
+    while (performance.now() < at);
+    if (opts.drop(k)) continue;
+    const leftMs = performance.now();
+    sock.send(buildRtp({ marker: k === 0, payloadType: 0, sequenceNumber: (60000 + k) & 0xffff, timestamp: (k * 160) >>> 0, ssrc: 0x51ced }, payload), port, '127.0.0.1');
+    sent++;
+    const transit = leftMs * 8 - k * 160;
+    if (prevTransit !== null) j += (Math.abs(transit - prevTransit) - j) / 16;
+    prevTransit = transit;
+  }
+  // A send completes after a lookup on the next tick: closing at once would lose the last one.
+  await new Promise<void>((r) => sock.send(Buffer.alloc(0), 9, '127.0.0.1', () => r()));
+  sock.close();
+  return { sent, jitterMs: j / 8 };
+}
+
+describe('call quality as the service measures it', () => {
+  let svc: RunningService;
+  let client: TestClient;
+  let n = 0;
+  const open = async (): Promise<{ port: number; callId: string }> => {
+    const callId = `quality-${process.pid}-${++n}@test`;
+    const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId });
+    assert.equal(r.error, undefined, r.error?.details);
+    return { port: r.response!.rtp_port, callId };
+  };
+  const quality = async (port: number): Promise<Quality> => {
+    const r = await client.media_<Quality>('GetCallQuality', { server_rtp_port: port });
+    assert.equal(r.error, undefined, r.error?.details);
+    return r.response!;
+  };
+
+  before(async () => {
+    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '37800', RTP_SERVICE_PORT_MAX: '37899', LOG_LEVEL: 'info' } });
+    client = new TestClient(svc.grpcPort);
+  });
+  after(async () => {
+    client?.close();
+    await svc?.stop('SIGKILL');
+  });
+
+  test('an ffmpeg phone: every packet counted, none lost, little jitter, a clean G.711 MOS', async (t) => {
+    const { port, callId } = await open();
+    const fx = speechFixtures();
+    const sender = ffmpegSendRtp({ wav: fx.wav8k, port, codec: 'PCMU', localPort: await freeUdpPort() });
+    assert.equal(await sender.done, 0, sender.stderr());
+    await sleep(200);
+    const q = await quality(port);
+    t.diagnostic(JSON.stringify(q));
+    const frames = Math.ceil(fx.pcm8k.length / 160);
+    assert.equal(q.call_id, callId);
+    assert.equal(q.codec, 'PCMU');
+    assert.ok(Math.abs(Number(q.inbound.packets) - frames) <= 1, `${q.inbound.packets} packets for ${frames} frames of speech`);
+    assert.equal(Number(q.inbound.expected), Number(q.inbound.packets));
+    assert.equal(Number(q.inbound.lost), 0);
+    assert.equal(q.inbound.ssrc, 0x1234abcd);
+    assert.ok(q.inbound.jitter_ms < 5, `jitter ${q.inbound.jitter_ms} ms from a paced ffmpeg`);
+    assert.ok(q.mos >= 4.2, `MOS ${q.mos} for a clean G.711 call`);
+    await client.media_('ReleasePort', { rtp_port: port });
+  });
+
+  test('5% loss and injected delay: packets exact, loss within a point, jitter within 20%, MOS lower; the end is logged and published', async (t) => {
+    const { port, callId } = await open();
+    const lost = new Set(Array.from({ length: 20 }, (_, i) => 7 + i * 20));
+    // Alternating extra delay keeps the order: 0, 12, 0, 12 ... ms on top of the 20 ms pacing.
+    const shaped = await sendShaped(port, 400, { drop: (k) => lost.has(k), delayMs: (k) => (k % 2 ? 12 : 0) });
+    await sleep(200);
+    const q = await quality(port);
+    t.diagnostic(`${JSON.stringify(q)}; the sender's own jitter ${shaped.jitterMs.toFixed(2)} ms`);
+    assert.equal(Number(q.inbound.packets), shaped.sent);
+    assert.equal(Number(q.inbound.expected), 400 - (lost.has(399) ? 1 : 0));
+    assert.ok(Math.abs(q.inbound.loss_ratio - 0.05) <= 0.01, `loss ${q.inbound.loss_ratio}`);
+    assert.ok(Math.abs(q.inbound.jitter_ms - shaped.jitterMs) <= shaped.jitterMs * 0.2, `jitter ${q.inbound.jitter_ms} ms, sent with ${shaped.jitterMs.toFixed(2)} ms`);
+    assert.ok(q.mos < 4.0 && q.mos > 3.0, `MOS ${q.mos} at 5% loss`);
+    await client.media_('ReleasePort', { rtp_port: port });
+    const closed = await svc.waitForLog((l) => l.event === 'SESSION_CLOSED' && l.call_id === callId);
+    const a = closed.attributes as Record<string, number>;
+    assert.equal(a['rtp.inbound_lost'], 20);
+    assert.equal(a['call.mos'], q.mos);
+    const ev = await svc.waitForLog((l) => l.event === 'PLATFORM_EVENT' && (l.attributes as Record<string, unknown>)['event.type'] === 'call.media.session.closed' && JSON.stringify(l.attributes).includes(callId));
+    const payload = JSON.parse((ev.attributes as { 'event.body': { payload_json: string } })['event.body'].payload_json) as { quality: Quality };
+    assert.equal(Number(payload.quality.inbound.lost), 20);
+    const metrics = await (await fetch(svc.url('/metrics'))).text();
+    assert.match(metrics, /^sentiric_media_call_mos_count [1-9]/m);
+    assert.match(metrics, /^sentiric_media_call_inbound_loss_ratio_bucket\{le="0.05"\} [1-9]/m);
+  });
+
+  test('GetCallQuality of no call answers NOT_FOUND; without a call named, INVALID_ARGUMENT', async () => {
+    const none = await client.media_('GetCallQuality', { call_id: 'no-such@x' });
+    assert.equal(none.error?.code, 5);
+    const bad = await client.media_('GetCallQuality', {});
+    assert.equal(bad.error?.code, 3);
+  });
+});

@@ -1,5 +1,6 @@
 import type { CallSession } from '../sessions/call-session.ts';
 import { CODEC_IMPAIRMENT, mosFromR, rFactor } from './e-model.ts';
+import type { RemoteReports } from './remote-reports.ts';
 
 /**
  * One-way delay the E-model is given until RTCP measures the path: the service's own share
@@ -16,6 +17,20 @@ export interface CallQuality {
   mos: number;
   r_factor: number;
   duration_s: number;
+  remote: {
+    reports: number;
+    cname: string;
+    bye: boolean;
+    has_sender_report: boolean;
+    sender_packets: number;
+    sender_octets: number;
+    received_at_sender_report: number;
+    has_report_of_ours: boolean;
+    fraction_lost: number;
+    cumulative_lost: number;
+    jitter: number;
+    malformed: number;
+  };
 }
 
 export function callQuality(s: CallSession): CallQuality {
@@ -32,5 +47,23 @@ export function callQuality(s: CallSession): CallQuality {
     mos: +mosFromR(r).toFixed(2),
     r_factor: +r.toFixed(1),
     duration_s: +((performance.now() - s.createdAtMs) / 1000).toFixed(1),
+    remote: remoteOf(s.remoteReports.state),
+  };
+}
+
+function remoteOf(r: RemoteReports): CallQuality['remote'] {
+  return {
+    reports: r.reports,
+    cname: r.cname,
+    bye: r.bye,
+    has_sender_report: r.sender !== null,
+    sender_packets: r.sender?.packets ?? 0,
+    sender_octets: r.sender?.octets ?? 0,
+    received_at_sender_report: r.sender?.receivedHere ?? 0,
+    has_report_of_ours: r.ofOurs !== null,
+    fraction_lost: +(r.ofOurs?.fractionLost ?? 0).toFixed(4),
+    cumulative_lost: r.ofOurs?.cumulativeLost ?? 0,
+    jitter: r.ofOurs?.jitter ?? 0,
+    malformed: r.malformed,
   };
 }

@@ -40,6 +40,8 @@ export interface EndpointRouting {
 }
 
 export type PacketHandler = (header: RtpHeader, packet: Buffer, from: RemoteInfo) => void;
+/** RTCP multiplexed on the RTP port (RFC 5761) from the phone's address; plain RTP legs only. */
+export type RtcpHandler = (packet: Buffer) => void;
 
 const DEFAULT_SOURCE: SourceLockOptions = { policy: 'strict', learningMs: 3000 };
 
@@ -59,6 +61,7 @@ export class RtpEndpoint {
   #inbound: PacketProtection | null = null;
   #outbound: PacketProtection | null = null;
   #handler: PacketHandler | null = null;
+  #rtcp: RtcpHandler | null = null;
   #lockedOnce = false;
   #closed = false;
   #lastSsrc = -1;
@@ -96,6 +99,10 @@ export class RtpEndpoint {
 
   onPacket(handler: PacketHandler): void {
     this.#handler = handler;
+  }
+
+  onRtcp(handler: RtcpHandler): void {
+    this.#rtcp = handler;
   }
 
   setProtection(inbound: PacketProtection | null, outbound: PacketProtection | null): void {
@@ -154,6 +161,8 @@ export class RtpEndpoint {
     this.counters.bytesIn += msg.length;
     if (isRtcpPacket(msg)) {
       this.counters.rtcpIn++;
+      // SRTCP is not read yet; plain RTCP only from where the phone's RTP comes from.
+      if (!this.#inbound && this.#lock.source?.address === rinfo.address) this.#rtcp?.(msg);
       return;
     }
     let packet: Buffer | null = msg;

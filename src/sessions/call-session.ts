@@ -18,6 +18,7 @@ import { OpusLeg, type OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
 import { OPUS_RTP_CLOCK } from '../codecs/opus.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
 import { ReceiveStats } from '../quality/receive-stats.ts';
+import { RemoteReportsReader } from '../quality/remote-reports.ts';
 
 export const CALL_RATE = 8000;
 export const FRAME_SAMPLES = 160;
@@ -92,6 +93,8 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   lastRtpMs = performance.now();
   /** What the phone's RTP stream looks like on arrival: packets, loss, jitter (RFC 3550). */
   readonly inboundQuality: ReceiveStats;
+  /** What the phone reports in its RTCP (multiplexed on the RTP port). */
+  readonly remoteReports = new RemoteReportsReader();
   /** The caller's codec, learned from its packets; ours follows it (symmetric codec). Unused on an Opus leg. */
   codec: G711Codec = 'PCMU';
   readonly playback: PlaybackQueue;
@@ -148,6 +151,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
       this.#dtmf = new DtmfDetector(CALL_RATE);
       this.endpoint.onPacket((h, p, from) => this.#onRtp(h, p, from));
     }
+    this.endpoint.onRtcp((p) => this.remoteReports.read(p, this.inboundQuality.received, this.#sender.ssrc));
     this.#clock.add(this);
   }
 

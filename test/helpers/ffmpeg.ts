@@ -57,6 +57,8 @@ export function ffmpegSendRtp(opts: {
   localPort: number;
   ssrc?: number;
   srtp?: { suite: string; params: string };
+  /** Send RTCP to the RTP port itself (rtcp-mux, RFC 5761) instead of the port after it. */
+  rtcpMux?: boolean;
 }): FfmpegRun {
   const proto = opts.srtp ? 'srtp' : 'rtp';
   // pkt_size bounds the payload, so each packet carries 20 ms (160 samples); ffmpeg's SRTP
@@ -66,7 +68,7 @@ export function ffmpegSendRtp(opts: {
   // 160-sample frames makes it send one packet every 20 ms, as a phone does.
   const args = ['-re', '-f', 'lavfi', '-i', `amovie=${opts.wav},asetnsamples=n=160:p=1`, '-ac', '1', '-ar', '8000', '-c:a', ENCODER[opts.codec], '-f', 'rtp', '-payload_type', String(PT[opts.codec]), '-ssrc', String(opts.ssrc ?? 0x1234abcd)];
   if (opts.srtp) args.push('-srtp_out_suite', opts.srtp.suite, '-srtp_out_params', opts.srtp.params);
-  args.push(`${proto}://127.0.0.1:${opts.port}?localrtpport=${opts.localPort}&pkt_size=${pktSize}`);
+  args.push(`${proto}://127.0.0.1:${opts.port}?localrtpport=${opts.localPort}&pkt_size=${pktSize}${opts.rtcpMux ? `&rtcpport=${opts.port}` : ''}`);
   return run(args);
 }
 

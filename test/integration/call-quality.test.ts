@@ -13,6 +13,7 @@ interface Quality {
   codec: string;
   inbound: { packets: number | string; expected: number | string; lost: number | string; loss_ratio: number; jitter_ms: number; ssrc: number };
   outbound: { packets: number | string };
+  remote: Record<string, unknown>;
   mos: number;
   r_factor: number;
 }
@@ -90,6 +91,25 @@ describe('call quality as the service measures it', () => {
     assert.equal(q.inbound.ssrc, 0x1234abcd);
     assert.ok(q.inbound.jitter_ms < 5, `jitter ${q.inbound.jitter_ms} ms from a paced ffmpeg`);
     assert.ok(q.mos >= 4.2, `MOS ${q.mos} for a clean G.711 call`);
+    await client.media_('ReleasePort', { rtp_port: port });
+  });
+
+  test('an ffmpeg phone sending RTCP on the RTP port: its sender report matches what arrived, packet for packet', async (t) => {
+    const { port } = await open();
+    const fx = speechFixtures();
+    const sender = ffmpegSendRtp({ wav: fx.wav8k, port, codec: 'PCMU', localPort: await freeUdpPort(), ssrc: 0x77aa, rtcpMux: true });
+    assert.equal(await sender.done, 0, sender.stderr());
+    await sleep(200);
+    const q = await quality(port);
+    t.diagnostic(JSON.stringify(q.remote));
+    const r = q.remote as unknown as Record<string, number | string | boolean>;
+    assert.ok(Number(r.reports) >= 1, 'no RTCP was read');
+    assert.equal(r.malformed, 0);
+    assert.equal(r.has_sender_report, true);
+    // ffmpeg's last SR counts what it had sent by then; that many had arrived here when it did.
+    assert.equal(Number(r.sender_packets), Number(r.received_at_sender_report));
+    assert.equal(Number(r.sender_octets), Number(r.sender_packets) * 160);
+    assert.ok(Number(r.sender_packets) > 0);
     await client.media_('ReleasePort', { rtp_port: port });
   });
 

@@ -1,0 +1,45 @@
+import { parseRtcp } from './rtcp.ts';
+
+/** What the phone said in its RTCP: its own sending, its view of the service's stream, its name, its goodbye. */
+export interface RemoteReports {
+  reports: number;
+  malformed: number;
+  cname: string;
+  bye: boolean;
+  /** From its last SR: what it says it sent, and what had arrived here when that SR did. */
+  sender: { packets: number; octets: number; receivedHere: number } | null;
+  /** From its last report block about the service's stream. */
+  ofOurs: { fractionLost: number; cumulativeLost: number; jitter: number } | null;
+}
+
+export class RemoteReportsReader {
+  readonly state: RemoteReports = { reports: 0, malformed: 0, cname: '', bye: false, sender: null, ofOurs: null };
+
+  /** One RTCP datagram; `receivedHere`: the phone's RTP packets received so far; `ourSsrc`: the service's stream. */
+  read(packet: Buffer, receivedHere: number, ourSsrc: number): void {
+    let parsed: ReturnType<typeof parseRtcp>;
+    try {
+      parsed = parseRtcp(packet);
+    } catch {
+      // A datagram this reader did not foresee is one malformed report, never the call's end.
+      parsed = null;
+    }
+    if (!parsed) {
+      this.state.malformed++;
+      return;
+    }
+    this.state.reports++;
+    for (const p of parsed) {
+      if (p.type === 'sr') this.state.sender = { packets: p.packets, octets: p.octets, receivedHere };
+      if (p.type === 'sr' || p.type === 'rr') {
+        const mine = p.reports.find((r) => r.ssrc === ourSsrc >>> 0);
+        if (mine) this.state.ofOurs = { fractionLost: mine.fractionLost, cumulativeLost: mine.cumulativeLost, jitter: mine.jitter };
+      }
+      if (p.type === 'sdes') {
+        const c = p.chunks.find((x) => x.cname !== undefined);
+        if (c?.cname) this.state.cname = c.cname.slice(0, 255);
+      }
+      if (p.type === 'bye') this.state.bye = true;
+    }
+  }
+}

@@ -29,6 +29,8 @@ export class RtpPhone {
     this.target = target;
     this.ssrc = ssrc;
     socket.on('message', (msg) => {
+      // RTCP from the service (multiplexed on the RTP port) is no audio packet.
+      if (msg.length >= 2 && msg[1]! >= 192 && msg[1]! <= 223) return;
       const now = performance.now();
       const seq = msg.readUInt16BE(2);
       if (this.measuring) {

@@ -3,8 +3,8 @@ import { CODEC_IMPAIRMENT, mosFromR, rFactor } from './e-model.ts';
 import type { RemoteReports } from './remote-reports.ts';
 
 /**
- * One-way delay the E-model is given until RTCP measures the path: the service's own share
- * (a 20 ms frame and the 40 ms reorder window), the network taken as none.
+ * The service's own share of the one-way delay the E-model is given (a 20 ms frame and the
+ * 40 ms reorder window); the network's is half the RTCP round trip once measured, else none.
  */
 const ASSUMED_DELAY_MS = 60;
 
@@ -30,6 +30,8 @@ export interface CallQuality {
     cumulative_lost: number;
     jitter: number;
     malformed: number;
+    has_rtt: boolean;
+    rtt_ms: number;
   };
 }
 
@@ -37,7 +39,9 @@ export function callQuality(s: CallSession): CallQuality {
   const q = s.inboundQuality;
   const c = s.endpoint.counters;
   const codec = s.wireCodec;
-  const r = rFactor(CODEC_IMPAIRMENT[codec], q.lossRatio, ASSUMED_DELAY_MS + q.jitterMs);
+  // Measured: half the round trip is the network's share of the delay.
+  const rtt = s.remoteReports.state.rttMs;
+  const r = rFactor(CODEC_IMPAIRMENT[codec], q.lossRatio, ASSUMED_DELAY_MS + q.jitterMs + (rtt ?? 0) / 2);
   return {
     call_id: s.callId,
     server_rtp_port: s.port,
@@ -65,5 +69,7 @@ function remoteOf(r: RemoteReports): CallQuality['remote'] {
     cumulative_lost: r.ofOurs?.cumulativeLost ?? 0,
     jitter: r.ofOurs?.jitter ?? 0,
     malformed: r.malformed,
+    has_rtt: r.rttMs !== null,
+    rtt_ms: +(r.rttMs ?? 0).toFixed(1),
   };
 }

@@ -1,5 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
+import { lookup } from 'node:dns';
 import { isRtcpPacket, parseRtp, type RtpHeader } from './rtp-packet.ts';
 import { SourceLock, type SourceLockOptions } from './source-lock.ts';
 
@@ -21,6 +22,7 @@ export interface EndpointCounters {
   packetsOut: number;
   bytesOut: number;
   rtcpIn: number;
+  rtcpOut: number;
   malformed: number;
   /** Well-formed packets from a source that is not the call's phone (dropped, never used). */
   foreignSource: number;
@@ -46,6 +48,19 @@ export type RtcpHandler = (packet: Buffer) => void;
 const DEFAULT_SOURCE: SourceLockOptions = { policy: 'strict', learningMs: 3000 };
 
 /**
+ * Targets are addresses, never names: answered at once, so a send reaches the kernel inside
+ * send() (a BYE written just before the socket closes leaves) instead of after a lookup tick.
+ */
+const literalLookup = (address: string, family: unknown, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void => {
+  const f = isIP(address);
+  if (f !== 0) {
+    cb(null, address, f);
+    return;
+  }
+  lookup(address, family as number, cb);
+};
+
+/**
  * The call's UDP socket toward the phone. It owns the socket: it learns which source is the
  * phone and locks it (see SourceLock), where to send (explicit target, else that source:
  * symmetric RTP / comedia), unprotects and protects SRTP, and hands the phone's parsed RTP
@@ -53,7 +68,7 @@ const DEFAULT_SOURCE: SourceLockOptions = { policy: 'strict', learningMs: 3000 }
  */
 export class RtpEndpoint {
   readonly port: number;
-  readonly counters: EndpointCounters = { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, rtcpIn: 0, malformed: 0, foreignSource: 0, sourceMoves: 0, authFailures: 0, sendErrors: 0, lost: 0 };
+  readonly counters: EndpointCounters = { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, rtcpIn: 0, rtcpOut: 0, malformed: 0, foreignSource: 0, sourceMoves: 0, authFailures: 0, sendErrors: 0, lost: 0 };
   readonly #socket: Socket;
   readonly #lock: SourceLock;
   #target: RtpAddress | null = null;
@@ -68,7 +83,7 @@ export class RtpEndpoint {
   #lastSeq = 0;
 
   static bind(opts: { port: number; address: string; source?: SourceLockOptions }): Promise<RtpEndpoint> {
-    const socket = createSocket({ type: isIP(opts.address) === 6 ? 'udp6' : 'udp4', reuseAddr: false });
+    const socket = createSocket({ type: isIP(opts.address) === 6 ? 'udp6' : 'udp4', reuseAddr: false, lookup: literalLookup });
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         socket.close();
@@ -149,6 +164,18 @@ export class RtpEndpoint {
     this.#socket.send(wire, t.port, t.address);
   }
 
+  /** RTCP goes where RTP goes, multiplexed on the RTP port, on plain RTP legs (SRTCP is not sent). */
+  get canSendRtcp(): boolean {
+    return this.#target !== null && !this.#closed && this.#outbound === null;
+  }
+
+  sendRtcp(packet: Buffer): void {
+    const t = this.#target;
+    if (!t || this.#closed || this.#outbound) return;
+    this.counters.rtcpOut++;
+    this.#socket.send(packet, t.port, t.address);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -161,8 +188,10 @@ export class RtpEndpoint {
     this.counters.bytesIn += msg.length;
     if (isRtcpPacket(msg)) {
       this.counters.rtcpIn++;
-      // SRTCP is not read yet; plain RTCP only from where the phone's RTP comes from.
-      if (!this.#inbound && this.#lock.source?.address === rinfo.address) this.#rtcp?.(msg);
+      // SRTCP is not read yet. Plain RTCP only from the phone: its RTP port (rtcp-mux), or the
+      // port after it, where a stack that keeps an RTCP socket sends from.
+      const src = this.#lock.source;
+      if (!this.#inbound && src?.address === rinfo.address && (rinfo.port === src.port || rinfo.port === src.port + 1)) this.#rtcp?.(msg);
       return;
     }
     let packet: Buffer | null = msg;

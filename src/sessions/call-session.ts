@@ -9,7 +9,7 @@ import { Mixer, type AudioSource } from '../media-path/mixer.ts';
 import { PlaybackQueue, type PlaybackEnd, type QueuedPrompt } from '../playback/playback-queue.ts';
 import { DtmfDetector, type DtmfDigit } from '../rtp-bridge/dtmf.ts';
 import type { RtpAddress, RtpEndpoint } from '../rtp-bridge/rtp-endpoint.ts';
-import type { RtpHeader } from '../rtp-bridge/rtp-packet.ts';
+import { RTP_HEADER_BYTES, type RtpHeader } from '../rtp-bridge/rtp-packet.ts';
 import { RtpSender, type SenderState } from '../rtp-bridge/rtp-sender.ts';
 import { describeUri } from '../playback/audio-uri.ts';
 import type { SrtpSession } from '../rtp-bridge/srtp/context.ts';
@@ -19,8 +19,12 @@ import { OPUS_RTP_CLOCK } from '../codecs/opus.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
 import { ReceiveStats } from '../quality/receive-stats.ts';
 import { RemoteReportsReader } from '../quality/remote-reports.ts';
+import { buildRtcp, ntpOf, type OutgoingReport } from '../quality/rtcp-writer.ts';
 
 export const CALL_RATE = 8000;
+/** RFC 3550's minimum report interval, and the first report's delay (half of it, 6.2). */
+const REPORT_INTERVAL_MS = 5000;
+const FIRST_REPORT_MS = 2500;
 export const FRAME_SAMPLES = 160;
 
 export type CloseReason = 'released' | 'inactivity' | 'shutdown' | 'error';
@@ -116,6 +120,9 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   #echo: EchoSource | null = null;
   #closed = false;
   #closeReason: CloseReason | null = null;
+  /** When this call's next RTCP report is due (performance.now()). */
+  #rtcpDueMs = 0;
+  #packetsAtLastReport = 0;
   /** The last tick sent audio (a talk spurt is running). */
   #talking = false;
   /** The clock moved this call ahead of its own phase for a talk spurt (see audioQueued). */
@@ -152,6 +159,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
       this.endpoint.onPacket((h, p, from) => this.#onRtp(h, p, from));
     }
     this.endpoint.onRtcp((p) => this.remoteReports.read(p, this.inboundQuality.received, this.#sender.ssrc));
+    this.#rtcpDueMs = performance.now() + FIRST_REPORT_MS;
     this.#clock.add(this);
   }
 
@@ -288,12 +296,47 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   }
 
   /** Ends the call's media: every part it owns is closed, once. */
+  /**
+   * Sends this call's RTCP when it is due (RFC 3550 6.2: every 5 s on average, each interval
+   * drawn from 0.5-1.5 times that so calls do not report in step): an SR while the service
+   * sends, else an RR, with a report block on the phone's stream and the SDES CNAME.
+   */
+  reportIfDue(nowMs: number): void {
+    if (this.#closed || nowMs < this.#rtcpDueMs) return;
+    this.#rtcpDueMs = nowMs + REPORT_INTERVAL_MS * (0.5 + Math.random());
+    this.#sendReport();
+  }
+
+  #sendReport(bye?: string): void {
+    if (!this.endpoint.canSendRtcp) return;
+    const unixMs = performance.timeOrigin + performance.now();
+    const ntp = ntpOf(unixMs);
+    const c = this.endpoint.counters;
+    const sent = this.#sender.packets > this.#packetsAtLastReport;
+    this.#packetsAtLastReport = this.#sender.packets;
+    const q = this.inboundQuality;
+    const sr = this.remoteReports.state.sender;
+    const report: OutgoingReport = {
+      ssrc: this.#sender.ssrc,
+      ...(sent ? { sender: { ntpSec: ntp.sec, ntpFrac: ntp.frac, rtpTimestamp: this.#sender.state.ts, packets: this.#sender.packets, octets: Math.max(0, c.bytesOut - RTP_HEADER_BYTES * c.packetsOut) } } : {}),
+      blocks:
+        q.received > 0
+          ? [{ ssrc: q.ssrc, fractionLost: q.takeIntervalLoss(), cumulativeLost: q.lost, extendedHighestSeq: q.extendedMax, jitter: q.jitter, lsr: sr?.ntpMiddle ?? 0, dlsr: sr ? ((unixMs - sr.arrivedUnixMs) / 1000) * 65536 : 0 }]
+          : [],
+      cname: `media-${this.#sender.ssrc.toString(16)}@sentiric`,
+      ...(bye !== undefined ? { bye } : {}),
+    };
+    this.endpoint.sendRtcp(buildRtcp(report));
+  }
+
   close(reason: CloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeReason = reason;
     this.#clock.remove(this);
     this.playback.stop();
+    // RFC 3550 6.3.7: a participant that leaves says so.
+    this.#sendReport('call ended');
     this.endpoint.close();
     for (const t of this.#taps) {
       try {

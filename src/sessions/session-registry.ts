@@ -52,6 +52,7 @@ export class SessionRegistry {
   readonly #metrics: SessionMetrics;
   readonly #observer: SessionObserver;
   #sweep: NodeJS.Timeout | undefined;
+  readonly #reports: NodeJS.Timeout;
   #closed = false;
   #draining = false;
   readonly #emptyWaiters = new Set<() => void>();
@@ -76,6 +77,12 @@ export class SessionRegistry {
     this.#ports = new PortAllocator({ min: opts.config.port_min, max: opts.config.port_max, quarantineSeconds: opts.config.quarantine_seconds });
     this.#metrics.bindPorts(this.#ports, () => this.#byPort.values());
     this.#observer = this.#makeObserver();
+    // One timer for every call's RTCP, not one per call.
+    this.#reports = setInterval(() => {
+      const now = performance.now();
+      for (const s of this.#byPort.values()) s.reportIfDue(now);
+    }, 500);
+    this.#reports.unref();
     if (opts.config.inactivity_timeout_seconds > 0) {
       this.#sweep = setInterval(() => this.#closeInactive(), Math.min(1000, opts.config.inactivity_timeout_seconds * 250));
       this.#sweep.unref();
@@ -205,6 +212,7 @@ export class SessionRegistry {
   closeAll(reason: CloseReason): void {
     this.#closed = true;
     if (this.#sweep) clearInterval(this.#sweep);
+    clearInterval(this.#reports);
     for (const s of [...this.#byPort.values()]) s.close(reason);
   }
 

@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { encodeG711, decodeG711, G711_PAYLOAD_TYPE, type G711Codec } from '../../src/codecs/g711.ts';
-import { parseRtp, buildRtp } from '../../src/rtp-bridge/rtp-packet.ts';
+import { parseRtp, buildRtp, isRtcpPacket } from '../../src/rtp-bridge/rtp-packet.ts';
 
 export interface ReceivedPacket {
   at: number;
@@ -17,6 +17,8 @@ export interface ReceivedPacket {
 export class RtpPeer {
   readonly socket: Socket;
   readonly received: ReceivedPacket[] = [];
+  /** RTCP the service sent (multiplexed on the RTP port), kept apart from the RTP as a phone does. */
+  readonly rtcp: { at: number; raw: Buffer }[] = [];
   port = 0;
   #seq = 1000;
   #ts = 50_000;
@@ -25,6 +27,10 @@ export class RtpPeer {
   private constructor(socket: Socket) {
     this.socket = socket;
     socket.on('message', (raw) => {
+      if (isRtcpPacket(raw)) {
+        this.rtcp.push({ at: performance.now(), raw });
+        return;
+      }
       const h = parseRtp(raw);
       if (!h) return;
       this.received.push({

@@ -139,6 +139,62 @@ describe('call quality as the service measures it', () => {
     assert.match(metrics, /^sentiric_media_call_inbound_loss_ratio_bucket\{le="0.05"\} [1-9]/m);
   });
 
+  test('the service reports to the phone (SR, report block, CNAME on the RTP port, BYE at the end); RTT from the phone\'s RR is the delay on the path', async (t) => {
+    const { port } = await open();
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const PATH_DELAY_MS = 40;
+    const rtcp: { at: number; raw: Buffer }[] = [];
+    let answered = 0;
+    sock.on('message', (raw: Buffer) => {
+      if (raw[1]! < 192 || raw[1]! > 223) return;
+      rtcp.push({ at: performance.now(), raw });
+      // An RR written from RFC 3550 6.4.2: one block about the service's SSRC, LSR the middle 32
+      // bits of its SR's NTP time, DLSR how long this phone held it (0 here); the reply is sent
+      // PATH_DELAY_MS late, as a path that long would bring it.
+      if (raw[1] !== 200 || answered >= 3) return;
+      answered++;
+      const ssrc = raw.readUInt32BE(4);
+      const lsr = ((raw.readUInt32BE(8) & 0xffff) * 65536 + (raw.readUInt32BE(12) >>> 16)) >>> 0;
+      const rr = Buffer.alloc(32);
+      rr[0] = 0x81;
+      rr[1] = 201;
+      rr.writeUInt16BE(7, 2);
+      rr.writeUInt32BE(0x51ced, 4);
+      rr.writeUInt32BE(ssrc, 8);
+      rr.writeUInt32BE(lsr, 24);
+      rr.writeUInt32BE(0, 28);
+      setTimeout(() => sock.send(rr, port, '127.0.0.1'), PATH_DELAY_MS);
+    });
+    await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${sock.address().port}` });
+    // The service sends while it plays a prompt: its reports are SRs.
+    await client.media_('PlayAudio', { audio_uri: `data:audio/l16;rate=8000;base64,${Buffer.from(tone(440, 12000, 8000).buffer).toString('base64')}`, server_rtp_port: port });
+    const payload = encodeG711('PCMU', tone(300, 20, 8000));
+    for (let k = 0; k < 450; k++) {
+      sock.send(buildRtp({ marker: k === 0, payloadType: 0, sequenceNumber: k, timestamp: k * 160, ssrc: 0x51ced }, payload), port, '127.0.0.1');
+      await sleep(20);
+    }
+    const q = await quality(port);
+    t.diagnostic(`${rtcp.length} RTCP packets from the service; remote ${JSON.stringify(q.remote)}; MOS ${q.mos}`);
+    assert.ok(rtcp.length >= 1, 'no RTCP from the service in 9 s');
+    const first = rtcp[0]!.raw;
+    assert.equal(first[1], 200, 'the first report of a sending service is an SR');
+    assert.equal(first[0]! & 0x1f, 1, 'with one report block, on the phone\'s stream');
+    assert.equal(first.readUInt32BE(28), 0x51ced);
+    assert.ok(first.includes(Buffer.from('@sentiric')), 'a CNAME item');
+    const gaps = rtcp.slice(1).map((r, i) => r.at - rtcp[i]!.at);
+    for (const g of gaps) assert.ok(g >= 2400 && g <= 8000, `reports ${g.toFixed(0)} ms apart (RFC 3550: 5 s, randomized 0.5-1.5)`);
+    assert.equal(q.remote.has_rtt, true);
+    const rtt = q.remote.rtt_ms as number;
+    assert.ok(Math.abs(rtt - PATH_DELAY_MS) <= 5, `RTT ${rtt} ms for a ${PATH_DELAY_MS} ms path`);
+    const n = rtcp.length;
+    await client.media_('ReleasePort', { rtp_port: port });
+    await sleep(200);
+    const bye = rtcp.slice(n).find((r) => r.raw.includes(Buffer.from([0x81, 203])));
+    assert.ok(bye, 'no BYE when the call ended');
+    sock.close();
+  });
+
   test('GetCallQuality of no call answers NOT_FOUND; without a call named, INVALID_ARGUMENT', async () => {
     const none = await client.media_('GetCallQuality', { call_id: 'no-such@x' });
     assert.equal(none.error?.code, 5);

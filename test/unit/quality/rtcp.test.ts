@@ -84,3 +84,28 @@ test('random and mangled datagrams never throw', () => {
     assert.doesNotThrow(() => parseRtcp(i % 3 ? b : b.subarray(0, Math.floor(rnd() * b.length))));
   }
 });
+
+test('what the service writes reads back: SR with a block, SDES CNAME, BYE; an RR when it did not send', async () => {
+  const { buildRtcp, ntpMiddle, ntpOf } = await import('../../../src/quality/rtcp-writer.ts');
+  const ntp = ntpOf(Date.UTC(2026, 11, 4, 12, 0, 0, 500));
+  assert.equal(ntp.sec, Math.floor(Date.UTC(2026, 11, 4, 12, 0, 0) / 1000) + 2208988800);
+  assert.equal(ntp.frac, 2 ** 31);
+  assert.equal(ntpMiddle(0x12345678, 0x9abcdef0), 0x56789abc);
+  const b = buildRtcp({
+    ssrc: 0xfeedface,
+    sender: { ntpSec: ntp.sec, ntpFrac: ntp.frac, rtpTimestamp: 4242, packets: 99, octets: 15840 },
+    blocks: [{ ssrc: 0x51ced, fractionLost: 0.05, cumulativeLost: 20, extendedHighestSeq: 65536 + 399, jitter: 92.4, lsr: 0x11112222, dlsr: 65536 * 1.5 }],
+    cname: 'media-feedface@sentiric',
+    bye: 'call ended',
+  });
+  assert.equal(b.length % 4, 0);
+  const p = parseRtcp(b)!;
+  assert.deepEqual(p.map((x) => x.type), ['sr', 'sdes', 'bye']);
+  const sr = p[0] as Extract<(typeof p)[number], { type: 'sr' }>;
+  assert.equal(sr.packets, 99);
+  assert.deepEqual(sr.reports[0], { ssrc: 0x51ced, fractionLost: 12 / 256, cumulativeLost: 20, extendedHighestSeq: 65935, jitter: 92, lsr: 0x11112222, dlsr: 98304 });
+  assert.deepEqual(p[1], { type: 'sdes', chunks: [{ ssrc: 0xfeedface, cname: 'media-feedface@sentiric' }] });
+  assert.deepEqual(p[2], { type: 'bye', ssrcs: [0xfeedface], reason: 'call ended' });
+  const rr = parseRtcp(buildRtcp({ ssrc: 1, blocks: [], cname: 'x' }))!;
+  assert.deepEqual(rr[0], { type: 'rr', ssrc: 1, reports: [] });
+});

@@ -1,13 +1,8 @@
+import type { ReportBlock } from './rtcp.ts';
+
 /** RTCP the service sends phones (RFC 3550 section 6): SR or RR, SDES CNAME, and BYE at the end, as one compound packet. */
-export interface OutgoingBlock {
-  ssrc: number;
-  fractionLost: number;
-  cumulativeLost: number;
-  extendedHighestSeq: number;
-  jitter: number;
-  lsr: number;
-  dlsr: number;
-}
+/** A report block as the service writes it: the same fields it reads from phones. */
+export type OutgoingBlock = ReportBlock;
 
 export interface OutgoingReport {
   ssrc: number;

@@ -41,7 +41,7 @@ FROM toolchain AS deps
 # node-gyp from the registry, not Debian's: Debian's links every addon against Debian's own
 # libnode (Node 18), and such an addon corrupts the heap of the pinned Node that loads it.
 ARG NODE_GYP_VERSION=12.4.0
-RUN --mount=type=secret,id=npm_ca --mount=type=cache,target=/root/.npm,sharing=locked \
+RUN --mount=type=secret,id=npm_ca \
     if [ -s /run/secrets/npm_ca ]; then export npm_config_cafile=/run/secrets/npm_ca; fi \
  && npm install --prefix /opt/node-gyp --no-audit --no-fund --loglevel=error "node-gyp@${NODE_GYP_VERSION}"
 WORKDIR /app
@@ -52,7 +52,7 @@ COPY package.json package-lock.json ./
 # downloading a prebuilt binary. mediasoup's postinstall only fetches or builds a worker.
 # Then only production dependencies stay, without what only building needed (the libopus
 # and mediasoup-worker sources, compile intermediates, type declarations, read-mes).
-RUN --mount=type=secret,id=npm_ca --mount=type=cache,target=/root/.npm,sharing=locked \
+RUN --mount=type=secret,id=npm_ca \
     if [ -s /run/secrets/npm_ca ]; then export npm_config_cafile=/run/secrets/npm_ca; fi \
  && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error \
  && npm rebuild node --no-audit --no-fund --loglevel=error \

@@ -3,6 +3,9 @@
  * and expected from the extended sequence number, loss (cumulative, and the fraction since the
  * last report), and interarrival jitter, in the stream's timestamp units.
  */
+/** RFC 3550 A.1: a forward jump larger than this is a restart, not loss. */
+const MAX_DROPOUT = 3000;
+
 export class ReceiveStats {
   readonly clockRate: number;
   received = 0;
@@ -15,14 +18,20 @@ export class ReceiveStats {
   #jitter = 0;
   #expectedPrior = 0;
   #receivedPrior = 0;
+  /** Loss of the streams before the current one (an SSRC change, a restart). */
+  #lostBefore = 0;
 
   constructor(clockRate: number) {
     this.clockRate = clockRate;
   }
 
-  /** One packet of the stream, with when it arrived (ms). A new SSRC starts the counts again. */
+  /**
+   * One packet of the stream, with when it arrived (ms). A new SSRC, or a sequence jump past
+   * MAX_DROPOUT (RFC 3550 A.1: the sender restarted), starts the counts again.
+   */
   packet(ssrc: number, seq: number, ts: number, arrivalMs: number): void {
-    if (ssrc !== this.#ssrc) this.#start(ssrc, seq);
+    const jump = (seq - this.#maxSeq) & 0xffff;
+    if (ssrc !== this.#ssrc || (jump > MAX_DROPOUT && jump < 0x8000)) this.#start(ssrc, seq);
     const delta = (seq - this.#maxSeq) & 0xffff;
     if (delta < 0x8000) {
       if (seq < this.#maxSeq && delta !== 0) this.#cycles += 0x10000;
@@ -45,6 +54,7 @@ export class ReceiveStats {
   }
 
   #start(ssrc: number, seq: number): void {
+    this.#lostBefore += Math.max(0, this.lost);
     this.#ssrc = ssrc;
     this.#base = seq;
     this.#maxSeq = seq;
@@ -70,6 +80,11 @@ export class ReceiveStats {
   /** Packets expected and not received (duplicates can make it negative, as RFC 3550 says). */
   get lost(): number {
     return this.expected - this.received;
+  }
+
+  /** Loss of every stream the phone sent on this call: it never goes down. */
+  get lostAllStreams(): number {
+    return this.#lostBefore + Math.max(0, this.lost);
   }
 
   /** Interarrival jitter in timestamp units. */

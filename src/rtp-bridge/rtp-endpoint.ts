@@ -30,8 +30,6 @@ export interface EndpointCounters {
   sourceMoves: number;
   authFailures: number;
   sendErrors: number;
-  /** Packets missing from the phone's sequence (gaps; a packet that comes late still counted). */
-  lost: number;
 }
 
 export interface EndpointRouting {
@@ -68,7 +66,7 @@ const literalLookup = (address: string, family: unknown, cb: (err: NodeJS.ErrnoE
  */
 export class RtpEndpoint {
   readonly port: number;
-  readonly counters: EndpointCounters = { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, rtcpIn: 0, rtcpOut: 0, malformed: 0, foreignSource: 0, sourceMoves: 0, authFailures: 0, sendErrors: 0, lost: 0 };
+  readonly counters: EndpointCounters = { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, rtcpIn: 0, rtcpOut: 0, malformed: 0, foreignSource: 0, sourceMoves: 0, authFailures: 0, sendErrors: 0 };
   readonly #socket: Socket;
   readonly #lock: SourceLock;
   #target: RtpAddress | null = null;
@@ -79,8 +77,6 @@ export class RtpEndpoint {
   #rtcp: RtcpHandler | null = null;
   #lockedOnce = false;
   #closed = false;
-  #lastSsrc = -1;
-  #lastSeq = 0;
 
   static bind(opts: { port: number; address: string; source?: SourceLockOptions }): Promise<RtpEndpoint> {
     const socket = createSocket({ type: isIP(opts.address) === 6 ? 'udp6' : 'udp4', reuseAddr: false, lookup: literalLookup });
@@ -217,21 +213,6 @@ export class RtpEndpoint {
       this.#lockedOnce = true;
       if (!this.#explicit) this.#target = { address: rinfo.address, port: rinfo.port };
     }
-    this.#countLoss(header.ssrc, header.sequenceNumber);
     this.#handler?.(header, packet, rinfo);
   }
-
-  /** Sequence gaps of one stream; a jump past a few seconds' worth is a restart, not loss. */
-  #countLoss(ssrc: number, seq: number): void {
-    if (ssrc === this.#lastSsrc) {
-      const d = (seq - this.#lastSeq) & 0xffff;
-      if (d === 0 || d >= 0x8000) return;
-      if (d > 1 && d <= MAX_COUNTED_GAP) this.counters.lost += d - 1;
-    }
-    this.#lastSsrc = ssrc;
-    this.#lastSeq = seq;
-  }
 }
-
-/** Packets of 20 ms in ten seconds: a bigger jump is a new stream or a restart. */
-const MAX_COUNTED_GAP = 500;

@@ -5,7 +5,7 @@ import type { EndpointCounters } from '../rtp-bridge/rtp-endpoint.ts';
 import type { CallSession } from './call-session.ts';
 import type { PortAllocator } from './port-allocator.ts';
 
-type Totals = Pick<EndpointCounters, 'packetsIn' | 'packetsOut' | 'bytesIn' | 'bytesOut' | 'authFailures' | 'malformed' | 'foreignSource' | 'sourceMoves' | 'lost'>;
+type Totals = Pick<EndpointCounters, 'packetsIn' | 'packetsOut' | 'bytesIn' | 'bytesOut' | 'authFailures' | 'malformed' | 'foreignSource' | 'sourceMoves'>;
 
 /**
  * Call metrics. Per-packet numbers live as plain fields on each endpoint (no metric call per
@@ -21,7 +21,8 @@ export class SessionMetrics {
   readonly #jitter: Histogram;
   readonly #loss: Histogram;
   readonly #mos: Histogram;
-  readonly #closedTotals: Totals = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, malformed: 0, foreignSource: 0, sourceMoves: 0, lost: 0 };
+  readonly #closedTotals: Totals = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, malformed: 0, foreignSource: 0, sourceMoves: 0 };
+  #closedLost = 0;
   #ports: PortAllocator | undefined;
   #live: () => Iterable<CallSession> = () => [];
 
@@ -64,7 +65,11 @@ export class SessionMetrics {
     totalCounter('srtp_auth_failures_total', 'SRTP packets dropped: authentication failed or replayed', 'authFailures');
     totalCounter('rtp_malformed_packets_total', 'Packets dropped as malformed RTP', 'malformed');
     totalCounter('rtp_foreign_packets_total', 'RTP packets dropped because they came from a source that is not the call\'s phone', 'foreignSource');
-    totalCounter('rtp_packets_lost_total', 'RTP packets missing from phones\' sequences (gaps)', 'lost');
+    scrapedCounter(metrics.registry, 'rtp_packets_lost_total', 'RTP packets missing from phones\' sequences (RFC 3550: expected less received)', () => {
+      let v = self.#closedLost;
+      for (const s of self.#live()) v += s.inboundQuality.lostAllStreams;
+      return v;
+    });
     totalCounter('rtp_source_moves_total', 'Times a phone\'s RTP source moved to a new address after proving itself (NAT rebinding, re-target)', 'sourceMoves');
   }
 
@@ -85,5 +90,6 @@ export class SessionMetrics {
   absorb(s: CallSession): void {
     const c = s.endpoint.counters;
     for (const k of Object.keys(this.#closedTotals) as (keyof Totals)[]) this.#closedTotals[k] += c[k];
+    this.#closedLost += s.inboundQuality.lostAllStreams;
   }
 }

@@ -40,6 +40,16 @@ test('interarrival jitter: zero for perfect pacing, the RFC 3550 estimate for kn
   assert.ok(wrap.jitter < 1e-6, `${wrap.jitter}`);
 });
 
+test('a sequence jump past 3000 is a restart, not loss; loss of earlier streams is kept', () => {
+  const s = new ReceiveStats(8000);
+  for (const k of [0, 1, 3]) s.packet(1, k, k * 160, k * 20);
+  assert.equal(s.lost, 1);
+  for (let k = 0; k < 5; k++) s.packet(1, 20000 + k, (10 + k) * 160, 200 + k * 20);
+  assert.equal(s.expected, 5);
+  assert.equal(s.lost, 0);
+  assert.equal(s.lostAllStreams, 1);
+});
+
 test('a new SSRC starts the counts again', () => {
   const s = new ReceiveStats(8000);
   for (let k = 0; k < 10; k++) s.packet(1, k, k * 160, k * 20);

@@ -37,7 +37,8 @@ export class ForkReader {
       this.dropped++;
       this.#o.onDropped?.();
     }
-    this.#queue.push({ ...f, sequence: f.sequence - this.#base, origin: f });
+    // A listener there from the fork's first frame sees its numbers as they are: no copy per frame.
+    this.#queue.push(this.#base === 0 ? f : { ...f, sequence: f.sequence - this.#base, origin: f });
     this.#o.onReadable();
   }
 

@@ -115,7 +115,7 @@ test('listeners of one format share a fork: the same frames, each its own queue 
   // The second listener counts from where it joined: its gap is its own drops, not the first one's frames.
   assert.deepEqual(fb.map((f) => f!.sequence), [droppedB, droppedB + 1]);
   const last = fa.at(-1)!;
-  assert.equal(fb.at(-1)!.origin, last.origin, 'both listeners hold the same frame');
+  assert.equal(fb.at(-1)!.origin, last, 'both listeners hold the same frame');
   assert.equal(fb.at(-1)!.data, last.data);
   assert.equal(fork.leave(a), 1);
   fork.callClosed('released');

@@ -1,20 +1,13 @@
-import type { ForkEncoding, ForkFrame, ForkSource } from '../audio-fork/audio-fork.ts';
+import type { ForkFrame, ForkSource } from '../audio-fork/audio-fork.ts';
+import type { StreamSpec } from './stream-spec.ts';
 
-/** What one media stream carries, as its backend is told in the first messages. */
-export interface StreamDescription {
+/** What one media stream carries, as its backend is told in the first messages: the spec asked for, on this call. */
+export type StreamDescription = Omit<StreamSpec, 'protocol' | 'redialAttempts'> & {
   streamId: string;
   callId: string;
   port: number;
   tenantId: string;
-  /** Which audio: the caller, what the service sends, both mixed, or both (stereo / two tracks). */
-  source: ForkSource;
-  encoding: ForkEncoding;
-  sampleRate: number;
-  frameMs: number;
-  /** The backend may send audio (and marks, clear) back into the call. */
-  bidirectional: boolean;
-  customParameters: Record<string, string>;
-}
+};
 
 /** One fork of the call a protocol sends: twilio sends both sides as two tracks, raw as one stereo stream. */
 export interface StreamTrack {

@@ -5,10 +5,12 @@ import { MediaError } from '../errors/media-error.ts';
 /** What a stream carries and how, as asked over gRPC (or sealed in a token for a backend connecting in). */
 export interface StreamSpec {
   protocol: 'twilio' | 'raw';
+  /** Which audio: the caller, what the service sends, both mixed, or both (stereo / two tracks). */
   source: ForkSource;
   encoding: ForkEncoding;
   sampleRate: number;
   frameMs: number;
+  /** The backend may send audio (and marks, clear) back into the call. */
   bidirectional: boolean;
   customParameters: Record<string, string>;
   redialAttempts: number;

@@ -113,7 +113,10 @@ export class FrontDoor {
         this.#refuse(stream, method, new MediaError('invalid_argument', `the ${method} request could not be decoded`));
         return;
       }
-      this.#forward(stream, headers, method, key, all, ended, codec);
+      // Held while the target is looked up (another instance's calls are in the registry).
+      stream.pause();
+      const relayed = headers[FORWARDED_HEADER] !== undefined;
+      this.#forwardTo(stream, headers, method, key, all, ended, codec, () => this.#routing.resolve(key, relayed));
     };
     const onData = (chunk: Buffer): void => {
       buffered.push(chunk);
@@ -142,21 +145,6 @@ export class FrontDoor {
       msg = gunzipSync(msg, { maxOutputLength: MAX_ROUTING_BYTES });
     }
     return codec.requestDeserialize(msg) as Record<string, unknown>;
-  }
-
-  #forward(
-    stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
-    method: string,
-    key: RouteKey,
-    head: Buffer,
-    ended: boolean,
-    codec: protoLoader.MethodDefinition<unknown, unknown>,
-  ): void {
-    // Held while the target is looked up (another instance's calls are in the registry).
-    stream.pause();
-    const relayed = headers[FORWARDED_HEADER] !== undefined;
-    this.#forwardTo(stream, headers, method, key, head, ended, codec, () => this.#routing.resolve(key, relayed));
   }
 
   #forwardTo(

@@ -73,19 +73,31 @@ export class BridgeFeed implements AudioSource {
   }
 
   mixInto(acc: Int32Array): boolean {
+    const f = this.take();
+    if (!f) return false;
+    for (let i = 0; i < acc.length; i++) acc[i]! += f[i] ?? 0;
+    return true;
+  }
+
+  /**
+   * The frame to play on this tick, by the policy above, or null (nothing to play: an
+   * underrun, a concealed frame, or playout waiting for its margin). The frame is the one
+   * handed in; the caller only reads it.
+   */
+  take(): Int16Array | null {
     if (this.#queue.length === 0) {
       if (this.#talking) this.stats.underruns++;
       this.#talking = false;
       this.#playing = false;
       this.#trimWait = -1;
       this.#resetWindow();
-      return false;
+      return null;
     }
     const wait = this.#now() - this.#arrived[0]!;
     if (!this.#playing) {
       this.#playing = true;
       // Starting: a frame that just arrived would leave the next one no room to be late.
-      if (wait < JITTER_MARGIN_MS && this.#queue.length === 1) return false;
+      if (wait < JITTER_MARGIN_MS && this.#queue.length === 1) return null;
     }
     let f = this.#queue.shift()!;
     this.#arrived.shift();
@@ -102,9 +114,7 @@ export class BridgeFeed implements AudioSource {
       this.#trimWait = -1;
     }
     this.#talking = f !== null;
-    if (!f) return false;
-    for (let i = 0; i < acc.length; i++) acc[i]! += f[i] ?? 0;
-    return true;
+    return f;
   }
 
   #resetWindow(): void {

@@ -2,6 +2,12 @@
 export interface AudioSource {
   /** Adds this source's next frame into `acc` (it sums); returns false when it had nothing. */
   mixInto(acc: Int32Array): boolean;
+  /**
+   * The frame this source just mixed, already encoded in `codec`, when many calls hear that
+   * same frame (a conference's listeners who are not talking): a call that hears only this
+   * source sends it as it is instead of encoding its own copy. Null: encode as usual.
+   */
+  encoded?(codec: 'PCMU' | 'PCMA'): Uint8Array | null;
 }
 
 /**
@@ -11,6 +17,8 @@ export interface AudioSource {
 export class Mixer {
   readonly #sources = new Set<AudioSource>();
   readonly #acc: Int32Array;
+  /** The one source that had audio on the last mix, if exactly one did. */
+  #sole: AudioSource | null = null;
 
   constructor(frameSamples: number) {
     this.#acc = new Int32Array(frameSamples);
@@ -28,14 +36,27 @@ export class Mixer {
     return this.#sources.size;
   }
 
+  /** The only source heard on the last mix (null when none or several were). */
+  get sole(): AudioSource | null {
+    return this.#sole;
+  }
+
   /** Mixes the next frame into `out`; false (and `out` untouched) when every source was silent. */
   mix(out: Int16Array): boolean {
+    this.#sole = null;
     if (this.#sources.size === 0) return false;
     const acc = this.#acc;
     acc.fill(0);
-    let any = false;
-    for (const s of this.#sources) if (s.mixInto(acc)) any = true;
-    if (!any) return false;
+    let heard = 0;
+    let last: AudioSource | null = null;
+    for (const s of this.#sources) {
+      if (s.mixInto(acc)) {
+        heard++;
+        last = s;
+      }
+    }
+    if (heard === 0) return false;
+    if (heard === 1) this.#sole = last;
     for (let i = 0; i < out.length; i++) {
       const v = acc[i]!;
       out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;

@@ -119,6 +119,10 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   readonly #payload = new Uint8Array(FRAME_SAMPLES);
   #echo: EchoSource | null = null;
   #closed = false;
+  /** A conference calls tick() instead of the clock (see driveFrom). */
+  #driven = false;
+  /** The conference this call is in, for its events (DTMF carries it). */
+  conferenceId: string | null = null;
   #closeReason: CloseReason | null = null;
   /** When this call's next RTCP report is due (performance.now()). */
   #rtcpDueMs = 0;
@@ -255,6 +259,18 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
     if (this.#clock.expedite(this)) this.#expedited = true;
   }
 
+  /**
+   * `external` true: the clock stops ticking this call, because its conference ticks it
+   * right after mixing what it hears (the mix is sent in the same millisecond, not up to a
+   * frame later on the call's own phase); false: back on the clock.
+   */
+  driveFrom(external: boolean): void {
+    if (this.#closed || external === this.#driven) return;
+    this.#driven = external;
+    if (external) this.#clock.remove(this);
+    else this.#clock.add(this);
+  }
+
   removeSource(source: AudioSource): void {
     this.#mixer.remove(source);
   }
@@ -282,7 +298,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
       const opus = this.#opus;
       const packet = opus
         ? this.#sender.next(opus.payloadType, audio ? opus.encode(this.#frame) : null, opus.frameTicks)
-        : this.#sender.next(G711_PAYLOAD_TYPE[this.codec], audio ? encodeG711(this.codec, this.#frame, this.#payload) : null, FRAME_SAMPLES);
+        : this.#sender.next(G711_PAYLOAD_TYPE[this.codec], audio ? (this.#mixer.sole?.encoded?.(this.codec) ?? encodeG711(this.codec, this.#frame, this.#payload)) : null, FRAME_SAMPLES);
       if (packet) this.endpoint.send(packet);
     }
     this.#talking = audio;
@@ -333,7 +349,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
     if (this.#closed) return;
     this.#closed = true;
     this.#closeReason = reason;
-    this.#clock.remove(this);
+    if (!this.#driven) this.#clock.remove(this);
     this.playback.stop();
     // RFC 3550 6.3.7: a participant that leaves says so.
     this.#sendReport('call ended');

@@ -32,6 +32,7 @@ import { ForkMetrics } from './audio-fork/fork-metrics.ts';
 import { S3Store } from './storage/s3-store.ts';
 import { RoomTokens } from './signaling/tokens.ts';
 import { CallBridges } from './bridge/call-bridges.ts';
+import { Conferences } from './conference/conferences.ts';
 import { RoomRegistry } from './rooms/room-registry.ts';
 import { roomsDebugRoute } from './rooms/debug-route.ts';
 import { SignalingServer } from './signaling/signaling-server.ts';
@@ -201,7 +202,8 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   if (tokens.ephemeral) log.warn({ event: 'SIGNALING_SECRET_EPHEMERAL' }, 'SIGNALING_TOKEN_SECRET is not set: room tokens are signed with a random secret and die with this process');
   const forkMetrics = new ForkMetrics(metrics);
   const mediaStreams = new MediaStreams({ config, sessions, tokens: tokens.sibling('ms1', isStreamGrant), logging, metrics, forkMetrics, events });
-  const deps = { logging, metrics, config, sessions, prompts, recordings, tokens, bridges, forkMetrics, mediaStreams };
+  const conferences = new Conferences({ config, clock, logging, events, prompts, bridges, metrics, release: (s) => sessions.release(s.port) });
+  const deps = { logging, metrics, config, sessions, prompts, recordings, tokens, bridges, forkMetrics, mediaStreams, conferences };
   const grpcServer = new GrpcServer({
     config: config.grpc,
     logger: log,
@@ -293,6 +295,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
         const empty = await Promise.race([sessions.whenEmpty(graceMs), cut]);
         if (!empty) log.warn({ event: 'DRAIN_GRACE_ENDED', attributes: { 'calls.live': sessions.size } }, 'closing the calls still live');
         rooms.closeAll('the service is stopping');
+        conferences.closeAll();
         await signaling.close();
         sessions.closeAll('shutdown');
         await mediaStreams.closeAll();

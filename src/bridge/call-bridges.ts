@@ -69,6 +69,7 @@ export class CallBridges {
   bridge(a: CallSession, b: CallSession): CallBridge {
     if (a === b) throw new MediaError('invalid_argument', `a call cannot be bridged with itself (port ${a.port})`);
     for (const s of [a, b]) if (s.closed) throw new MediaError('not_found', `no call session on port ${s.port}`);
+    for (const s of [a, b]) if (s.conferenceId !== null) throw new MediaError('failed_precondition', `the call on port ${s.port} is in conference ${s.conferenceId}; remove it there before bridging it`);
     const existing = this.#byCall.get(a) ?? this.#byCall.get(b);
     if (existing && !(existing instanceof CallBridge)) {
       const busy = this.#byCall.has(a) ? a : b;

@@ -43,7 +43,7 @@ export class RequestRouter {
       const other = registry.instanceForPort(key.port);
       return other ? { kind: 'instance', id: other.id, address: other.grpc } : this.#resolveNew(key);
     }
-    if (key.kind === 'any') return this.#resolveNew(key);
+    if (key.kind === 'any' || key.kind === 'conference') return this.#resolveNew(key);
     const callId = key.kind === 'call' ? key.callId : key.roomId;
     return (async (): Promise<Target> => {
       const isNew = key.kind === 'call' && key.allocate && callId !== '';
@@ -105,7 +105,24 @@ export class RequestRouter {
     }
     if (key.kind === 'call') return this.#o.directory.ownerOf(key.callId) ?? null;
     if (key.kind === 'room') return this.#o.directory.ownerOf(key.roomId) ?? null;
+    if (key.kind === 'conference') return this.#conferenceShard(key);
     return null;
+  }
+
+  /**
+   * The shard of a conference (fixed by its id, so every request about it meets there). A
+   * call joining it must be carried there: its audio is mixed in that shard's loop.
+   */
+  #conferenceShard(key: Extract<RouteKey, { kind: 'conference' }>): number {
+    const home = shardOfRoom(key.conferenceId, this.#o.shards.length);
+    const callShard = key.port !== undefined ? shardOfPort(this.#o.slices, key.port) : key.callId !== undefined ? (this.#o.directory.ownerOf(key.callId) ?? null) : null;
+    if (callShard !== null && callShard !== home) {
+      throw new MediaError(
+        'failed_precondition',
+        `conference ${key.conferenceId} is mixed on media shard ${home} and the call on ${key.port !== undefined ? `port ${key.port}` : key.callId} on shard ${callShard}; a conference holds calls of its own shard (allocate its calls with MEDIA_SHARDS=1, or on the conference's shard)`,
+      );
+    }
+    return home;
   }
 
   /** Nobody carries it yet: a new call is placed here, anything else is answered by any shard. */

@@ -3,6 +3,8 @@ export type RouteKey =
   | { kind: 'port'; port: number; otherPort?: number }
   | { kind: 'call'; callId: string; allocate: boolean }
   | { kind: 'room'; roomId: string }
+  /** A conference lives on one shard, picked from its id; a call joining it must live there too. */
+  | { kind: 'conference'; conferenceId: string; port?: number; callId?: string }
   | { kind: 'any' };
 
 type Req = Record<string, unknown>;
@@ -44,6 +46,18 @@ export function routeKeyOf(method: string, req: Req): RouteKey {
     case 'CreateMediaStreamToken': {
       const port = num(req['server_rtp_port']);
       return port ? { kind: 'port', port } : { kind: 'call', callId: str(req['call_id']), allocate: false };
+    }
+    case 'CreateConference':
+    case 'EndConference':
+    case 'GetConference':
+    case 'RemoveFromConference':
+    case 'UpdateConferenceParticipant':
+    case 'PlayToConference':
+      return { kind: 'conference', conferenceId: str(req['conference_id']) };
+    case 'AddToConference': {
+      const port = num(req['server_rtp_port']);
+      const callId = str(req['call_id']);
+      return { kind: 'conference', conferenceId: str(req['conference_id']), ...(port ? { port } : {}), ...(callId ? { callId } : {}) };
     }
     case 'CreateRoomToken':
       return { kind: 'room', roomId: str(req['room_id']) };

@@ -59,6 +59,14 @@ export interface Config {
     max_message_bytes: number;
     max_token_ttl_seconds: number;
   };
+  conference: {
+    max_conferences: number;
+    max_participants: number;
+    talk_threshold_dbfs: number;
+    talk_hold_ms: number;
+    join_tone_uri: string;
+    leave_tone_uri: string;
+  };
   recording: { spool_dir: string; file_root: string; upload_concurrency: number; max_backoff_seconds: number; permanent_failure_attempts: number; transcode_concurrency: number };
   bucket: {
     endpoint_url: string;
@@ -207,6 +215,14 @@ export const schema: convict.Schema<Config> = {
   inject: {
     idle_timeout_seconds: { doc: 'An injection stream with no message for this long is ended', format: 'nat', default: 20, env: 'INJECT_IDLE_TIMEOUT_SECONDS' },
     max_buffer_ms: { doc: 'Audio a client may queue ahead of real time before its stream is paused', format: 'nat', default: 30000, env: 'INJECT_MAX_BUFFER_MS' },
+  },
+  conference: {
+    max_conferences: { doc: 'Conferences one process holds at once', format: 'nat', default: 200, env: 'CONFERENCE_MAX' },
+    max_participants: { doc: 'Largest conference (CreateConference may ask for fewer)', format: 'nat', default: 100, env: 'CONFERENCE_MAX_PARTICIPANTS' },
+    talk_threshold_dbfs: { doc: 'Level (dBFS, mean square over 20 ms) a participant reaches to count as talking, and to be mixed', format: Number, default: -45, env: 'CONFERENCE_TALK_THRESHOLD_DBFS' },
+    talk_hold_ms: { doc: 'Talking lasts this long after the last frame above the threshold', format: 'nat', default: 500, env: 'CONFERENCE_TALK_HOLD_MS' },
+    join_tone_uri: { doc: 'Prompt the whole conference hears when someone joins (empty: none)', format: String, default: '', env: 'CONFERENCE_JOIN_TONE_URI' },
+    leave_tone_uri: { doc: 'Prompt the whole conference hears when someone leaves (empty: none)', format: String, default: '', env: 'CONFERENCE_LEAVE_TONE_URI' },
   },
   media_streams: {
     allowed_hosts: {

@@ -4,12 +4,19 @@ import type { CallQuality } from '../quality/call-quality.ts';
 /** What each GenericEvent type carries in payload_json (before it is stringified). */
 export interface GenericPayloads {
   'call.media.playback.finished': { callId: string; uri: string; status?: string };
-  'call.media.dtmf.received': { callId: string; digit: string; durationMs: number };
+  /** conferenceId: the conference the call is in, when it is in one. */
+  'call.media.dtmf.received': { callId: string; digit: string; durationMs: number; conferenceId?: string };
   'call.media.session.timeout': { callId: string; port: number; idleSeconds: number };
   /** quality: what the service measured of the call (GetCallQuality's answer at its end). */
   'call.media.session.closed': { callId: string; port: number; reason: string; quality?: CallQuality };
   /** The process that carried the call died: its media is gone (the platform should end the call or re-offer it). */
   'call.media.session.lost': { callId: string; port: number; reason: string };
+  /** Conferences: who joined and left (reason: removed, kicked, call_ended, conference_ended), who talks, and the end. */
+  'call.media.conference.participant.joined': { conferenceId: string; participantId: string; callId: string; kind: string };
+  'call.media.conference.participant.left': { conferenceId: string; participantId: string; callId: string; kind: string; reason: string };
+  /** atUnixMs: when the frame that started or stopped it was mixed. */
+  'call.media.conference.talking': { conferenceId: string; participantId: string; callId: string; talking: boolean; atUnixMs: number };
+  'call.media.conference.ended': { conferenceId: string; reason: string; durationMs: number };
   /** A WebSocket media stream's backend went away while the call went on. */
   'call.media.stream.disconnected': { callId: string; streamId: string; code: number; reason: string; redialing: boolean };
 }

@@ -17,6 +17,8 @@ import type { MediaStreams } from '../media-streams/media-streams.ts';
 import { streamSpecOf, streamUrl, type StreamSpec } from '../media-streams/stream-spec.ts';
 import type { CallSession } from '../sessions/call-session.ts';
 import { callQuality } from '../quality/call-quality.ts';
+import type { Conferences } from '../conference/conferences.ts';
+import { conferenceHandlers } from './conference-service.ts';
 
 export interface MediaServiceDeps extends RpcDeps {
   tokens: RoomTokens;
@@ -27,6 +29,7 @@ export interface MediaServiceDeps extends RpcDeps {
   forkMetrics: ForkMetrics;
   bridges: CallBridges;
   mediaStreams: MediaStreams;
+  conferences: Conferences;
 }
 
 type StreamFormatRequest = s.StartMediaStreamRequest['format'];
@@ -53,6 +56,7 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
     return s ? { callId: s.callId, tenantId: s.tenantId } : undefined;
   };
   return {
+    ...conferenceHandlers(deps),
     AllocatePort: unary(deps, { method: 'AllocatePort', schema: s.allocatePortRequest, callIdOf: (r) => r.call_id }, async (req, ctx) => {
       const existing = sessions.byCallId(req.call_id);
       if (existing) return { rtp_port: existing.port, rtp_address: advertised, ...(existing.srtpAnswer ? { srtp: existing.srtpAnswer } : {}) };

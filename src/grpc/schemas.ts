@@ -155,6 +155,34 @@ export const createMediaStreamTokenRequest = z
   .refine(hasCall, CALL_REQUIRED);
 export type CreateMediaStreamTokenRequest = z.infer<typeof createMediaStreamTokenRequest>;
 
+const conferenceId = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'conference_id is required: 1-128 characters of A-Z a-z 0-9 . _ : @ -');
+const participantId = z.string().max(256, 'participant_id is longer than 256 characters');
+const gainDb = z.number().refine((v) => Number.isFinite(v) && v >= -40 && v <= 20, { error: (i) => `gain_db must be from -40 to 20, got ${String(i.input)}` });
+const toggle = z.enum(['TOGGLE_UNCHANGED', 'TOGGLE_ON', 'TOGGLE_OFF']).default('TOGGLE_UNCHANGED');
+
+export const createConferenceRequest = z.object({
+  conference_id: conferenceId,
+  max_participants: z.number().int().nonnegative().default(0),
+  end_when_empty: z.boolean().default(false),
+  mix_all: z.boolean().default(false),
+  talk_threshold_dbfs: z.number().int().min(-96, 'talk_threshold_dbfs must be from -96 to -1').max(0, 'talk_threshold_dbfs must be from -96 to -1').default(0),
+  talk_hold_ms: z.number().int().nonnegative().max(10_000, 'talk_hold_ms must be at most 10000').default(0),
+});
+export const conferenceRequest = z.object({ conference_id: conferenceId });
+export const addToConferenceRequest = z
+  .object({ conference_id: conferenceId, ...callRef, participant_id: participantId.default(''), muted: z.boolean().default(false), deaf: z.boolean().default(false), gain_db: gainDb.default(0) })
+  .refine(hasCall, CALL_REQUIRED);
+export const removeFromConferenceRequest = z.object({ conference_id: conferenceId, participant_id: participantId.min(1, 'participant_id is required'), kick: z.boolean().default(false) });
+export const updateConferenceParticipantRequest = z.object({
+  conference_id: conferenceId,
+  participant_id: participantId.min(1, 'participant_id is required'),
+  mute: toggle,
+  deaf: toggle,
+  set_gain: z.boolean().default(false),
+  gain_db: gainDb.default(0),
+});
+export const playToConferenceRequest = z.object({ conference_id: conferenceId, audio_uri: z.string().min(1, 'audio_uri is required'), participant_id: participantId.default('') });
+
 export const stopRecordingRequest = z.object({ server_rtp_port: port('server_rtp_port') });
 
 export const bridgeCallsRequest = z

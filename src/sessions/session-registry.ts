@@ -363,7 +363,7 @@ export class SessionRegistry {
         this.#metrics.dtmfDigits.inc();
         s.log.info({ event: 'DTMF_RECEIVED', attributes: { 'dtmf.digit': d.digit, 'dtmf.duration_ms': d.durationMs } }, `DTMF ${d.digit}`);
         this.#events.publish(
-          genericEvent('call.media.dtmf.received', { traceId: s.traceId, tenantId: s.tenantId, payload: { callId: s.callId, digit: d.digit, durationMs: d.durationMs } }),
+          genericEvent('call.media.dtmf.received', { traceId: s.traceId, tenantId: s.tenantId, payload: { callId: s.callId, digit: d.digit, durationMs: d.durationMs, ...(s.conferenceId ? { conferenceId: s.conferenceId } : {}) } }),
         );
       },
     };

@@ -1,0 +1,234 @@
+import { performance } from 'node:perf_hooks';
+import { Gauge } from 'prom-client';
+import type { CallBridges } from '../bridge/call-bridges.ts';
+import type { Config } from '../config/schema.ts';
+import { MediaError } from '../errors/media-error.ts';
+import { genericEvent, type EventPublisher } from '../events/types.ts';
+import type { Logging } from '../logging/logger.ts';
+import type { MediaClock } from '../media-path/clock.ts';
+import { METRIC_PREFIX, scrapedCounter, type Metrics } from '../metrics/metrics.ts';
+import { parseAudioUri } from '../playback/audio-uri.ts';
+import type { PromptLoader } from '../playback/prompt-loader.ts';
+import type { CallSession } from '../sessions/call-session.ts';
+import { CALL_RATE } from '../sessions/call-session.ts';
+import { Conference, type ParticipantControl, type ParticipantState } from './conference.ts';
+import type { LeaveReason } from './member.ts';
+import { PhoneMember } from './phone-member.ts';
+
+export interface CreateConference {
+  id: string;
+  traceId: string;
+  tenantId: string;
+  maxParticipants: number;
+  endWhenEmpty: boolean;
+  /** Mix everyone with audio, not only those above the talk threshold. */
+  mixAll: boolean;
+  talkThresholdDbfs?: number;
+  talkHoldMs?: number;
+}
+
+export interface ConferencesDeps {
+  config: Readonly<Config>;
+  clock: MediaClock;
+  logging: Logging;
+  events: EventPublisher;
+  prompts: PromptLoader;
+  bridges: CallBridges;
+  /** Ends a kicked participant's call, as ReleasePort would. */
+  release: (s: CallSession) => void;
+  metrics: Metrics;
+}
+
+interface Entry {
+  conference: Conference;
+  traceId: string;
+  tenantId: string;
+  maxParticipants: number;
+}
+
+export interface ConferenceInfo {
+  conferenceId: string;
+  maxParticipants: number;
+  createdAtUnixMs: number;
+  participants: ParticipantState[];
+}
+
+/**
+ * Every conference of this process by id: made and ended here, and the one place that turns
+ * their happenings into platform events and metrics. A call is in at most one conference,
+ * and never in a conference and a bridge at once (it would hear the other side twice).
+ */
+export class Conferences {
+  readonly #byId = new Map<string, Entry>();
+  readonly #o: ConferencesDeps;
+  readonly #createdAtUnix = new Map<string, number>();
+  #closedSharedEncodes = 0;
+  #closed = false;
+
+  constructor(opts: ConferencesDeps) {
+    this.#o = opts;
+    const byId = this.#byId;
+    const registers = [opts.metrics.registry];
+    new Gauge({
+      name: `${METRIC_PREFIX}conferences_active`,
+      help: 'Conferences running',
+      registers,
+      collect() {
+        this.set(byId.size);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}conference_participants`,
+      help: 'Participants of every running conference',
+      registers,
+      collect() {
+        let n = 0;
+        for (const e of byId.values()) n += e.conference.size;
+        this.set(n);
+      },
+    });
+    scrapedCounter(opts.metrics.registry, 'conference_shared_encodes_total', 'Frames encoded once for every conference listener who was not talking', () => {
+      let n = this.#closedSharedEncodes;
+      for (const e of byId.values()) n += e.conference.sharedEncodes;
+      return n;
+    });
+  }
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  create(req: CreateConference): ConferenceInfo {
+    if (this.#closed) throw new MediaError('unavailable', 'the service is stopping');
+    const c = this.#o.config.conference;
+    if (this.#byId.has(req.id)) throw new MediaError('already_exists', `conference ${req.id} already exists`);
+    if (this.#byId.size >= c.max_conferences) throw new MediaError('resource_exhausted', `this service holds ${c.max_conferences} conferences already`);
+    const max = req.maxParticipants || c.max_participants;
+    if (max > c.max_participants) throw new MediaError('invalid_argument', `max_participants must be at most ${c.max_participants}, got ${max}`);
+    const log = this.#o.logging.forContext({ trace_id: req.traceId, call_id: null }).child({ conference_id: req.id });
+    const conference = new Conference({
+      id: req.id,
+      maxParticipants: max,
+      endWhenEmpty: req.endWhenEmpty,
+      gateOnTalking: !req.mixAll,
+      talk: { thresholdDbfs: req.talkThresholdDbfs ?? c.talk_threshold_dbfs, holdMs: req.talkHoldMs ?? c.talk_hold_ms },
+      clock: this.#o.clock,
+      log,
+    });
+    const entry: Entry = { conference, traceId: req.traceId, tenantId: req.tenantId, maxParticipants: max };
+    this.#byId.set(req.id, entry);
+    this.#createdAtUnix.set(req.id, Date.now());
+    this.#wire(entry);
+    log.info({ event: 'CONFERENCE_CREATED', attributes: { 'conference.id': req.id, 'conference.max_participants': max, 'conference.mix_all': req.mixAll } }, 'conference created');
+    return this.info(req.id);
+  }
+
+  info(id: string): ConferenceInfo {
+    const e = this.#require(id);
+    return { conferenceId: id, maxParticipants: e.maxParticipants, createdAtUnixMs: this.#createdAtUnix.get(id) ?? 0, participants: e.conference.participants() };
+  }
+
+  end(id: string): void {
+    this.#require(id).conference.close('ended');
+  }
+
+  /** Adds a call; its participant id is `participantId` or the call's id. */
+  addCall(id: string, session: CallSession, participantId: string, control: ParticipantControl): ParticipantState {
+    const { conference } = this.#require(id);
+    if (session.closed) throw new MediaError('not_found', `no call session on port ${session.port}`);
+    if (session.conferenceId === id) throw new MediaError('already_exists', `the call on port ${session.port} is already in conference ${id}`);
+    if (session.conferenceId !== null) throw new MediaError('failed_precondition', `the call on port ${session.port} is in conference ${session.conferenceId}; remove it there first`);
+    if (this.#o.bridges.of(session)) throw new MediaError('failed_precondition', `the call on port ${session.port} is bridged; unbridge it before it joins a conference`);
+    const pid = participantId || session.callId;
+    return conference.join(
+      pid,
+      (encodedShared) =>
+        new PhoneMember(session, {
+          conferenceId: id,
+          encodedShared,
+          callEnded: () => conference.leave(pid, 'call_ended'),
+        }),
+      control,
+    );
+  }
+
+  remove(id: string, participantId: string, kick: boolean): void {
+    const { conference } = this.#require(id);
+    const member = conference.member(participantId);
+    if (!member) throw new MediaError('not_found', `no participant ${participantId} in conference ${id}`);
+    conference.leave(participantId, kick ? 'kicked' : 'removed');
+    // Kicked: its leg ends too (the platform hears call.media.session.closed and hangs up).
+    if (kick && member instanceof PhoneMember) this.#o.release(member.session);
+  }
+
+  control(id: string, participantId: string, c: ParticipantControl): ParticipantState {
+    return this.#require(id).conference.control(participantId, c);
+  }
+
+  /** A prompt for everyone (participantId empty) or for one phone participant. */
+  async play(id: string, uri: string, participantId: string, traceId: string): Promise<string> {
+    const { conference } = this.#require(id);
+    const parsed = parseAudioUri(uri, { maxDataBytes: this.#o.config.playback.data_uri_max_bytes });
+    let queue = conference.playback;
+    if (participantId) {
+      const m = conference.member(participantId);
+      if (!m) throw new MediaError('not_found', `no participant ${participantId} in conference ${id}`);
+      if (!(m instanceof PhoneMember)) throw new MediaError('failed_precondition', `participant ${participantId} is not a phone call; prompts play to phones`);
+      queue = m.session.playback;
+    }
+    if (parsed.kind === 'control') {
+      if (parsed.action !== 'stop_playback') throw new MediaError('invalid_argument', `${uri} does not apply to a conference; only control://stop_playback does`);
+      return `stopped ${queue.stop()} prompt(s)`;
+    }
+    const pcm = await this.#o.prompts.load(parsed);
+    if (conference.closed) throw new MediaError('not_found', `conference ${id} ended while its prompt was loading`);
+    if (!queue.enqueue(uri, traceId, pcm)) throw new MediaError('resource_exhausted', 'too many prompts queued');
+    return `playing ${Math.round((pcm.length * 1000) / CALL_RATE)} ms${queue.length > 1 ? ` behind ${queue.length - 1} prompt(s)` : ''}`;
+  }
+
+  /** The conference of a call, if it is in one. */
+  ofCall(session: CallSession): string | null {
+    return session.conferenceId;
+  }
+
+  closeAll(): void {
+    this.#closed = true;
+    for (const e of [...this.#byId.values()]) e.conference.close('shutdown');
+  }
+
+  #require(id: string): Entry {
+    const e = this.#byId.get(id);
+    if (!e) throw new MediaError('not_found', `no conference ${id}`);
+    return e;
+  }
+
+  #wire(e: Entry): void {
+    const { conference: c, traceId, tenantId } = e;
+    const publish = this.#o.events;
+    const cfg = this.#o.config.conference;
+    const who = (p: ParticipantState) => ({ conferenceId: c.id, participantId: p.participantId, callId: p.callId });
+    c.on('joined', (p) => {
+      c.log.info({ event: 'CONFERENCE_JOINED', attributes: { 'conference.participant': p.participantId, 'conference.kind': p.kind, 'conference.size': c.size } }, 'participant joined');
+      publish.publish(genericEvent('call.media.conference.participant.joined', { traceId, tenantId, payload: { ...who(p), kind: p.kind } }));
+      if (cfg.join_tone_uri) this.#tone(c, cfg.join_tone_uri, traceId);
+    });
+    c.on('left', (p, reason: LeaveReason) => {
+      c.log.info({ event: 'CONFERENCE_LEFT', attributes: { 'conference.participant': p.participantId, reason, 'conference.size': c.size } }, `participant left (${reason})`);
+      publish.publish(genericEvent('call.media.conference.participant.left', { traceId, tenantId, payload: { ...who(p), kind: p.kind, reason } }));
+      if (cfg.leave_tone_uri && reason !== 'conference_ended') this.#tone(c, cfg.leave_tone_uri, traceId);
+    });
+    c.on('talking', (p, talking, atUnixMs) => {
+      publish.publish(genericEvent('call.media.conference.talking', { traceId, tenantId, payload: { ...who(p), talking, atUnixMs: Math.round(atUnixMs) } }));
+    });
+    c.on('close', (reason) => {
+      this.#byId.delete(c.id);
+      this.#createdAtUnix.delete(c.id);
+      this.#closedSharedEncodes += c.sharedEncodes;
+      publish.publish(genericEvent('call.media.conference.ended', { traceId, tenantId, payload: { conferenceId: c.id, reason, durationMs: Math.round(performance.now() - c.createdAtMs) } }));
+    });
+  }
+
+  #tone(c: Conference, uri: string, traceId: string): void {
+    this.play(c.id, uri, '', traceId).catch((error: unknown) => c.log.warn({ event: 'CONFERENCE_TONE_FAILED', error, attributes: { 'conference.tone': uri } }, 'the conference tone could not play'));
+  }
+}

@@ -1,0 +1,26 @@
+export type MemberKind = 'phone' | 'browser' | 'remote';
+
+/**
+ * Something that takes part in a conference's mix: it gives one 20 ms frame per tick
+ * (through the jitter/playout policy of its own input) and hears one. The conference owns
+ * the member from join to leave and closes it once.
+ */
+export interface ConferenceMember {
+  readonly kind: MemberKind;
+  /** The call this member is, when it is one (events and logs name it). */
+  readonly callId: string | null;
+  /** This tick's input at 8 kHz, or null (nothing arrived, a gap, or playout waiting). */
+  take(): Int16Array | null;
+  /**
+   * What the member hears on this tick: `frame` (null: silence) is only valid during the
+   * call, `shared` says it is the frame every listener who did not talk hears.
+   */
+  hear(frame: Int16Array | null, shared: boolean): void;
+  /** Every member heard its frame: a phone sends its packet now. */
+  flush(nowMs: number): void;
+  /** The member leaves the mix: everything it added to its call is taken back. */
+  detach(): void;
+}
+
+/** How a member left: removed or kicked by a request, its call ended, or the conference ended. */
+export type LeaveReason = 'removed' | 'kicked' | 'call_ended' | 'conference_ended';

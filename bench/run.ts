@@ -8,6 +8,7 @@ const all: Record<string, string> = {
   shards: './shards.ts',
   'ai-calls': './ai-calls.ts',
   footprint: './footprint.ts',
+  conference: './conference.ts',
 };
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(all);
 for (const name of names) {

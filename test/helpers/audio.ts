@@ -107,3 +107,27 @@ export function dominantHz(pcm: Int16Array, rate: number): number {
   }
   return loud === 0 ? 0 : (crossings / 2) * (rate / loud);
 }
+
+/**
+ * The amplitude of `hz` in `pcm` as dBFS of a sine's peak (Hann-windowed Goertzel): about
+ * -14.7 for a tone of amplitude 6000, far below -40 when the tone is absent.
+ */
+export function toneDbfs(pcm: Int16Array, rate: number, hz: number): number {
+  const n = pcm.length;
+  const k = (2 * Math.PI * hz) / rate;
+  const coeff = 2 * Math.cos(k);
+  let s1 = 0;
+  let s2 = 0;
+  let wsum = 0;
+  for (let i = 0; i < n; i++) {
+    const w = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (n - 1));
+    wsum += w;
+    const s0 = pcm[i]! * w + coeff * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  const re = s1 - s2 * Math.cos(k);
+  const im = s2 * Math.sin(k);
+  const amp = (2 * Math.sqrt(re * re + im * im)) / wsum;
+  return amp > 0 ? 20 * Math.log10(amp / 32768) : -200;
+}

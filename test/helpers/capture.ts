@@ -13,9 +13,10 @@ export interface CapturedDatagram {
 }
 
 /** tshark on the loopback interface with a capture filter for one UDP port. */
-export async function captureUdp(port: number): Promise<{ stop(): Promise<CapturedDatagram[]> }> {
+export async function captureUdp(port: number | readonly number[]): Promise<{ stop(): Promise<CapturedDatagram[]> }> {
+  const filter = (typeof port === 'number' ? [port] : port).map((p) => `udp port ${p}`).join(' or ');
   const file = join(mkdtempSync(join(tmpdir(), 'pcap-')), 'cap.pcapng');
-  const p = spawn('tshark', ['-i', 'lo', '-f', `udp port ${port}`, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn('tshark', ['-i', 'lo', '-f', filter, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`tshark did not start: ${err}`)), 15_000);

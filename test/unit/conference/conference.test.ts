@@ -17,7 +17,7 @@ class Fake implements ConferenceMember {
   readonly kind = 'phone' as const;
   readonly callId: string;
   says: number;
-  heard: { value: number | null; shared: boolean } = { value: null, shared: false };
+  heard: { value: number | null; shared: boolean } = { value: null as number | null, shared: false };
   flushed = 0;
   detached = false;
   readonly encodedShared: (c: 'PCMU' | 'PCMA') => Uint8Array;
@@ -83,8 +83,8 @@ test('talkers hear the others, listeners share one frame, mute and deaf and gain
   conf.control('a', { muted: false, gainDb: 20 });
   conf.control('c', { deaf: true });
   conf.tick(40);
-  assert.equal(b.heard.value, 10000);
-  assert.equal(c.heard.value, null);
+  assert.equal((b.heard as { value: number | null }).value, 10000);
+  assert.equal((c.heard as { value: number | null }).value, null);
 });
 
 test('the shared frame is encoded once per codec per tick, whoever asks', () => {

@@ -1,0 +1,242 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import { decodeG711 } from '../../src/codecs/g711.ts';
+import { encodeWav } from '../../src/codecs/wav.ts';
+import { tone, toneDbfs } from '../helpers/audio.ts';
+import { captureUdp } from '../helpers/capture.ts';
+import { ffmpegSendRtp, freeUdpPort, type G711 } from '../helpers/ffmpeg.ts';
+import { TestClient } from '../helpers/grpc-client.ts';
+import { RtpPeer, type ReceivedPacket } from '../helpers/rtp-peer.ts';
+import { startService, type RunningService } from '../helpers/service.ts';
+
+/** Each phone's own tone: far enough apart that a 20 ms Hann window tells them apart. */
+const FREQS = [400, 650, 950, 1300, 1700];
+const PROMPT_HZ = 2200;
+const AMP = 6000;
+/** A tone of amplitude 6000 reads about -14.7 dBFS; an absent one far below -40. */
+const PRESENT = -25;
+const ABSENT = -40;
+
+interface Phone {
+  port: number;
+  codec: G711;
+  ear: RtpPeer;
+  callId: string;
+}
+
+interface PlatformEventLine {
+  type: string;
+  payload: Record<string, unknown>;
+}
+
+const decode = (p: ReceivedPacket): Int16Array | null => (p.payloadType === 0 ? decodeG711('PCMU', p.payload) : p.payloadType === 8 ? decodeG711('PCMA', p.payload) : null);
+
+/** Per received packet: arrival (performance.now) and each frequency's level. */
+function levels(ear: RtpPeer, freqs: readonly number[]): { at: number; db: number[] }[] {
+  const out: { at: number; db: number[] }[] = [];
+  for (const p of ear.received) {
+    const pcm = decode(p);
+    if (pcm) out.push({ at: p.at, db: freqs.map((f) => toneDbfs(pcm, 8000, f)) });
+  }
+  return out;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : -Infinity;
+};
+
+function writeToneWav(dir: string, hz: number, ms: number): string {
+  const file = join(dir, `tone-${hz}.wav`);
+  writeFileSync(file, encodeWav(tone(hz, ms, 8000, AMP), 8000, 1));
+  return file;
+}
+
+describe('conference: phones in one mix', () => {
+  let svc: RunningService;
+  let client: TestClient;
+  let dir: string;
+  let n = 0;
+  const ears: RtpPeer[] = [];
+
+  const rpc = async <T,>(method: string, req: unknown): Promise<T> => {
+    const r = await client.media_<T>(method, req);
+    assert.equal(r.error, undefined, `${method}: ${r.error?.details}`);
+    return r.response!;
+  };
+  const phone = async (codec: G711): Promise<Phone> => {
+    const callId = `conf-${process.pid}-${++n}`;
+    const { rtp_port: port } = await rpc<{ rtp_port: number }>('AllocatePort', { call_id: callId, codec });
+    const ear = await RtpPeer.open();
+    ears.push(ear);
+    await rpc('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: ear.address });
+    return { port, codec, ear, callId };
+  };
+  const events = (type: string): PlatformEventLine[] =>
+    svc.lines
+      .filter((l) => l.event === 'PLATFORM_EVENT' && (l.attributes as Record<string, unknown>)['event.type'] === type)
+      .map((l) => {
+        const body = (l.attributes as Record<string, unknown>)['event.body'] as { payload_json: string };
+        return { type, payload: JSON.parse(body.payload_json) as Record<string, unknown> };
+      });
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'conf-'));
+    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '38000', RTP_SERVICE_PORT_MAX: '38999', LOG_LEVEL: 'info' } });
+    client = new TestClient(svc.grpcPort);
+  });
+  after(async () => {
+    for (const e of ears) e.close();
+    client.close();
+    await svc.stop('SIGKILL');
+  });
+
+  test('five ffmpeg phones: each hears the four others and never itself; mute, deaf, a prompt to all, kick, talking events', async (t) => {
+    const conf = `room-${process.pid}`;
+    const info = await rpc<{ conference_id: string; participants: unknown[] }>('CreateConference', { conference_id: conf });
+    assert.equal(info.conference_id, conf);
+    const phones: Phone[] = [];
+    for (let i = 0; i < 5; i++) phones.push(await phone(i % 2 ? 'PCMA' : 'PCMU'));
+    for (const p of phones) {
+      const added = await rpc<{ participant_id: string; kind: string; call_id: string }>('AddToConference', { conference_id: conf, server_rtp_port: p.port });
+      assert.deepEqual([added.participant_id, added.kind, added.call_id], [p.callId, 'phone', p.callId]);
+    }
+    const listed = await rpc<{ participants: { participant_id: string }[] }>('GetConference', { conference_id: conf });
+    assert.deepEqual(listed.participants.map((x) => x.participant_id).sort(), phones.map((p) => p.callId).sort());
+
+    const capture = await captureUdp([phones[0]!.ear.port, phones[1]!.ear.port]);
+    const wavs = FREQS.map((f) => writeToneWav(dir, f, 7000));
+    const t0 = performance.now();
+    const senders: ReturnType<typeof ffmpegSendRtp>[] = [];
+    for (let i = 0; i < 5; i++) senders.push(ffmpegSendRtp({ wav: wavs[i]!, port: phones[i]!.port, codec: phones[i]!.codec, localPort: await freeUdpPort(), ssrc: 0x1000 + i }));
+    const at = async (ms: number): Promise<number> => {
+      const wait = t0 + ms - performance.now();
+      if (wait > 0) await sleep(wait);
+      return performance.now();
+    };
+    const control = async (i: number, req: Record<string, unknown>): Promise<number> => {
+      await rpc('UpdateConferenceParticipant', { conference_id: conf, participant_id: phones[i]!.callId, ...req });
+      return performance.now();
+    };
+
+    await at(2500);
+    const muted = await control(2, { mute: 'TOGGLE_ON' });
+    await at(3500);
+    const unmuted = await control(2, { mute: 'TOGGLE_OFF' });
+    await at(4000);
+    const deafened = await control(4, { deaf: 'TOGGLE_ON' });
+    await at(5000);
+    const undeafened = await control(4, { deaf: 'TOGGLE_OFF' });
+    await at(5400);
+    const promptWav = encodeWav(tone(PROMPT_HZ, 400, 8000, AMP), 8000, 1);
+    const played = await rpc<{ message: string }>('PlayToConference', { conference_id: conf, audio_uri: `data:audio/wav;base64,${promptWav.toString('base64')}` });
+    const promptAt = performance.now();
+    t.diagnostic(`PlayToConference: ${played.message}`);
+    await at(5900);
+    await rpc('RemoveFromConference', { conference_id: conf, participant_id: phones[3]!.callId, kick: true });
+    const kicked = performance.now();
+    const codes = await Promise.all(senders.map((s) => s.done));
+    const sendersDone = performance.now();
+    codes.forEach((c, i) => assert.equal(c, 0, senders[i]!.stderr()));
+    await sleep(1200);
+    const datagrams = await capture.stop();
+
+    const all = FREQS.concat(PROMPT_HZ);
+    const lv = phones.map((p) => levels(p.ear, all));
+    const window = (i: number, from: number, to: number) => lv[i]!.filter((x) => x.at >= from && x.at < to);
+    const med = (i: number, from: number, to: number, f: number) => median(window(i, from, to).map((x) => x.db[f]!));
+    const lines: string[] = [];
+
+    // 1. Everyone hears the four others and not itself (1.0 - 2.4 s: all five talk).
+    for (let i = 0; i < 5; i++) {
+      const w = window(i, t0 + 1000, t0 + 2400);
+      assert.ok(w.length > 50, `phone ${i} received ${w.length} packets in 1.4 s`);
+      const row = FREQS.map((_, f) => med(i, t0 + 1000, t0 + 2400, f));
+      lines.push(`phone ${i} (${FREQS[i]} Hz) hears ${row.map((d, f) => `${FREQS[f]}:${d.toFixed(0)}`).join(' ')} dBFS`);
+      for (let f = 0; f < 5; f++) {
+        if (f === i) assert.ok(row[f]! < ABSENT, `phone ${i} hears its own ${FREQS[f]} Hz at ${row[f]!.toFixed(1)} dBFS`);
+        else assert.ok(row[f]! > PRESENT, `phone ${i} does not hear phone ${f}'s ${FREQS[f]} Hz (${row[f]!.toFixed(1)} dBFS)`);
+      }
+      // Every 20 ms frame in the window: never a trace of its own voice.
+      const worstOwn = Math.max(...w.map((x) => x.db[i]!));
+      assert.ok(worstOwn < ABSENT, `phone ${i}: its own tone reached ${worstOwn.toFixed(1)} dBFS in one frame`);
+    }
+
+    // 2. Mute: phone 2's tone leaves everyone's audio within 100 ms and comes back after unmute.
+    for (const i of [0, 1, 3, 4]) {
+      const after = lv[i]!.filter((x) => x.at >= muted && x.at < unmuted);
+      const firstGone = after.findIndex((x) => x.db[2]! < ABSENT);
+      assert.ok(firstGone >= 0, `phone ${i} kept hearing muted phone 2`);
+      const goneAfterMs = after[firstGone]!.at - muted;
+      assert.ok(goneAfterMs <= 100, `phone 2's tone left phone ${i}'s audio ${goneAfterMs.toFixed(0)} ms after the mute answered`);
+      const leaked = after.slice(firstGone).filter((x) => x.db[2]! > ABSENT && x.at < unmuted - 20).length;
+      assert.equal(leaked, 0, `phone ${i} heard muted phone 2 in ${leaked} frames`);
+      assert.ok(med(i, unmuted + 200, deafened, 2) > PRESENT, `phone ${i} does not hear phone 2 after unmute`);
+      lines.push(`mute: phone 2 gone from phone ${i} ${goneAfterMs.toFixed(0)} ms after the answer`);
+    }
+    // Muted phone 2 itself still hears the others.
+    assert.ok(med(2, muted + 100, unmuted, 0) > PRESENT, 'muted phone 2 stopped hearing');
+
+    // 3. Deaf: phone 4 hears nothing while deaf, the others still hear it; then it hears again.
+    const deafWindow = window(4, deafened + 100, undeafened);
+    const loudWhileDeaf = deafWindow.filter((x) => x.db.some((d) => d > ABSENT)).length;
+    assert.equal(loudWhileDeaf, 0, `deaf phone 4 heard audio in ${loudWhileDeaf} of ${deafWindow.length} packets`);
+    assert.ok(med(4, undeafened + 200, promptAt, 0) > PRESENT, 'phone 4 does not hear again after undeaf');
+    assert.ok(med(0, deafened + 100, undeafened, 4) > PRESENT, 'the others stopped hearing deaf phone 4');
+
+    // 4. A prompt to the conference reaches every participant.
+    for (let i = 0; i < 5; i++) {
+      const best = Math.max(...window(i, promptAt, promptAt + 600).map((x) => x.db[5]!));
+      assert.ok(best > PRESENT, `phone ${i} did not hear the conference prompt (${best.toFixed(1)} dBFS)`);
+    }
+
+    // 5. Kick: phone 3 leaves, its call's media ends, nobody hears it any more.
+    for (const i of [0, 1, 2, 4]) assert.ok(med(i, kicked + 100, sendersDone - 100, 3) < ABSENT, `phone ${i} still hears kicked phone 3`);
+    const quality = await client.media_('GetCallQuality', { server_rtp_port: phones[3]!.port });
+    assert.equal(quality.error?.code, grpc.status.NOT_FOUND, 'the kicked call still has media');
+    const left = events('call.media.conference.participant.left').filter((e) => e.payload['conferenceId'] === conf);
+    assert.deepEqual(left.map((e) => [e.payload['participantId'], e.payload['reason']]), [[phones[3]!.callId, 'kicked']]);
+
+    // 6. Talking: each phone started once near the start of its tone and stopped after it ended.
+    const talking = events('call.media.conference.talking').filter((e) => e.payload['conferenceId'] === conf);
+    const origin = performance.timeOrigin;
+    for (const [i, p] of phones.entries()) {
+      const mine = talking.filter((e) => e.payload['participantId'] === p.callId);
+      const flags = mine.map((e) => e.payload['talking']);
+      const times = mine.map((e) => (e.payload['atUnixMs'] as number) - origin);
+      const startOk = times[0]! > t0 && times[0]! < t0 + 2000;
+      if (i === 3) {
+        assert.deepEqual(flags, [true], `kicked phone 3: ${JSON.stringify(flags)}`);
+        assert.ok(startOk);
+        continue;
+      }
+      assert.deepEqual(flags, [true, false], `phone ${i} talking events ${JSON.stringify(flags)}`);
+      assert.ok(startOk, `phone ${i} started talking ${(times[0]! - t0).toFixed(0)} ms after its phone started`);
+      // The tone ends when its sender does; talking stops the hold (500 ms) after that.
+      const stoppedAfterEnd = times[1]! - sendersDone;
+      assert.ok(stoppedAfterEnd > 0 && stoppedAfterEnd < 1000, `phone ${i} stopped talking ${stoppedAfterEnd.toFixed(0)} ms after the tones ended`);
+      lines.push(`phone ${i} talking from +${(times[0]! - t0).toFixed(0)} ms to ${stoppedAfterEnd.toFixed(0)} ms after its tone ended`);
+    }
+
+    // 7. Cadence of what phones 0 and 1 received, on kernel timestamps, while all others talked.
+    for (const i of [0, 1]) {
+      const epochT0 = origin + t0;
+      const arr = datagrams.filter((d) => d.dstPort === phones[i]!.ear.port && d.atMs > epochT0 + 500 && d.atMs < epochT0 + 5800).map((d) => d.atMs);
+      const dev = arr.slice(1).map((a, k) => Math.abs(a - arr[k]! - 20)).sort((a, b) => a - b);
+      const p99 = dev[Math.floor(dev.length * 0.99)] ?? Infinity;
+      lines.push(`phone ${i} cadence: ${arr.length} packets, p99 deviation from 20 ms ${p99.toFixed(2)} ms`);
+      assert.ok(p99 <= 5, `phone ${i} cadence p99 deviation ${p99.toFixed(2)} ms`);
+    }
+    for (const l of lines) t.diagnostic(l);
+    console.log(`[conference]\n  ${lines.join('\n  ')}`);
+    await rpc('EndConference', { conference_id: conf });
+    const ended = events('call.media.conference.ended').filter((e) => e.payload['conferenceId'] === conf);
+    assert.equal(ended.length, 1);
+    for (const p of phones) await client.media_('ReleasePort', { rtp_port: p.port });
+  });
+});

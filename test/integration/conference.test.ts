@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { decodeG711 } from '../../src/codecs/g711.ts';
+import { decodeG711, encodeG711 } from '../../src/codecs/g711.ts';
+import { buildRtp, isRtcpPacket } from '../../src/rtp-bridge/rtp-packet.ts';
 import { encodeWav } from '../../src/codecs/wav.ts';
 import { tone, toneDbfs } from '../helpers/audio.ts';
 import { captureUdp } from '../helpers/capture.ts';
@@ -226,7 +227,7 @@ describe('conference: phones in one mix', () => {
     // 7. Cadence of what phones 0 and 1 received, on kernel timestamps, while all others talked.
     for (const i of [0, 1]) {
       const epochT0 = origin + t0;
-      const arr = datagrams.filter((d) => d.dstPort === phones[i]!.ear.port && d.atMs > epochT0 + 500 && d.atMs < epochT0 + 5800).map((d) => d.atMs);
+      const arr = datagrams.filter((d) => d.dstPort === phones[i]!.ear.port && !isRtcpPacket(d.payload) && d.atMs > epochT0 + 500 && d.atMs < epochT0 + 5800).map((d) => d.atMs);
       const dev = arr.slice(1).map((a, k) => Math.abs(a - arr[k]! - 20)).sort((a, b) => a - b);
       const p99 = dev[Math.floor(dev.length * 0.99)] ?? Infinity;
       lines.push(`phone ${i} cadence: ${arr.length} packets, p99 deviation from 20 ms ${p99.toFixed(2)} ms`);
@@ -238,5 +239,119 @@ describe('conference: phones in one mix', () => {
     const ended = events('call.media.conference.ended').filter((e) => e.payload['conferenceId'] === conf);
     assert.equal(ended.length, 1);
     for (const p of phones) await client.media_('ReleasePort', { rtp_port: p.port });
+  });
+
+  test('a participant whose packets stall, then come in a burst, does not disturb the others', async (t) => {
+    const conf = `stall-${process.pid}`;
+    await rpc('CreateConference', { conference_id: conf });
+    const phones = [await phone('PCMU'), await phone('PCMA'), await phone('PCMU')];
+    for (const p of phones) await rpc('AddToConference', { conference_id: conf, server_rtp_port: p.port });
+    const capture = await captureUdp([phones[0]!.ear.port, phones[1]!.ear.port]);
+    const wavs = [writeToneWav(dir, FREQS[0]!, 4500), writeToneWav(dir, FREQS[1]!, 4500)];
+    const t0 = performance.now();
+    const local = [await freeUdpPort(), await freeUdpPort()];
+    const senders = [0, 1].map((i) => ffmpegSendRtp({ wav: wavs[i]!, port: phones[i]!.port, codec: phones[i]!.codec, localPort: local[i]!, ssrc: 0x2000 + i }));
+    // Phone 2 from the test: 1 s of its tone, 500 ms of nothing, the missed 25 packets at once, 1.5 s more.
+    const bursty = await RtpPeer.open();
+    ears.push(bursty);
+    const pcm = tone(FREQS[2]!, 3500, 8000, AMP);
+    let seq = 100;
+    let ts = 1000;
+    const packet = (k: number): Buffer => buildRtp({ marker: k === 0, payloadType: 0, sequenceNumber: seq++ & 0xffff, timestamp: (ts += 160) >>> 0, ssrc: 0x2002 }, encodeG711('PCMU', pcm.subarray(k * 160, k * 160 + 160)));
+    const start = performance.now();
+    const stallFrom = 50;
+    const stallTo = 75;
+    let stalledAt = 0;
+    let burstAt = 0;
+    for (let k = 0; k < 175; k++) {
+      if (k === stallTo) {
+        burstAt = performance.now();
+        for (let j = stallFrom; j < stallTo; j++) bursty.sendRaw(packet(j), phones[2]!.port);
+      }
+      if (k === stallFrom - 1) stalledAt = performance.now();
+      if (k < stallFrom || k >= stallTo) bursty.sendRaw(packet(k), phones[2]!.port);
+      const wait = start + (k + 1) * 20 - performance.now();
+      if (wait > 0) await sleep(wait);
+    }
+    for (const [i, s] of senders.entries()) assert.equal(await s.done, 0, `sender ${i}: ${s.stderr()}`);
+    await sleep(300);
+    const datagrams = await capture.stop();
+    const lines: string[] = [];
+    const epochT0 = performance.timeOrigin + t0;
+    for (const i of [0, 1]) {
+      const arr = datagrams.filter((d) => d.dstPort === phones[i]!.ear.port && !isRtcpPacket(d.payload) && d.atMs > epochT0 + 600 && d.atMs < epochT0 + 4000).map((d) => d.atMs);
+      const dev = arr.slice(1).map((a, k) => Math.abs(a - arr[k]! - 20)).sort((a, b) => a - b);
+      const p99 = dev[Math.floor(dev.length * 0.99)] ?? Infinity;
+      lines.push(`phone ${i} cadence across the stall and the burst: ${arr.length} packets, p99 deviation ${p99.toFixed(2)} ms, worst ${dev.at(-1)?.toFixed(1)} ms`);
+      assert.ok(arr.length > 150, `phone ${i} received ${arr.length} packets in 3.4 s`);
+      assert.ok(p99 <= 5, `phone ${i} cadence p99 deviation ${p99.toFixed(2)} ms`);
+    }
+    // The steady phones hear each other in every frame, through the stall and the burst.
+    const lv = [0, 1].map((i) => levels(phones[i]!.ear, FREQS).filter((x) => x.at > t0 + 600 && x.at < t0 + 4000));
+    const other = [1, 0];
+    for (const i of [0, 1]) {
+      const weak = lv[i]!.filter((x) => x.db[other[i]!]! < PRESENT).length;
+      assert.equal(weak, 0, `phone ${i} lost phone ${other[i]}'s tone in ${weak} frames around the stall`);
+    }
+    // And the bursty phone is heard again after its burst, without the backlog (at most 60 ms of it plays).
+    const heardAfter = lv[0]!.filter((x) => x.at > burstAt + 200 && x.at < burstAt + 1200 && x.db[2]! > PRESENT).length;
+    assert.ok(heardAfter > 40, `phone 0 heard phone 2 in ${heardAfter} frames after its burst`);
+    const gapFrames = lv[0]!.filter((x) => x.at > stalledAt + 100 && x.at < burstAt - 20 && x.db[2]! > ABSENT).length;
+    assert.equal(gapFrames, 0, 'phone 2 was heard while it sent nothing');
+    for (const l of lines) t.diagnostic(l);
+    console.log(`[conference] ${lines.join('; ')}`);
+    await rpc('EndConference', { conference_id: conf });
+    for (const p of phones) await client.media_('ReleasePort', { rtp_port: p.port });
+  });
+
+  test('bad requests get clear statuses and change nothing; a call that leaves is an ordinary call again', async () => {
+    const code = async (method: string, req: object): Promise<number | undefined> => (await client.media_(method, req)).error?.code;
+    const conf = `rules-${process.pid}`;
+    assert.equal(await code('CreateConference', { conference_id: '' }), grpc.status.INVALID_ARGUMENT);
+    assert.equal(await code('CreateConference', { conference_id: 'a b' }), grpc.status.INVALID_ARGUMENT);
+    assert.equal(await code('CreateConference', { conference_id: conf, max_participants: 100_000 }), grpc.status.INVALID_ARGUMENT);
+    await rpc('CreateConference', { conference_id: conf, max_participants: 2, end_when_empty: true });
+    assert.equal(await code('CreateConference', { conference_id: conf }), grpc.status.ALREADY_EXISTS);
+    const [a, b, c] = [await phone('PCMU'), await phone('PCMU'), await phone('PCMU')];
+    assert.equal(await code('AddToConference', { conference_id: 'nope', server_rtp_port: a.port }), grpc.status.NOT_FOUND);
+    assert.equal(await code('AddToConference', { conference_id: conf }), grpc.status.INVALID_ARGUMENT);
+    assert.equal(await code('AddToConference', { conference_id: conf, server_rtp_port: 38999 }), grpc.status.NOT_FOUND);
+    assert.equal(await code('AddToConference', { conference_id: conf, server_rtp_port: a.port, gain_db: 50 }), grpc.status.INVALID_ARGUMENT);
+    await rpc('BridgeCalls', { server_rtp_port_a: b.port, server_rtp_port_b: c.port });
+    assert.equal(await code('AddToConference', { conference_id: conf, server_rtp_port: b.port }), grpc.status.FAILED_PRECONDITION);
+    await rpc('UnbridgeCalls', { server_rtp_port: b.port });
+    await rpc('AddToConference', { conference_id: conf, server_rtp_port: a.port });
+    assert.equal(await code('AddToConference', { conference_id: conf, server_rtp_port: a.port }), grpc.status.ALREADY_EXISTS);
+    assert.equal(await code('BridgeCalls', { server_rtp_port_a: a.port, server_rtp_port_b: c.port }), grpc.status.FAILED_PRECONDITION);
+    await rpc('AddToConference', { conference_id: conf, call_id: b.callId });
+    assert.equal(await code('AddToConference', { conference_id: conf, server_rtp_port: c.port }), grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(await code('RemoveFromConference', { conference_id: conf, participant_id: 'nobody' }), grpc.status.NOT_FOUND);
+    assert.equal(await code('UpdateConferenceParticipant', { conference_id: conf, participant_id: a.callId, set_gain: true, gain_db: -90 }), grpc.status.INVALID_ARGUMENT);
+    assert.equal(await code('PlayToConference', { conference_id: conf, audio_uri: 'control://enable_echo' }), grpc.status.INVALID_ARGUMENT);
+    assert.equal(await code('PlayToConference', { conference_id: conf, audio_uri: 'file:///etc/passwd' }) !== undefined, true);
+    const state = await rpc<{ participants: { participant_id: string; muted: boolean; gain_db: number }[] }>('GetConference', { conference_id: conf });
+    assert.deepEqual(state.participants.map((p) => [p.participant_id, p.muted, p.gain_db]).sort(), [[a.callId, false, 0], [b.callId, false, 0]].sort());
+
+    // DTMF of a participant names the conference.
+    const keypad = await RtpPeer.open();
+    ears.push(keypad);
+    await keypad.sendDtmf('7', a.port);
+    await svc.waitForLog((l) => l.event === 'PLATFORM_EVENT' && (l.attributes as Record<string, unknown>)['event.type'] === 'call.media.dtmf.received' && JSON.stringify(l.attributes).includes(conf));
+
+    // A removed call hears its own prompts again on the clock; a released one leaves as call_ended.
+    await rpc('RemoveFromConference', { conference_id: conf, participant_id: a.callId });
+    const before = a.ear.received.length;
+    const promptWav = encodeWav(tone(PROMPT_HZ, 300, 8000, AMP), 8000, 1);
+    await rpc('PlayAudio', { audio_uri: `data:audio/wav;base64,${promptWav.toString('base64')}`, server_rtp_port: a.port });
+    await sleep(500);
+    const prompt = a.ear.received.slice(before).map(decode).filter((x): x is Int16Array => x !== null);
+    assert.ok(prompt.length >= 13, `a call out of the conference sent ${prompt.length} prompt packets`);
+    assert.ok(prompt.some((f) => toneDbfs(f, 8000, PROMPT_HZ) > PRESENT));
+    await client.media_('ReleasePort', { rtp_port: b.port });
+    await svc.waitForLog((l) => l.event === 'PLATFORM_EVENT' && (l.attributes as Record<string, unknown>)['event.type'] === 'call.media.conference.ended' && JSON.stringify(l.attributes).includes(conf));
+    const left = events('call.media.conference.participant.left').filter((e) => e.payload['conferenceId'] === conf);
+    assert.deepEqual(left.map((e) => e.payload['reason']), ['removed', 'call_ended']);
+    assert.equal(await code('GetConference', { conference_id: conf }), grpc.status.NOT_FOUND);
+    for (const p of [a, c]) await client.media_('ReleasePort', { rtp_port: p.port });
   });
 });

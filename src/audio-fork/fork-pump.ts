@@ -1,4 +1,5 @@
-import type { CallSession, CloseReason } from '../sessions/call-session.ts';
+import type { CloseReason } from '../sessions/call-session.ts';
+import type { TapHost } from '../sessions/media-host.ts';
 import { AudioFork, type ForkFormat, type ForkFrame } from './audio-fork.ts';
 import type { ForkMetrics } from './fork-metrics.ts';
 
@@ -13,14 +14,14 @@ export interface ForkSink {
  * (resampling, G.711 encoding) and the same frames. Opus is not shared: an encoder's state is
  * its stream's, and a decoder joining another stream mid-way would start on its history.
  */
-const shared = new WeakMap<CallSession, Map<string, AudioFork>>();
+const shared = new WeakMap<TapHost, Map<string, AudioFork>>();
 
 /**
  * Attaches a listener to a call's audio and moves its frames to a sink until the call ends or
  * the listener goes away; resolves with why it ended. The call never waits for the listener.
  */
 export function runFork(opts: {
-  session: CallSession;
+  session: TapHost;
   format: ForkFormat;
   sink: ForkSink;
   signal: AbortSignal;

@@ -1,5 +1,5 @@
-import type { CallSession } from '../sessions/call-session.ts';
 import { CALL_RATE } from '../sessions/call-session.ts';
+import type { SourceHost } from '../sessions/media-host.ts';
 import { InjectionSource, type MarkReached } from './injection-source.ts';
 
 export interface InjectionInput {
@@ -26,7 +26,7 @@ export interface InjectionResult {
  * is full: that is the back-pressure the client feels (HTTP/2 flow control).
  */
 export async function runInjection(opts: {
-  session: CallSession;
+  session: SourceHost;
   inputRate: number;
   maxBufferMs: number;
   idleMs: number;

@@ -6,6 +6,7 @@ import { runInjection, type InjectionCommand } from '../audio-inject/run-injecti
 import { MediaError, invalidArgument, shuttingDown } from '../errors/media-error.ts';
 import type { Config } from '../config/schema.ts';
 import { CALL_RATE, type CallSession } from '../sessions/call-session.ts';
+import type { TapHost } from '../sessions/media-host.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { RpcContext } from './middleware.ts';
 import { callIdProblem, type StreamAudioToCallRequest, type StreamAudioToCallResponse } from './schemas.ts';
@@ -148,6 +149,6 @@ function decodeOpus(decoder: OpusFrameDecoder, packet: Buffer, n: number): Int16
   }
 }
 
-function logEnd(ctx: RpcContext, session: CallSession, r: { reason: string; underruns: number }): void {
+function logEnd(ctx: RpcContext, session: TapHost, r: { reason: string; underruns: number }): void {
   ctx.log.info({ event: 'INJECTION_ENDED', attributes: { reason: r.reason, 'inject.underruns': r.underruns, 'rtp.port': session.port } }, `audio injection ended (${r.reason})`);
 }

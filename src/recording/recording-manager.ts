@@ -3,7 +3,8 @@ import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { MediaError, invalidArgument } from '../errors/media-error.ts';
 import type { Logger, Logging } from '../logging/logger.ts';
 import type { StoredObject } from '../storage/store.ts';
-import { CALL_RATE, FRAME_SAMPLES, type CallSession } from '../sessions/call-session.ts';
+import { CALL_RATE, FRAME_SAMPLES } from '../sessions/call-session.ts';
+import type { TapHost } from '../sessions/media-host.ts';
 import type { RecordingMetrics } from './metrics.ts';
 import { CallRecorder } from './recorder.ts';
 import { mp3Path, readAllMeta, removeSpoolEntry, wavPath, writeMeta, type SpoolMeta } from './spool-meta.ts';
@@ -27,7 +28,7 @@ export interface StartRecordingRequest {
  * being made), recording (tapped to the call), stopping (finishing the spool).
  */
 interface Active {
-  session: CallSession;
+  session: TapHost;
   meta: SpoolMeta;
   phase: 'starting' | 'recording' | 'stopping';
   /** Settles when the start is over: true once recording, false if it came to nothing. */
@@ -44,7 +45,7 @@ const TRANSCODE_TIMEOUT_MS = 10 * 60 * 1000;
  * resumes whatever a previous process left in the spool.
  */
 export class RecordingManager {
-  readonly #active = new Map<CallSession, Active>();
+  readonly #active = new Map<TapHost, Active>();
   readonly #spoolDir: string;
   readonly #fileRoot: string;
   readonly #uploads: UploadQueue;
@@ -68,7 +69,7 @@ export class RecordingManager {
   }
 
   /** The recording running on a call, for its snapshot. */
-  activeOn(session: CallSession): { id: string } | undefined {
+  activeOn(session: TapHost): { id: string } | undefined {
     const entry = this.#active.get(session);
     return entry && entry.phase === 'recording' ? { id: entry.meta.id } : undefined;
   }
@@ -77,7 +78,7 @@ export class RecordingManager {
    * Finds recordings of a previous process: those of calls carried on (`continuing`: by
    * recording id) go on being written; the others are repaired, finalized and queued.
    */
-  async recover(continuing: ReadonlyMap<string, CallSession> = new Map()): Promise<number> {
+  async recover(continuing: ReadonlyMap<string, TapHost> = new Map()): Promise<number> {
     await mkdir(this.#spoolDir, { recursive: true });
     const { metas, broken } = await readAllMeta(this.#spoolDir);
     for (const name of broken) this.#log.error({ event: 'RECORDING_META_UNREADABLE', attributes: { 'spool.file': name } }, 'unreadable recording metadata left in the spool');
@@ -126,7 +127,7 @@ export class RecordingManager {
   }
 
   /** Goes on recording a call carried on after a crash, into the file the old process wrote. */
-  async #continue(session: CallSession, meta: SpoolMeta): Promise<void> {
+  async #continue(session: TapHost, meta: SpoolMeta): Promise<void> {
     const elapsedMs = Date.now() - Date.parse(meta.startedAt);
     const path = wavPath(this.#spoolDir, meta.id);
     const bytesPerMs = (meta.sampleRate * meta.channels * 2) / 1000;
@@ -152,7 +153,7 @@ export class RecordingManager {
     );
   }
 
-  async start(session: CallSession, req: StartRecordingRequest): Promise<SpoolMeta> {
+  async start(session: TapHost, req: StartRecordingRequest): Promise<SpoolMeta> {
     const running = this.#active.get(session);
     if (running) {
       throw new MediaError(
@@ -230,7 +231,7 @@ export class RecordingManager {
    * one finish. MP3 encoding and the upload follow in the background; a restart in between
    * resumes them from the spool.
    */
-  async stop(session: CallSession): Promise<boolean> {
+  async stop(session: TapHost): Promise<boolean> {
     const entry = this.#active.get(session);
     if (!entry || !(await entry.started)) return false;
     await this.#finish(entry);

@@ -26,6 +26,9 @@ const BY_PORT: Record<string, string> = {
  * owns a slice of the range); call ids and rooms are looked up; the rest may go anywhere.
  */
 export function routeKeyOf(method: string, req: Req): RouteKey {
+  // Recording, streaming or speaking into a conference's mix: its shard.
+  const conference = str(req['conference_id']) || str(((req['start'] ?? {}) as Req)['conference_id']);
+  if (conference && method !== 'AddToConference') return { kind: 'conference', conferenceId: conference };
   const field = BY_PORT[method];
   if (field) return { kind: 'port', port: num(req[field]) };
   switch (method) {

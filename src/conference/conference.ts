@@ -6,6 +6,7 @@ import type { Clocked, MediaClock } from '../media-path/clock.ts';
 import { PlaybackQueue, type PlaybackEnd, type QueuedPrompt } from '../playback/playback-queue.ts';
 import { FRAME_SAMPLES } from '../sessions/call-session.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
+import { ConferenceMix } from './conference-mix.ts';
 import type { ConferenceMember, LeaveReason, MemberKind } from './member.ts';
 import { gainFactor, MixMinus } from './mix-minus.ts';
 import { TalkDetector, type TalkSettings } from './talk-detector.ts';
@@ -42,6 +43,8 @@ export type ConferenceEvents = {
 
 export interface ConferenceOptions {
   id: string;
+  traceId: string;
+  tenantId: string;
   maxParticipants: number;
   /** Mix only participants who are talking (their frames reach the threshold, with hold). */
   gateOnTalking: boolean;
@@ -80,10 +83,12 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
   readonly log: Logger;
   readonly createdAtMs = performance.now();
   readonly playback: PlaybackQueue;
+  /** The whole mix, for recorders and forks, and what injected audio speaks into. */
+  readonly mix: ConferenceMix;
   readonly #o: ConferenceOptions;
   readonly #seats = new Map<string, Seat>();
   readonly #mix = new MixMinus(FRAME_SAMPLES);
-  readonly #promptOwn = new Int32Array(FRAME_SAMPLES);
+  readonly #spoken = new Int32Array(FRAME_SAMPLES);
   readonly #encoded = { PCMU: new Uint8Array(FRAME_SAMPLES), PCMA: new Uint8Array(FRAME_SAMPLES) };
   /** The tick each codec's shared frame was last encoded on. */
   readonly #encodedAt = { PCMU: -1, PCMA: -1 };
@@ -98,6 +103,8 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
     this.log = opts.log;
     this.#o = opts;
     this.playback = new PlaybackQueue({ onEnd: (p, end) => this.safeEmit('promptEnded', p, end) });
+    this.mix = new ConferenceMix({ conferenceId: opts.id, traceId: opts.traceId, tenantId: opts.tenantId, log: opts.log });
+    this.mix.addSource(this.playback);
     opts.clock.add(this);
   }
 
@@ -193,10 +200,14 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
       seat.contributed = f !== null && !seat.muted && (!this.#o.gateOnTalking || seat.talk.talking);
       if (seat.contributed) mix.add(f!, seat.gain, seat.own);
     }
-    const own = this.#promptOwn;
-    own.fill(0);
-    if (this.playback.mixInto(own)) mix.addScaled(own);
+    // Prompts and injected voices: everyone hears them, nobody is left out of them.
+    const spoken = this.#spoken;
+    spoken.fill(0);
+    let said = false;
+    for (const s of this.mix.sources) if (s.mixInto(spoken)) said = true;
+    if (said) mix.addScaled(spoken);
     const any = mix.finish();
+    this.mix.deliver(any ? mix.shared : null);
     for (const seat of this.#seats.values()) {
       if (seat.deaf || !any) seat.member.hear(null, false);
       else if (!seat.contributed) seat.member.hear(mix.shared, true);
@@ -211,6 +222,7 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
     this.#o.clock.remove(this);
     this.playback.stop();
     for (const id of [...this.#seats.keys()]) this.leave(id, 'conference_ended');
+    this.mix.close(reason === 'shutdown' ? 'shutdown' : 'released');
     this.log.info(
       { event: 'CONFERENCE_ENDED', attributes: { 'conference.id': this.id, reason, 'conference.duration_ms': Math.round(performance.now() - this.createdAtMs), 'conference.shared_encodes': this.#sharedEncodes } },
       `conference ended (${reason})`,

@@ -14,6 +14,7 @@ import { CALL_RATE } from '../sessions/call-session.ts';
 import { Conference, type ParticipantControl, type ParticipantState } from './conference.ts';
 import type { LeaveReason } from './member.ts';
 import { PhoneMember } from './phone-member.ts';
+import type { ConferenceMix } from './conference-mix.ts';
 
 export interface CreateConference {
   id: string;
@@ -108,6 +109,8 @@ export class Conferences {
     const log = this.#o.logging.forContext({ trace_id: req.traceId, call_id: null }).child({ conference_id: req.id });
     const conference = new Conference({
       id: req.id,
+      traceId: req.traceId,
+      tenantId: req.tenantId,
       maxParticipants: max,
       endWhenEmpty: req.endWhenEmpty,
       gateOnTalking: !req.mixAll,
@@ -186,9 +189,9 @@ export class Conferences {
     return `playing ${Math.round((pcm.length * 1000) / CALL_RATE)} ms${queue.length > 1 ? ` behind ${queue.length - 1} prompt(s)` : ''}`;
   }
 
-  /** The conference of a call, if it is in one. */
-  ofCall(session: CallSession): string | null {
-    return session.conferenceId;
+  /** A conference's whole mix, for StartRecording, StreamAudio and InjectAudio. */
+  mixOf(id: string): ConferenceMix {
+    return this.#require(id).conference.mix;
   }
 
   closeAll(): void {

@@ -6,7 +6,8 @@ import { runInjection, type InjectionCommand } from '../audio-inject/run-injecti
 import { MediaError, invalidArgument, shuttingDown } from '../errors/media-error.ts';
 import type { Config } from '../config/schema.ts';
 import { CALL_RATE, type CallSession } from '../sessions/call-session.ts';
-import type { TapHost } from '../sessions/media-host.ts';
+import type { SourceHost, TapHost } from '../sessions/media-host.ts';
+import type { Conferences } from '../conference/conferences.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { RpcContext } from './middleware.ts';
 import { callIdProblem, type StreamAudioToCallRequest, type StreamAudioToCallResponse } from './schemas.ts';
@@ -22,6 +23,10 @@ function reader<T>(call: grpc.ServerDuplexStream<T, unknown>): () => Promise<T |
 interface Deps {
   sessions: SessionRegistry;
   config: Readonly<Config>;
+}
+
+interface InjectDeps extends Deps {
+  conferences: Conferences;
 }
 
 /** StreamAudioToCall (contract): first message names the call; 16 kHz L16 chunks; empty = keep-alive. */
@@ -66,7 +71,7 @@ export async function streamAudioToCall(call: grpc.ServerDuplexStream<StreamAudi
 
 interface InjectRequest {
   message: 'start' | 'audio' | 'clear' | 'mark';
-  start?: { server_rtp_port: number; call_id: string; sample_rate: number; encoding: string; max_buffer_ms: number };
+  start?: { server_rtp_port: number; call_id: string; sample_rate: number; encoding: string; max_buffer_ms: number; conference_id?: string };
   audio?: Buffer;
   mark?: { name: string };
 }
@@ -77,7 +82,7 @@ const MIN_BUFFER_MS = 100;
 const MAX_BUFFER_MS = 120_000;
 
 /** InjectAudio (addition): explicit format, clear, and marks answered once their audio was sent. */
-export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, unknown>, ctx: RpcContext, deps: Deps): Promise<void> {
+export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, unknown>, ctx: RpcContext, deps: InjectDeps): Promise<void> {
   const next = reader(call);
   const first = await next();
   if (!first) return;
@@ -85,7 +90,7 @@ export async function injectAudio(call: grpc.ServerDuplexStream<InjectRequest, u
   const st = first.start;
   const bad = st.call_id ? callIdProblem(st.call_id, 'start.call_id') : null;
   if (bad) throw invalidArgument(bad);
-  const session: CallSession | undefined = st.call_id ? deps.sessions.byCallId(st.call_id) : deps.sessions.byPort(st.server_rtp_port);
+  const session: SourceHost | undefined = st.conference_id ? deps.conferences.mixOf(st.conference_id) : st.call_id ? deps.sessions.byCallId(st.call_id) : deps.sessions.byPort(st.server_rtp_port);
   if (!session) throw new MediaError('not_found', st.call_id ? `no call session for call_id ${st.call_id}` : `no call session on port ${st.server_rtp_port}`);
   ctx.bindCall(session.callId, session.tenantId);
   const g711 = st.encoding === 'AUDIO_ENCODING_PCMU' ? 'PCMU' : st.encoding === 'AUDIO_ENCODING_PCMA' ? 'PCMA' : null;

@@ -5,6 +5,7 @@ import type { ForkMetrics } from '../audio-fork/fork-metrics.ts';
 import { runFork } from '../audio-fork/fork-pump.ts';
 import { invalidArgument, shuttingDown } from '../errors/media-error.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
+import type { TapHost } from '../sessions/media-host.ts';
 import type { RpcContext } from './middleware.ts';
 import type { RecordAudioRequest, RecordAudioResponse, StreamAudioRequest } from './schemas.ts';
 
@@ -76,8 +77,8 @@ function mediaTypeOf(encoding: ForkEncoding, rate: number, channels: number): st
 }
 
 /** StreamAudio (addition): any source, rate, frame size and encoding; format first, then frames. */
-export async function streamAudio(req: StreamAudioRequest, ctx: RpcContext, call: grpc.ServerWritableStream<unknown, unknown>, deps: { sessions: SessionRegistry; metrics: ForkMetrics }): Promise<void> {
-  const session = deps.sessions.require(req.server_rtp_port);
+export async function streamAudio(req: StreamAudioRequest, ctx: RpcContext, call: grpc.ServerWritableStream<unknown, unknown>, deps: { host: (req: StreamAudioRequest) => TapHost; metrics: ForkMetrics }): Promise<void> {
+  const session = deps.host(req);
   const encoding = ENCODINGS[req.encoding];
   const source = SOURCES[req.source];
   const channels = source === 'stereo' ? 2 : 1;

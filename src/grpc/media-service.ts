@@ -16,6 +16,7 @@ import type { CallBridges } from '../bridge/call-bridges.ts';
 import type { MediaStreams } from '../media-streams/media-streams.ts';
 import { streamSpecOf, streamUrl, type StreamSpec } from '../media-streams/stream-spec.ts';
 import type { CallSession } from '../sessions/call-session.ts';
+import type { TapHost } from '../sessions/media-host.ts';
 import { callQuality } from '../quality/call-quality.ts';
 import type { Conferences } from '../conference/conferences.ts';
 import { conferenceHandlers } from './conference-service.ts';
@@ -55,6 +56,8 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
     const s = sessions.byPort(port);
     return s ? { callId: s.callId, tenantId: s.tenantId } : undefined;
   };
+  /** A call by port, or a conference's whole mix. */
+  const hostOf = (r: { server_rtp_port: number; conference_id: string }): TapHost => (r.conference_id ? deps.conferences.mixOf(r.conference_id) : sessions.require(r.server_rtp_port));
   return {
     ...conferenceHandlers(deps),
     AllocatePort: unary(deps, { method: 'AllocatePort', schema: s.allocatePortRequest, callIdOf: (r) => r.call_id }, async (req, ctx) => {
@@ -94,10 +97,10 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       (req, ctx, call) => recordAudio(req, ctx, call, { sessions, metrics: deps.forkMetrics }),
     ),
     StreamAudio: serverStream(deps, { method: 'StreamAudio', schema: s.streamAudioRequest, callIdOf: (r) => callOfPort(r.server_rtp_port) }, (req, ctx, call) =>
-      streamAudio(req, ctx, call, { sessions, metrics: deps.forkMetrics }),
+      streamAudio(req, ctx, call, { host: hostOf, metrics: deps.forkMetrics }),
     ),
     StartRecording: unary(deps, { method: 'StartRecording', schema: s.startRecordingRequest, callIdOf: (r) => r.call_id || callOfPort(r.server_rtp_port) }, async (req, ctx) => {
-      const session = sessions.require(req.server_rtp_port);
+      const session = hostOf(req);
       await deps.recordings.start(session, {
         outputUri: req.output_uri,
         sampleRate: req.sample_rate,
@@ -111,14 +114,15 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       return { success: true };
     }),
     StopRecording: unary(deps, { method: 'StopRecording', schema: s.stopRecordingRequest, callIdOf: (r) => callOfPort(r.server_rtp_port) }, async (req) => {
-      const session = sessions.require(req.server_rtp_port);
-      if (!(await deps.recordings.stop(session))) throw new MediaError('failed_precondition', `no recording is running on the call on port ${req.server_rtp_port}`);
+      if (!(await deps.recordings.stop(hostOf(req)))) {
+        throw new MediaError('failed_precondition', req.conference_id ? `no recording is running on conference ${req.conference_id}` : `no recording is running on the call on port ${req.server_rtp_port}`);
+      }
       return { success: true };
     }),
     StreamAudioToCall: bidiStream<s.StreamAudioToCallRequest, s.StreamAudioToCallResponse>(deps, 'StreamAudioToCall', (call, ctx) =>
       streamAudioToCall(call, ctx, { sessions, config }),
     ),
-    InjectAudio: bidiStream(deps, 'InjectAudio', (call, ctx) => injectAudio(call as never, ctx, { sessions, config })),
+    InjectAudio: bidiStream(deps, 'InjectAudio', (call, ctx) => injectAudio(call as never, ctx, { sessions, config, conferences: deps.conferences })),
     BridgeCalls: unary(deps, { method: 'BridgeCalls', schema: s.bridgeCallsRequest, callIdOf: (r) => callOfPort(r.server_rtp_port_a) }, async (req) => {
       deps.bridges.bridge(sessions.require(req.server_rtp_port_a), sessions.require(req.server_rtp_port_b));
       return { success: true };

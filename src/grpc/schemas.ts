@@ -8,6 +8,17 @@ const port = (name: string) =>
 
 const optionalUint = z.number().int().nonnegative().optional();
 
+const CONFERENCE_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+const CONFERENCE_ID_RULE = '1-128 characters of A-Z a-z 0-9 . _ : @ -';
+
+/** A call by port, or a conference's mix by id: exactly one of them. */
+const portOrConference = {
+  server_rtp_port: z.number().int().nonnegative().max(65535, 'server_rtp_port must be a UDP port (1-65535)').default(0),
+  conference_id: z.string().default('').refine((v) => v === '' || CONFERENCE_ID.test(v), `conference_id must be ${CONFERENCE_ID_RULE}`),
+};
+const oneTarget = (r: { server_rtp_port: number; conference_id: string }): boolean => (r.server_rtp_port !== 0) !== (r.conference_id !== '');
+const ONE_TARGET = { error: 'server_rtp_port is required (or, for a conference, conference_id instead)' };
+
 export const srtpParameters = z.object({
   crypto_suite: z.string().min(1, 'srtp.crypto_suite is required'),
   key_params: z.string().min(1, 'srtp.key_params is required'),
@@ -76,24 +87,26 @@ export const recordAudioRequest = z.object({
   target_sample_rate: optionalUint,
 });
 
-export const startRecordingRequest = z.object({
-  server_rtp_port: port('server_rtp_port'),
-  output_uri: z.string().min(1, 'output_uri is required'),
-  sample_rate: optionalUint,
-  format: z.string().optional(),
-  call_id: optionalCallId(),
-  trace_id: z.string().max(256, 'trace_id is longer than 256 characters').default(''),
-  channel_layout: z.string().optional(),
-});
+export const startRecordingRequest = z
+  .object({
+    ...portOrConference,
+    output_uri: z.string().min(1, 'output_uri is required'),
+    sample_rate: optionalUint,
+    format: z.string().optional(),
+    call_id: optionalCallId(),
+    trace_id: z.string().max(256, 'trace_id is longer than 256 characters').default(''),
+    channel_layout: z.string().optional(),
+  })
+  .refine(oneTarget, ONE_TARGET);
 
 export const streamAudioRequest = z.object({
-  server_rtp_port: port('server_rtp_port'),
+  ...portOrConference,
   source: z.enum(['AUDIO_SOURCE_CALLER', 'AUDIO_SOURCE_SERVICE', 'AUDIO_SOURCE_MIXED', 'AUDIO_SOURCE_STEREO']).default('AUDIO_SOURCE_CALLER'),
   sample_rate: z.number().int().nonnegative().default(0),
   frame_ms: z.number().int().nonnegative().default(0),
   encoding: z.enum(['AUDIO_ENCODING_PCM_S16LE', 'AUDIO_ENCODING_PCMU', 'AUDIO_ENCODING_PCMA', 'AUDIO_ENCODING_OPUS']).default('AUDIO_ENCODING_PCM_S16LE'),
   max_queue_ms: z.number().int().nonnegative().default(0),
-});
+}).refine(oneTarget, ONE_TARGET);
 export type StreamAudioRequest = z.infer<typeof streamAudioRequest>;
 
 export const createRoomTokenRequest = z.object({
@@ -155,7 +168,7 @@ export const createMediaStreamTokenRequest = z
   .refine(hasCall, CALL_REQUIRED);
 export type CreateMediaStreamTokenRequest = z.infer<typeof createMediaStreamTokenRequest>;
 
-const conferenceId = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'conference_id is required: 1-128 characters of A-Z a-z 0-9 . _ : @ -');
+const conferenceId = z.string().regex(CONFERENCE_ID, `conference_id is required: ${CONFERENCE_ID_RULE}`);
 const participantId = z.string().max(256, 'participant_id is longer than 256 characters');
 const gainDb = z.number().refine((v) => Number.isFinite(v) && v >= -40 && v <= 20, { error: (i) => `gain_db must be from -40 to 20, got ${String(i.input)}` });
 const toggle = z.enum(['TOGGLE_UNCHANGED', 'TOGGLE_ON', 'TOGGLE_OFF']).default('TOGGLE_UNCHANGED');
@@ -183,7 +196,7 @@ export const updateConferenceParticipantRequest = z.object({
 });
 export const playToConferenceRequest = z.object({ conference_id: conferenceId, audio_uri: z.string().min(1, 'audio_uri is required'), participant_id: participantId.default('') });
 
-export const stopRecordingRequest = z.object({ server_rtp_port: port('server_rtp_port') });
+export const stopRecordingRequest = z.object(portOrConference).refine(oneTarget, ONE_TARGET);
 
 export const bridgeCallsRequest = z
   .object({ server_rtp_port_a: port('server_rtp_port_a'), server_rtp_port_b: port('server_rtp_port_b') })

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import type { Duplex, Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,10 +9,10 @@ import * as grpc from '@grpc/grpc-js';
 import { decodeG711, encodeG711 } from '../../src/codecs/g711.ts';
 import { buildRtp, isRtcpPacket } from '../../src/rtp-bridge/rtp-packet.ts';
 import { encodeWav } from '../../src/codecs/wav.ts';
-import { tone, toneDbfs } from '../helpers/audio.ts';
+import { concatPcm as concat, tone, toneDbfs } from '../helpers/audio.ts';
 import { captureUdp } from '../helpers/capture.ts';
-import { ffmpegSendRtp, freeUdpPort, type G711 } from '../helpers/ffmpeg.ts';
-import { TestClient } from '../helpers/grpc-client.ts';
+import { ffmpegDecodeChannels, ffmpegSendRtp, freeUdpPort, type G711 } from '../helpers/ffmpeg.ts';
+import { eventually, TestClient } from '../helpers/grpc-client.ts';
 import { RtpPeer, type ReceivedPacket } from '../helpers/rtp-peer.ts';
 import { startService, type RunningService } from '../helpers/service.ts';
 
@@ -22,6 +23,8 @@ const AMP = 6000;
 /** A tone of amplitude 6000 reads about -14.7 dBFS; an absent one far below -40. */
 const PRESENT = -25;
 const ABSENT = -40;
+
+type Stream = Readable & { cancel(): void };
 
 interface Phone {
   port: number;
@@ -62,6 +65,7 @@ describe('conference: phones in one mix', () => {
   let svc: RunningService;
   let client: TestClient;
   let dir: string;
+  let recordings: string;
   let n = 0;
   const ears: RtpPeer[] = [];
 
@@ -88,7 +92,8 @@ describe('conference: phones in one mix', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'conf-'));
-    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '38000', RTP_SERVICE_PORT_MAX: '38999', LOG_LEVEL: 'info' } });
+    recordings = mkdtempSync(join(tmpdir(), 'conf-rec-'));
+    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '38000', RTP_SERVICE_PORT_MAX: '38999', LOG_LEVEL: 'info', RECORDING_FILE_ROOT: recordings } });
     client = new TestClient(svc.grpcPort);
   });
   after(async () => {
@@ -353,5 +358,70 @@ describe('conference: phones in one mix', () => {
     assert.deepEqual(left.map((e) => e.payload['reason']), ['removed', 'call_ended']);
     assert.equal(await code('GetConference', { conference_id: conf }), grpc.status.NOT_FOUND);
     for (const p of [a, c]) await client.media_('ReleasePort', { rtp_port: p.port });
+  });
+
+  test('a conference is recorded, forked and spoken to as a whole: every participant in the file and the fork, the injected voice heard by all', async (t) => {
+    const conf = `whole-${process.pid}`;
+    await rpc('CreateConference', { conference_id: conf });
+    const phones = [await phone('PCMU'), await phone('PCMA'), await phone('PCMU')];
+    for (const p of phones) await rpc('AddToConference', { conference_id: conf, server_rtp_port: p.port });
+    await rpc('StartRecording', { conference_id: conf, output_uri: 'file:///conferences/', channel_layout: 'mono', call_id: conf });
+    const fork = (client.media as unknown as Record<string, (r: unknown) => Stream>).StreamAudio!({ conference_id: conf, sample_rate: 8000 });
+    const forked: Int16Array[] = [];
+    let format: Record<string, unknown> | undefined;
+    fork.on('data', (m: { format?: Record<string, unknown>; frame?: { data: Buffer } }) => {
+      if (m.format) format = m.format;
+      if (m.frame) forked.push(new Int16Array(m.frame.data.buffer.slice(m.frame.data.byteOffset, m.frame.data.byteOffset + m.frame.data.length)));
+    });
+    fork.on('error', () => {});
+    const wavs = [0, 1, 2].map((i) => writeToneWav(dir, FREQS[i]!, 3000));
+    const local = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
+    const senders = [0, 1, 2].map((i) => ffmpegSendRtp({ wav: wavs[i]!, port: phones[i]!.port, codec: phones[i]!.codec, localPort: local[i]!, ssrc: 0x3000 + i }));
+    await sleep(1200);
+    // A voice for everyone: 600 ms of its tone through InjectAudio, 8 kHz PCM.
+    const inject = (client.media as unknown as Record<string, () => Duplex>).InjectAudio!();
+    const replies: Record<string, unknown>[] = [];
+    inject.on('data', (m: Record<string, unknown>) => replies.push(m));
+    const injected = new Promise((r) => inject.on('end', r));
+    inject.write({ start: { conference_id: conf, encoding: 'AUDIO_ENCODING_PCM_S16LE', sample_rate: 8000 } });
+    const voice = tone(PROMPT_HZ, 600, 8000, AMP);
+    const injectAt = performance.now();
+    inject.write({ audio: Buffer.from(voice.buffer) });
+    inject.end();
+    await injected;
+    for (const [i, s] of senders.entries()) assert.equal(await s.done, 0, `sender ${i}: ${s.stderr()}`);
+    await sleep(300);
+    await rpc('StopRecording', { conference_id: conf });
+    fork.cancel();
+    assert.equal((replies[0]?.['ready'] as Record<string, unknown> | undefined)?.['call_id'], conf);
+
+    // Every phone heard the injected voice.
+    for (const [i, p] of phones.entries()) {
+      const best = Math.max(...levels(p.ear, [PROMPT_HZ]).filter((x) => x.at > injectAt && x.at < injectAt + 1000).map((x) => x.db[0]!));
+      assert.ok(best > PRESENT, `phone ${i} did not hear the voice injected into the conference (${best.toFixed(1)} dBFS)`);
+    }
+    // The recording and the fork hold every participant and the injected voice.
+    const file = join(recordings, 'conferences', ...new Date().toISOString().slice(0, 10).split('-'), `${conf}.wav`);
+    await eventually(() => existsSync(file), 10_000);
+    const [mono] = ffmpegDecodeChannels(file, 1);
+    const streams = { recording: mono!, fork: concat(forked) };
+    assert.equal(format?.['media_type'], 'audio/L16;rate=8000;channels=1');
+    const lines: string[] = [];
+    for (const [what, pcm] of Object.entries(streams)) {
+      // In 100 ms windows (800 samples): each participant's tone is in most of the talk time.
+      const win = 800;
+      const found = [...FREQS.slice(0, 3), PROMPT_HZ].map((hz) => {
+        let n = 0;
+        for (let off = 0; off + win <= pcm.length; off += win) if (toneDbfs(pcm.subarray(off, off + win), 8000, hz) > PRESENT) n++;
+        return n;
+      });
+      lines.push(`${what}: ${(pcm.length / 8000).toFixed(2)} s; 100 ms windows holding 400/650/950/${PROMPT_HZ} Hz: ${found.join('/')}`);
+      for (let f = 0; f < 3; f++) assert.ok(found[f]! >= 20, `the conference ${what} holds phone ${f}'s tone in only ${found[f]} windows of 100 ms`);
+      assert.ok(found[3]! >= 4 && found[3]! <= 8, `the conference ${what} holds the injected 600 ms voice in ${found[3]} windows of 100 ms`);
+    }
+    for (const l of lines) t.diagnostic(l);
+    console.log(`[conference] ${lines.join('; ')}`);
+    await rpc('EndConference', { conference_id: conf });
+    for (const p of phones) await client.media_('ReleasePort', { rtp_port: p.port });
   });
 });

@@ -83,6 +83,11 @@ test('routing keys come from each method’s own fields', () => {
   assert.deepEqual(routeKeyOf('BridgeCalls', { server_rtp_port_a: 1, server_rtp_port_b: 2 }), { kind: 'port', port: 1, otherPort: 2 });
   assert.deepEqual(routeKeyOf('CreateRoomToken', { room_id: 'r' }), { kind: 'room', roomId: 'r' });
   assert.deepEqual(routeKeyOf('Nothing', {}), { kind: 'any' });
+  assert.deepEqual(routeKeyOf('CreateConference', { conference_id: 'c' }), { kind: 'conference', conferenceId: 'c' });
+  assert.deepEqual(routeKeyOf('AddToConference', { conference_id: 'c', server_rtp_port: 10006 }), { kind: 'conference', conferenceId: 'c', port: 10006 });
+  assert.deepEqual(routeKeyOf('StartRecording', { conference_id: 'c', server_rtp_port: 0 }), { kind: 'conference', conferenceId: 'c' });
+  assert.deepEqual(routeKeyOf('StartRecording', { conference_id: '', server_rtp_port: 10008 }), { kind: 'port', port: 10008 });
+  assert.deepEqual(routeKeyOf('InjectAudio', { start: { conference_id: 'c' } }), { kind: 'conference', conferenceId: 'c' });
   assert.equal(shardOfRoom('room-1', 4), shardOfRoom('room-1', 4));
   const spread = new Set(Array.from({ length: 64 }, (_, i) => shardOfRoom(`r${i}`, 4)));
   assert.equal(spread.size, 4);

@@ -45,6 +45,8 @@ function setup(opts: { gate?: boolean; endWhenEmpty?: boolean } = {}) {
   const clock = { add: (c: unknown) => clocked.add(c), remove: (c: unknown) => clocked.delete(c) } as unknown as MediaClock;
   const conf = new Conference({
     id: 'c1',
+    traceId: 't',
+    tenantId: 't',
     maxParticipants: 4,
     gateOnTalking: opts.gate ?? false,
     talk: { thresholdDbfs: -45, holdMs: 100 },

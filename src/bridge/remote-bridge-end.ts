@@ -1,67 +1,43 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import { timingSafeEqual } from 'node:crypto';
-import { FRAME_SAMPLES, type CallSession, type CallTap, type CloseReason } from '../sessions/call-session.ts';
+import type { CallSession, CallTap, CloseReason } from '../sessions/call-session.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
 import { BridgeFeed, type FeedStats } from './bridge-feed.ts';
 import type { BridgeCloseReason } from './call-bridge.ts';
-
-const TOKEN_BYTES = 16;
-/** token, flags (bit 0: concealed), RTP timestamp, 20 ms of L16 at 8 kHz. */
-const PACKET_BYTES = TOKEN_BYTES + 1 + 4 + FRAME_SAMPLES * 2;
+import { FrameLink } from './frame-link.ts';
 
 /**
- * This shard's half of a bridge whose other call another shard carries. The local call's
- * caller frames go to the other half over loopback UDP, one datagram per 20 ms frame; the
- * other call's frames arrive the same way and play into the local mix through the same
- * jitter-absorbing feed a bridge within one shard uses. Only datagrams from the other
- * half's port that carry the bridge's random token are taken.
+ * This shard's half of a bridge whose other side another shard carries (a call, or a
+ * conference the call is in). The local call's caller frames go to the other half over a
+ * frame link; what the other side says arrives the same way and plays into the local mix
+ * through the same jitter-absorbing feed a bridge within one shard uses.
  */
 export class RemoteBridgeEnd extends TypedEmitter<{ close: [BridgeCloseReason] }> {
   readonly session: CallSession;
   readonly createdAtMs = performance.now();
-  readonly #socket: Socket;
-  readonly #token: Buffer;
+  readonly #link: FrameLink;
   readonly #feed = new BridgeFeed();
   readonly #tap: CallTap;
-  readonly #out = Buffer.alloc(PACKET_BYTES);
   readonly #peerLabel: string;
-  #peerPort = 0;
-  #sent = 0;
-  #refused = 0;
   #closed = false;
 
-  private constructor(session: CallSession, socket: Socket, token: Buffer, peerLabel: string) {
+  private constructor(session: CallSession, link: FrameLink, peerLabel: string) {
     super(session.log);
     this.session = session;
-    this.#socket = socket;
-    this.#token = token;
+    this.#link = link;
     this.#peerLabel = peerLabel;
-    token.copy(this.#out, 0);
     this.#tap = {
-      inbound: (f) => this.#send(f.samples, f.timestamp, f.concealed),
+      inbound: (f) => this.#link.send(f.samples, f.timestamp, f.concealed),
       callClosed: (reason: CloseReason) => this.close(reason === 'shutdown' ? 'shutdown' : 'call_closed'),
     };
-    socket.on('message', (msg, rinfo) => this.#receive(msg, rinfo));
-    socket.on('error', () => {});
   }
 
   /** Binds this half's socket; frames flow once `connect` names the other half's port. */
   static async open(session: CallSession, token: Buffer, peerLabel: string): Promise<RemoteBridgeEnd> {
-    if (token.length !== TOKEN_BYTES) throw new Error('a bridge token is 16 bytes');
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, '127.0.0.1', () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    return new RemoteBridgeEnd(session, socket, token, peerLabel);
+    return new RemoteBridgeEnd(session, await FrameLink.open(token), peerLabel);
   }
 
   get udpPort(): number {
-    return this.#socket.address().port;
+    return this.#link.udpPort;
   }
 
   get closed(): boolean {
@@ -70,12 +46,12 @@ export class RemoteBridgeEnd extends TypedEmitter<{ close: [BridgeCloseReason] }
 
   /** Frames to the other call (none counted here: the other half counts what it plays), from it. */
   get stats(): { aToB: FeedStats; bToA: FeedStats } {
-    return { aToB: { frames: this.#sent, dropped: 0, trimmed: 0, underruns: 0 }, bToA: this.#feed.stats };
+    return { aToB: { frames: this.#link.sent, dropped: 0, trimmed: 0, underruns: 0 }, bToA: this.#feed.stats };
   }
 
   connect(peerPort: number): void {
-    if (this.#closed || this.#peerPort) return;
-    this.#peerPort = peerPort;
+    if (this.#closed || this.#link.connected) return;
+    this.#link.connect(peerPort, (f) => this.#feed.push(f));
     this.session.addTap(this.#tap);
     this.session.addSource(this.#feed);
     this.session.log.info(
@@ -89,7 +65,7 @@ export class RemoteBridgeEnd extends TypedEmitter<{ close: [BridgeCloseReason] }
     this.#closed = true;
     this.session.removeTap(this.#tap);
     this.session.removeSource(this.#feed);
-    this.#socket.close();
+    this.#link.close();
     const f = this.#feed.stats;
     this.session.log.info(
       {
@@ -99,40 +75,14 @@ export class RemoteBridgeEnd extends TypedEmitter<{ close: [BridgeCloseReason] }
           'bridge.peer': this.#peerLabel,
           reason,
           'bridge.duration_ms': Math.round(performance.now() - this.createdAtMs),
-          'bridge.sent': this.#sent,
+          'bridge.sent': this.#link.sent,
           'bridge.received': `${f.frames}/${f.dropped}/${f.trimmed}/${f.underruns}`,
-          'bridge.refused': this.#refused,
+          'bridge.refused': this.#link.refused,
         },
       },
       `bridge closed (${reason})`,
     );
     this.safeEmit('close', reason);
     this.removeAllListeners();
-  }
-
-  #send(samples: Int16Array, timestamp: number, concealed: boolean): void {
-    if (this.#closed || !this.#peerPort) return;
-    const out = this.#out;
-    out[TOKEN_BYTES] = concealed ? 1 : 0;
-    out.writeUInt32BE(timestamp >>> 0, TOKEN_BYTES + 1);
-    Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength).copy(out, TOKEN_BYTES + 5);
-    this.#socket.send(out, this.#peerPort, '127.0.0.1');
-    this.#sent++;
-  }
-
-  #receive(msg: Buffer, rinfo: RemoteInfo): void {
-    if (
-      !this.#peerPort ||
-      rinfo.port !== this.#peerPort ||
-      rinfo.address !== '127.0.0.1' ||
-      msg.length !== PACKET_BYTES ||
-      !timingSafeEqual(msg.subarray(0, TOKEN_BYTES), this.#token)
-    ) {
-      this.#refused++;
-      return;
-    }
-    const samples = new Int16Array(FRAME_SAMPLES);
-    Buffer.from(samples.buffer).set(msg.subarray(TOKEN_BYTES + 5));
-    this.#feed.push({ samples, timestamp: msg.readUInt32BE(TOKEN_BYTES + 1), concealed: (msg[TOKEN_BYTES]! & 1) === 1 });
   }
 }

@@ -56,6 +56,7 @@ export interface AppState {
   readonly recordings: RecordingManager;
   readonly uploads: UploadQueue;
   readonly bridges: CallBridges;
+  readonly conferences: Conferences;
 }
 
 export interface App {
@@ -196,13 +197,13 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   await recordings.recover(continuing);
   const bridges = new CallBridges({ metrics });
   rebridge(restored, sessions, bridges, log);
-  const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads, bridges };
+  const conferences = new Conferences({ config, clock, logging, events, prompts, bridges, metrics, release: (s) => sessions.release(s.port) });
+  const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads, bridges, conferences };
 
   const tokens = new RoomTokens(config.signaling.token_secret);
   if (tokens.ephemeral) log.warn({ event: 'SIGNALING_SECRET_EPHEMERAL' }, 'SIGNALING_TOKEN_SECRET is not set: room tokens are signed with a random secret and die with this process');
   const forkMetrics = new ForkMetrics(metrics);
   const mediaStreams = new MediaStreams({ config, sessions, tokens: tokens.sibling('ms1', isStreamGrant), logging, metrics, forkMetrics, events });
-  const conferences = new Conferences({ config, clock, logging, events, prompts, bridges, metrics, release: (s) => sessions.release(s.port) });
   const deps = { logging, metrics, config, sessions, prompts, recordings, tokens, bridges, forkMetrics, mediaStreams, conferences };
   const grpcServer = new GrpcServer({
     config: config.grpc,

@@ -61,6 +61,12 @@ export class CallDirectory {
     return false;
   }
 
+  /** The live call on a port, by id. */
+  callAt(port: number): string | undefined {
+    for (const [id, c] of this.#calls) if (c.entry.port === port && !c.restoring) return id;
+    return undefined;
+  }
+
   entryOf(callId: string): CallEntry | undefined {
     return this.#calls.get(callId)?.entry;
   }

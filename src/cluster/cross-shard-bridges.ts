@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { MediaError } from '../errors/media-error.ts';
-import type { ShardMessage } from './messages.ts';
+import type { ConferenceSeat, ShardMessage } from './messages.ts';
+import type { ParticipantState } from '../conference/conference.ts';
 import type { ShardProcess } from './shard-process.ts';
 
 type BridgeReply = Extract<ShardMessage, { type: 'bridge-opened' | 'bridge-refused' }>;
@@ -35,7 +36,8 @@ export class CrossShardBridges {
     this.#live.delete(m.id);
     this.#ports.delete(m.id);
     const other = pair[0] === shard ? pair[1] : pair[0];
-    this.#shards[other]?.send({ type: 'bridge-close', id: m.id });
+    // A conference kicked the call: its own shard ends its media too.
+    this.#shards[other]?.send({ type: 'bridge-close', id: m.id, ...(m.reason === 'kicked' ? { release: true } : {}) });
   }
 
   /** A shard died: the other halves of its bridges close. */
@@ -86,7 +88,29 @@ export class CrossShardBridges {
     this.#shards[b.shard]!.send({ type: 'bridge-connect', id, peerPort: ra.udpPort });
   }
 
-  #open(id: string, side: { shard: number; port: number }, peerPort: number, token: string): Promise<BridgeReply> {
+  /**
+   * A call of one shard joins a conference another shard mixes: the call's shard opens its
+   * half as for a bridge, the conference's shard a seat; answers the seat's participant.
+   */
+  async joinConference(call: { shard: number; port: number }, home: number, seat: ConferenceSeat): Promise<ParticipantState> {
+    const id = randomUUID();
+    const token = randomBytes(16).toString('base64');
+    const [rc, rs] = await Promise.all([
+      this.#open(id, call, 0, token, { inConference: seat.conferenceId }),
+      this.#open(id, { shard: home, port: 0 }, call.port, token, { seat }),
+    ]);
+    if (rc.type === 'bridge-refused' || rs.type === 'bridge-refused') {
+      for (const s of [call.shard, home]) this.#shards[s]?.send({ type: 'bridge-close', id });
+      const refused = (rc.type === 'bridge-refused' ? rc : rs) as Extract<BridgeReply, { type: 'bridge-refused' }>;
+      throw new MediaError(refused.code, refused.message);
+    }
+    this.#live.set(id, [call.shard, home]);
+    this.#shards[call.shard]!.send({ type: 'bridge-connect', id, peerPort: rs.udpPort });
+    this.#shards[home]!.send({ type: 'bridge-connect', id, peerPort: rc.udpPort });
+    return rs.participant!;
+  }
+
+  #open(id: string, side: { shard: number; port: number }, peerPort: number, token: string, extra: { inConference?: string; seat?: ConferenceSeat } = {}): Promise<BridgeReply> {
     const shard = this.#shards[side.shard];
     if (!shard?.ready) return Promise.resolve({ type: 'bridge-refused', id, code: 'unavailable', message: `the media shard carrying port ${side.port} is restarting; try again` });
     return new Promise((resolve) => {
@@ -98,7 +122,8 @@ export class CrossShardBridges {
         resolve(r);
       };
       this.#waiting.set(key, done);
-      shard.send({ type: 'bridge-open', id, port: side.port, token, peer: `port ${peerPort} on media shard ${this.#shards.findIndex((s) => s.index !== side.shard && s.slice.rtpMin <= peerPort && peerPort <= s.slice.rtpMax)}` });
+      const peer = extra.inConference ? `conference ${extra.inConference}` : `port ${peerPort} on media shard ${this.#shards.findIndex((s) => s.index !== side.shard && s.slice.rtpMin <= peerPort && peerPort <= s.slice.rtpMax)}`;
+      shard.send({ type: 'bridge-open', id, port: side.port, token, peer, ...extra });
     });
   }
 }

@@ -1,6 +1,17 @@
 import type { MediaErrorCode } from '../errors/media-error.ts';
 import type { CallSnapshot } from '../sessions/call-snapshot.ts';
 import type { ShardLoad } from './placement.ts';
+import type { ParticipantState } from '../conference/conference.ts';
+
+/** The conference side of a leg across shards: a seat for a call another shard carries. */
+export interface ConferenceSeat {
+  conferenceId: string;
+  participantId: string;
+  callId: string;
+  muted: boolean;
+  deaf: boolean;
+  gainDb: number;
+}
 
 /** What a shard tells its supervisor over the IPC channel. */
 export type ShardMessage =
@@ -15,7 +26,7 @@ export type ShardMessage =
   /** A call it was asked to carry on could not be. */
   | { type: 'call-lost'; callId: string; port: number; reason: string }
   /** Its half of a bridge across shards is bound (or could not be). */
-  | { type: 'bridge-opened'; id: string; udpPort: number }
+  | { type: 'bridge-opened'; id: string; udpPort: number; participant?: ParticipantState }
   | { type: 'bridge-refused'; id: string; code: MediaErrorCode; message: string }
   /** Its half closed (unbridged, or its call ended): the other half must close too. */
   | { type: 'bridge-closed'; id: string; reason: string };
@@ -23,10 +34,14 @@ export type ShardMessage =
 /** What the supervisor tells a shard. */
 export type SupervisorMessage =
   | { type: 'restore'; calls: CallSnapshot[] }
-  /** Open this shard's half of a bridge for the call on `port`; `token` (base64) marks its frames. */
-  | { type: 'bridge-open'; id: string; port: number; token: string; peer: string }
+  /**
+   * Open this shard's half of a bridge: for the call on `port` (`inConference`: the other
+   * side is that conference), or a seat in one of its conferences; `token` (base64) marks its frames.
+   */
+  | { type: 'bridge-open'; id: string; port: number; token: string; peer: string; inConference?: string; seat?: ConferenceSeat }
   | { type: 'bridge-connect'; id: string; peerPort: number }
-  | { type: 'bridge-close'; id: string };
+  /** `release`: the other side kicked the call out of its conference: its media ends too. */
+  | { type: 'bridge-close'; id: string; release?: boolean };
 
 /** A live call as the instance's directory knows it. */
 export interface CallEntry {

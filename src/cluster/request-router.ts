@@ -6,6 +6,8 @@ import type { Target } from './front-door.ts';
 import type { InstanceInfo, InstanceRegistry } from './instance-registry.ts';
 import { place } from './placement.ts';
 import { shardOfRoom, type RouteKey } from './route.ts';
+import { addToConferenceRequest } from '../grpc/schemas.ts';
+import { participantMessage } from '../grpc/conference-service.ts';
 import type { ShardProcess } from './shard-process.ts';
 import { shardOfPort, type ShardSlice } from './shard-plan.ts';
 
@@ -33,7 +35,7 @@ export class RequestRouter {
   }
 
   resolve(key: RouteKey, relayed: boolean): Target | Promise<Target> {
-    const across = this.#acrossShards(key);
+    const across = this.#acrossShards(key) ?? this.#conferenceAcrossShards(key);
     if (across) return across;
     const local = this.#resolveLocal(key);
     if (local !== null) return { kind: 'shard', index: local };
@@ -109,20 +111,35 @@ export class RequestRouter {
     return null;
   }
 
-  /**
-   * The shard of a conference (fixed by its id, so every request about it meets there). A
-   * call joining it must be carried there: its audio is mixed in that shard's loop.
-   */
+  /** The shard of a conference: fixed by its id, so every request about it meets there. */
   #conferenceShard(key: Extract<RouteKey, { kind: 'conference' }>): number {
-    const home = shardOfRoom(key.conferenceId, this.#o.shards.length);
-    const callShard = key.port !== undefined ? shardOfPort(this.#o.slices, key.port) : key.callId !== undefined ? (this.#o.directory.ownerOf(key.callId) ?? null) : null;
-    if (callShard !== null && callShard !== home) {
-      throw new MediaError(
-        'failed_precondition',
-        `conference ${key.conferenceId} is mixed on media shard ${home} and the call on ${key.port !== undefined ? `port ${key.port}` : key.callId} on shard ${callShard}; a conference holds calls of its own shard (allocate its calls with MEDIA_SHARDS=1, or on the conference's shard)`,
-      );
-    }
-    return home;
+    return shardOfRoom(key.conferenceId, this.#o.shards.length);
+  }
+
+  /**
+   * AddToConference of a call another shard carries: the front door joins them, the call's
+   * shard sending its caller frames to the conference's shard and playing what comes back.
+   */
+  #conferenceAcrossShards(key: RouteKey): Target | null {
+    if (key.kind !== 'conference' || !key.request) return null;
+    const home = this.#conferenceShard(key);
+    const entry = key.callId !== undefined ? this.#o.directory.entryOf(key.callId) : undefined;
+    const port = key.port ?? entry?.port;
+    if (port === undefined) return null;
+    const callShard = shardOfPort(this.#o.slices, port);
+    if (callShard === null || callShard === home) return null;
+    const parsed = addToConferenceRequest.safeParse(key.request);
+    if (!parsed.success) throw new MediaError('invalid_argument', parsed.error.issues.map((i) => i.message).join('; '));
+    const r = parsed.data;
+    const callId = entry?.callId ?? this.#o.directory.callAt(port);
+    if (!callId) throw new MediaError('not_found', `no call session on port ${port}`);
+    return {
+      kind: 'answer',
+      run: () =>
+        this.#o.crossBridges
+          .joinConference({ shard: callShard, port }, home, { conferenceId: r.conference_id, participantId: r.participant_id, callId, muted: r.muted, deaf: r.deaf, gainDb: r.gain_db })
+          .then(participantMessage),
+    };
   }
 
   /** Nobody carries it yet: a new call is placed here, anything else is answered by any shard. */

@@ -4,7 +4,7 @@ export type RouteKey =
   | { kind: 'call'; callId: string; allocate: boolean }
   | { kind: 'room'; roomId: string }
   /** A conference lives on one shard, picked from its id; a call joining it must live there too. */
-  | { kind: 'conference'; conferenceId: string; port?: number; callId?: string }
+  | { kind: 'conference'; conferenceId: string; port?: number; callId?: string; request?: Record<string, unknown> }
   | { kind: 'any' };
 
 type Req = Record<string, unknown>;
@@ -60,7 +60,7 @@ export function routeKeyOf(method: string, req: Req): RouteKey {
     case 'AddToConference': {
       const port = num(req['server_rtp_port']);
       const callId = str(req['call_id']);
-      return { kind: 'conference', conferenceId: str(req['conference_id']), ...(port ? { port } : {}), ...(callId ? { callId } : {}) };
+      return { kind: 'conference', conferenceId: str(req['conference_id']), ...(port ? { port } : {}), ...(callId ? { callId } : {}), request: req };
     }
     case 'CreateRoomToken':
       return { kind: 'room', roomId: str(req['room_id']) };

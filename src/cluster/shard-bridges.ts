@@ -1,38 +1,53 @@
 import type { CallBridges } from '../bridge/call-bridges.ts';
 import { RemoteBridgeEnd } from '../bridge/remote-bridge-end.ts';
+import type { Conferences } from '../conference/conferences.ts';
 import { MediaError } from '../errors/media-error.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
-import type { ShardMessage, SupervisorMessage } from './messages.ts';
+import type { ConferenceSeat, ShardMessage, SupervisorMessage } from './messages.ts';
 
-/** A shard's halves of bridges across shards, opened and closed as the supervisor says. */
+/** One half of a link across shards, as this shard holds it. */
+interface Half {
+  connect(peerPort: number): void;
+  close(release: boolean): void;
+}
+
+/**
+ * A shard's halves of bridges across shards (a call's half, or a seat in one of this
+ * shard's conferences for a call another shard carries), opened and closed as the
+ * supervisor says.
+ */
 export class ShardBridges {
-  readonly #ends = new Map<string, RemoteBridgeEnd>();
+  readonly #halves = new Map<string, Half>();
   readonly #send: (m: ShardMessage) => void;
   readonly #sessions: SessionRegistry;
   readonly #bridges: CallBridges;
+  readonly #conferences: Conferences;
 
-  constructor(opts: { send: (m: ShardMessage) => void; sessions: SessionRegistry; bridges: CallBridges }) {
+  constructor(opts: { send: (m: ShardMessage) => void; sessions: SessionRegistry; bridges: CallBridges; conferences: Conferences }) {
     this.#send = opts.send;
     this.#sessions = opts.sessions;
     this.#bridges = opts.bridges;
+    this.#conferences = opts.conferences;
   }
 
   handle(m: SupervisorMessage): void {
     switch (m.type) {
       case 'bridge-open':
-        void this.#open(m.id, m.port, Buffer.from(m.token, 'base64'), m.peer);
+        if (m.seat) void this.#seat(m.id, m.seat, Buffer.from(m.token, 'base64'));
+        else void this.#open(m.id, m.port, Buffer.from(m.token, 'base64'), m.peer, m.inConference);
         return;
       case 'bridge-connect':
-        this.#ends.get(m.id)?.connect(m.peerPort);
+        this.#halves.get(m.id)?.connect(m.peerPort);
         return;
       case 'bridge-close':
-        this.#ends.get(m.id)?.close('unbridged');
+        this.#halves.get(m.id)?.close(m.release === true);
     }
   }
 
-  async #open(id: string, port: number, token: Buffer, peer: string): Promise<void> {
+  async #open(id: string, port: number, token: Buffer, peer: string, inConference: string | undefined): Promise<void> {
     try {
       const session = this.#sessions.require(port);
+      if (inConference && session.conferenceId !== null) throw new MediaError('failed_precondition', `the call on port ${port} is in conference ${session.conferenceId}; remove it there first`);
       const end = await RemoteBridgeEnd.open(session, token, peer);
       try {
         this.#bridges.attachRemote(end);
@@ -40,15 +55,52 @@ export class ShardBridges {
         end.close('unbridged');
         throw error;
       }
-      this.#ends.set(id, end);
+      if (inConference) session.conferenceId = inConference;
+      this.#halves.set(id, {
+        connect: (p) => end.connect(p),
+        close: (release) => {
+          end.close('unbridged');
+          // Kicked from its conference: the call's media ends, as RemoveFromConference(kick) says.
+          if (release) this.#sessions.release(port);
+        },
+      });
       end.on('close', (reason) => {
-        this.#ends.delete(id);
+        if (inConference && session.conferenceId === inConference) session.conferenceId = null;
+        this.#halves.delete(id);
         this.#send({ type: 'bridge-closed', id, reason });
       });
       this.#send({ type: 'bridge-opened', id, udpPort: end.udpPort });
     } catch (error) {
-      const e = error instanceof MediaError ? error : new MediaError('internal', 'the bridge could not be opened');
-      this.#send({ type: 'bridge-refused', id, code: e.code, message: e.message });
+      this.#refuse(id, error);
     }
+  }
+
+  async #seat(id: string, seat: ConferenceSeat, token: Buffer): Promise<void> {
+    try {
+      let open = true;
+      const joined = await this.#conferences.addRemote(seat, token, (reason) => {
+        if (!open) return;
+        open = false;
+        this.#halves.delete(id);
+        this.#send({ type: 'bridge-closed', id, reason });
+      });
+      this.#halves.set(id, {
+        connect: (p) => joined.connect(p),
+        close: () => {
+          // The call's side closed (it ended, or left): the seat goes.
+          open = false;
+          this.#halves.delete(id);
+          joined.leave();
+        },
+      });
+      this.#send({ type: 'bridge-opened', id, udpPort: joined.udpPort, participant: joined.participant });
+    } catch (error) {
+      this.#refuse(id, error);
+    }
+  }
+
+  #refuse(id: string, error: unknown): void {
+    const e = error instanceof MediaError ? error : new MediaError('internal', 'the bridge could not be opened');
+    this.#send({ type: 'bridge-refused', id, code: e.code, message: e.message });
   }
 }

@@ -15,6 +15,9 @@ import { Conference, type ParticipantControl, type ParticipantState } from './co
 import type { LeaveReason } from './member.ts';
 import { PhoneMember } from './phone-member.ts';
 import type { ConferenceMix } from './conference-mix.ts';
+import { RemoteMember } from './remote-member.ts';
+import { FrameLink } from '../bridge/frame-link.ts';
+import type { ConferenceSeat } from '../cluster/messages.ts';
 
 export interface CreateConference {
   id: string;
@@ -63,6 +66,8 @@ export class Conferences {
   readonly #byId = new Map<string, Entry>();
   readonly #o: ConferencesDeps;
   readonly #createdAtUnix = new Map<string, number>();
+  /** Seats of calls other shards carry: told how their participant left. */
+  readonly #remote = new Map<string, (reason: LeaveReason) => void>();
   #closedSharedEncodes = 0;
   #closed = false;
 
@@ -155,6 +160,30 @@ export class Conferences {
     );
   }
 
+  /**
+   * A seat for a call another shard carries, joined over a frame link; `left` hears how it
+   * left (a kick also ends the call's media, over there).
+   */
+  async addRemote(seat: ConferenceSeat, token: Buffer, left: (reason: LeaveReason) => void): Promise<{ udpPort: number; participant: ParticipantState; connect(peerPort: number): void; leave(): void }> {
+    const { conference } = this.#require(seat.conferenceId);
+    const pid = seat.participantId || seat.callId;
+    if (conference.has(pid)) throw new MediaError('already_exists', `participant ${pid} is already in conference ${seat.conferenceId}`);
+    const link = await FrameLink.open(token);
+    let member: RemoteMember | undefined;
+    const key = `${seat.conferenceId}\u0000${pid}`;
+    try {
+      const participant = conference.join(pid, () => (member = new RemoteMember(link, { callId: seat.callId, onDetach: () => undefined })), { muted: seat.muted, deaf: seat.deaf, gainDb: seat.gainDb });
+      this.#remote.set(key, (reason) => {
+        this.#remote.delete(key);
+        left(reason);
+      });
+      return { udpPort: link.udpPort, participant, connect: (port) => member!.connect(port), leave: () => conference.leave(pid, 'call_ended') };
+    } catch (error) {
+      link.close();
+      throw error;
+    }
+  }
+
   remove(id: string, participantId: string, kick: boolean): void {
     const { conference } = this.#require(id);
     const member = conference.member(participantId);
@@ -216,6 +245,7 @@ export class Conferences {
       if (cfg.join_tone_uri) this.#tone(c, cfg.join_tone_uri, traceId);
     });
     c.on('left', (p, reason: LeaveReason) => {
+      this.#remote.get(`${c.id}\u0000${p.participantId}`)?.(reason);
       c.log.info({ event: 'CONFERENCE_LEFT', attributes: { 'conference.participant': p.participantId, reason, 'conference.size': c.size } }, `participant left (${reason})`);
       publish.publish(genericEvent('call.media.conference.participant.left', { traceId, tenantId, payload: { ...who(p), kind: p.kind, reason } }));
       if (cfg.leave_tone_uri && reason !== 'conference_ended') this.#tone(c, cfg.leave_tone_uri, traceId);

@@ -14,7 +14,7 @@ export interface ConferenceServiceDeps extends RpcDeps {
   conferences: Conferences;
 }
 
-const participantMessage = (p: ParticipantState) => ({
+export const participantMessage = (p: ParticipantState): Record<string, unknown> => ({
   participant_id: p.participantId,
   kind: p.kind,
   call_id: p.callId,

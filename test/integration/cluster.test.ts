@@ -4,7 +4,8 @@ import * as grpc from '@grpc/grpc-js';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
-import { dominantHz, tone } from '../helpers/audio.ts';
+import { dominantHz, tone, toneDbfs } from '../helpers/audio.ts';
+import { shardOfRoom } from '../../src/cluster/route.ts';
 import { connectSignaling, request, type SignalingSocket } from '../helpers/signaling-client.ts';
 import type { JoinResponse } from '../../src/signaling/contract.ts';
 import type { AddressInfo } from 'node:net';
@@ -201,6 +202,51 @@ describe('an instance of two media shards behind one address', () => {
     const missing = await client.media_('BridgeCalls', { server_rtp_port_a: b.port, server_rtp_port_b: shardOf(b.port) === 0 ? RTP_MAX - 1 : RTP_MIN });
     assert.equal(missing.error?.code, grpc.status.NOT_FOUND, missing.error?.details);
     assert.equal((await client.media_('BridgeCalls', { server_rtp_port_a: b.port, server_rtp_port_b: mate!.port })).error, undefined, 'a refused bridge left a call busy');
+  });
+
+  test('a conference of both shards’ calls: each phone hears the others and not itself; kick ends a remote call, its end leaves the seat', async () => {
+    const conf = `conf-${process.pid}`;
+    const home = shardOfRoom(conf, 2);
+    const [a, b] = await oneOnEach();
+    const c = await allocate();
+    const calls = [a, b, c];
+    const freqs = [400, 700, 1100];
+    const ps = [await peer(), await peer(), await peer()];
+    for (const [i, call] of calls.entries()) await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: call.port, rtp_target_addr: ps[i]!.address });
+    assert.equal((await client.media_('CreateConference', { conference_id: conf })).error, undefined);
+    for (const call of calls) {
+      const r = await client.media_<{ participant_id: string; call_id: string }>('AddToConference', { conference_id: conf, server_rtp_port: call.port });
+      assert.equal(r.error, undefined, r.error?.details);
+      assert.equal(r.response?.call_id, call.id);
+    }
+    const again = await client.media_('AddToConference', { conference_id: conf, server_rtp_port: calls.find((x) => shardOf(x.port) !== home)!.port });
+    assert.ok(again.error, 'a call already in the conference joined twice');
+    const listed = await client.media_<{ participants: { call_id: string }[] }>('GetConference', { conference_id: conf });
+    assert.deepEqual(listed.response?.participants.map((p) => p.call_id).sort(), calls.map((x) => x.id).sort());
+    await Promise.all(calls.map((call, i) => ps[i]!.sendPcm(tone(freqs[i]!, 1500, 8000, 6000), call.port)));
+    await sleep(200);
+    for (const [i, p] of ps.entries()) {
+      const pcm = p.decoded('PCMU');
+      const mid = pcm.subarray(Math.floor(pcm.length * 0.3), Math.floor(pcm.length * 0.7));
+      const db = freqs.map((f) => toneDbfs(mid, 8000, f));
+      const where = shardOf(calls[i]!.port) === home ? 'the conference’s shard' : 'the other shard';
+      for (const [f, d] of db.entries()) {
+        if (f === i) assert.ok(d < -40, `the phone on ${where} hears its own ${freqs[f]} Hz at ${d.toFixed(1)} dBFS`);
+        else assert.ok(d > -25, `the phone on ${where} does not hear ${freqs[f]} Hz (${d.toFixed(1)} dBFS)`);
+      }
+    }
+    const remote = calls.filter((x) => shardOf(x.port) !== home);
+    assert.ok(remote.length >= 1);
+    // Kicked from the conference's shard: the call's own shard ends its media.
+    assert.equal((await client.media_('RemoveFromConference', { conference_id: conf, participant_id: remote[0]!.id, kick: true })).error, undefined);
+    await eventually(async () => (await client.media_('GetCallQuality', { server_rtp_port: remote[0]!.port })).error?.code === grpc.status.NOT_FOUND, 5000);
+    live.delete(remote[0]!.port);
+    // A local call that ends leaves its seat; the conference lists who is left.
+    const local = calls.find((x) => shardOf(x.port) === home && x !== remote[0])!;
+    await client.media_('ReleasePort', { rtp_port: local.port });
+    live.delete(local.port);
+    await eventually(async () => (await client.media_<{ participants: unknown[] }>('GetConference', { conference_id: conf })).response?.participants.length === 1, 5000);
+    assert.equal((await client.media_('EndConference', { conference_id: conf })).error, undefined);
   });
 
   test('a browser joining a call’s room reaches the shard that carries the call', async () => {

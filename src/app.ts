@@ -237,6 +237,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   const rooms = new RoomRegistry({
     workers,
     sessions,
+    conferences,
     clock,
     logging,
     metrics,

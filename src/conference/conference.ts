@@ -8,13 +8,14 @@ import { FRAME_SAMPLES } from '../sessions/call-session.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
 import { ConferenceMix } from './conference-mix.ts';
 import type { ConferenceMember, LeaveReason, MemberKind } from './member.ts';
-import { gainFactor, MixMinus } from './mix-minus.ts';
+import { gainFactor, MixMinus, saturate } from './mix-minus.ts';
 import { TalkDetector, type TalkSettings } from './talk-detector.ts';
 
 export interface ParticipantState {
   participantId: string;
   kind: MemberKind;
   callId: string;
+  displayName: string;
   muted: boolean;
   deaf: boolean;
   gainDb: number;
@@ -95,6 +96,14 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
   #ticks = 0;
   #sharedEncodes = 0;
   #everJoined = false;
+  /**
+   * Each tick, every member's input as heard (null: not heard: silent, muted, or nothing
+   * came): a room forwards phones' voices to its browsers as they are.
+   */
+  forwarder: ((id: string, member: ConferenceMember, frame: Int16Array | null) => void) | null = null;
+  /** Each tick, what the conference itself says to everyone (prompts, injected voices), or null. */
+  voiceForwarder: ((frame: Int16Array | null) => void) | null = null;
+  readonly #voice = new Int16Array(FRAME_SAMPLES);
   #closed = false;
 
   constructor(opts: ConferenceOptions) {
@@ -119,6 +128,11 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
   /** Times a shared frame was encoded (once per codec per tick at most, however many hear it). */
   get sharedEncodes(): number {
     return this.#sharedEncodes;
+  }
+
+  /** The members of one kind, by participant id. */
+  members(): [string, ConferenceMember][] {
+    return [...this.#seats.values()].map((s) => [s.id, s.member]);
   }
 
   /** Adds a member; `make` builds it once the seat is sure (it gets the shared-frame encoder). */
@@ -175,8 +189,14 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
   control(id: string, c: ParticipantControl): ParticipantState {
     const seat = this.#seats.get(id);
     if (!seat) throw new MediaError('not_found', `no participant ${id} in conference ${this.id}`);
-    if (c.muted !== undefined) seat.muted = c.muted;
-    if (c.deaf !== undefined) seat.deaf = c.deaf;
+    if (c.muted !== undefined) {
+      seat.muted = c.muted;
+      seat.member.setMuted?.(c.muted);
+    }
+    if (c.deaf !== undefined) {
+      seat.deaf = c.deaf;
+      seat.member.setDeaf?.(c.deaf);
+    }
     if (c.gainDb !== undefined) {
       seat.gainDb = c.gainDb;
       seat.gain = gainFactor(c.gainDb);
@@ -199,6 +219,7 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
       if (change) this.safeEmit('talking', stateOf(seat), change === 'started', atUnixMs);
       seat.contributed = f !== null && !seat.muted && (!this.#o.gateOnTalking || seat.talk.talking);
       if (seat.contributed) mix.add(f!, seat.gain, seat.own);
+      this.forwarder?.(seat.id, seat.member, seat.contributed ? f : null);
     }
     // Prompts and injected voices: everyone hears them, nobody is left out of them.
     const spoken = this.#spoken;
@@ -206,6 +227,10 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
     let said = false;
     for (const s of this.mix.sources) if (s.mixInto(spoken)) said = true;
     if (said) mix.addScaled(spoken);
+    if (this.voiceForwarder) {
+      if (said) saturate(spoken, this.#voice);
+      this.voiceForwarder(said ? this.#voice : null);
+    }
     const any = mix.finish();
     this.mix.deliver(any ? mix.shared : null);
     for (const seat of this.#seats.values()) {
@@ -246,6 +271,7 @@ function stateOf(s: Seat): ParticipantState {
     participantId: s.id,
     kind: s.member.kind,
     callId: s.member.callId ?? '',
+    displayName: s.member.displayName ?? '',
     muted: s.muted,
     deaf: s.deaf,
     gainDb: s.gainDb,

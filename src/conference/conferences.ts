@@ -191,6 +191,7 @@ export class Conferences {
     conference.leave(participantId, kick ? 'kicked' : 'removed');
     // Kicked: its leg ends too (the platform hears call.media.session.closed and hangs up).
     if (kick && member instanceof PhoneMember) this.#o.release(member.session);
+    else if (kick) member.kick?.();
   }
 
   control(id: string, participantId: string, c: ParticipantControl): ParticipantState {
@@ -216,6 +217,10 @@ export class Conferences {
     if (conference.closed) throw new MediaError('not_found', `conference ${id} ended while its prompt was loading`);
     if (!queue.enqueue(uri, traceId, pcm)) throw new MediaError('resource_exhausted', 'too many prompts queued');
     return `playing ${Math.round((pcm.length * 1000) / CALL_RATE)} ms${queue.length > 1 ? ` behind ${queue.length - 1} prompt(s)` : ''}`;
+  }
+
+  get(id: string): Conference | undefined {
+    return this.#byId.get(id)?.conference;
   }
 
   /** A conference's whole mix, for StartRecording, StreamAudio and InjectAudio. */

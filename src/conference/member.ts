@@ -20,6 +20,13 @@ export interface ConferenceMember {
   flush(nowMs: number): void;
   /** The member leaves the mix: everything it added to its call is taken back. */
   detach(): void;
+  /** A name to list it by (a browser's display name). */
+  readonly displayName?: string;
+  /** Muted or deaf beyond the mix (a browser's tracks in the SFU). */
+  setMuted?(muted: boolean): void;
+  setDeaf?(deaf: boolean): void;
+  /** Ends its leg (a browser is disconnected). */
+  kick?(): void;
 }
 
 /** How a member left: removed or kicked by a request, its call ended, or the conference ended. */

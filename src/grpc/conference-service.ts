@@ -18,6 +18,7 @@ export const participantMessage = (p: ParticipantState): Record<string, unknown>
   participant_id: p.participantId,
   kind: p.kind,
   call_id: p.callId,
+  display_name: p.displayName,
   muted: p.muted,
   deaf: p.deaf,
   gain_db: p.gainDb,

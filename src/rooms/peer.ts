@@ -14,6 +14,8 @@ export class Peer {
   readonly displayName: string;
   readonly log: Logger;
   readonly notify: Notify;
+  /** Ends the browser's connection (it was removed). */
+  readonly disconnect: () => void;
   readonly transports = new Map<string, ms.WebRtcTransport>();
   readonly producers = new Map<string, ms.Producer>();
   readonly consumers = new Map<string, ms.Consumer>();
@@ -24,11 +26,12 @@ export class Peer {
   readonly consuming = new Set<string>();
   #closed = false;
 
-  constructor(opts: { id: string; displayName: string; log: Logger; notify: Notify }) {
+  constructor(opts: { id: string; displayName: string; log: Logger; notify: Notify; disconnect?: () => void }) {
     this.id = opts.id;
     this.displayName = opts.displayName;
     this.log = opts.log;
     this.notify = opts.notify;
+    this.disconnect = opts.disconnect ?? (() => {});
   }
 
   get info(): PeerInfo {

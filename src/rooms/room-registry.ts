@@ -7,6 +7,8 @@ import { METRIC_PREFIX, type Metrics } from '../metrics/metrics.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { TranscodeSettings } from './call-leg.ts';
 import { Room, type RoomResources } from './room.ts';
+import type { Conferences } from '../conference/conferences.ts';
+import { ConferenceRoomLink } from '../conference/conference-room.ts';
 
 /** What /debug/rooms answers: every room, and every worker's own count of routers and WebRTC transports. */
 export interface RegistryResources {
@@ -30,10 +32,10 @@ export class RoomRegistry {
   readonly #rooms = new Map<string, Room>();
   readonly #creating = new Map<string, Creating>();
   readonly #holds = new Map<string, number>();
-  readonly #o: { workers: WorkerPool; sessions: SessionRegistry; clock: MediaClock; logging: Logging; settings: TranscodeSettings; maxPeers: number };
+  readonly #o: { workers: WorkerPool; sessions: SessionRegistry; conferences: Conferences; clock: MediaClock; logging: Logging; settings: TranscodeSettings; maxPeers: number };
   #closed = false;
 
-  constructor(opts: { workers: WorkerPool; sessions: SessionRegistry; clock: MediaClock; logging: Logging; settings: TranscodeSettings; maxPeers: number; metrics: Metrics }) {
+  constructor(opts: { workers: WorkerPool; sessions: SessionRegistry; conferences: Conferences; clock: MediaClock; logging: Logging; settings: TranscodeSettings; maxPeers: number; metrics: Metrics }) {
     this.#o = opts;
     const rooms = this.#rooms;
     new Gauge({
@@ -58,9 +60,9 @@ export class RoomRegistry {
     return this.#rooms.get(id);
   }
 
-  /** Whether `id` is a live call's room, or will be: a demo grant never opens one. */
+  /** Whether `id` is a live call's room or a conference's, or will be: a demo grant never opens one. */
   isCallRoom(id: string): boolean {
-    return this.#o.sessions.byCallId(id) !== undefined || this.#rooms.get(id)?.callBridged === true || this.#creating.get(id)?.call === true;
+    return this.#o.sessions.byCallId(id) !== undefined || this.#o.conferences.get(id) !== undefined || this.#rooms.get(id)?.callBridged === true || this.#creating.get(id)?.call === true;
   }
 
   /**
@@ -138,6 +140,15 @@ export class RoomRegistry {
     if (this.#closed) {
       room.close('the service is stopping');
       throw new MediaError('unavailable', 'the service is stopping');
+    }
+    const conference = call ? undefined : this.#o.conferences.get(id);
+    if (conference) {
+      try {
+        await ConferenceRoomLink.attach(room, conference, this.#o.settings);
+      } catch (error) {
+        room.close('the conference could not be joined');
+        throw new MediaError('unavailable', `the room cannot join conference ${id}`, { cause: error });
+      }
     }
     this.#rooms.set(id, room);
     room.on('close', () => {

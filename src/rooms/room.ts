@@ -13,6 +13,8 @@ import { TestLeg } from './test-leg.ts';
 
 export const ROUTER_CODECS: ms.RtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, parameters: { useinbandfec: 1 } },
+  // A conference's phones go to browsers as they are: every browser decodes PCMU.
+  { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000 },
   { kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
 ];
 
@@ -71,7 +73,7 @@ export interface RoomOptions {
  * phone's leg when the room is a call, test legs, and the level observer. Closing the room
  * (last browser left, the call ended, the worker died, shutdown) closes all of it once.
  */
-export class Room extends TypedEmitter<{ close: [reason: string] }> {
+export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer: [producer: ms.Producer, peer: Peer] }> {
   readonly id: string;
   readonly router: ms.Router;
   readonly log: Logger;
@@ -240,6 +242,7 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
     peer.producers.set(producer.id, producer);
     this.#addProducer(producer, peer.id);
     producer.on('transportclose', () => this.#removeProducer(producer.id));
+    if (kind === 'audio') this.safeEmit('audioProducer', producer, peer);
     if (kind === 'audio' && this.#callLeg) {
       this.#callLeg.listen(producer, this.router.rtpCapabilities).catch((error: unknown) => peer.log.error({ event: 'CALL_LEG_LISTEN_FAILED', error }, 'the phone cannot hear this participant'));
     }
@@ -381,6 +384,33 @@ export class Room extends TypedEmitter<{ close: [reason: string] }> {
       // A call's room exists for that call: when it hangs up, the room ends.
       if (!this.#closed && reason === 'the call ended') this.close('the call ended');
     });
+  }
+
+  /** Browsers' audio producers now, with their browser (a conference attached later reads them). */
+  browserAudio(): { producer: ms.Producer; peer: Peer }[] {
+    const out: { producer: ms.Producer; peer: Peer }[] = [];
+    for (const peer of this.#peers.values()) for (const p of peer.producers.values()) if (p.kind === 'audio' && !p.closed) out.push({ producer: p, peer });
+    return out;
+  }
+
+  /** A participant the service itself sends into the room (a conference's phones and voice). */
+  addServerParticipant(info: PeerInfo, producer: ms.Producer, close: (reason: string) => void): void {
+    this.#assertOpen();
+    this.#addServerPeer(info, producer, close);
+  }
+
+  removeServerParticipant(peerId: string): void {
+    this.#removeServerPeer(peerId);
+  }
+
+  /** Removes a browser: it is told why, and its connection ends. */
+  kick(peerId: string, reason: string): boolean {
+    const peer = this.#peers.get(peerId);
+    if (!peer) return false;
+    peer.notify('roomClosed', { reason });
+    this.leave(peer);
+    peer.disconnect();
+    return true;
   }
 
   #addServerPeer(info: PeerInfo, producer: ms.Producer, close: (reason: string) => void): void {

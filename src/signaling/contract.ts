@@ -31,7 +31,8 @@ export type MediaKind = ms.MediaKind;
 export interface PeerInfo {
   peerId: string;
   displayName: string;
-  kind: 'browser' | 'phone' | 'test-leg';
+  /** conference: the prompts and voices a conference plays to everyone. */
+  kind: 'browser' | 'phone' | 'test-leg' | 'conference';
 }
 
 export interface ProducerInfo {

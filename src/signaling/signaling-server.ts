@@ -145,7 +145,7 @@ export class SignalingServer {
       // Held from open() until the finally below: a room nobody got into closes there.
       try {
         if (socket.disconnected) throw new MediaError('failed_precondition', 'the connection closed while joining');
-        if (grant.demo && room.callBridged) throw demoRefused();
+        if (grant.demo && (room.callBridged || this.#o.rooms.isCallRoom(room.id))) throw demoRefused();
         const peerLog = room.log.child({ socket_id: socket.id });
         const peer = new Peer({
           id: randomUUID(),
@@ -154,6 +154,7 @@ export class SignalingServer {
           notify: (event, ...args) => {
             socket.emit(event, ...args);
           },
+          disconnect: () => void setImmediate(() => socket.disconnect(true)),
         });
         room.join(peer);
         const onClose = (): void => void setImmediate(() => socket.disconnect(true));

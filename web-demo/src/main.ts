@@ -48,7 +48,7 @@ const room = new RoomClient({
   },
 });
 
-const KIND_LABEL: Record<PeerInfo['kind'], string> = { browser: 'browser', phone: 'phone', 'test-leg': 'test prompt' };
+const KIND_LABEL: Record<PeerInfo['kind'], string> = { browser: 'browser', phone: 'phone', 'test-leg': 'test prompt', conference: 'conference' };
 
 function render(): void {
   const joined = room.state === 'joined';

@@ -1,0 +1,61 @@
+import type { types as ms } from 'mediasoup';
+import type { Logger } from '../logging/logger.ts';
+import type { OpusPlayout } from '../rooms/opus-playout.ts';
+import type { ConferenceMember } from './member.ts';
+
+/**
+ * A browser in a conference. Other browsers hear it through the SFU (its Opus forwarded,
+ * never decoded); the phones hear it through the mix: its producer is consumed here and
+ * decoded at 8 kHz by the same playout a call's room uses. It hears the phones as their
+ * own tracks, so the mix gives it nothing. Muted: its producer is paused (nobody hears
+ * it); deaf: its consumers are.
+ */
+export class BrowserMember implements ConferenceMember {
+  readonly kind = 'browser' as const;
+  readonly callId = null;
+  readonly displayName: string;
+  readonly #consumer: ms.Consumer;
+  readonly #producer: ms.Producer;
+  readonly #playout: OpusPlayout;
+  readonly #acc = new Int32Array(160);
+  readonly #peer: { consumers: Map<string, ms.Consumer> };
+  readonly #kick: () => void;
+  readonly #log: Logger;
+
+  constructor(opts: { consumer: ms.Consumer; producer: ms.Producer; playout: OpusPlayout; displayName: string; peer: { consumers: Map<string, ms.Consumer> }; kick: () => void; log: Logger }) {
+    this.#consumer = opts.consumer;
+    this.#producer = opts.producer;
+    this.#playout = opts.playout;
+    this.displayName = opts.displayName;
+    this.#peer = opts.peer;
+    this.#kick = opts.kick;
+    this.#log = opts.log;
+  }
+
+  take(): Int16Array | null {
+    this.#acc.fill(0);
+    return this.#playout.mixInto(this.#acc) ? this.#playout.contribution : null;
+  }
+
+  hear(): void {}
+
+  flush(): void {}
+
+  detach(): void {
+    this.#consumer.close();
+  }
+
+  setMuted(muted: boolean): void {
+    (muted ? this.#producer.pause() : this.#producer.resume()).catch((error: unknown) => this.#log.warn({ event: 'CONFERENCE_MUTE_FAILED', error }, 'the browser could not be muted in the SFU'));
+  }
+
+  setDeaf(deaf: boolean): void {
+    for (const c of this.#peer.consumers.values()) {
+      (deaf ? c.pause() : c.resume()).catch(() => undefined);
+    }
+  }
+
+  kick(): void {
+    this.#kick();
+  }
+}

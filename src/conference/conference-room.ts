@@ -1,0 +1,160 @@
+import type { types as ms } from 'mediasoup';
+import type { Logger } from '../logging/logger.ts';
+import { OpusPlayout } from '../rooms/opus-playout.ts';
+import { PcmuTrack } from '../rooms/pcmu-track.ts';
+import type { Peer } from '../rooms/peer.ts';
+import type { Room } from '../rooms/room.ts';
+import { parseRtp } from '../rtp-bridge/rtp-packet.ts';
+import { BrowserMember } from './browser-member.ts';
+import type { Conference, ParticipantState } from './conference.ts';
+import type { ConferenceMember } from './member.ts';
+
+const VOICE_PEER = 'conference';
+
+/**
+ * A conference and the browser room of the same id, joined. Browsers hear each other through
+ * the SFU, each phone as its own PCMU track (its voice as heard by the mix, forwarded without
+ * a codec), and the conference's own prompts and voices as one more track; the phones hear
+ * every browser through the mix. Nobody's voice reaches anyone twice, and nobody hears
+ * itself. The link ends with the room (its browsers leave the conference) or with the
+ * conference (the room goes on as an SFU room).
+ */
+export class ConferenceRoomLink {
+  readonly #room: Room;
+  readonly #conference: Conference;
+  readonly #transport: ms.DirectTransport;
+  readonly #log: Logger;
+  readonly #tracks = new Map<string, PcmuTrack>();
+  readonly #pendingTracks = new Set<string>();
+  readonly #browsers = new Set<string>();
+  readonly #voice: PcmuTrack;
+  readonly #settings: { jitterMs: number };
+  #closed = false;
+  #unlisten: () => void = () => {};
+
+  static async attach(room: Room, conference: Conference, settings: { jitterMs: number }): Promise<ConferenceRoomLink> {
+    const transport = await room.router.createDirectTransport({ maxMessageSize: 1500 });
+    try {
+      const voice = await PcmuTrack.create(transport, { peerId: VOICE_PEER });
+      return new ConferenceRoomLink(room, conference, transport, voice, settings);
+    } catch (error) {
+      transport.close();
+      throw error;
+    }
+  }
+
+  private constructor(room: Room, conference: Conference, transport: ms.DirectTransport, voice: PcmuTrack, settings: { jitterMs: number }) {
+    this.#room = room;
+    this.#conference = conference;
+    this.#transport = transport;
+    this.#voice = voice;
+    this.#settings = settings;
+    this.#log = room.log.child({ conference_id: conference.id });
+    room.addServerParticipant({ peerId: VOICE_PEER, displayName: `conference ${conference.id}`, kind: 'conference' }, voice.producer, () => this.close('the room closed'));
+    conference.voiceForwarder = (f) => voice.send(f);
+    conference.forwarder = (id, _m, f) => this.#tracks.get(id)?.send(f);
+    for (const [id, member] of conference.members()) this.#addPhone(id, member);
+    const onJoined = (p: ParticipantState): void => {
+      const m = conference.member(p.participantId);
+      if (m) this.#addPhone(p.participantId, m);
+    };
+    const onLeft = (p: ParticipantState): void => {
+      this.#removePhone(p.participantId);
+      this.#browsers.delete(p.participantId);
+    };
+    const onEnd = (): void => this.close('the conference ended');
+    conference.on('joined', onJoined);
+    conference.on('left', onLeft);
+    conference.on('close', onEnd);
+    this.#unlisten = () => {
+      conference.off('joined', onJoined);
+      conference.off('left', onLeft);
+      conference.off('close', onEnd);
+    };
+    room.on('audioProducer', (producer, peer) => void this.#addBrowser(producer, peer));
+    room.on('close', () => this.close('the room closed'));
+    for (const { producer, peer } of room.browserAudio()) void this.#addBrowser(producer, peer);
+    this.#log.info({ event: 'CONFERENCE_ROOM_LINKED', attributes: { 'room.id': room.id, 'conference.size': conference.size } }, 'browsers of the room are in the conference');
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unlisten();
+    if (this.#conference.forwarder) this.#conference.forwarder = null;
+    this.#conference.voiceForwarder = null;
+    for (const id of this.#browsers) this.#conference.leave(id, 'removed');
+    this.#browsers.clear();
+    for (const id of [...this.#tracks.keys()]) this.#removePhone(id);
+    this.#room.removeServerParticipant(VOICE_PEER);
+    this.#transport.close();
+    this.#log.info({ event: 'CONFERENCE_ROOM_UNLINKED', attributes: { reason } }, `browsers left the conference (${reason})`);
+  }
+
+  async #addPhone(id: string, member: ConferenceMember): Promise<void> {
+    if (member.kind !== 'phone' || this.#tracks.has(id) || this.#pendingTracks.has(id)) return;
+    this.#pendingTracks.add(id);
+    let track: PcmuTrack;
+    try {
+      track = await PcmuTrack.create(this.#transport, { peerId: `phone-${id}` });
+    } catch (error) {
+      this.#pendingTracks.delete(id);
+      if (!this.#closed) this.#log.warn({ event: 'CONFERENCE_TRACK_FAILED', error }, "a phone's track could not be made");
+      return;
+    }
+    const gone = !this.#pendingTracks.delete(id) || this.#closed || !this.#conference.has(id);
+    if (gone) {
+      track.close();
+      return;
+    }
+    this.#tracks.set(id, track);
+    this.#room.addServerParticipant({ peerId: `phone-${id}`, displayName: `phone (${member.callId ?? id})`, kind: 'phone' }, track.producer, () => this.#removePhone(id));
+  }
+
+  #removePhone(id: string): void {
+    this.#pendingTracks.delete(id);
+    const track = this.#tracks.get(id);
+    if (!track) return;
+    this.#tracks.delete(id);
+    track.close();
+    this.#room.removeServerParticipant(`phone-${id}`);
+  }
+
+  async #addBrowser(producer: ms.Producer, peer: Peer): Promise<void> {
+    if (this.#closed || this.#browsers.has(peer.id)) return;
+    this.#browsers.add(peer.id);
+    let consumer: ms.Consumer;
+    try {
+      consumer = await this.#transport.consume({ producerId: producer.id, rtpCapabilities: this.#room.router.rtpCapabilities });
+    } catch (error) {
+      this.#browsers.delete(peer.id);
+      if (!this.#closed && !producer.closed) this.#log.warn({ event: 'CONFERENCE_BROWSER_FAILED', error }, 'the phones cannot hear this browser');
+      return;
+    }
+    if (this.#closed || producer.closed || peer.closed) {
+      consumer.close();
+      this.#browsers.delete(peer.id);
+      return;
+    }
+    const playout = new OpusPlayout({ delayMs: this.#settings.jitterMs });
+    consumer.on('rtp', (packet: Buffer) => {
+      const h = parseRtp(packet);
+      if (h) playout.push(h.ssrc, h.sequenceNumber, packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength));
+    });
+    const leave = (): void => {
+      if (this.#browsers.delete(peer.id)) this.#conference.leave(peer.id, 'removed');
+    };
+    consumer.on('producerclose', leave);
+    consumer.on('transportclose', leave);
+    try {
+      this.#conference.join(
+        peer.id,
+        () => new BrowserMember({ consumer, producer, playout, displayName: peer.displayName, peer, kick: () => this.#room.kick(peer.id, 'removed from the conference'), log: peer.log }),
+      );
+    } catch (error) {
+      consumer.close();
+      this.#browsers.delete(peer.id);
+      this.#log.warn({ event: 'CONFERENCE_BROWSER_REFUSED', error, attributes: { 'peer.id': peer.id } }, 'the browser could not join the conference');
+    }
+  }
+}

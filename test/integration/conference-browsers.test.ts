@@ -1,0 +1,160 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { encodeWav } from '../../src/codecs/wav.ts';
+import { tone, toneDbfs } from '../helpers/audio.ts';
+import { demoStats, launchBrowser, pollUntil, type DemoStats, type TestBrowser } from '../helpers/browser.ts';
+import { TestClient } from '../helpers/grpc-client.ts';
+import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { startService, type RunningService } from '../helpers/service.ts';
+
+/** Two phones and two browsers, each with its own tone. */
+const PHONE_HZ = [500, 900];
+const BROWSER_HZ = [1400, 2000];
+
+interface Demo {
+  join(): Promise<void>;
+  peers: { peerId: string; kind: string; displayName: string }[];
+  state: string;
+}
+
+/** The level of each frequency over the last `seconds` the phone heard. */
+function heard(phone: RtpPeer, seconds: number, freqs: readonly number[]): number[] {
+  const all = phone.decoded('PCMU');
+  const last = all.subarray(Math.max(0, all.length - seconds * 8000));
+  // The median of 100 ms windows: a tone that is there most of the time reads its level.
+  return freqs.map((f) => {
+    const w: number[] = [];
+    for (let off = 0; off + 800 <= last.length; off += 800) w.push(toneDbfs(last.subarray(off, off + 800), 8000, f));
+    w.sort((a, b) => a - b);
+    return w[Math.floor(w.length / 2)] ?? -200;
+  });
+}
+
+describe('conference: phones and browsers in one room', () => {
+  let svc: RunningService;
+  let client: TestClient;
+  const browsers: TestBrowser[] = [];
+  const phones: RtpPeer[] = [];
+  let sending = true;
+  const loops: Promise<void>[] = [];
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conf-mic-'));
+    svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '38700', RTP_SERVICE_PORT_MAX: '38799', SIGNALING_DEMO_ENABLED: 'true' } });
+    client = new TestClient(svc.grpcPort);
+    for (const hz of BROWSER_HZ) {
+      const wav = join(dir, `mic-${hz}.wav`);
+      writeFileSync(wav, encodeWav(tone(hz, 4000, 16000, 6000), 16000, 1));
+      browsers.push(await launchBrowser({ micWav: wav }));
+    }
+  });
+  after(async () => {
+    sending = false;
+    await Promise.all(loops);
+    for (const p of phones) p.close();
+    for (const b of browsers) await b.close();
+    client?.close();
+    await svc?.stop('SIGKILL');
+  });
+
+  test('phones hear the browsers through the mix, browsers hear each phone as its own track and each other through the SFU; mute and kick reach browsers', async (t) => {
+    const conf = `mixed-${process.pid}`;
+    assert.equal((await client.media_('CreateConference', { conference_id: conf })).error, undefined);
+    const ports: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const callId = `${conf}-phone-${i}`;
+      const a = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId, codec: 'PCMU' });
+      assert.equal(a.error, undefined, a.error?.details);
+      const port = a.response!.rtp_port;
+      const phone = await RtpPeer.open();
+      phones.push(phone);
+      await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: phone.address });
+      assert.equal((await client.media_('AddToConference', { conference_id: conf, server_rtp_port: port })).error, undefined);
+      ports.push(port);
+      const pcm = tone(PHONE_HZ[i]!, 2000, 8000, 6000);
+      loops.push(
+        (async () => {
+          while (sending) await phone.sendPcm(pcm, port);
+        })(),
+      );
+    }
+
+    // The demo never hands out a token for a conference's room: the platform's token is given to the page.
+    const demoGrant = await fetch(svc.url(`/demo/token?room=${encodeURIComponent(conf)}`));
+    assert.equal(demoGrant.status >= 400, true, `the demo granted a conference room: ${demoGrant.status}`);
+    const pages: Awaited<ReturnType<TestBrowser["page"]>>[] = [];
+    for (const [i, b] of browsers.entries()) {
+      const granted = await client.media_<{ token: string; signaling_path: string }>('CreateRoomToken', { room_id: conf, participant: `browser-${i}` });
+      assert.equal(granted.error, undefined, granted.error?.details);
+      const page = await b.page(svc.url(`/?room=${encodeURIComponent(conf)}&name=browser-${i}&processing=0`));
+      await page.route('**/demo/token?*', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ token: granted.response!.token, path: granted.response!.signaling_path }) }));
+      await page.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.join());
+      pages.push(page);
+    }
+    const participants = await pollUntil(
+      async () => (await client.media_<{ participants: { participant_id: string; kind: string; display_name: string }[] }>('GetConference', { conference_id: conf })).response?.participants ?? [],
+      (ps) => ps.filter((p) => p.kind === 'browser').length === 2,
+      { what: 'both browsers in the conference', timeoutMs: 20_000 },
+    );
+    const browserIds = ['browser-0', 'browser-1'].map((name) => participants.find((p) => p.display_name === name)!.participant_id);
+
+    // Phones hear both browsers and the other phone, never themselves.
+    const phoneLevels = await pollUntil(
+      async () => phones.map((p) => heard(p, 1, [...PHONE_HZ, ...BROWSER_HZ])),
+      (ls) => ls.every((l) => l[2]! > -30 && l[3]! > -30),
+      { what: 'both browsers heard by both phones (dBFS of 500/900/1400/2000 Hz)', timeoutMs: 30_000 },
+    );
+    for (const [i, l] of phoneLevels.entries()) {
+      t.diagnostic(`phone ${i} (${PHONE_HZ[i]} Hz) hears ${l.map((d) => d.toFixed(0)).join('/')} dBFS of ${[...PHONE_HZ, ...BROWSER_HZ].join('/')} Hz`);
+      assert.ok(l[i]! < -40, `phone ${i} hears itself at ${l[i]!.toFixed(1)} dBFS`);
+      assert.ok(l[1 - i]! > -25, `phone ${i} does not hear the other phone (${l[1 - i]!.toFixed(1)} dBFS)`);
+    }
+
+    // Each browser gets each phone as its own track, the other browser through the SFU, and
+    // no track of its own voice; the conference's voice track is there too.
+    for (const [i, page] of pages.entries()) {
+      const peers = await page.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.peers);
+      const phonePeers = peers.filter((p) => p.kind === 'phone').map((p) => p.peerId);
+      assert.equal(phonePeers.length, 2, `browser ${i} lists ${JSON.stringify(peers)}`);
+      assert.ok(peers.some((p) => p.kind === 'conference'), `browser ${i} does not list the conference's voice`);
+      const stats = await pollUntil(
+        () => demoStats(page),
+        (s: DemoStats) => phonePeers.every((id) => (s.inbound.find((x) => x.peerId === id)?.audioLevel ?? 0) > 0.01) && s.inbound.some((x) => x.peerId === browserIds[1 - i] && x.audioLevel > 0.01),
+        { what: `browser ${i} hearing both phones and the other browser`, timeoutMs: 30_000 },
+      );
+      assert.equal(stats.inbound.some((x) => x.peerId === browserIds[i]), false, `browser ${i} receives its own voice`);
+      t.diagnostic(`browser ${i}: ${JSON.stringify(stats.inbound.map((x) => ({ peer: x.peerId.slice(0, 14), packets: x.packetsReceived, level: +x.audioLevel.toFixed(3) })))}`);
+    }
+
+    // Mute browser 0 from the platform: the phones stop hearing it and browser 1 gets no more of it.
+    const muted = await client.media_('UpdateConferenceParticipant', { conference_id: conf, participant_id: browserIds[0], mute: 'TOGGLE_ON' });
+    assert.equal(muted.error, undefined, muted.error?.details);
+    await sleep(1200);
+    for (const [i, p] of phones.entries()) {
+      const l = heard(p, 1, BROWSER_HZ);
+      assert.ok(l[0]! < -40, `phone ${i} still hears muted browser 0 at ${l[0]!.toFixed(1)} dBFS`);
+      assert.ok(l[1]! > -30, `phone ${i} stopped hearing browser 1 (${l[1]!.toFixed(1)} dBFS)`);
+    }
+    const before = (await demoStats(pages[1]!)).inbound.find((x) => x.peerId === browserIds[0])?.packetsReceived ?? 0;
+    await sleep(1000);
+    const afterMute = (await demoStats(pages[1]!)).inbound.find((x) => x.peerId === browserIds[0])?.packetsReceived ?? 0;
+    assert.ok(afterMute - before < 10, `browser 1 received ${afterMute - before} packets from muted browser 0 in 1 s`);
+
+    // Kick browser 1: it is disconnected and leaves the conference; the phones stop hearing it.
+    assert.equal((await client.media_('RemoveFromConference', { conference_id: conf, participant_id: browserIds[1], kick: true })).error, undefined);
+    await pollUntil(() => pages[1]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.state), (s) => s !== 'joined', { what: 'the kicked page leaving' });
+    await sleep(1000);
+    for (const p of phones) assert.ok(heard(p, 0.8, BROWSER_HZ)[1]! < -40, 'a phone still hears the kicked browser');
+    const left = await client.media_<{ participants: { kind: string }[] }>('GetConference', { conference_id: conf });
+    assert.equal(left.response?.participants.filter((p) => p.kind === 'browser').length, 1);
+    for (const page of pages) assert.deepEqual(browsers[pages.indexOf(page)]!.consoleErrors(page), []);
+    sending = false;
+    await Promise.all(loops);
+    for (const port of ports) await client.media_('ReleasePort', { rtp_port: port });
+    await client.media_('EndConference', { conference_id: conf });
+  });
+});

@@ -10,11 +10,36 @@ import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
 import { cpuSeconds, median, percentile } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
+import { captureUdp, type CapturedDatagram } from '../test/helpers/capture.ts';
+
+/** Per spurt: the first loud packet into `servicePort` to the next packet arriving at `listenerPort`. */
+function kernelLatencies(d: CapturedDatagram[], servicePort: number, listenerPort: number): number[] {
+  const out: number[] = [];
+  const pcmu = (x: CapturedDatagram): boolean => x.payload.length > 12 && (x.payload[1]! & 0x7f) === 0;
+  let armed = false;
+  let loudAt = 0;
+  for (const x of d) {
+    if (!pcmu(x)) continue;
+    if (x.dstPort === servicePort) {
+      const loud = x.payload.subarray(12).some((b) => b !== 0xff);
+      if (!loud && loudAt === 0) armed = true;
+      else if (loud && armed) {
+        loudAt = x.atMs;
+        armed = false;
+      }
+    } else if (x.dstPort === listenerPort && loudAt > 0) {
+      out.push(x.atMs - loudAt);
+      loudAt = 0;
+    }
+  }
+  return out;
+}
 
 const levels = (process.env.BENCH_CONF_PARTICIPANTS ?? '100,200,300,400,500,600').split(',').map(Number);
 const size = Number(process.env.BENCH_CONF_SIZE ?? 10);
 const talkers = Number(process.env.BENCH_CONF_TALKERS ?? 2);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const PROBES = 4;
 
 async function level(participants: number): Promise<Record<string, string | number>> {
   const svc = await startService({ env: benchEnv(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}) });
@@ -26,11 +51,12 @@ async function level(participants: number): Promise<Record<string, string | numb
     if (r.error) throw new Error(`${method}: ${r.error.details}`);
     return r.response!;
   };
-  const join = async (conf: string, id: string, role: { talker?: boolean; probe?: 'talker' | 'listener' }): Promise<void> => {
+  const join = async (conf: string, id: string, role: { talker?: boolean; probe?: { index: number; role: 'talker' | 'listener'; phaseMs: number } }): Promise<{ service: number; phone: number }> => {
     const { rtp_port } = await rpc('AllocatePort', { call_id: id, codec: 'PCMU' });
     const { port } = await ask<{ port: number }>(gen, { cmd: 'add', target: rtp_port, ...role });
     await rpc('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: rtp_port, rtp_target_addr: `127.0.0.1:${port}` });
     await rpc('AddToConference', { conference_id: conf, server_rtp_port: rtp_port });
+    return { service: rtp_port, phone: port };
   };
   const rooms = Math.ceil(participants / size);
   for (let r = 0; r < rooms; r++) {
@@ -38,9 +64,16 @@ async function level(participants: number): Promise<Record<string, string | numb
     await rpc('CreateConference', { conference_id: conf });
     for (let k = 0; k < size && r * size + k < participants; k++) await join(conf, `bench-${r}-${k}`, { talker: k < talkers });
   }
-  await rpc('CreateConference', { conference_id: 'probe' });
-  await join('probe', 'probe-talker', { probe: 'talker' });
-  await join('probe', 'probe-listener', { probe: 'listener' });
+  // Four probe pairs, each in its own conference, their talkers 5 ms apart in phase.
+  const probePorts: { talker: number; listener: number }[] = [];
+  for (let k = 0; k < PROBES; k++) {
+    await rpc('CreateConference', { conference_id: `probe-${k}` });
+    // Phases 0, 7, 14, 1 ms: not in step with the order conferences take the clock's slots.
+    const phaseMs = (k * 7) % 20;
+    const talker = await join(`probe-${k}`, `probe-talker-${k}`, { probe: { index: k, role: 'talker', phaseMs } });
+    const listener = await join(`probe-${k}`, `probe-listener-${k}`, { probe: { index: k, role: 'listener', phaseMs } });
+    probePorts.push({ talker: talker.service, listener: listener.phone });
+  }
   await ask(gen, { cmd: 'send' });
   await new Promise((r) => setTimeout(r, 3000));
   const cpu0 = cpuSeconds(pid);
@@ -51,12 +84,17 @@ async function level(participants: number): Promise<Record<string, string | numb
   const cpu = (cpuSeconds(pid) - cpu0) / wall;
   const gcpu = ((await ask<{ seconds: number }>(gen, { cmd: 'cpu' })).seconds - g0) / wall;
   const lat: number[] = [];
-  for (let k = 0; k < 8; k++) {
-    const { ms } = await ask<{ ms: number }>(gen, { cmd: 'probe' });
-    if (Number.isFinite(ms)) lat.push(ms);
+  // On kernel timestamps too: the talker's first loud packet into the service, to the
+  // listener's first packet out of it (the network and both processes' loops left out).
+  const capture = await captureUdp(probePorts.flatMap((p) => [p.talker, p.listener]));
+  for (let k = 0; k < 5; k++) {
+    const { ms } = await ask<{ ms: number[] }>(gen, { cmd: 'probe' });
+    for (const x of ms) if (Number.isFinite(x)) lat.push(x);
     // Talking holds 500 ms after the last loud frame: wait until the listener is quiet again.
     await new Promise((r) => setTimeout(r, 900));
   }
+  const captured = await capture.stop();
+  const kernel = probePorts.flatMap((p) => kernelLatencies(captured, p.talker, p.listener)).sort((a, b) => a - b);
   gen.send({ cmd: 'stop' });
   client.close();
   await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
@@ -67,12 +105,13 @@ async function level(participants: number): Promise<Record<string, string | numb
     rooms,
     talkers_per_room: Math.min(talkers, size),
     'cpu_%_total': +(cpu * 100).toFixed(1),
-    'cpu_%_per_participant': +((cpu * 100) / (participants + 2)).toFixed(3),
+    'cpu_%_per_participant': +((cpu * 100) / (participants + 2 * PROBES)).toFixed(3),
     received_vs_expected: `${out.received}/${out.expected}`,
     seq_gaps: out.seqGaps,
     'out_interval_p1/p50/p99_ms': `${out.p01.toFixed(1)}/${out.p50.toFixed(1)}/${out.p99.toFixed(1)}`,
     in_spec: inSpec ? 'yes' : 'no',
-    'added_latency_median/max_ms': lat.length ? `${median(lat).toFixed(1)}/${percentile(lat, 1).toFixed(1)} (${lat.length} probes)` : 'none heard',
+    'added_latency_seen_by_generator_p50/max_ms': lat.length ? `${median(lat).toFixed(1)}/${percentile(lat, 1).toFixed(1)} (${lat.length} probes)` : 'none heard',
+    'added_latency_kernel_p50/p90/max_ms': kernel.length ? `${median(kernel).toFixed(1)}/${percentile(kernel, 0.9).toFixed(1)}/${kernel.at(-1)!.toFixed(1)} (${kernel.length})` : 'none',
     'load_generator_cpu_%': +(gcpu * 100).toFixed(1),
   };
 }

@@ -1,7 +1,8 @@
 // A separate process that plays conference phones: talkers send a tone, the others send
-// silence, all at 50 packets/s; every phone measures what comes back. A probe pair measures
-// the mix path's added latency: the probe talker is silent, then speaks one frame at a time
-// known to the process, and the probe listener's first packet after a silence is that frame.
+// silence, all at 50 packets/s; every phone measures what comes back. Probe pairs measure the
+// mix path's added latency: each probe talker sends on its own phase of the 20 ms period (so
+// the probes sample the phases a phone can have against the service's clock), is silent, then
+// speaks until its listener's first packet arrives.
 import { performance } from 'node:perf_hooks';
 import { encodeG711 } from '../../src/codecs/g711.ts';
 import { RtpPhone, summarize } from './rtp-phone.ts';
@@ -12,48 +13,61 @@ const toneFrames = Array.from({ length: FRAMES }, (_, k) =>
 );
 const silence = Buffer.alloc(160, 0xff);
 
+interface Probe {
+  talker?: RtpPhone;
+  listener?: RtpPhone;
+  phaseMs: number;
+  sentAt: number;
+  heardAt: number;
+}
+
 const phones: { phone: RtpPhone; talker: boolean }[] = [];
-let probeTalker: RtpPhone | null = null;
-let probeListener: RtpPhone | null = null;
-/** While a probe runs: when its talker's first loud frame left, and when the listener got audio. */
-let probeSentAt = 0;
-let probeHeardAt = 0;
+const probes: Probe[] = [];
 let probing = false;
 let sending = false;
 
-function startSending(): void {
-  sending = true;
-  const start = performance.now();
+function every20ms(offsetMs: number, fn: (k: number) => void): void {
+  const start = performance.now() + offsetMs;
   let k = 0;
   const loop = (): void => {
     if (!sending) return;
     k++;
-    const frame = toneFrames[k % FRAMES]!;
-    for (const p of phones) p.phone.send(0, p.talker ? frame : silence, 160);
-    if (probeTalker) {
-      probeTalker.send(0, probing ? frame : silence, 160);
-      if (probing && probeSentAt === 0) probeSentAt = performance.now();
-    }
+    fn(k);
     setTimeout(loop, Math.max(0, start + k * 20 - performance.now()));
   };
-  loop();
+  setTimeout(loop, offsetMs);
 }
 
-process.on('message', (msg: { cmd: string; target?: number; talker?: boolean; probe?: 'talker' | 'listener'; seconds?: number }) => {
+function startSending(): void {
+  sending = true;
+  every20ms(0, (k) => {
+    const frame = toneFrames[k % FRAMES]!;
+    for (const p of phones) p.phone.send(0, p.talker ? frame : silence, 160);
+  });
+  for (const probe of probes) {
+    every20ms(probe.phaseMs, (k) => {
+      probe.talker?.send(0, probing ? toneFrames[k % FRAMES]! : silence, 160);
+      if (probing && probe.sentAt === 0) probe.sentAt = performance.now();
+    });
+  }
+}
+
+process.on('message', (msg: { cmd: string; target?: number; talker?: boolean; probe?: { index: number; role: 'talker' | 'listener'; phaseMs: number }; seconds?: number }) => {
   void (async () => {
     switch (msg.cmd) {
       case 'add': {
-        if (msg.probe === 'listener') {
-          const p = await RtpPhone.open(msg.target!, 900_000, (_m, at) => {
-            if (probing && probeSentAt > 0 && probeHeardAt === 0) probeHeardAt = at;
+        const pr = msg.probe;
+        if (pr) {
+          const probe = (probes[pr.index] ??= { phaseMs: pr.phaseMs, sentAt: 0, heardAt: 0 });
+          const p = await RtpPhone.open(msg.target!, 900_000 + pr.index * 2 + (pr.role === 'listener' ? 1 : 0), (_m, at) => {
+            if (pr.role === 'listener' && probing && probe.sentAt > 0 && probe.heardAt === 0) probe.heardAt = at;
           });
-          probeListener = p;
+          probe[pr.role] = p;
           process.send!({ port: p.port });
           break;
         }
         const p = await RtpPhone.open(msg.target!, 1 + phones.length);
-        if (msg.probe === 'talker') probeTalker = p;
-        else phones.push({ phone: p, talker: msg.talker ?? false });
+        phones.push({ phone: p, talker: msg.talker ?? false });
         process.send!({ port: p.port });
         break;
       }
@@ -62,15 +76,16 @@ process.on('message', (msg: { cmd: string; target?: number; talker?: boolean; pr
         process.send!({ ok: true });
         break;
       case 'probe': {
-        // One spurt from silence: the talker speaks until the listener hears it (or 1.5 s).
-        probeSentAt = 0;
-        probeHeardAt = 0;
+        // One spurt from silence on every probe: it speaks until its listener hears it (or 1.5 s).
+        for (const p of probes) {
+          p.sentAt = 0;
+          p.heardAt = 0;
+        }
         probing = true;
         const t0 = performance.now();
-        while (probeHeardAt === 0 && performance.now() - t0 < 1500) await new Promise((r) => setTimeout(r, 5));
+        while (probes.some((p) => p.heardAt === 0) && performance.now() - t0 < 1500) await new Promise((r) => setTimeout(r, 5));
         probing = false;
-        const ms = probeHeardAt > 0 ? probeHeardAt - probeSentAt : NaN;
-        process.send!({ ms });
+        process.send!({ ms: probes.map((p) => (p.heardAt > 0 ? p.heardAt - p.sentAt : NaN)) });
         break;
       }
       case 'measure': {
@@ -88,8 +103,10 @@ process.on('message', (msg: { cmd: string; target?: number; talker?: boolean; pr
       case 'stop':
         sending = false;
         for (const p of phones) p.phone.close();
-        probeTalker?.close();
-        probeListener?.close();
+        for (const p of probes) {
+          p.talker?.close();
+          p.listener?.close();
+        }
         process.exit(0);
     }
   })();

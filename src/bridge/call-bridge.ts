@@ -1,41 +1,54 @@
 import { performance } from 'node:perf_hooks';
-import type { CallSession, CallTap, CloseReason } from '../sessions/call-session.ts';
+import { Conference } from '../conference/conference.ts';
+import { PhoneMember } from '../conference/phone-member.ts';
+import type { MediaClock } from '../media-path/clock.ts';
+import type { CallSession, CloseReason } from '../sessions/call-session.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
-import { BridgeFeed, type FeedStats } from './bridge-feed.ts';
+import type { FeedStats } from './bridge-feed.ts';
 
 export type BridgeCloseReason = 'unbridged' | 'call_closed' | 'shutdown';
 
 /**
- * Two calls that hear each other. Each call's caller audio (its gap-free inbound frames) is
- * played into the other call's mix, beside whatever else plays there (prompts, injected
- * speech); each call encodes what it hears in its own codec, so a G.711 leg bridged to an
- * Opus leg is transcoded both ways with no step of its own.
- *
- * The bridge owns the link only: taps and sources it added to the calls, removed on close.
- * Either call ending closes the bridge; the other call carries on.
+ * Two calls that hear each other: a conference of two that mixes everything it hears (no
+ * talk gate), so each call hears the other beside whatever else plays to it (prompts,
+ * injected speech), each encoded in its own codec: a G.711 leg bridged to an Opus leg is
+ * transcoded both ways with no step of its own. Either call ending closes the bridge; the
+ * other call carries on, back on the clock.
  */
 export class CallBridge extends TypedEmitter<{ close: [BridgeCloseReason] }> {
   readonly a: CallSession;
   readonly b: CallSession;
   readonly createdAtMs = performance.now();
-  /** What a's caller says, for b to hear; and the other way. */
-  readonly #toB = new BridgeFeed();
-  readonly #toA = new BridgeFeed();
-  readonly #tapA: CallTap;
-  readonly #tapB: CallTap;
+  readonly #mix: Conference;
+  readonly #members: PhoneMember[] = [];
   #closed = false;
 
-  constructor(a: CallSession, b: CallSession) {
+  constructor(a: CallSession, b: CallSession, clock: MediaClock) {
     super(a.log);
     this.a = a;
     this.b = b;
-    const onClosed = (reason: CloseReason): void => this.close(reason === 'shutdown' ? 'shutdown' : 'call_closed');
-    this.#tapA = { inbound: (f) => this.#toB.push(f), callClosed: onClosed };
-    this.#tapB = { inbound: (f) => this.#toA.push(f), callClosed: onClosed };
-    a.addTap(this.#tapA);
-    b.addTap(this.#tapB);
-    b.addSource(this.#toB);
-    a.addSource(this.#toA);
+    this.#mix = new Conference({
+      id: `bridge-${a.port}-${b.port}`,
+      traceId: a.traceId,
+      tenantId: a.tenantId,
+      maxParticipants: 2,
+      gateOnTalking: false,
+      talk: { thresholdDbfs: -45, holdMs: 500 },
+      endWhenEmpty: false,
+      clock,
+      log: a.log,
+    });
+    const ended = (reason: CloseReason): void => this.close(reason === 'shutdown' ? 'shutdown' : 'call_closed');
+    for (const [id, s] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
+      this.#mix.join(id, (encodedShared) => {
+        const m = new PhoneMember(s, { conferenceId: null, encodedShared, callEnded: ended });
+        this.#members.push(m);
+        return m;
+      });
+    }
     this.#log('BRIDGE_CREATED', 'calls bridged', {});
   }
 
@@ -48,25 +61,23 @@ export class CallBridge extends TypedEmitter<{ close: [BridgeCloseReason] }> {
     return s === this.a ? this.b : this.a;
   }
 
-  /** Per direction: a to b, b to a. */
+  /** Per direction: what a said on its way to b, and the other way. */
   get stats(): { aToB: FeedStats; bToA: FeedStats } {
-    return { aToB: this.#toB.stats, bToA: this.#toA.stats };
+    return { aToB: this.#members[0]!.stats, bToA: this.#members[1]!.stats };
   }
 
   close(reason: BridgeCloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.a.removeTap(this.#tapA);
-    this.b.removeTap(this.#tapB);
-    this.b.removeSource(this.#toB);
-    this.a.removeSource(this.#toA);
+    const stats = this.stats;
+    this.#mix.close(reason === 'shutdown' ? 'shutdown' : 'ended');
     const s = (f: FeedStats): string => `${f.frames}/${f.dropped}/${f.trimmed}/${f.underruns}`;
     this.#log('BRIDGE_CLOSED', `bridge closed (${reason})`, {
       reason,
       'bridge.duration_ms': Math.round(performance.now() - this.createdAtMs),
       // frames / dropped (queue full) / trimmed (delay) / underruns, per direction
-      'bridge.a_to_b': s(this.#toB.stats),
-      'bridge.b_to_a': s(this.#toA.stats),
+      'bridge.a_to_b': s(stats.aToB),
+      'bridge.b_to_a': s(stats.bToA),
     });
     this.safeEmit('close', reason);
     this.removeAllListeners();

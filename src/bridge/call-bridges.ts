@@ -2,6 +2,7 @@ import { Gauge } from 'prom-client';
 import { MediaError } from '../errors/media-error.ts';
 import { METRIC_PREFIX, scrapedCounter, type Metrics } from '../metrics/metrics.ts';
 import type { CallSession } from '../sessions/call-session.ts';
+import type { MediaClock } from '../media-path/clock.ts';
 import { CallBridge } from './call-bridge.ts';
 import type { FeedStats } from './bridge-feed.ts';
 import type { RemoteBridgeEnd } from './remote-bridge-end.ts';
@@ -19,7 +20,10 @@ export class CallBridges {
   readonly #live = new Set<Link>();
   readonly #closedTotals: Totals = { dropped: 0, trimmed: 0, underruns: 0 };
 
-  constructor(opts: { metrics: Metrics }) {
+  readonly #clock: MediaClock;
+
+  constructor(opts: { metrics: Metrics; clock: MediaClock }) {
+    this.#clock = opts.clock;
     const registers = [opts.metrics.registry];
     const self = this;
     new Gauge({
@@ -82,7 +86,7 @@ export class CallBridges {
       const busy = this.#byCall.has(a) ? a : b;
       throw new MediaError('failed_precondition', `the call on port ${busy.port} is already bridged with the call on port ${existing.peerOf(busy).port}; unbridge it first`);
     }
-    const bridge = new CallBridge(a, b);
+    const bridge = new CallBridge(a, b, this.#clock);
     this.#byCall.set(a, bridge);
     this.#byCall.set(b, bridge);
     this.#live.add(bridge);

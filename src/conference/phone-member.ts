@@ -1,6 +1,6 @@
 import { BridgeFeed, type FeedStats } from '../bridge/bridge-feed.ts';
 import type { AudioSource } from '../media-path/mixer.ts';
-import type { CallSession, CallTap } from '../sessions/call-session.ts';
+import type { CallSession, CallTap, CloseReason } from '../sessions/call-session.ts';
 import type { ConferenceMember } from './member.ts';
 
 /** What a phone member hears, as a source of its call's mixer (beside the call's own prompts). */
@@ -37,11 +37,12 @@ export class PhoneMember implements ConferenceMember {
   readonly #heard: HeardFrame;
   readonly #tap: CallTap;
 
-  constructor(session: CallSession, opts: { conferenceId: string; encodedShared: (codec: 'PCMU' | 'PCMA') => Uint8Array; callEnded: () => void }) {
+  /** `conferenceId` null: a bridge, which is no conference to the platform. */
+  constructor(session: CallSession, opts: { conferenceId: string | null; encodedShared: (codec: 'PCMU' | 'PCMA') => Uint8Array; callEnded: (reason: CloseReason) => void }) {
     this.session = session;
     this.#heard = new HeardFrame(opts.encodedShared);
-    this.#tap = { inbound: (f) => this.#feed.push(f), callClosed: () => opts.callEnded() };
-    session.conferenceId = opts.conferenceId;
+    this.#tap = { inbound: (f) => this.#feed.push(f), callClosed: (reason) => opts.callEnded(reason) };
+    if (opts.conferenceId !== null) session.conferenceId = opts.conferenceId;
     session.addTap(this.#tap);
     session.addSource(this.#heard);
     session.driveFrom(true);
@@ -73,7 +74,7 @@ export class PhoneMember implements ConferenceMember {
     const s = this.session;
     s.removeTap(this.#tap);
     s.removeSource(this.#heard);
-    if (s.conferenceId !== null) s.conferenceId = null;
+    s.conferenceId = null;
     s.driveFrom(false);
   }
 }

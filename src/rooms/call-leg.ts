@@ -5,6 +5,7 @@ import type { CallSession, CallTap, CloseReason } from '../sessions/call-session
 import { parseRtp } from '../rtp-bridge/rtp-packet.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
 import { OpusPlayout } from './opus-playout.ts';
+import type { AudioSource } from '../media-path/mixer.ts';
 import { OpusSendLeg } from './opus-send-leg.ts';
 
 const FRAME = 160;
@@ -22,11 +23,23 @@ interface Listener {
   playout: OpusPlayout;
 }
 
+/** Every browser's voice, as one source of the call's mix. */
+class BrowserVoices implements AudioSource {
+  readonly playouts = new Set<OpusPlayout>();
+
+  mixInto(acc: Int32Array): boolean {
+    let any = false;
+    for (const p of this.playouts) if (p.mixInto(acc)) any = true;
+    return any;
+  }
+}
+
 /**
  * A phone call inside a room. The phone's side becomes one Opus producer carrying what the
  * phone's party says plus what the service plays to it (prompts, injected speech); every
  * browser's audio is consumed, decoded and mixed into what the phone hears. Browsers never
- * get their own voice back: the producer is a mix-minus of the browser sources.
+ * get their own voice back: the call mixes the browsers last, and the producer carries the
+ * sum of everything else, formed before any clipping (never the clipped whole minus them).
  */
 export class CallLeg extends TypedEmitter<{ close: [reason: string] }> implements CallTap {
   readonly session: CallSession;
@@ -36,6 +49,7 @@ export class CallLeg extends TypedEmitter<{ close: [reason: string] }> implement
   readonly #log: Logger;
   readonly #listeners = new Map<string, Listener>();
   readonly #caller: Int16Array[] = [];
+  readonly #browsers = new BrowserVoices();
   readonly #mix = new Int16Array(FRAME);
   #closed = false;
 
@@ -53,6 +67,8 @@ export class CallLeg extends TypedEmitter<{ close: [reason: string] }> implement
     this.#log = log;
     transport.on('routerclose', () => this.close('the room closed'));
     session.addTap(this);
+    session.addSource(this.#browsers);
+    session.setAside(this.#browsers);
   }
 
   get closed(): boolean {
@@ -76,7 +92,7 @@ export class CallLeg extends TypedEmitter<{ close: [reason: string] }> implement
     consumer.on('producerclose', drop);
     consumer.on('transportclose', drop);
     this.#listeners.set(producer.id, { consumer, playout });
-    this.session.addSource(playout);
+    this.#browsers.playouts.add(playout);
   }
 
   inbound(frame: TimelineFrame): void {
@@ -86,12 +102,13 @@ export class CallLeg extends TypedEmitter<{ close: [reason: string] }> implement
 
   outbound(frame: Int16Array | null): void {
     const caller = this.#caller.shift();
+    // What the call heard without the browsers: the service's own audio (prompts, speech).
+    const service = frame ? this.session.heardWithoutAside : null;
     const mix = this.#mix;
-    if (frame) mix.set(frame);
-    else mix.fill(0);
-    // What the phone hears minus what the browsers said = the service's own audio.
-    if (frame) for (const { playout } of this.#listeners.values()) if (playout.contributed) subtract(mix, playout.contribution);
-    if (caller) add(mix, caller);
+    for (let i = 0; i < FRAME; i++) {
+      const v = (service ? service[i]! : 0) + (caller ? caller[i]! : 0);
+      mix[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+    }
     this.send.send(mix);
   }
 
@@ -103,6 +120,8 @@ export class CallLeg extends TypedEmitter<{ close: [reason: string] }> implement
     if (this.#closed) return;
     this.#closed = true;
     this.session.removeTap(this);
+    this.session.setAside(null);
+    this.session.removeSource(this.#browsers);
     for (const id of [...this.#listeners.keys()]) this.#unlisten(id);
     this.#transport.close();
     this.#log.info({ event: 'CALL_LEG_CLOSED', attributes: { reason, 'rtp.port': this.session.port } }, 'phone left the room');
@@ -114,7 +133,7 @@ export class CallLeg extends TypedEmitter<{ close: [reason: string] }> implement
     const l = this.#listeners.get(producerId);
     if (!l) return;
     this.#listeners.delete(producerId);
-    this.session.removeSource(l.playout);
+    this.#browsers.playouts.delete(l.playout);
     this.#log.info({ event: 'CALL_LEG_LISTENER_CLOSED', attributes: { 'webrtc.producer': producerId, ...prefixed('playout', l.playout.stats) } }, 'the phone stopped hearing a participant');
     l.consumer.close();
   }
@@ -122,18 +141,4 @@ export class CallLeg extends TypedEmitter<{ close: [reason: string] }> implement
 
 function prefixed(prefix: string, o: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [`${prefix}.${k}`, v]));
-}
-
-function add(out: Int16Array, x: Int16Array): void {
-  for (let i = 0; i < out.length; i++) {
-    const v = out[i]! + (x[i] ?? 0);
-    out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
-  }
-}
-
-function subtract(out: Int16Array, x: Int16Array): void {
-  for (let i = 0; i < out.length; i++) {
-    const v = out[i]! - x[i]!;
-    out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
-  }
 }

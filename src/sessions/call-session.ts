@@ -271,6 +271,16 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
     else this.#clock.add(this);
   }
 
+  /** See Mixer.setAside: `source` is mixed last, and what the call hears without it is kept. */
+  setAside(source: AudioSource | null): void {
+    this.#mixer.setAside(source);
+  }
+
+  /** This tick's audio to the caller without the source set aside (null: none). */
+  get heardWithoutAside(): Int16Array | null {
+    return this.#mixer.without;
+  }
+
   removeSource(source: AudioSource): void {
     this.#mixer.remove(source);
   }

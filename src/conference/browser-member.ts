@@ -11,7 +11,7 @@ import type { ConferenceMember } from './member.ts';
  * it); deaf: its consumers are.
  */
 export class BrowserMember implements ConferenceMember {
-  readonly kind = 'browser' as const;
+  readonly kind: 'browser' | 'test-leg';
   readonly callId = null;
   readonly displayName: string;
   readonly #consumer: ms.Consumer;
@@ -22,7 +22,8 @@ export class BrowserMember implements ConferenceMember {
   readonly #kick: () => void;
   readonly #log: Logger;
 
-  constructor(opts: { consumer: ms.Consumer; producer: ms.Producer; playout: OpusPlayout; displayName: string; peer: { consumers: Map<string, ms.Consumer> }; kick: () => void; log: Logger }) {
+  constructor(opts: { kind?: 'browser' | 'test-leg'; consumer: ms.Consumer; producer: ms.Producer; playout: OpusPlayout; displayName: string; peer: { consumers: Map<string, ms.Consumer> }; kick: () => void; log: Logger }) {
+    this.kind = opts.kind ?? 'browser';
     this.#consumer = opts.consumer;
     this.#producer = opts.producer;
     this.#playout = opts.playout;

@@ -8,8 +8,15 @@ import { parseRtp } from '../rtp-bridge/rtp-packet.ts';
 import { BrowserMember } from './browser-member.ts';
 import type { Conference, ParticipantState } from './conference.ts';
 import type { ConferenceMember } from './member.ts';
+import type { ConferenceView } from '../signaling/contract.ts';
 
 const VOICE_PEER = 'conference';
+
+export interface LinkSettings {
+  jitterMs: number;
+  /** A moderator's request from a browser, carried out as the gRPC one would be. */
+  moderate: (participantId: string, c: { mute?: boolean; deaf?: boolean; kick?: boolean }) => void;
+}
 
 /**
  * A conference and the browser room of the same id, joined. Browsers hear each other through
@@ -28,11 +35,11 @@ export class ConferenceRoomLink {
   readonly #pendingTracks = new Set<string>();
   readonly #browsers = new Set<string>();
   readonly #voice: PcmuTrack;
-  readonly #settings: { jitterMs: number };
+  readonly #settings: LinkSettings;
   #closed = false;
   #unlisten: () => void = () => {};
 
-  static async attach(room: Room, conference: Conference, settings: { jitterMs: number }): Promise<ConferenceRoomLink> {
+  static async attach(room: Room, conference: Conference, settings: LinkSettings): Promise<ConferenceRoomLink> {
     const transport = await room.router.createDirectTransport({ maxMessageSize: 1500 });
     try {
       const voice = await PcmuTrack.create(transport, { peerId: VOICE_PEER });
@@ -43,7 +50,7 @@ export class ConferenceRoomLink {
     }
   }
 
-  private constructor(room: Room, conference: Conference, transport: ms.DirectTransport, voice: PcmuTrack, settings: { jitterMs: number }) {
+  private constructor(room: Room, conference: Conference, transport: ms.DirectTransport, voice: PcmuTrack, settings: LinkSettings) {
     this.#room = room;
     this.#conference = conference;
     this.#transport = transport;
@@ -56,21 +63,30 @@ export class ConferenceRoomLink {
     for (const [id, member] of conference.members()) this.#addPhone(id, member);
     const onJoined = (p: ParticipantState): void => {
       const m = conference.member(p.participantId);
-      if (m) this.#addPhone(p.participantId, m);
+      if (m) void this.#addPhone(p.participantId, m);
+      this.#tell();
     };
     const onLeft = (p: ParticipantState): void => {
       this.#removePhone(p.participantId);
       this.#browsers.delete(p.participantId);
+      this.#tell();
     };
+    const onChange = (): void => this.#tell();
     const onEnd = (): void => this.close('the conference ended');
     conference.on('joined', onJoined);
     conference.on('left', onLeft);
+    conference.on('talking', onChange);
+    conference.on('changed', onChange);
     conference.on('close', onEnd);
     this.#unlisten = () => {
       conference.off('joined', onJoined);
       conference.off('left', onLeft);
+      conference.off('talking', onChange);
+      conference.off('changed', onChange);
       conference.off('close', onEnd);
     };
+    room.conference = { view: () => this.#view(), control: (id, c) => settings.moderate(id, c) };
+    room.on('testLeg', (producer, peerId, name, stop) => void this.#addServer(producer, peerId, name, stop));
     room.on('audioProducer', (producer, peer) => void this.#addBrowser(producer, peer));
     room.on('close', () => this.close('the room closed'));
     for (const { producer, peer } of room.browserAudio()) void this.#addBrowser(producer, peer);
@@ -81,6 +97,7 @@ export class ConferenceRoomLink {
     if (this.#closed) return;
     this.#closed = true;
     this.#unlisten();
+    this.#room.conference = null;
     if (this.#conference.forwarder) this.#conference.forwarder = null;
     this.#conference.voiceForwarder = null;
     for (const id of this.#browsers) this.#conference.leave(id, 'removed');
@@ -89,6 +106,46 @@ export class ConferenceRoomLink {
     this.#room.removeServerParticipant(VOICE_PEER);
     this.#transport.close();
     this.#log.info({ event: 'CONFERENCE_ROOM_UNLINKED', attributes: { reason } }, `browsers left the conference (${reason})`);
+  }
+
+  #view(): ConferenceView {
+    return {
+      conferenceId: this.#conference.id,
+      participants: this.#conference.participants().map((p) => ({ participantId: p.participantId, kind: p.kind, displayName: p.displayName, callId: p.callId, muted: p.muted, deaf: p.deaf, talking: p.talking })),
+    };
+  }
+
+  #tell(): void {
+    if (!this.#closed) this.#room.broadcastConference(this.#view());
+  }
+
+  /** A test leg of a browser: it stands in for a phone, heard by the phones through the mix. */
+  async #addServer(producer: ms.Producer, peerId: string, name: string, stop: () => void): Promise<void> {
+    if (this.#closed) return;
+    let consumer: ms.Consumer;
+    try {
+      consumer = await this.#transport.consume({ producerId: producer.id, rtpCapabilities: this.#room.router.rtpCapabilities });
+    } catch {
+      return;
+    }
+    if (this.#closed || producer.closed) {
+      consumer.close();
+      return;
+    }
+    const playout = new OpusPlayout({ delayMs: this.#settings.jitterMs });
+    consumer.on('rtp', (packet: Buffer) => {
+      const h = parseRtp(packet);
+      if (h) playout.push(h.ssrc, h.sequenceNumber, packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength));
+    });
+    const leave = (): void => void this.#conference.leave(peerId, 'removed');
+    consumer.on('producerclose', leave);
+    consumer.on('transportclose', leave);
+    try {
+      this.#conference.join(peerId, () => new BrowserMember({ kind: 'test-leg', consumer, producer, playout, displayName: name, peer: { consumers: new Map() }, kick: stop, log: this.#log }));
+    } catch (error) {
+      consumer.close();
+      this.#log.warn({ event: 'CONFERENCE_TEST_LEG_REFUSED', error }, 'the test prompt could not join the conference');
+    }
   }
 
   async #addPhone(id: string, member: ConferenceMember): Promise<void> {

@@ -38,6 +38,8 @@ export type ConferenceEvents = {
   left: [ParticipantState, LeaveReason];
   /** `atUnixMs`: when the frame that changed it was mixed. */
   talking: [ParticipantState, boolean, number];
+  /** Muted, deaf or gain changed. */
+  changed: [ParticipantState];
   promptEnded: [QueuedPrompt, PlaybackEnd];
   close: [ConferenceEndReason];
 };
@@ -201,7 +203,9 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
       seat.gainDb = c.gainDb;
       seat.gain = gainFactor(c.gainDb);
     }
-    return stateOf(seat);
+    const state = stateOf(seat);
+    this.safeEmit('changed', state);
+    return state;
   }
 
   participants(): ParticipantState[] {

@@ -1,4 +1,5 @@
-export type MemberKind = 'phone' | 'browser' | 'remote';
+/** A test leg stands in for a phone: a prompt played by a browser's request. */
+export type MemberKind = 'phone' | 'browser' | 'test-leg';
 
 /**
  * Something that takes part in a conference's mix: it gives one 20 ms frame per tick

@@ -139,7 +139,7 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       if (ttl > max) throw new MediaError('invalid_argument', `ttl_seconds must be at most ${max}, got ${ttl}`);
       const exp = Date.now() + ttl * 1000;
       const call = sessions.byCallId(req.room_id) !== undefined;
-      const token = deps.tokens.issue({ room: req.room_id, participant: req.participant || 'guest', exp, ...(call ? { call } : {}) });
+      const token = deps.tokens.issue({ room: req.room_id, participant: req.participant || 'guest', exp, ...(call ? { call } : {}), ...(req.moderator ? { moderator: true } : {}) });
       return { token, signaling_path: config.signaling.path, expires_at_unix_ms: exp };
     }),
     StartMediaStream: unary(deps, { method: 'StartMediaStream', schema: s.startMediaStreamRequest, callIdOf: callOfRef }, async (req) => {

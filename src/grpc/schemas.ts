@@ -113,6 +113,7 @@ export const createRoomTokenRequest = z.object({
   room_id: z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'room_id is required: 1-128 characters of A-Z a-z 0-9 . _ : @ -'),
   participant: z.string().max(64, 'participant is longer than 64 characters').default(''),
   ttl_seconds: z.number().int().nonnegative().default(0),
+  moderator: z.boolean().default(false),
 });
 export type CreateRoomTokenRequest = z.infer<typeof createRoomTokenRequest>;
 

@@ -144,7 +144,14 @@ export class RoomRegistry {
     const conference = call ? undefined : this.#o.conferences.get(id);
     if (conference) {
       try {
-        await ConferenceRoomLink.attach(room, conference, this.#o.settings);
+        const conferences = this.#o.conferences;
+        await ConferenceRoomLink.attach(room, conference, {
+          jitterMs: this.#o.settings.jitterMs,
+          moderate: (pid, c) => {
+            if (c.kick) conferences.remove(id, pid, true);
+            else conferences.control(id, pid, { ...(c.mute !== undefined ? { muted: c.mute } : {}), ...(c.deaf !== undefined ? { deaf: c.deaf } : {}) });
+          },
+        });
       } catch (error) {
         room.close('the conference could not be joined');
         throw new MediaError('unavailable', `the room cannot join conference ${id}`, { cause: error });

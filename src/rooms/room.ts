@@ -5,7 +5,7 @@ import type { Logger } from '../logging/logger.ts';
 import type { MediaClock } from '../media-path/clock.ts';
 import type { Placement } from '../media-engine/worker-pool.ts';
 import type { CallSession } from '../sessions/call-session.ts';
-import type { AudioLevel, ConsumeResponse, PeerInfo, ProducerInfo, ServerToClientEvents, TransportOptions } from '../signaling/contract.ts';
+import type { AudioLevel, ConferenceView, ConsumeResponse, PeerInfo, ProducerInfo, ServerToClientEvents, TransportOptions } from '../signaling/contract.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
 import { CallLeg, type TranscodeSettings } from './call-leg.ts';
 import { MAX_PRODUCERS_PER_PEER, MAX_TRANSPORTS_PER_PEER, Peer } from './peer.ts';
@@ -19,6 +19,12 @@ export const ROUTER_CODECS: ms.RtpCodecCapability[] = [
 ];
 
 const LEVEL_INTERVAL_MS = 250;
+
+/** What a room that is a conference's offers its browsers: the view, and moderation. */
+export interface RoomConference {
+  view(): ConferenceView;
+  control(participantId: string, c: { mute?: boolean; deaf?: boolean; kick?: boolean }): void;
+}
 
 /** A producer and who owns it: a browser, the phone, or a test leg. */
 interface RoomProducer {
@@ -73,7 +79,7 @@ export interface RoomOptions {
  * phone's leg when the room is a call, test legs, and the level observer. Closing the room
  * (last browser left, the call ended, the worker died, shutdown) closes all of it once.
  */
-export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer: [producer: ms.Producer, peer: Peer] }> {
+export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer: [producer: ms.Producer, peer: Peer]; testLeg: [producer: ms.Producer, peerId: string, name: string, stop: () => void] }> {
   readonly id: string;
   readonly router: ms.Router;
   readonly log: Logger;
@@ -87,6 +93,8 @@ export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer:
   readonly #producers = new Map<string, RoomProducer>();
   #callLeg: CallLeg | null = null;
   #closed = false;
+  /** The conference this room is part of (see ConferenceRoomLink), set by the link. */
+  conference: RoomConference | null = null;
 
   static async create(opts: RoomOptions): Promise<Room> {
     const { pooled } = opts.placement;
@@ -334,6 +342,7 @@ export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer:
     }
     peer.testLeg = leg;
     this.#addServerPeer({ peerId, displayName: `test prompt (${peer.displayName})`, kind: 'test-leg' }, leg.send.producer, (reason) => leg.close(reason));
+    this.safeEmit('testLeg', leg.send.producer, peerId, `test prompt (${peer.displayName})`, () => leg.close('removed from the conference'));
     leg.on('close', () => {
       if (peer.testLeg === leg) peer.testLeg = null;
       this.#removeServerPeer(peerId);
@@ -465,7 +474,12 @@ export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer:
     if (this.#closed) throw new MediaError('failed_precondition', `room ${this.id} has closed`);
   }
 
-  #broadcast<K extends 'peerJoined' | 'peerLeft' | 'newProducer' | 'producerPaused' | 'producerClosed' | 'audioLevels' | 'roomClosed'>(
+  /** Tells every browser the conference's participants now. */
+  broadcastConference(view: ConferenceView): void {
+    this.#broadcast('conference', view);
+  }
+
+  #broadcast<K extends 'peerJoined' | 'peerLeft' | 'newProducer' | 'producerPaused' | 'producerClosed' | 'audioLevels' | 'roomClosed' | 'conference'>(
     event: K,
     payload: Parameters<ServerToClientEvents[K]>[0],
     exceptPeerId?: string,

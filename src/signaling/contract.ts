@@ -58,6 +58,25 @@ export interface JoinResponse {
   routerRtpCapabilities: RtpCapabilities;
   peers: PeerInfo[];
   producers: ProducerInfo[];
+  /** Set when the room is a conference's: who is in it, and whether this token may moderate. */
+  conference?: ConferenceView;
+  moderator?: boolean;
+}
+
+/** A conference participant as browsers see it (phones, browsers, test prompts). */
+export interface ConferenceParticipantInfo {
+  participantId: string;
+  kind: string;
+  displayName: string;
+  callId: string;
+  muted: boolean;
+  deaf: boolean;
+  talking: boolean;
+}
+
+export interface ConferenceView {
+  conferenceId: string;
+  participants: ConferenceParticipantInfo[];
 }
 
 export interface TransportOptions {
@@ -100,6 +119,8 @@ export interface ClientToServerEvents {
   /** Plays a prompt into the room as a server-side participant (default: the demo prompt). */
   startTestLeg: Req<{ prompt?: string; loop?: boolean }, { peerId: string }>;
   stopTestLeg: Req<Empty, Empty>;
+  /** A moderator's control of a conference participant (the token must allow it). */
+  conferenceControl: Req<{ participantId: string; mute?: boolean; deaf?: boolean; kick?: boolean }, Empty>;
   leave: Req<Empty, Empty>;
 }
 
@@ -114,6 +135,8 @@ export interface ServerToClientEvents {
   audioLevels: (levels: AudioLevel[]) => void;
   /** The room ended (the call hung up, the service is stopping); the socket is then closed. */
   roomClosed: (p: { reason: string }) => void;
+  /** A conference room's participants changed (joined, left, talking, muted, deaf). */
+  conference: (view: ConferenceView) => void;
 }
 
 export type SignalingRequest = keyof ClientToServerEvents;

@@ -26,3 +26,8 @@ export const startTestLegRequest = z.object({
   loop: z.boolean().optional(),
 });
 export const emptyRequest = z.object({}).optional();
+
+export const conferenceControlRequest = z
+  .object({ participantId: z.string().min(1, 'participantId is required').max(256), mute: z.boolean().optional(), deaf: z.boolean().optional(), kick: z.boolean().optional() })
+  .strict()
+  .refine((r) => r.mute !== undefined || r.deaf !== undefined || r.kick === true, 'say what to change: mute, deaf or kick');

@@ -37,6 +37,8 @@ interface Joined {
   peer: Peer;
   /** Ends the connection when the room ends; removed when the peer leaves first. */
   onClose: () => void;
+  /** The token may moderate the room's conference. */
+  moderator: boolean;
 }
 
 const demoRefused = (): MediaError => new MediaError('permission_denied', "a demo token does not open a call's room; ask the platform for a token");
@@ -159,7 +161,7 @@ export class SignalingServer {
         room.join(peer);
         const onClose = (): void => void setImmediate(() => socket.disconnect(true));
         room.once('close', onClose);
-        joined = { room, peer, onClose };
+        joined = { room, peer, onClose, moderator: grant.moderator === true };
         log = peerLog;
         log.info({ event: 'PEER_JOINED', attributes: { 'room.id': room.id, 'peer.id': peer.id, 'token.demo': grant.demo === true } }, `${peer.displayName} joined`);
         return {
@@ -169,6 +171,7 @@ export class SignalingServer {
           routerRtpCapabilities: room.router.rtpCapabilities,
           peers: room.peers().filter((p) => p.peerId !== peer.id),
           producers: room.producers(peer.id),
+          ...(room.conference ? { conference: room.conference.view(), moderator: grant.moderator === true } : {}),
         };
       } finally {
         this.#o.rooms.release(room);
@@ -221,6 +224,13 @@ export class SignalingServer {
       const j = requireJoined();
       j.room.stopTestLeg(j.peer);
     });
+    on('conferenceControl', s.conferenceControlRequest, async (req: { participantId: string; mute?: boolean; deaf?: boolean; kick?: boolean }) => {
+      const j = requireJoined();
+      const conf = j.room.conference;
+      if (!conf) throw new MediaError('failed_precondition', 'this room is no conference');
+      if (!j.moderator) throw new MediaError('permission_denied', 'this token may not moderate the conference; ask the platform for a moderator token');
+      conf.control(req.participantId, req);
+    });
     on('leave', s.emptyRequest, async () => {
       const j = requireJoined();
       j.room.off('close', j.onClose);
@@ -240,4 +250,4 @@ export class SignalingServer {
   }
 }
 
-const KNOWN = new Set<string>(['join', 'createTransport', 'connectTransport', 'produce', 'closeProducer', 'pauseProducer', 'resumeProducer', 'consume', 'resumeConsumer', 'pauseConsumer', 'startTestLeg', 'stopTestLeg', 'leave'] satisfies SignalingRequest[]);
+const KNOWN = new Set<string>(['join', 'createTransport', 'connectTransport', 'produce', 'closeProducer', 'pauseProducer', 'resumeProducer', 'consume', 'resumeConsumer', 'pauseConsumer', 'startTestLeg', 'stopTestLeg', 'conferenceControl', 'leave'] satisfies SignalingRequest[]);

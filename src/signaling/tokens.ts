@@ -13,6 +13,8 @@ export interface RoomGrant {
    * call's room, whenever the call started.
    */
   demo?: boolean;
+  /** May mute, deafen and kick participants of the conference of this room. */
+  moderator?: boolean;
 }
 
 export type TokenCheck = BaseCheck<RoomGrant>;
@@ -31,7 +33,7 @@ function isGrant(v: unknown): v is RoomGrant {
   if (typeof v !== 'object' || v === null) return false;
   const g = v as Record<string, unknown>;
   const optionalFlag = (k: string): boolean => g[k] === undefined || typeof g[k] === 'boolean';
-  return typeof g['room'] === 'string' && typeof g['participant'] === 'string' && typeof g['exp'] === 'number' && optionalFlag('call') && optionalFlag('demo');
+  return typeof g['room'] === 'string' && typeof g['participant'] === 'string' && typeof g['exp'] === 'number' && optionalFlag('call') && optionalFlag('demo') && optionalFlag('moderator');
 }
 
 /** Room ids travel in URLs and logs: a conservative alphabet, like call ids. */

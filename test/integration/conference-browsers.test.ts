@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeWav } from '../../src/codecs/wav.ts';
+import { decodeG711 } from '../../src/codecs/g711.ts';
 import { tone, toneDbfs } from '../helpers/audio.ts';
 import { demoStats, launchBrowser, pollUntil, type DemoStats, type TestBrowser } from '../helpers/browser.ts';
 import { TestClient } from '../helpers/grpc-client.ts';
@@ -19,12 +20,19 @@ interface Demo {
   join(): Promise<void>;
   peers: { peerId: string; kind: string; displayName: string }[];
   state: string;
+  moderator: boolean;
+  conference: { conferenceId: string; participants: { participantId: string; kind: string; displayName: string; callId: string; muted: boolean; talking: boolean }[] } | null;
+  status: string[];
+  control(id: string, c: { mute?: boolean; deaf?: boolean; kick?: boolean }): Promise<boolean>;
+  startTestLeg(opts?: { loop?: boolean }): Promise<string | undefined>;
 }
 
-/** The level of each frequency over the last `seconds` the phone heard. */
+/** The level of each frequency in what the phone received over the last `seconds` (by arrival). */
 function heard(phone: RtpPeer, seconds: number, freqs: readonly number[]): number[] {
-  const all = phone.decoded('PCMU');
-  const last = all.subarray(Math.max(0, all.length - seconds * 8000));
+  const since = performance.now() - seconds * 1000;
+  const frames = phone.received.filter((p) => p.at >= since && p.payloadType === 0).map((p) => decodeG711('PCMU', p.payload));
+  const last = new Int16Array(frames.length * 160);
+  frames.forEach((f, k) => last.set(f, k * 160));
   // The median of 100 ms windows: a tone that is there most of the time reads its level.
   return freqs.map((f) => {
     const w: number[] = [];
@@ -88,7 +96,8 @@ describe('conference: phones and browsers in one room', () => {
     assert.equal(demoGrant.status >= 400, true, `the demo granted a conference room: ${demoGrant.status}`);
     const pages: Awaited<ReturnType<TestBrowser["page"]>>[] = [];
     for (const [i, b] of browsers.entries()) {
-      const granted = await client.media_<{ token: string; signaling_path: string }>('CreateRoomToken', { room_id: conf, participant: `browser-${i}` });
+      // Browser 0 moderates; browser 1 takes part only.
+      const granted = await client.media_<{ token: string; signaling_path: string }>('CreateRoomToken', { room_id: conf, participant: `browser-${i}`, moderator: i === 0 });
       assert.equal(granted.error, undefined, granted.error?.details);
       const page = await b.page(svc.url(`/?room=${encodeURIComponent(conf)}&name=browser-${i}&processing=0`));
       await page.route('**/demo/token?*', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ token: granted.response!.token, path: granted.response!.signaling_path }) }));
@@ -144,14 +153,50 @@ describe('conference: phones and browsers in one room', () => {
     const afterMute = (await demoStats(pages[1]!)).inbound.find((x) => x.peerId === browserIds[0])?.packetsReceived ?? 0;
     assert.ok(afterMute - before < 10, `browser 1 received ${afterMute - before} packets from muted browser 0 in 1 s`);
 
+    // The page shows the conference: every participant by kind, the phones talking; only the moderator's token may control.
+    const view = await pollUntil(
+      () => pages[0]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.conference),
+      (v) => (v?.participants.filter((p) => p.kind === 'phone' && p.talking).length ?? 0) === 2,
+      { what: "the page's conference view with both phones talking" },
+    );
+    assert.deepEqual(view!.participants.map((p) => p.kind).sort(), ['browser', 'browser', 'phone', 'phone']);
+    assert.equal(await pages[0]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.moderator), true);
+    assert.equal(await pages[1]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.moderator), false);
+    const phone1 = view!.participants.find((p) => p.callId === `${conf}-phone-1`)!.participantId;
+    assert.equal(await pages[1]!.evaluate((id) => (globalThis as unknown as { demo: Demo }).demo.control(id, { mute: true }), phone1), false);
+    const refused = await pages[1]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.status);
+    assert.ok(refused.some((l) => l.includes('permission_denied')), `the page without a moderator token was not refused: ${refused.slice(-3).join(' | ')}`);
+    assert.equal(await pages[0]!.evaluate((id) => (globalThis as unknown as { demo: Demo }).demo.control(id, { mute: true }), phone1), true);
+    await pollUntil(
+      () => pages[1]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.conference),
+      (v) => v?.participants.find((p) => p.participantId === phone1)?.muted === true,
+      { what: 'phone 1 shown muted on the other page' },
+    );
+    await sleep(1000);
+    assert.ok(heard(phones[0]!, 0.8, [PHONE_HZ[1]!])[0]! < -40, 'phone 0 still hears phone 1, muted from the page');
+
+    // A test prompt from a page stands in for a phone: it joins the conference and talks.
+    assert.ok(await pages[1]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.startTestLeg({ loop: true })));
+    await pollUntil(
+      () => pages[0]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.conference),
+      (v) => v?.participants.some((p) => p.kind === 'test-leg' && p.talking) === true,
+      { what: 'the test prompt in the conference, talking', timeoutMs: 20_000 },
+    );
+
+    // Unmuted from the page again, phone 1 is heard by phone 0 (what the kick below is checked against).
+    assert.equal(await pages[0]!.evaluate((id) => (globalThis as unknown as { demo: Demo }).demo.control(id, { mute: false }), phone1), true);
+
     // Kick browser 1: it is disconnected and leaves the conference; the phones stop hearing it.
     assert.equal((await client.media_('RemoveFromConference', { conference_id: conf, participant_id: browserIds[1], kick: true })).error, undefined);
     await pollUntil(() => pages[1]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.state), (s) => s !== 'joined', { what: 'the kicked page leaving' });
     await sleep(1000);
-    for (const p of phones) assert.ok(heard(p, 0.8, BROWSER_HZ)[1]! < -40, 'a phone still hears the kicked browser');
+    const l = heard(phones[0]!, 0.8, [PHONE_HZ[1]!, BROWSER_HZ[1]!]);
+    assert.ok(l[0]! > -25, `phone 0 does not hear phone 1 after its unmute (${l[0]!.toFixed(1)} dBFS)`);
+    assert.ok(l[1]! < -40, `phone 0 still hears the kicked browser at ${l[1]!.toFixed(1)} dBFS`);
     const left = await client.media_<{ participants: { kind: string }[] }>('GetConference', { conference_id: conf });
     assert.equal(left.response?.participants.filter((p) => p.kind === 'browser').length, 1);
-    for (const page of pages) assert.deepEqual(browsers[pages.indexOf(page)]!.consoleErrors(page), []);
+    assert.equal(left.response?.participants.filter((p) => p.kind === 'test-leg').length, 0, "the kicked browser's test prompt stayed");
+    assert.deepEqual(browsers[0]!.consoleErrors(pages[0]!), []);
     sending = false;
     await Promise.all(loops);
     for (const port of ports) await client.media_('ReleasePort', { rtp_port: port });

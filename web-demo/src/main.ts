@@ -24,6 +24,9 @@ const statusLine = $<HTMLParagraphElement>('status');
 const peerList = $<HTMLUListElement>('peers');
 const statsLine = $<HTMLParagraphElement>('stats');
 const roomLabel = $<HTMLSpanElement>('room-label');
+const conferenceSection = $<HTMLElement>('conference');
+const conferenceList = $<HTMLUListElement>('conference-list');
+const conferenceRole = $<HTMLElement>('conference-role');
 
 const query = new URLSearchParams(location.search);
 roomInput.value = query.get('room') || 'demo';
@@ -88,7 +91,48 @@ function render(): void {
       return li;
     }),
   );
+  renderConference();
   renderLevels();
+}
+
+/** The conference's participants of every kind, talking and mute state, and a moderator's buttons. */
+function renderConference(): void {
+  const view = room.state === 'joined' ? room.conference : null;
+  conferenceSection.hidden = view === null;
+  if (!view) return;
+  conferenceRole.textContent = room.moderator ? '· you moderate' : '';
+  conferenceList.replaceChildren(
+    ...view.participants.map((p) => {
+      const li = document.createElement('li');
+      li.dataset['participantId'] = p.participantId;
+      li.dataset['kind'] = p.kind;
+      li.dataset['talking'] = String(p.talking);
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = (p.displayName || p.callId || p.participantId) + (p.participantId === room.peerId ? ' (you)' : '');
+      const kind = document.createElement('span');
+      kind.className = `kind kind-${p.kind}`;
+      kind.textContent = KIND_LABEL[p.kind as PeerInfo['kind']] ?? p.kind;
+      const talking = document.createElement('span');
+      talking.className = 'talking';
+      talking.textContent = p.talking ? 'talking' : '';
+      const state = document.createElement('span');
+      state.className = 'muted';
+      state.textContent = [p.muted ? 'muted' : '', p.deaf ? 'deaf' : ''].filter(Boolean).join(', ');
+      li.append(name, kind, talking, state);
+      if (room.moderator) {
+        const button = (label: string, c: { mute?: boolean; deaf?: boolean; kick?: boolean }): HTMLButtonElement => {
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.textContent = label;
+          b.addEventListener('click', act(() => room.control(p.participantId, c)));
+          return b;
+        };
+        li.append(button(p.muted ? 'Unmute' : 'Mute', { mute: !p.muted }), button(p.deaf ? 'Undeafen' : 'Deafen', { deaf: !p.deaf }), button('Kick', { kick: true }));
+      }
+      return li;
+    }),
+  );
 }
 
 /** dBov to a 0..1 bar: -90 dBov and below is empty, -10 dBov and above full (levels are averages). */
@@ -190,6 +234,14 @@ const demo = {
   get status() {
     return statusLog.map((s) => `${s.level}: ${s.text}`);
   },
+  /** The room's conference as the page shows it (null: the room is no conference). */
+  get conference() {
+    return room.conference;
+  },
+  get moderator() {
+    return room.moderator;
+  },
+  control: (participantId: string, c: { mute?: boolean; deaf?: boolean; kick?: boolean }) => room.control(participantId, c),
   stats: () => room.stats(),
   join: (roomId?: string, name?: string) => join(roomId, name),
   leave: () => room.leave(),

@@ -8,7 +8,7 @@
  */
 import { Device } from 'mediasoup-client';
 import type { Consumer, Producer, RtpCapabilities, RtpParameters, Transport, TransportOptions } from 'mediasoup-client/types';
-import type { AudioLevel, JoinResponse, PeerInfo, ProducerInfo } from '../../src/signaling/contract.ts';
+import type { AudioLevel, ConferenceView, JoinResponse, PeerInfo, ProducerInfo } from '../../src/signaling/contract.ts';
 import { connectSignaling, fetchDemoToken, request, SignalingError, type SignalingSocket } from './signaling.ts';
 import { collectStats, type DemoStats } from './stats.ts';
 
@@ -48,6 +48,10 @@ export class RoomClient {
   micOn = true;
   /** The test leg this page started, while it plays. */
   testLegPeerId: string | undefined;
+  /** The room's conference, when it is one: its participants as the service last said. */
+  conference: ConferenceView | null = null;
+  /** This page's token may mute, deafen and kick the conference's participants. */
+  moderator = false;
   readonly peers = new Map<string, PeerView>();
   /** Latest level per peer, dBov (-127 silent .. 0 loudest). */
   readonly levels = new Map<string, number>();
@@ -148,6 +152,18 @@ export class RoomClient {
     }
   }
 
+  /** A moderator's control of a conference participant; answers whether the service did it. */
+  async control(participantId: string, c: { mute?: boolean; deaf?: boolean; kick?: boolean }): Promise<boolean> {
+    if (!this.#socket || this.state !== 'joined') return false;
+    try {
+      await request(this.#socket, 'conferenceControl', { participantId, ...c });
+      return true;
+    } catch (error) {
+      this.#warn(error);
+      return false;
+    }
+  }
+
   async stopTestLeg(): Promise<void> {
     if (!this.#socket || this.state !== 'joined') return;
     try {
@@ -233,6 +249,10 @@ export class RoomClient {
       for (const peerId of this.peers.keys()) this.levels.set(peerId, loudest.get(peerId) ?? SILENCE_DB);
       this.#events.levels();
     });
+    socket.on('conference', (view) => {
+      this.conference = view;
+      this.#events.change();
+    });
     socket.on('roomClosed', ({ reason }) => {
       this.#teardown();
       this.#setState('closed');
@@ -290,6 +310,8 @@ export class RoomClient {
     this.roomId = joined.roomId;
     this.peerId = joined.peerId;
     this.callBridged = joined.callBridged;
+    this.conference = joined.conference ?? null;
+    this.moderator = joined.moderator === true;
     this.peers.clear();
     this.levels.clear();
     for (const peer of joined.peers) this.#addPeer(peer);

@@ -127,6 +127,9 @@ export class RequestRouter {
     const port = key.port ?? entry?.port;
     if (port === undefined) return null;
     const callShard = shardOfPort(this.#o.slices, port);
+    if (callShard === null && this.#o.instances()?.instanceForPort(port)) {
+      throw new MediaError('failed_precondition', `port ${port} is carried by another media instance; a conference holds the calls of the instance it lives on`);
+    }
     if (callShard === null || callShard === home) return null;
     const parsed = addToConferenceRequest.safeParse(key.request);
     if (!parsed.success) throw new MediaError('invalid_argument', parsed.error.issues.map((i) => i.message).join('; '));

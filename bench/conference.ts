@@ -7,7 +7,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startService } from '../test/helpers/service.ts';
-import { TestClient } from '../test/helpers/grpc-client.ts';
+import { TestClient, metricValue } from '../test/helpers/grpc-client.ts';
 import { cpuSeconds, median, percentile } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
 import { captureUdp, type CapturedDatagram } from '../test/helpers/capture.ts';
@@ -76,6 +76,11 @@ async function level(participants: number): Promise<Record<string, string | numb
   }
   await ask(gen, { cmd: 'send' });
   await new Promise((r) => setTimeout(r, 3000));
+  const feedMetrics = async (): Promise<number[]> => {
+    const text = await (await fetch(svc.url('/metrics'))).text();
+    return ['underruns', 'frames_trimmed', 'frames_dropped'].map((k) => metricValue(text, `sentiric_media_conference_${k}_total`) ?? 0);
+  };
+  const feeds0 = await feedMetrics();
   const cpu0 = cpuSeconds(pid);
   const g0 = (await ask<{ seconds: number }>(gen, { cmd: 'cpu' })).seconds;
   const t0 = performance.now();
@@ -83,6 +88,7 @@ async function level(participants: number): Promise<Record<string, string | numb
   const wall = (performance.now() - t0) / 1000;
   const cpu = (cpuSeconds(pid) - cpu0) / wall;
   const gcpu = ((await ask<{ seconds: number }>(gen, { cmd: 'cpu' })).seconds - g0) / wall;
+  const feeds = (await feedMetrics()).map((v, k) => v - feeds0[k]!);
   const lat: number[] = [];
   // On kernel timestamps too: the talker's first loud packet into the service, to the
   // listener's first packet out of it (the network and both processes' loops left out).
@@ -110,6 +116,8 @@ async function level(participants: number): Promise<Record<string, string | numb
     seq_gaps: out.seqGaps,
     'out_interval_p1/p50/p99_ms': `${out.p01.toFixed(1)}/${out.p50.toFixed(1)}/${out.p99.toFixed(1)}`,
     in_spec: inSpec ? 'yes' : 'no',
+    // Of every participant's input feed while measured: a talker's frame missing at its tick, delay given back, bursts cut.
+    'feed_underruns/trimmed/dropped': feeds.map((v) => Math.round(v)).join('/'),
     'added_latency_seen_by_generator_p50/max_ms': lat.length ? `${median(lat).toFixed(1)}/${percentile(lat, 1).toFixed(1)} (${lat.length} probes)` : 'none heard',
     'added_latency_kernel_p50/p90/max_ms': kernel.length ? `${median(kernel).toFixed(1)}/${percentile(kernel, 0.9).toFixed(1)}/${kernel.at(-1)!.toFixed(1)} (${kernel.length})` : 'none',
     'load_generator_cpu_%': +(gcpu * 100).toFixed(1),

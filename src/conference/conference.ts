@@ -96,6 +96,8 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
   /** The tick each codec's shared frame was last encoded on. */
   readonly #encodedAt = { PCMU: -1, PCMA: -1 };
   #ticks = 0;
+  /** Input feed figures of members who left. */
+  readonly #leftFeeds = { dropped: 0, trimmed: 0, underruns: 0 };
   #sharedEncodes = 0;
   #everJoined = false;
   /**
@@ -135,6 +137,19 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
   /** The members of one kind, by participant id. */
   members(): [string, ConferenceMember][] {
     return [...this.#seats.values()].map((s) => [s.id, s.member]);
+  }
+
+  /** Input feeds of every member that ever was here: frames dropped (a burst), trimmed (delay given back), underruns. */
+  feedTotals(): { dropped: number; trimmed: number; underruns: number } {
+    const t = { ...this.#leftFeeds };
+    for (const s of this.#seats.values()) {
+      const st = s.member.stats;
+      if (!st) continue;
+      t.dropped += st.dropped;
+      t.trimmed += st.trimmed;
+      t.underruns += st.underruns;
+    }
+    return t;
   }
 
   /** Adds a member; `make` builds it once the seat is sure (it gets the shared-frame encoder). */
@@ -183,6 +198,12 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
     if (!seat) return false;
     this.#seats.delete(id);
     seat.member.detach();
+    const st = seat.member.stats;
+    if (st) {
+      this.#leftFeeds.dropped += st.dropped;
+      this.#leftFeeds.trimmed += st.trimmed;
+      this.#leftFeeds.underruns += st.underruns;
+    }
     this.safeEmit('left', stateOf(seat), reason);
     if (!this.#closed && this.#seats.size === 0 && this.#everJoined && this.#o.endWhenEmpty) this.close('empty');
     return true;

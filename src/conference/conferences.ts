@@ -69,6 +69,7 @@ export class Conferences {
   /** Seats of calls other shards carry: told how their participant left. */
   readonly #remote = new Map<string, (reason: LeaveReason) => void>();
   #closedSharedEncodes = 0;
+  readonly #closedFeeds = { dropped: 0, trimmed: 0, underruns: 0 };
   #closed = false;
 
   constructor(opts: ConferencesDeps) {
@@ -93,6 +94,14 @@ export class Conferences {
         this.set(n);
       },
     });
+    const feeds = (key: 'dropped' | 'trimmed' | 'underruns'): number => {
+      let n = this.#closedFeeds[key];
+      for (const e of byId.values()) n += e.conference.feedTotals()[key];
+      return n;
+    };
+    scrapedCounter(opts.metrics.registry, 'conference_frames_dropped_total', "Participants' 20 ms frames dropped because more arrived at once than the jitter feed holds", () => feeds('dropped'));
+    scrapedCounter(opts.metrics.registry, 'conference_frames_trimmed_total', "Participants' 20 ms frames dropped to give back delay their jitter had built", () => feeds('trimmed'));
+    scrapedCounter(opts.metrics.registry, 'conference_underruns_total', 'Ticks a talking participant had no frame (a packet later than the jitter margin)', () => feeds('underruns'));
     scrapedCounter(opts.metrics.registry, 'conference_shared_encodes_total', 'Frames encoded once for every conference listener who was not talking', () => {
       let n = this.#closedSharedEncodes;
       for (const e of byId.values()) n += e.conference.sharedEncodes;
@@ -262,6 +271,10 @@ export class Conferences {
       this.#byId.delete(c.id);
       this.#createdAtUnix.delete(c.id);
       this.#closedSharedEncodes += c.sharedEncodes;
+      const f = c.feedTotals();
+      this.#closedFeeds.dropped += f.dropped;
+      this.#closedFeeds.trimmed += f.trimmed;
+      this.#closedFeeds.underruns += f.underruns;
       publish.publish(genericEvent('call.media.conference.ended', { traceId, tenantId, payload: { conferenceId: c.id, reason, durationMs: Math.round(performance.now() - c.createdAtMs) } }));
     });
   }

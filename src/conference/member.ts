@@ -1,4 +1,6 @@
 /** A test leg stands in for a phone: a prompt played by a browser's request. */
+import type { FeedStats } from '../bridge/bridge-feed.ts';
+
 export type MemberKind = 'phone' | 'browser' | 'test-leg';
 
 /**
@@ -21,6 +23,8 @@ export interface ConferenceMember {
   flush(nowMs: number): void;
   /** The member leaves the mix: everything it added to its call is taken back. */
   detach(): void;
+  /** Its input feed's figures (phones): frames in, dropped, trimmed, underruns. */
+  readonly stats?: FeedStats;
   /** A name to list it by (a browser's display name). */
   readonly displayName?: string;
   /** Muted or deaf beyond the mix (a browser's tracks in the SFU). */

@@ -1,4 +1,4 @@
-import { BridgeFeed } from '../bridge/bridge-feed.ts';
+import { BridgeFeed, type FeedStats } from '../bridge/bridge-feed.ts';
 import { FrameLink } from '../bridge/frame-link.ts';
 import type { ConferenceMember } from './member.ts';
 
@@ -21,6 +21,10 @@ export class RemoteMember implements ConferenceMember {
     this.#link = link;
     this.callId = opts.callId;
     this.#onDetach = opts.onDetach;
+  }
+
+  get stats(): FeedStats {
+    return this.#feed.stats;
   }
 
   get udpPort(): number {

@@ -197,7 +197,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   await recordings.recover(continuing);
   const bridges = new CallBridges({ metrics, clock });
   rebridge(restored, sessions, bridges, log);
-  const conferences = new Conferences({ config, clock, logging, events, prompts, bridges, metrics, release: (s) => sessions.release(s.port) });
+  const conferences = new Conferences({ config, clock, logging, events, prompts, bridges, metrics, recordings, release: (s) => sessions.release(s.port) });
   const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads, bridges, conferences };
 
   const tokens = new RoomTokens(config.signaling.token_secret);

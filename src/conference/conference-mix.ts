@@ -3,6 +3,7 @@ import type { AudioSource } from '../media-path/mixer.ts';
 import { FRAME_SAMPLES, type CallTap, type CloseReason } from '../sessions/call-session.ts';
 import type { SourceHost } from '../sessions/media-host.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
+import type { TapGate } from './participant-track.ts';
 
 /**
  * A conference's whole mix as something recorders and forks listen to, and injected audio
@@ -21,12 +22,15 @@ export class ConferenceMix extends TypedEmitter<{ close: [CloseReason] }> implem
   #timestamp = 0;
   #closeReason: CloseReason | null = null;
 
-  constructor(opts: { conferenceId: string; traceId: string; tenantId: string; log: Logger }) {
+  readonly #gate: TapGate;
+
+  constructor(opts: { conferenceId: string; traceId: string; tenantId: string; log: Logger; gate: TapGate }) {
     super(opts.log);
     this.callId = opts.conferenceId;
     this.traceId = opts.traceId;
     this.tenantId = opts.tenantId;
     this.log = opts.log;
+    this.#gate = opts.gate;
   }
 
   get closed(): boolean {
@@ -42,11 +46,11 @@ export class ConferenceMix extends TypedEmitter<{ close: [CloseReason] }> implem
   }
 
   addTap(tap: CallTap): void {
-    this.#taps.add(tap);
+    this.#gate.add(this.#taps, tap);
   }
 
   removeTap(tap: CallTap): void {
-    this.#taps.delete(tap);
+    this.#gate.remove(this.#taps, tap);
   }
 
   addSource(source: AudioSource): void {

@@ -7,6 +7,7 @@ import { PlaybackQueue, type PlaybackEnd, type QueuedPrompt } from '../playback/
 import { FRAME_SAMPLES } from '../sessions/call-session.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
 import { ConferenceMix } from './conference-mix.ts';
+import { ParticipantTrack, TapGate } from './participant-track.ts';
 import type { ConferenceMember, LeaveReason, MemberKind } from './member.ts';
 import { gainFactor, MixMinus, saturate } from './mix-minus.ts';
 import { TalkDetector, type TalkSettings } from './talk-detector.ts';
@@ -108,6 +109,10 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
   /** Each tick, what the conference itself says to everyone (prompts, injected voices), or null. */
   voiceForwarder: ((frame: Int16Array | null) => void) | null = null;
   readonly #voice = new Int16Array(FRAME_SAMPLES);
+  /** Listeners of the mix and the tracks that start on one tick (see TapGate). */
+  readonly gate = new TapGate();
+  /** Participants' own tracks, made when something wants to record them. */
+  readonly #tracks = new Map<string, ParticipantTrack>();
   #closed = false;
 
   constructor(opts: ConferenceOptions) {
@@ -116,7 +121,7 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
     this.log = opts.log;
     this.#o = opts;
     this.playback = new PlaybackQueue({ onEnd: (p, end) => this.safeEmit('promptEnded', p, end) });
-    this.mix = new ConferenceMix({ conferenceId: opts.id, traceId: opts.traceId, tenantId: opts.tenantId, log: opts.log });
+    this.mix = new ConferenceMix({ conferenceId: opts.id, traceId: opts.traceId, tenantId: opts.tenantId, log: opts.log, gate: this.gate });
     this.mix.addSource(this.playback);
     opts.clock.add(this);
   }
@@ -135,6 +140,22 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
   }
 
   /** The members of one kind, by participant id. */
+  /** A participant's own track (made on first use; it ends when the participant leaves). */
+  trackOf(id: string): ParticipantTrack {
+    if (!this.#seats.has(id)) throw new MediaError('not_found', `no participant ${id} in conference ${this.id}`);
+    let t = this.#tracks.get(id);
+    if (!t) {
+      t = new ParticipantTrack({ name: `${this.id}.${id}`, traceId: this.#o.traceId, tenantId: this.#o.tenantId, log: this.log, gate: this.gate });
+      this.#tracks.set(id, t);
+    }
+    return t;
+  }
+
+  /** The participant tracks made so far. */
+  tracks(): ParticipantTrack[] {
+    return [...this.#tracks.values()];
+  }
+
   members(): [string, ConferenceMember][] {
     return [...this.#seats.values()].map((s) => [s.id, s.member]);
   }
@@ -198,6 +219,8 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
     if (!seat) return false;
     this.#seats.delete(id);
     seat.member.detach();
+    this.#tracks.get(id)?.close('released');
+    this.#tracks.delete(id);
     const st = seat.member.stats;
     if (st) {
       this.#leftFeeds.dropped += st.dropped;
@@ -235,6 +258,7 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
 
   tick(nowMs: number): void {
     this.#ticks++;
+    this.gate.admit();
     const mix = this.#mix;
     mix.begin();
     const atUnixMs = performance.timeOrigin + nowMs;
@@ -245,6 +269,7 @@ export class Conference extends TypedEmitter<ConferenceEvents> implements Clocke
       seat.contributed = f !== null && !seat.muted && (!this.#o.gateOnTalking || seat.talk.talking);
       if (seat.contributed) mix.add(f!, seat.gain, seat.own);
       this.forwarder?.(seat.id, seat.member, seat.contributed ? f : null);
+      if (this.#tracks.size > 0) this.#tracks.get(seat.id)?.deliver(seat.contributed ? f : null);
     }
     // Prompts and injected voices: everyone hears them, nobody is left out of them.
     const spoken = this.#spoken;

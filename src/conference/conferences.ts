@@ -15,6 +15,8 @@ import { Conference, type ParticipantControl, type ParticipantState } from './co
 import type { LeaveReason } from './member.ts';
 import { PhoneMember } from './phone-member.ts';
 import type { ConferenceMix } from './conference-mix.ts';
+import type { RecordingManager, StartRecordingRequest } from '../recording/recording-manager.ts';
+import type { TapHost } from '../sessions/media-host.ts';
 import { RemoteMember } from './remote-member.ts';
 import { FrameLink } from '../bridge/frame-link.ts';
 import type { ConferenceSeat } from '../cluster/messages.ts';
@@ -38,6 +40,7 @@ export interface ConferencesDeps {
   events: EventPublisher;
   prompts: PromptLoader;
   bridges: CallBridges;
+  recordings: RecordingManager;
   /** Ends a kicked participant's call, as ReleasePort would. */
   release: (s: CallSession) => void;
   metrics: Metrics;
@@ -48,6 +51,8 @@ interface Entry {
   traceId: string;
   tenantId: string;
   maxParticipants: number;
+  /** A recording with one track per participant is running: joiners get theirs too. */
+  tracks: StartRecordingRequest | null;
 }
 
 export interface ConferenceInfo {
@@ -132,7 +137,7 @@ export class Conferences {
       clock: this.#o.clock,
       log,
     });
-    const entry: Entry = { conference, traceId: req.traceId, tenantId: req.tenantId, maxParticipants: max };
+    const entry: Entry = { conference, traceId: req.traceId, tenantId: req.tenantId, maxParticipants: max, tracks: null };
     this.#byId.set(req.id, entry);
     this.#createdAtUnix.set(req.id, Date.now());
     this.#wire(entry);
@@ -232,6 +237,48 @@ export class Conferences {
     return this.#byId.get(id)?.conference;
   }
 
+  /**
+   * Records the whole mix and, with `tracks`, one file per participant beside it
+   * (`<prefix>/<date>/<conference>.<participant>.wav`): all of them start on one tick, so
+   * they line up sample for sample; a participant who joins later gets its track from then on.
+   */
+  async startRecording(id: string, req: StartRecordingRequest, tracks: boolean): Promise<void> {
+    const entry = this.#require(id);
+    const { conference } = entry;
+    const recordings = this.#o.recordings;
+    if (!tracks) {
+      await recordings.start(conference.mix, req);
+      return;
+    }
+    if (!req.outputUri.endsWith('/')) throw new MediaError('invalid_argument', 'participant_tracks needs an output_uri prefix ending in / (each track is its own file)');
+    const started: TapHost[] = [];
+    conference.gate.held = true;
+    try {
+      await recordings.start(conference.mix, req);
+      started.push(conference.mix);
+      for (const [pid] of conference.members()) {
+        const track = conference.trackOf(pid);
+        await recordings.start(track, { ...req, callId: track.callId });
+        started.push(track);
+      }
+      entry.tracks = req;
+    } catch (error) {
+      for (const h of started) await recordings.stop(h).catch(() => undefined);
+      throw error;
+    } finally {
+      conference.gate.held = false;
+    }
+  }
+
+  /** Stops the mix's recording and every participant track's; false when none was running. */
+  async stopRecording(id: string): Promise<boolean> {
+    const entry = this.#require(id);
+    entry.tracks = null;
+    const hosts: TapHost[] = [entry.conference.mix, ...entry.conference.tracks()];
+    const stopped = await Promise.all(hosts.map((h) => this.#o.recordings.stop(h)));
+    return stopped.some(Boolean);
+  }
+
   /** A conference's whole mix, for StartRecording, StreamAudio and InjectAudio. */
   mixOf(id: string): ConferenceMix {
     return this.#require(id).conference.mix;
@@ -257,6 +304,10 @@ export class Conferences {
       c.log.info({ event: 'CONFERENCE_JOINED', attributes: { 'conference.participant': p.participantId, 'conference.kind': p.kind, 'conference.size': c.size } }, 'participant joined');
       publish.publish(genericEvent('call.media.conference.participant.joined', { traceId, tenantId, payload: { ...who(p), kind: p.kind } }));
       if (cfg.join_tone_uri) this.#tone(c, cfg.join_tone_uri, traceId);
+      if (e.tracks) {
+        const track = c.trackOf(p.participantId);
+        this.#o.recordings.start(track, { ...e.tracks, callId: track.callId }).catch((error: unknown) => c.log.warn({ event: 'CONFERENCE_TRACK_RECORDING_FAILED', error, attributes: { 'conference.participant': p.participantId } }, "a joiner's track is not recorded"));
+      }
     });
     c.on('left', (p, reason: LeaveReason) => {
       this.#remote.get(`${c.id}\u0000${p.participantId}`)?.(reason);

@@ -101,7 +101,7 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
     ),
     StartRecording: unary(deps, { method: 'StartRecording', schema: s.startRecordingRequest, callIdOf: (r) => r.call_id || callOfPort(r.server_rtp_port) }, async (req, ctx) => {
       const session = hostOf(req);
-      await deps.recordings.start(session, {
+      const recording = {
         outputUri: req.output_uri,
         sampleRate: req.sample_rate,
         format: req.format,
@@ -110,11 +110,13 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
         traceId: req.trace_id || ctx.traceId,
         // The call's tenant, as for every other event of the call.
         tenantId: session.tenantId,
-      });
+      };
+      if (req.conference_id) await deps.conferences.startRecording(req.conference_id, recording, req.participant_tracks);
+      else await deps.recordings.start(session, recording);
       return { success: true };
     }),
     StopRecording: unary(deps, { method: 'StopRecording', schema: s.stopRecordingRequest, callIdOf: (r) => callOfPort(r.server_rtp_port) }, async (req) => {
-      if (!(await deps.recordings.stop(hostOf(req)))) {
+      if (!(req.conference_id ? await deps.conferences.stopRecording(req.conference_id) : await deps.recordings.stop(hostOf(req)))) {
         throw new MediaError('failed_precondition', req.conference_id ? `no recording is running on conference ${req.conference_id}` : `no recording is running on the call on port ${req.server_rtp_port}`);
       }
       return { success: true };

@@ -96,8 +96,10 @@ export const startRecordingRequest = z
     call_id: optionalCallId(),
     trace_id: z.string().max(256, 'trace_id is longer than 256 characters').default(''),
     channel_layout: z.string().optional(),
+    participant_tracks: z.boolean().default(false),
   })
-  .refine(oneTarget, ONE_TARGET);
+  .refine(oneTarget, ONE_TARGET)
+  .refine((r) => !r.participant_tracks || r.conference_id !== '', { error: 'participant_tracks applies to a conference (conference_id)' });
 
 export const streamAudioRequest = z.object({
   ...portOrConference,

@@ -399,7 +399,7 @@ describe('conference: phones in one mix', () => {
     await rpc('CreateConference', { conference_id: conf });
     const phones = [await phone('PCMU'), await phone('PCMA'), await phone('PCMU')];
     for (const p of phones) await rpc('AddToConference', { conference_id: conf, server_rtp_port: p.port });
-    await rpc('StartRecording', { conference_id: conf, output_uri: 'file:///conferences/', channel_layout: 'mono', call_id: conf });
+    await rpc('StartRecording', { conference_id: conf, output_uri: 'file:///conferences/', channel_layout: 'mono', call_id: conf, participant_tracks: true });
     const fork = (client.media as unknown as Record<string, (r: unknown) => Stream>).StreamAudio!({ conference_id: conf, sample_rate: 8000 });
     const forked: Int16Array[] = [];
     let format: Record<string, unknown> | undefined;
@@ -410,7 +410,12 @@ describe('conference: phones in one mix', () => {
     fork.on('error', () => {});
     const wavs = [0, 1, 2].map((i) => writeToneWav(dir, FREQS[i]!, 3000));
     const local = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
-    const senders = [0, 1, 2].map((i) => ffmpegSendRtp({ wav: wavs[i]!, port: phones[i]!.port, codec: phones[i]!.codec, localPort: local[i]!, ssrc: 0x3000 + i }));
+    // Each phone starts 300 ms after the one before: every track's start is its own frame of the mix.
+    const senders: ReturnType<typeof ffmpegSendRtp>[] = [];
+    for (const i of [0, 1, 2]) {
+      senders.push(ffmpegSendRtp({ wav: wavs[i]!, port: phones[i]!.port, codec: phones[i]!.codec, localPort: local[i]!, ssrc: 0x3000 + i }));
+      if (i < 2) await sleep(300);
+    }
     await sleep(1200);
     // A voice for everyone: 600 ms of its tone through InjectAudio, 8 kHz PCM.
     const inject = (client.media as unknown as Record<string, () => Duplex>).InjectAudio!();
@@ -427,6 +432,7 @@ describe('conference: phones in one mix', () => {
     await sleep(300);
     await rpc('StopRecording', { conference_id: conf });
     fork.cancel();
+    assert.equal((await client.media_('StopRecording', { conference_id: conf })).error?.code, grpc.status.FAILED_PRECONDITION, 'a second stop found a recording');
     assert.equal((replies[0]?.['ready'] as Record<string, unknown> | undefined)?.['call_id'], conf);
 
     // Every phone heard the injected voice.
@@ -450,8 +456,25 @@ describe('conference: phones in one mix', () => {
         return n;
       });
       lines.push(`${what}: ${(pcm.length / 8000).toFixed(2)} s; 100 ms windows holding 400/650/950/${PROMPT_HZ} Hz: ${found.join('/')}`);
-      for (let f = 0; f < 3; f++) assert.ok(found[f]! >= 20, `the conference ${what} holds phone ${f}'s tone in only ${found[f]} windows of 100 ms`);
+      for (let f = 0; f < 3; f++) assert.ok(found[f]! >= 18, `the conference ${what} holds phone ${f}'s tone in only ${found[f]} windows of 100 ms`);
       assert.ok(found[3]! >= 4 && found[3]! <= 8, `the conference ${what} holds the injected 600 ms voice in ${found[3]} windows of 100 ms`);
+    }
+    // One track per participant beside the mix: its own tone only, and on the mix's timeline:
+    // the 20 ms frames where a participant's tone starts and ends are the same in both files.
+    const frameDb = (pcm: Int16Array, hz: number): number[] => Array.from({ length: Math.floor(pcm.length / 160) }, (_, k) => toneDbfs(pcm.subarray(k * 160, k * 160 + 160), 8000, hz));
+    const span = (db: number[]): [number, number] => [db.findIndex((d) => d > PRESENT), db.length - 1 - [...db].reverse().findIndex((d) => d > PRESENT)];
+    for (const [i, p] of phones.entries()) {
+      const trackFile = join(recordings, 'conferences', ...new Date().toISOString().slice(0, 10).split('-'), `${conf}.${p.callId}.wav`);
+      await eventually(() => existsSync(trackFile), 10_000);
+      const [track] = ffmpegDecodeChannels(trackFile, 1);
+      assert.equal(track!.length, mono!.length, `track ${i} is ${track!.length} samples, the mix ${mono!.length}`);
+      const own = span(frameDb(track!, FREQS[i]!));
+      const inMix = span(frameDb(mono!, FREQS[i]!));
+      const others = [0, 1, 2].filter((j) => j !== i).map((j) => Math.max(...frameDb(track!, FREQS[j]!)));
+      lines.push(`track ${i}: its tone in frames ${own.join('-')}, in the mix ${inMix.join('-')}; the others' tones at most ${Math.max(...others).toFixed(0)} dBFS`);
+      assert.ok(own[0] >= 0, `track ${i} does not hold its participant's tone`);
+      assert.ok(Math.abs(own[0] - inMix[0]) <= 1 && Math.abs(own[1] - inMix[1]) <= 1, `track ${i} is off the mix: ${own.join('-')} against ${inMix.join('-')}`);
+      assert.ok(Math.max(...others) < ABSENT, `track ${i} holds other participants' tones`);
     }
     for (const l of lines) t.diagnostic(l);
     console.log(`[conference] ${lines.join('; ')}`);

@@ -10,6 +10,8 @@ import { startService } from '../test/helpers/service.ts';
 import { TestClient, metricValue } from '../test/helpers/grpc-client.ts';
 import { cpuSeconds, median, percentile } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
+import { encodeG711 } from '../src/codecs/g711.ts';
+import { OpusFrameEncoder } from '../src/codecs/opus.ts';
 import { captureUdp, type CapturedDatagram } from '../test/helpers/capture.ts';
 
 /** Per spurt: the first loud packet into `servicePort` to the next packet arriving at `listenerPort`. */
@@ -124,5 +126,30 @@ async function level(participants: number): Promise<Record<string, string | numb
   };
 }
 
+/**
+ * A phone's voice to the browsers of a conference: forwarded as PCMU (a table lookup per
+ * sample) against re-encoded to Opus at the service's settings (what a call's room does),
+ * CPU per 20 ms frame in this process, median of five runs.
+ */
+function trackCost(): Record<string, string | number> {
+  const pcm = Int16Array.from({ length: 160 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 8000)));
+  const opus = new OpusFrameEncoder({ sampleRate: 8000, complexity: 0, bitrate: 24000 });
+  const out = new Uint8Array(160);
+  const per = (fn: () => void, n: number): number => {
+    const runs: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const t0 = process.cpuUsage();
+      for (let k = 0; k < n; k++) fn();
+      const u = process.cpuUsage(t0);
+      runs.push(((u.user + u.system) / n) * 1000);
+    }
+    return median(runs);
+  };
+  const g711Ns = per(() => encodeG711('PCMU', pcm, out), 200_000);
+  const opusNs = per(() => opus.encode(pcm), 20_000);
+  return { 'pcmu_forward_ns_per_frame': Math.round(g711Ns), 'opus_reencode_ns_per_frame': Math.round(opusNs), 'opus_over_pcmu': +(opusNs / g711Ns).toFixed(0), 'opus_core_%_per_phone_track': +((opusNs * 50) / 1e7).toFixed(3) };
+}
+
+console.log(`phone track into the router: ${JSON.stringify(trackCost())}`);
 console.log(`conference benchmark: rooms of ${size}, ${talkers} talking, ${seconds} s per level`);
 for (const n of levels) console.log(JSON.stringify(await level(n)));

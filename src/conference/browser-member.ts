@@ -1,12 +1,13 @@
 import type { types as ms } from 'mediasoup';
 import type { Logger } from '../logging/logger.ts';
-import type { OpusPlayout } from '../rooms/opus-playout.ts';
+import type { FeedStats } from '../bridge/bridge-feed.ts';
+import type { OpusInput } from './opus-input.ts';
 import type { ConferenceMember } from './member.ts';
 
 /**
  * A browser in a conference. Other browsers hear it through the SFU (its Opus forwarded,
  * never decoded); the phones hear it through the mix: its producer is consumed here and
- * decoded at 8 kHz by the same playout a call's room uses. It hears the phones as their
+ * played in through the same timeline and jitter feed a phone's audio goes through. It hears the phones as their
  * own tracks, so the mix gives it nothing. Muted: its producer is paused (nobody hears
  * it); deaf: its consumers are.
  */
@@ -16,26 +17,28 @@ export class BrowserMember implements ConferenceMember {
   readonly displayName: string;
   readonly #consumer: ms.Consumer;
   readonly #producer: ms.Producer;
-  readonly #playout: OpusPlayout;
-  readonly #acc = new Int32Array(160);
+  readonly #input: OpusInput;
   readonly #peer: { consumers: Map<string, ms.Consumer> };
   readonly #kick: () => void;
   readonly #log: Logger;
 
-  constructor(opts: { kind?: 'browser' | 'test-leg'; consumer: ms.Consumer; producer: ms.Producer; playout: OpusPlayout; displayName: string; peer: { consumers: Map<string, ms.Consumer> }; kick: () => void; log: Logger }) {
+  constructor(opts: { kind?: 'browser' | 'test-leg'; consumer: ms.Consumer; producer: ms.Producer; input: OpusInput; displayName: string; peer: { consumers: Map<string, ms.Consumer> }; kick: () => void; log: Logger }) {
     this.kind = opts.kind ?? 'browser';
     this.#consumer = opts.consumer;
     this.#producer = opts.producer;
-    this.#playout = opts.playout;
+    this.#input = opts.input;
     this.displayName = opts.displayName;
     this.#peer = opts.peer;
     this.#kick = opts.kick;
     this.#log = opts.log;
   }
 
+  get stats(): FeedStats {
+    return this.#input.stats;
+  }
+
   take(): Int16Array | null {
-    this.#acc.fill(0);
-    return this.#playout.mixInto(this.#acc) ? this.#playout.contribution : null;
+    return this.#input.take();
   }
 
   hear(): void {}

@@ -1,10 +1,9 @@
 import type { types as ms } from 'mediasoup';
 import type { Logger } from '../logging/logger.ts';
-import { OpusPlayout } from '../rooms/opus-playout.ts';
+import { OpusInput } from './opus-input.ts';
 import { PcmuTrack } from '../rooms/pcmu-track.ts';
 import type { Peer } from '../rooms/peer.ts';
 import type { Room } from '../rooms/room.ts';
-import { parseRtp } from '../rtp-bridge/rtp-packet.ts';
 import { BrowserMember } from './browser-member.ts';
 import type { Conference, ParticipantState } from './conference.ts';
 import type { ConferenceMember } from './member.ts';
@@ -13,7 +12,6 @@ import type { ConferenceView } from '../signaling/contract.ts';
 const VOICE_PEER = 'conference';
 
 export interface LinkSettings {
-  jitterMs: number;
   /** A moderator's request from a browser, carried out as the gRPC one would be. */
   moderate: (participantId: string, c: { mute?: boolean; deaf?: boolean; kick?: boolean }) => void;
 }
@@ -35,7 +33,6 @@ export class ConferenceRoomLink {
   readonly #pendingTracks = new Set<string>();
   readonly #browsers = new Set<string>();
   readonly #voice: PcmuTrack;
-  readonly #settings: LinkSettings;
   #closed = false;
   #unlisten: () => void = () => {};
 
@@ -55,7 +52,6 @@ export class ConferenceRoomLink {
     this.#conference = conference;
     this.#transport = transport;
     this.#voice = voice;
-    this.#settings = settings;
     this.#log = room.log.child({ conference_id: conference.id });
     room.addServerParticipant({ peerId: VOICE_PEER, displayName: `conference ${conference.id}`, kind: 'conference' }, voice.producer, () => this.close('the room closed'));
     conference.voiceForwarder = (f) => voice.send(f);
@@ -132,16 +128,13 @@ export class ConferenceRoomLink {
       consumer.close();
       return;
     }
-    const playout = new OpusPlayout({ delayMs: this.#settings.jitterMs });
-    consumer.on('rtp', (packet: Buffer) => {
-      const h = parseRtp(packet);
-      if (h) playout.push(h.ssrc, h.sequenceNumber, packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength));
-    });
+    const input = new OpusInput();
+    consumer.on('rtp', (packet: Buffer) => input.push(packet));
     const leave = (): void => void this.#conference.leave(peerId, 'removed');
     consumer.on('producerclose', leave);
     consumer.on('transportclose', leave);
     try {
-      this.#conference.join(peerId, () => new BrowserMember({ kind: 'test-leg', consumer, producer, playout, displayName: name, peer: { consumers: new Map() }, kick: stop, log: this.#log }));
+      this.#conference.join(peerId, () => new BrowserMember({ kind: 'test-leg', consumer, producer, input, displayName: name, peer: { consumers: new Map() }, kick: stop, log: this.#log }));
     } catch (error) {
       consumer.close();
       this.#log.warn({ event: 'CONFERENCE_TEST_LEG_REFUSED', error }, 'the test prompt could not join the conference');
@@ -193,11 +186,8 @@ export class ConferenceRoomLink {
       this.#browsers.delete(peer.id);
       return;
     }
-    const playout = new OpusPlayout({ delayMs: this.#settings.jitterMs });
-    consumer.on('rtp', (packet: Buffer) => {
-      const h = parseRtp(packet);
-      if (h) playout.push(h.ssrc, h.sequenceNumber, packet.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength));
-    });
+    const input = new OpusInput();
+    consumer.on('rtp', (packet: Buffer) => input.push(packet));
     const leave = (): void => {
       if (this.#browsers.delete(peer.id)) this.#conference.leave(peer.id, 'removed');
     };
@@ -206,7 +196,7 @@ export class ConferenceRoomLink {
     try {
       this.#conference.join(
         peer.id,
-        () => new BrowserMember({ consumer, producer, playout, displayName: peer.displayName, peer, kick: () => this.#room.kick(peer.id, 'removed from the conference'), log: peer.log }),
+        () => new BrowserMember({ consumer, producer, input, displayName: peer.displayName, peer, kick: () => this.#room.kick(peer.id, 'removed from the conference'), log: peer.log }),
       );
     } catch (error) {
       consumer.close();

@@ -146,7 +146,6 @@ export class RoomRegistry {
       try {
         const conferences = this.#o.conferences;
         await ConferenceRoomLink.attach(room, conference, {
-          jitterMs: this.#o.settings.jitterMs,
           moderate: (pid, c) => {
             if (c.kick) conferences.remove(id, pid, true);
             else conferences.control(id, pid, { ...(c.mute !== undefined ? { muted: c.mute } : {}), ...(c.deaf !== undefined ? { deaf: c.deaf } : {}) });

@@ -78,8 +78,14 @@ async function level(participants: number): Promise<Record<string, string | numb
   }
   await ask(gen, { cmd: 'send' });
   await new Promise((r) => setTimeout(r, 3000));
+  const scrapeMs: number[] = [];
+  // BENCH_CONF_SCRAPE=0 reads no /metrics (a scrape's own cost shows as the difference).
+  const scrape = process.env.BENCH_CONF_SCRAPE !== '0';
   const feedMetrics = async (): Promise<number[]> => {
+    if (!scrape) return [0, 0, 0];
+    const t0 = performance.now();
     const text = await (await fetch(svc.url('/metrics'))).text();
+    scrapeMs.push(performance.now() - t0);
     return ['underruns', 'frames_trimmed', 'frames_dropped'].map((k) => metricValue(text, `sentiric_media_conference_${k}_total`) ?? 0);
   };
   const feeds0 = await feedMetrics();
@@ -103,6 +109,13 @@ async function level(participants: number): Promise<Record<string, string | numb
   }
   const captured = await capture.stop();
   const kernel = probePorts.flatMap((p) => kernelLatencies(captured, p.talker, p.listener)).sort((a, b) => a - b);
+  // The load generator's own send jitter, as the service's socket saw it: its probe talkers' packets.
+  const sendJitter = probePorts
+    .flatMap((p) => {
+      const at = captured.filter((d) => d.dstPort === p.talker && d.payload.length > 12).map((d) => d.atMs);
+      return at.slice(1).map((a, k) => Math.abs(a - at[k]! - 20));
+    })
+    .sort((a, b) => a - b);
   gen.send({ cmd: 'stop' });
   client.close();
   await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
@@ -122,6 +135,8 @@ async function level(participants: number): Promise<Record<string, string | numb
     'feed_underruns/trimmed/dropped': feeds.map((v) => Math.round(v)).join('/'),
     'added_latency_seen_by_generator_p50/max_ms': lat.length ? `${median(lat).toFixed(1)}/${percentile(lat, 1).toFixed(1)} (${lat.length} probes)` : 'none heard',
     'added_latency_kernel_p50/p90/max_ms': kernel.length ? `${median(kernel).toFixed(1)}/${percentile(kernel, 0.9).toFixed(1)}/${kernel.at(-1)!.toFixed(1)} (${kernel.length})` : 'none',
+    'load_generator_send_jitter_p50/p99_ms': `${median(sendJitter).toFixed(1)}/${percentile(sendJitter, 0.99).toFixed(1)}`,
+    'metrics_scrape_ms': scrapeMs.map((x) => x.toFixed(1)).join('/'),
     'load_generator_cpu_%': +(gcpu * 100).toFixed(1),
   };
 }

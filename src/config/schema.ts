@@ -26,6 +26,9 @@ export interface Config {
     telephone_event_payload_type: number;
     source_policy: 'strict' | 'latch';
     source_learning_ms: number;
+    quality_degraded_mos: number;
+    quality_degraded_loss_ratio: number;
+    quality_degraded_jitter_ms: number;
   };
   playback: {
     cache_max_bytes: number;
@@ -164,6 +167,9 @@ export const schema: convict.Schema<Config> = {
       env: 'RTP_SOURCE_POLICY',
     },
     source_learning_ms: { doc: 'After the first packet or a set_target, how long a packet from the signalled address may still replace a learned source', format: 'nat', default: 3000, env: 'RTP_SOURCE_LEARNING_MS' },
+    quality_degraded_mos: { doc: 'A call whose MOS estimate falls below this is reported once as degraded (call.media.quality.degraded; 0: never)', format: Number, default: 3.6, env: 'QUALITY_DEGRADED_MOS' },
+    quality_degraded_loss_ratio: { doc: "...or whose phone's loss rises above this share of packets (0: never)", format: Number, default: 0.03, env: 'QUALITY_DEGRADED_LOSS_RATIO' },
+    quality_degraded_jitter_ms: { doc: "...or whose phone's interarrival jitter rises above this (0: never)", format: Number, default: 50, env: 'QUALITY_DEGRADED_JITTER_MS' },
   },
   playback: {
     cache_max_bytes: { doc: 'Decoded prompts kept in memory (bytes)', format: 'nat', default: 67108864, env: 'PLAYBACK_CACHE_MAX_BYTES' },

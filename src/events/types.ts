@@ -17,6 +17,8 @@ export interface GenericPayloads {
   /** atUnixMs: when the frame that started or stopped it was mixed. */
   'call.media.conference.talking': { conferenceId: string; participantId: string; callId: string; talking: boolean; atUnixMs: number };
   'call.media.conference.ended': { conferenceId: string; reason: string; durationMs: number };
+  /** A live call's quality crossed a configured threshold (once per call): `crossed` names which. */
+  'call.media.quality.degraded': { callId: string; port: number; crossed: string[]; quality: CallQuality };
   /** A WebSocket media stream's backend went away while the call went on. */
   'call.media.stream.disconnected': { callId: string; streamId: string; code: number; reason: string; redialing: boolean };
 }

@@ -121,6 +121,9 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   #closed = false;
   /** A conference calls tick() instead of the clock (see driveFrom). */
   #driven = false;
+  /** When this call's quality is next judged, and whether it was reported degraded (once per call). */
+  qualityDueMs = performance.now() + 2500;
+  qualityReported = false;
   /** The conference this call is in, for its events (DTMF carries it). */
   conferenceId: string | null = null;
   #closeReason: CloseReason | null = null;

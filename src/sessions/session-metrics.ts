@@ -18,6 +18,7 @@ export class SessionMetrics {
   readonly allocationFailures: Counter;
   readonly playbacks: Counter<'result'>;
   readonly dtmfDigits: Counter;
+  readonly qualityDegraded: Counter;
   readonly #jitter: Histogram;
   readonly #loss: Histogram;
   readonly #mos: Histogram;
@@ -37,6 +38,7 @@ export class SessionMetrics {
     this.#loss = new Histogram({ name: `${METRIC_PREFIX}call_inbound_loss_ratio`, help: 'Share of the phone\'s RTP packets lost, per call at its end', buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2], registers });
     this.#mos = new Histogram({ name: `${METRIC_PREFIX}call_mos`, help: 'E-model MOS estimate (ITU-T G.107, simplified) of what the service heard, per call at its end', buckets: [1.5, 2, 2.5, 3, 3.5, 3.8, 4, 4.2, 4.4], registers });
     this.dtmfDigits = new Counter({ name: `${METRIC_PREFIX}dtmf_digits_total`, help: 'DTMF digits received (RFC 4733)', registers });
+    this.qualityDegraded = new Counter({ name: `${METRIC_PREFIX}calls_quality_degraded_total`, help: 'Calls reported degraded (call.media.quality.degraded): MOS, loss or jitter crossed its threshold', registers });
     const self = this;
     const portGauge = (name: string, help: string, read: (p: PortAllocator) => number): void => {
       new Gauge({

@@ -34,6 +34,10 @@ export interface SessionWatcher {
   closed(session: CallSession): void;
 }
 
+/** How often a live call's quality is judged, and how much of it must have arrived first (3 s). */
+const QUALITY_CHECK_MS = 2500;
+const QUALITY_MIN_PACKETS = 150;
+
 /**
  * Every call session, by port and by call id. It hands out ports, closes sessions that
  * went quiet, and is the one place sessions are created and forgotten.
@@ -80,7 +84,10 @@ export class SessionRegistry {
     // One timer for every call's RTCP, not one per call.
     this.#reports = setInterval(() => {
       const now = performance.now();
-      for (const s of this.#byPort.values()) s.reportIfDue(now);
+      for (const s of this.#byPort.values()) {
+        s.reportIfDue(now);
+        if (s.qualityDueMs <= now) this.#judgeQuality(s, now);
+      }
     }, 500);
     this.#reports.unref();
     if (opts.config.inactivity_timeout_seconds > 0) {
@@ -324,6 +331,30 @@ export class SessionRegistry {
     this.#events.publish(
       genericEvent('call.media.session.closed', { traceId: s.traceId, tenantId: s.tenantId, payload: { callId: s.callId, port: s.port, reason, quality: q } }),
     );
+  }
+
+  /**
+   * Every few seconds of a call, once enough of it arrived to judge: the first time its MOS
+   * estimate, loss or jitter crosses its threshold, one warning and one event say so.
+   */
+  #judgeQuality(s: CallSession, now: number): void {
+    s.qualityDueMs = now + QUALITY_CHECK_MS;
+    if (s.qualityReported || s.inboundQuality.received < QUALITY_MIN_PACKETS) return;
+    const q = callQuality(s);
+    const c = this.#config;
+    const crossed = [
+      ...(c.quality_degraded_mos > 0 && q.mos < c.quality_degraded_mos ? ['mos'] : []),
+      ...(c.quality_degraded_loss_ratio > 0 && q.inbound.loss_ratio > c.quality_degraded_loss_ratio ? ['loss'] : []),
+      ...(c.quality_degraded_jitter_ms > 0 && q.inbound.jitter_ms > c.quality_degraded_jitter_ms ? ['jitter'] : []),
+    ];
+    if (crossed.length === 0) return;
+    s.qualityReported = true;
+    this.#metrics.qualityDegraded.inc();
+    s.log.warn(
+      { event: 'CALL_QUALITY_DEGRADED', attributes: { 'rtp.port': s.port, 'quality.crossed': crossed.join(','), 'call.mos': q.mos, 'rtp.inbound_loss_ratio': q.inbound.loss_ratio, 'rtp.inbound_jitter_ms': q.inbound.jitter_ms } },
+      `call quality degraded (${crossed.join(', ')})`,
+    );
+    this.#events.publish(genericEvent('call.media.quality.degraded', { traceId: s.traceId, tenantId: s.tenantId, payload: { callId: s.callId, port: s.port, crossed, quality: q } }));
   }
 
   #closeInactive(): void {

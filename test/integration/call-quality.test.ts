@@ -92,6 +92,8 @@ describe('call quality as the service measures it', () => {
     assert.ok(q.inbound.jitter_ms < 5, `jitter ${q.inbound.jitter_ms} ms from a paced ffmpeg`);
     assert.ok(q.mos >= 4.2, `MOS ${q.mos} for a clean G.711 call`);
     await client.media_('ReleasePort', { rtp_port: port });
+    // A clean call is never reported degraded.
+    assert.equal(svc.lines.filter((l) => l.event === 'CALL_QUALITY_DEGRADED' && l.call_id === callId).length, 0);
   });
 
   test('an ffmpeg phone sending RTCP on the RTP port: its sender report matches what arrived, packet for packet', async (t) => {
@@ -134,7 +136,16 @@ describe('call quality as the service measures it', () => {
     const ev = await svc.waitForLog((l) => l.event === 'PLATFORM_EVENT' && (l.attributes as Record<string, unknown>)['event.type'] === 'call.media.session.closed' && JSON.stringify(l.attributes).includes(callId));
     const payload = JSON.parse((ev.attributes as { 'event.body': { payload_json: string } })['event.body'].payload_json) as { quality: Quality };
     assert.equal(Number(payload.quality.inbound.lost), 20);
+    // Past the loss threshold (3 %) while live: one warning and one event, not one per check.
+    const degraded = svc.lines.filter((l) => l.event === 'PLATFORM_EVENT' && (l.attributes as Record<string, unknown>)['event.type'] === 'call.media.quality.degraded' && JSON.stringify(l.attributes).includes(callId));
+    assert.equal(degraded.length, 1, `${degraded.length} degraded events for the lossy call`);
+    const d = JSON.parse((degraded[0]!.attributes as { 'event.body': { payload_json: string } })['event.body'].payload_json) as { crossed: string[]; port: number; quality: Quality };
+    assert.ok(d.crossed.includes('loss'), `crossed ${JSON.stringify(d.crossed)}`);
+    assert.equal(d.port, port);
+    assert.ok(d.quality.inbound.loss_ratio > 0.03);
+    assert.equal(svc.lines.filter((l) => l.event === 'CALL_QUALITY_DEGRADED' && l.call_id === callId).length, 1);
     const metrics = await (await fetch(svc.url('/metrics'))).text();
+    assert.match(metrics, /^sentiric_media_calls_quality_degraded_total [1-9]/m);
     assert.match(metrics, /^sentiric_media_call_mos_count [1-9]/m);
     assert.match(metrics, /^sentiric_media_call_inbound_loss_ratio_bucket\{le="0.05"\} [1-9]/m);
   });

@@ -8,7 +8,8 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient, metricValue } from '../test/helpers/grpc-client.ts';
-import { cpuSeconds, median, percentile } from './lib/proc.ts';
+import { execFileSync } from 'node:child_process';
+import { median, percentile, treeCpuSeconds } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
 import { encodeG711 } from '../src/codecs/g711.ts';
 import { OpusFrameEncoder } from '../src/codecs/opus.ts';
@@ -42,9 +43,16 @@ const size = Number(process.env.BENCH_CONF_SIZE ?? 10);
 const talkers = Number(process.env.BENCH_CONF_TALKERS ?? 2);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const PROBES = 4;
+/** BENCH_CONF_SHARDS=2: the instance runs two shards; calls placed by load meet in conferences of either. */
+const shards = Number(process.env.BENCH_CONF_SHARDS ?? 1);
 
 async function level(participants: number): Promise<Record<string, string | number>> {
-  const svc = await startService({ env: benchEnv(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}) });
+  const svc = await startService({
+    env: benchEnv({
+      ...(shards > 1 ? { MEDIA_SHARDS: String(shards), MEDIASOUP_NUM_WORKERS: String(shards), ADMISSION_MAX_CPU: '0', ADMISSION_MAX_LOOP_LAG_MS: '0' } : {}),
+      ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
+    }),
+  });
   const client = new TestClient(svc.grpcPort);
   const gen = fork(fileURLToPath(new URL('./lib/conference-load.ts', import.meta.url)), { stdio: 'inherit' });
   const pid = svc.proc.pid!;
@@ -89,12 +97,15 @@ async function level(participants: number): Promise<Record<string, string | numb
     return ['underruns', 'frames_trimmed', 'frames_dropped'].map((k) => metricValue(text, `sentiric_media_conference_${k}_total`) ?? 0);
   };
   const feeds0 = await feedMetrics();
-  const cpu0 = cpuSeconds(pid);
+  // With shards: the supervisor and every shard process (mediasoup workers idle here).
+  const tree = (): number[] => (shards > 1 ? execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number) : []);
+  const kids = tree();
+  const cpu0 = treeCpuSeconds(pid, kids);
   const g0 = (await ask<{ seconds: number }>(gen, { cmd: 'cpu' })).seconds;
   const t0 = performance.now();
   const out = await ask<{ received: number; expected: number; seqGaps: number; p50: number; p01: number; p99: number }>(gen, { cmd: 'measure', seconds });
   const wall = (performance.now() - t0) / 1000;
-  const cpu = (cpuSeconds(pid) - cpu0) / wall;
+  const cpu = (treeCpuSeconds(pid, kids) - cpu0) / wall;
   const gcpu = ((await ask<{ seconds: number }>(gen, { cmd: 'cpu' })).seconds - g0) / wall;
   const feeds = (await feedMetrics()).map((v, k) => v - feeds0[k]!);
   const lat: number[] = [];
@@ -124,6 +135,7 @@ async function level(participants: number): Promise<Record<string, string | numb
   return {
     participants,
     rooms,
+    ...(shards > 1 ? { shards, members_across_shards: svc.lines.filter((l) => l.event === 'BRIDGE_CREATED' && (l.attributes as Record<string, unknown>)['bridge.across_shards'] === true).length } : {}),
     talkers_per_room: Math.min(talkers, size),
     'cpu_%_total': +(cpu * 100).toFixed(1),
     'cpu_%_per_participant': +((cpu * 100) / (participants + 2 * PROBES)).toFixed(3),

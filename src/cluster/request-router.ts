@@ -150,12 +150,15 @@ export class RequestRouter {
     return { kind: 'shard', index: this.#placeOrAny(key) };
   }
 
-  /** Where a new call would go now (nothing is held). */
-  #placement(): ReturnType<typeof place> {
-    return place(
-      this.#o.shards.map((s) => ({ index: s.index, ready: s.ready, load: { ...s.load, sessions: this.#o.directory.loadOn(s.index) } })),
-      { maxCpu: this.#o.config.cluster.max_cpu, maxLoopLagMs: this.#o.config.cluster.max_loop_lag_ms, maxSessions: this.#o.config.cluster.max_sessions },
-    );
+  /** Where a new call would go now (nothing is held): `prefer` first, while it has room. */
+  #placement(prefer?: number): ReturnType<typeof place> {
+    const all = this.#o.shards.map((s) => ({ index: s.index, ready: s.ready, load: { ...s.load, sessions: this.#o.directory.loadOn(s.index) } }));
+    const limits = { maxCpu: this.#o.config.cluster.max_cpu, maxLoopLagMs: this.#o.config.cluster.max_loop_lag_ms, maxSessions: this.#o.config.cluster.max_sessions };
+    if (prefer !== undefined) {
+      const near = place(all.filter((c) => c.index === prefer), limits);
+      if (near.ok) return near;
+    }
+    return place(all, limits);
   }
 
   #placeOrAny(key: RouteKey): number {
@@ -163,7 +166,8 @@ export class RequestRouter {
       case 'call': {
         if (!key.allocate || key.callId === '') return this.#anyReady();
         if (this.#o.draining()) throw new MediaError('unavailable', 'the media service is draining: it takes no new calls');
-        const placed = this.#placement();
+        // A call meant for a conference goes where the conference is mixed, when that shard has room.
+        const placed = this.#placement(key.near !== undefined ? shardOfRoom(key.near, this.#o.shards.length) : undefined);
         if (!placed.ok) {
           this.#o.instances()?.unclaim(key.callId);
           throw new MediaError(placed.why === 'no media shard is ready' ? 'unavailable' : 'resource_exhausted', `no capacity for a new call: ${placed.why}`);

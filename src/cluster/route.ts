@@ -1,7 +1,8 @@
 /** Which shard a request belongs to, read from its first message. */
 export type RouteKey =
   | { kind: 'port'; port: number; otherPort?: number }
-  | { kind: 'call'; callId: string; allocate: boolean }
+  /** `near`: a new call meant for this conference (placed on its shard when it has room). */
+  | { kind: 'call'; callId: string; allocate: boolean; near?: string }
   | { kind: 'room'; roomId: string }
   /** A conference lives on one shard, picked from its id; a call joining it must live there too. */
   | { kind: 'conference'; conferenceId: string; port?: number; callId?: string; request?: Record<string, unknown> }
@@ -28,12 +29,12 @@ const BY_PORT: Record<string, string> = {
 export function routeKeyOf(method: string, req: Req): RouteKey {
   // Recording, streaming or speaking into a conference's mix: its shard.
   const conference = str(req['conference_id']) || str(((req['start'] ?? {}) as Req)['conference_id']);
-  if (conference && method !== 'AddToConference') return { kind: 'conference', conferenceId: conference };
+  if (conference && method !== 'AddToConference' && method !== 'AllocatePort') return { kind: 'conference', conferenceId: conference };
   const field = BY_PORT[method];
   if (field) return { kind: 'port', port: num(req[field]) };
   switch (method) {
     case 'AllocatePort':
-      return { kind: 'call', callId: str(req['call_id']), allocate: true };
+      return { kind: 'call', callId: str(req['call_id']), allocate: true, ...(conference ? { near: conference } : {}) };
     case 'StreamAudioToCall':
       return { kind: 'call', callId: str(req['call_id']), allocate: false };
     case 'InjectAudio': {

@@ -72,6 +72,7 @@ export const allocatePortRequest = z.object({
     .default(0)
     .refine((v) => v === 0 || (v >= 96 && v <= 127), { error: (i) => `opus_payload_type must be a dynamic RTP payload type (96-127), got ${String(i.input)}` })
     .transform((v) => v || OPUS_DEFAULT_PT),
+  conference_id: z.string().default('').refine((v) => v === '' || CONFERENCE_ID.test(v), `conference_id must be ${CONFERENCE_ID_RULE}`),
 });
 
 export const releasePortRequest = z.object({ rtp_port: port('rtp_port') });

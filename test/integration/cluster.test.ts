@@ -249,6 +249,22 @@ describe('an instance of two media shards behind one address', () => {
     assert.equal((await client.media_('EndConference', { conference_id: conf })).error, undefined);
   });
 
+  test('AllocatePort with a conference hint places the call on the conference’s shard while it has room', async () => {
+    const conf = `near-${process.pid}`;
+    const home = shardOfRoom(conf, 2);
+    const ports: number[] = [];
+    for (let k = 0; k < 4; k++) {
+      const id = newCallId();
+      const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: id, conference_id: conf });
+      assert.equal(r.error, undefined, r.error?.details);
+      live.add(r.response!.rtp_port);
+      ports.push(r.response!.rtp_port);
+    }
+    assert.deepEqual(ports.map(shardOf), [home, home, home, home], `ports ${ports.join(', ')} for a conference of shard ${home}`);
+    const bad = await client.media_('AllocatePort', { call_id: newCallId(), conference_id: 'no spaces' });
+    assert.equal(bad.error?.code, grpc.status.INVALID_ARGUMENT);
+  });
+
   test('a browser joining a call’s room reaches the shard that carries the call', async () => {
     const [, b] = await oneOnEach();
     const t = await client.media_<{ token: string }>('CreateRoomToken', { room_id: b.id, participant: 'agent' });

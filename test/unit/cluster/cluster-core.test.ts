@@ -77,6 +77,7 @@ test('call directory: a placement holds its shard until the call opens, a failed
 test('routing keys come from each method’s own fields', () => {
   assert.deepEqual(routeKeyOf('PlayAudio', { server_rtp_port: 10002 }), { kind: 'port', port: 10002 });
   assert.deepEqual(routeKeyOf('AllocatePort', { call_id: 'x' }), { kind: 'call', callId: 'x', allocate: true });
+  assert.deepEqual(routeKeyOf('AllocatePort', { call_id: 'x', conference_id: 'c' }), { kind: 'call', callId: 'x', allocate: true, near: 'c' });
   assert.deepEqual(routeKeyOf('StreamAudioToCall', { call_id: 'x' }), { kind: 'call', callId: 'x', allocate: false });
   assert.deepEqual(routeKeyOf('InjectAudio', { start: { server_rtp_port: 10004 } }), { kind: 'port', port: 10004 });
   assert.deepEqual(routeKeyOf('InjectAudio', { start: { call_id: 'y' } }), { kind: 'call', callId: 'y', allocate: false });

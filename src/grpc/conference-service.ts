@@ -39,14 +39,7 @@ const toggled = (t: 'TOGGLE_UNCHANGED' | 'TOGGLE_ON' | 'TOGGLE_OFF'): boolean | 
 /** The conference RPCs: each validated at the edge, traced, timed and counted like the rest. */
 export function conferenceHandlers(deps: ConferenceServiceDeps): grpc.UntypedServiceImplementation {
   const { conferences, sessions } = deps;
-  const sessionOf = (r: { server_rtp_port: number; call_id: string }): CallSession => {
-    if (r.call_id) {
-      const found = sessions.byCallId(r.call_id);
-      if (!found) throw new MediaError('not_found', `no call session for call_id ${r.call_id}`);
-      return found;
-    }
-    return sessions.require(r.server_rtp_port);
-  };
+  const sessionOf = (r: { server_rtp_port: number; call_id: string }): CallSession => sessions.requireRef(r);
   return {
     CreateConference: unary(deps, { method: 'CreateConference', schema: s.createConferenceRequest }, async (req, ctx) =>
       infoMessage(

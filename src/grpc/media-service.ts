@@ -43,14 +43,7 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
   // A wildcard listen address says nothing to a phone: then the address is left to signalling.
   const listen = config.rtp.listen_address;
   const advertised = config.rtp.advertised_ip || (listen === '0.0.0.0' || listen === '::' || listen === '' ? '' : listen);
-  const sessionOf = (r: { server_rtp_port: number; call_id: string }): CallSession => {
-    if (r.call_id) {
-      const found = sessions.byCallId(r.call_id);
-      if (!found) throw new MediaError('not_found', `no call session for call_id ${r.call_id}`);
-      return found;
-    }
-    return sessions.require(r.server_rtp_port);
-  };
+  const sessionOf = (r: { server_rtp_port: number; call_id: string }): CallSession => sessions.requireRef(r);
   const callOfRef = (r: { server_rtp_port: number; call_id: string }): { callId: string; tenantId: string } | string | undefined => r.call_id || callOfPort(r.server_rtp_port);
   const callOfPort = (port: number): { callId: string; tenantId: string } | undefined => {
     const s = sessions.byPort(port);

@@ -115,6 +115,14 @@ export class SessionRegistry {
     return s;
   }
 
+  /** A call named by its call id when one is given, else by its port. */
+  requireRef(r: { server_rtp_port: number; call_id: string }): CallSession {
+    if (!r.call_id) return this.require(r.server_rtp_port);
+    const found = this.byCallId(r.call_id);
+    if (!found) throw new MediaError('not_found', `no call session for call_id ${r.call_id}`);
+    return found;
+  }
+
   /** Idempotent per call id: a retried AllocatePort gets the same session and port. */
   allocate(opts: AllocateOptions): Promise<CallSession> {
     if (this.#closed) return Promise.reject(new MediaError('unavailable', 'the media service is shutting down'));

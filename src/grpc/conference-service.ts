@@ -2,7 +2,6 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Config } from '../config/schema.ts';
 import type { ConferenceInfo, Conferences } from '../conference/conferences.ts';
 import type { ParticipantState } from '../conference/conference.ts';
-import { MediaError } from '../errors/media-error.ts';
 import type { CallSession } from '../sessions/call-session.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import { unary, type RpcDeps } from './middleware.ts';

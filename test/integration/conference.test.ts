@@ -132,19 +132,23 @@ describe('conference: phones in one mix', () => {
       if (wait > 0) await sleep(wait);
       return performance.now();
     };
-    const control = async (i: number, req: Record<string, unknown>): Promise<number> => {
+    // When the request left and when its answer came back: a change takes effect between the
+    // two, and a packet sent after it may reach the test before the answer does.
+    const control = async (i: number, req: Record<string, unknown>): Promise<{ sent: number; answered: number }> => {
+      const sent = performance.now();
       await rpc('UpdateConferenceParticipant', { conference_id: conf, participant_id: phones[i]!.callId, ...req });
-      return performance.now();
+      return { sent, answered: performance.now() };
     };
 
     await at(2500);
-    const muted = await control(2, { mute: 'TOGGLE_ON' });
+    const mute = await control(2, { mute: 'TOGGLE_ON' });
     await at(3500);
-    const unmuted = await control(2, { mute: 'TOGGLE_OFF' });
+    const unmute = await control(2, { mute: 'TOGGLE_OFF' });
     await at(4000);
-    const deafened = await control(4, { deaf: 'TOGGLE_ON' });
+    const deaf = await control(4, { deaf: 'TOGGLE_ON' });
     await at(5000);
-    const undeafened = await control(4, { deaf: 'TOGGLE_OFF' });
+    const undeaf = await control(4, { deaf: 'TOGGLE_OFF' });
+    const [muted, unmuted, deafened, undeafened] = [mute.answered, unmute.answered, deaf.answered, undeaf.answered];
     await at(5400);
     const promptWav = encodeWav(tone(PROMPT_HZ, 400, 8000, AMP), 8000, 1);
     const played = await rpc<{ message: string }>('PlayToConference', { conference_id: conf, audio_uri: `data:audio/wav;base64,${promptWav.toString('base64')}` });
@@ -182,12 +186,12 @@ describe('conference: phones in one mix', () => {
 
     // 2. Mute: phone 2's tone leaves everyone's audio within 100 ms and comes back after unmute.
     for (const i of [0, 1, 3, 4]) {
-      const after = lv[i]!.filter((x) => x.at >= muted && x.at < unmuted);
+      const after = lv[i]!.filter((x) => x.at >= muted && x.at < unmute.sent);
       const firstGone = after.findIndex((x) => x.db[2]! < ABSENT);
       assert.ok(firstGone >= 0, `phone ${i} kept hearing muted phone 2`);
       const goneAfterMs = after[firstGone]!.at - muted;
       assert.ok(goneAfterMs <= 100, `phone 2's tone left phone ${i}'s audio ${goneAfterMs.toFixed(0)} ms after the mute answered`);
-      const leaked = after.slice(firstGone).filter((x) => x.db[2]! > ABSENT && x.at < unmuted - 20).length;
+      const leaked = after.slice(firstGone).filter((x) => x.db[2]! > ABSENT).length;
       assert.equal(leaked, 0, `phone ${i} heard muted phone 2 in ${leaked} frames`);
       assert.ok(med(i, unmuted + 200, deafened, 2) > PRESENT, `phone ${i} does not hear phone 2 after unmute`);
       lines.push(`mute: phone 2 gone from phone ${i} ${goneAfterMs.toFixed(0)} ms after the answer`);
@@ -196,8 +200,8 @@ describe('conference: phones in one mix', () => {
     assert.ok(med(2, muted + 100, unmuted, 0) > PRESENT, 'muted phone 2 stopped hearing');
 
     // 3. Deaf: phone 4 hears nothing while deaf, the others still hear it; then it hears again.
-    // Arrival times are the test process's: 300 ms keeps a stall of it (a busy box) from dating a last packet late.
-    const deafWindow = window(4, deafened + 300, undeafened);
+    // Up to the undeaf request's departure: its effect may reach the phone before its answer reaches the test.
+    const deafWindow = window(4, deafened + 100, undeaf.sent);
     const loudWhileDeaf = deafWindow.filter((x) => x.db.some((d) => d > ABSENT)).length;
     assert.equal(loudWhileDeaf, 0, `deaf phone 4 heard audio in ${loudWhileDeaf} of ${deafWindow.length} packets`);
     assert.ok(med(4, undeafened + 200, promptAt, 0) > PRESENT, 'phone 4 does not hear again after undeaf');

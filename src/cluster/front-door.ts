@@ -253,7 +253,9 @@ export class FrontDoor {
       if (!stream.headersSent) respondStatus(stream, Status.UNAVAILABLE, `the ${shard} went away; try again`);
       // Cut mid-stream (the shard died): the client still gets a status, UNAVAILABLE, and retries.
       else if (!stream.writableEnded) stream.end();
-      this.#routing.settled(key, target, code >= 0 ? code : Status.UNAVAILABLE);
+      // The answer's trailers may still wait for the client to read the body: its status is known already.
+      const status = code >= 0 ? code : trailers ? Number((trailers as IncomingHttpHeaders)['grpc-status']) : Status.UNAVAILABLE;
+      this.#routing.settled(key, target, Number.isInteger(status) ? status : Status.UNKNOWN);
     });
     stream.on('close', () => {
       // The client cancelled or vanished: so does the shard's side.

@@ -1,6 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
-import { lookup } from 'node:dns';
+import { literalLookup } from '../util/literal-lookup.ts';
 import { isRtcpPacket, parseRtp, type RtpHeader } from './rtp-packet.ts';
 import { SourceLock, type SourceLockOptions } from './source-lock.ts';
 
@@ -44,19 +44,6 @@ export type PacketHandler = (header: RtpHeader, packet: Buffer, from: RemoteInfo
 export type RtcpHandler = (packet: Buffer) => void;
 
 const DEFAULT_SOURCE: SourceLockOptions = { policy: 'strict', learningMs: 3000 };
-
-/**
- * Targets are addresses, never names: answered at once, so a send reaches the kernel inside
- * send() (a BYE written just before the socket closes leaves) instead of after a lookup tick.
- */
-const literalLookup = (address: string, family: unknown, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void => {
-  const f = isIP(address);
-  if (f !== 0) {
-    cb(null, address, f);
-    return;
-  }
-  lookup(address, family as number, cb);
-};
 
 /**
  * The call's UDP socket toward the phone. It owns the socket: it learns which source is the

@@ -3,7 +3,7 @@ import type { CallSession, CallTap, CloseReason } from '../sessions/call-session
 import { TypedEmitter } from '../util/typed-emitter.ts';
 import { BridgeFeed, type FeedStats } from './bridge-feed.ts';
 import type { BridgeCloseReason } from './call-bridge.ts';
-import { FrameLink } from './frame-link.ts';
+import { FrameLink, type LinkMode, type LinkPeer } from './frame-link.ts';
 
 /**
  * This shard's half of a bridge whose other side another shard carries (a call, or a
@@ -32,8 +32,8 @@ export class RemoteBridgeEnd extends TypedEmitter<{ close: [BridgeCloseReason] }
   }
 
   /** Binds this half's socket; frames flow once `connect` names the other half's port. */
-  static async open(session: CallSession, token: Buffer, peerLabel: string): Promise<RemoteBridgeEnd> {
-    return new RemoteBridgeEnd(session, await FrameLink.open(token), peerLabel);
+  static async open(session: CallSession, token: Buffer, peerLabel: string, mode?: LinkMode): Promise<RemoteBridgeEnd> {
+    return new RemoteBridgeEnd(session, await FrameLink.open(token, mode), peerLabel);
   }
 
   get udpPort(): number {
@@ -49,14 +49,14 @@ export class RemoteBridgeEnd extends TypedEmitter<{ close: [BridgeCloseReason] }
     return { aToB: { frames: this.#link.sent, dropped: 0, trimmed: 0, underruns: 0 }, bToA: this.#feed.stats };
   }
 
-  connect(peerPort: number): void {
+  connect(peer: LinkPeer): void {
     if (this.#closed || this.#link.connected) return;
-    this.#link.connect(peerPort, (f) => this.#feed.push(f));
+    this.#link.connect(peer, (f) => this.#feed.push(f));
     this.session.addTap(this.#tap);
     this.session.addSource(this.#feed);
     this.session.log.info(
       { event: 'BRIDGE_CREATED', attributes: { 'rtp.port': this.session.port, 'bridge.peer': this.#peerLabel, 'bridge.across_shards': true } },
-      'calls bridged across media shards',
+      `bridged to ${this.#peerLabel}`,
     );
   }
 

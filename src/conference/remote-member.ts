@@ -1,5 +1,5 @@
 import { BridgeFeed, type FeedStats } from '../bridge/bridge-feed.ts';
-import { FrameLink } from '../bridge/frame-link.ts';
+import type { FrameLink, LinkPeer } from '../bridge/frame-link.ts';
 import type { ConferenceMember } from './member.ts';
 
 /**
@@ -31,8 +31,8 @@ export class RemoteMember implements ConferenceMember {
     return this.#link.udpPort;
   }
 
-  connect(peerPort: number): void {
-    this.#link.connect(peerPort, (f) => this.#feed.push(f));
+  connect(peer: LinkPeer): void {
+    this.#link.connect(peer, (f) => this.#feed.push(f));
   }
 
   take(): Int16Array | null {

@@ -44,8 +44,8 @@ test('two halves carry each call’s frames to the other and take nothing before
   const ea = await RemoteBridgeEnd.open(a.session, token, 'b');
   const eb = await RemoteBridgeEnd.open(b.session, token, 'a');
   assert.equal(a.taps.size, 0, 'nothing is tapped before connect');
-  ea.connect(eb.udpPort);
-  eb.connect(ea.udpPort);
+  ea.connect({ address: '127.0.0.1', port: eb.udpPort });
+  eb.connect({ address: '127.0.0.1', port: ea.udpPort });
   a.say(1111);
   b.say(2222);
   await sleep(50);
@@ -67,7 +67,7 @@ test('a half refuses datagrams from any other port and any with the wrong token'
   const stranger = createSocket('udp4');
   stranger.bind(0, '127.0.0.1');
   await once(stranger, 'listening');
-  end.connect(peer.address().port);
+  end.connect({ address: '127.0.0.1', port: peer.address().port });
   const packet = (t: Buffer, v: number): Buffer => {
     const p = Buffer.alloc(16 + 1 + 4 + 320);
     t.copy(p, 0);

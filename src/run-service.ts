@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     const shardApp = await createApp(loaded, { version: pkg.version, shard });
     app = shardApp;
     if (!process.connected) process.exit(1);
-    const crossShard = new ShardBridges({ send: (m) => link.send(m), sessions: shardApp.state.sessions, bridges: shardApp.state.bridges, conferences: shardApp.state.conferences });
+    const crossShard = new ShardBridges({ send: (m) => link.send(m), sessions: shardApp.state.sessions, bridges: shardApp.state.bridges, conferences: shardApp.state.conferences, networkBind: loaded.config.rtp.listen_address || '0.0.0.0' });
     link.listen((m) => crossShard.handle(m));
     run = { log: shardApp.state.log, stop: (reason) => shardApp.stop(reason).finally(() => link.close()) };
     start = async () => {

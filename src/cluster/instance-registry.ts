@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../logging/logger.ts';
 import type { CallEntry } from './messages.ts';
+import { InstanceBus } from './instance-bus.ts';
 
 /** What an instance tells the others of itself, refreshed with every heartbeat. */
 export interface InstanceInfo {
@@ -22,7 +23,10 @@ const key = {
   call: (callId: string) => `${PREFIX}call:${callId}`,
   calls: (id: string) => `${PREFIX}calls:${id}`,
   lost: (id: string) => `${PREFIX}lost:${id}`,
+  conference: (conferenceId: string) => `${PREFIX}conference:${conferenceId}`,
+  conferences: (id: string) => `${PREFIX}conferences:${id}`,
 };
+const DEL_IF_OWNER = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 /** A call's owner entry outlives any call; it is removed when the call ends or its instance is lost. */
 const CALL_TTL_S = 24 * 3600;
 
@@ -46,6 +50,8 @@ export class InstanceRegistry {
   #timer: NodeJS.Timeout | undefined;
   #calls: () => number = () => 0;
   #onLost: (id: string, calls: CallEntry[]) => void = () => {};
+  /** Every instance hears of every other one whose heartbeat ran out (only one reports its calls). */
+  #onGone: (id: string) => void = () => {};
 
   private constructor(redis: Redis, self: Omit<InstanceInfo, 'calls' | 'at'>, ttlMs: number, log: Logger) {
     this.#redis = redis;
@@ -66,9 +72,10 @@ export class InstanceRegistry {
   }
 
   /** Joins the registry; refuses an id that is live elsewhere or a range that overlaps another's. */
-  async register(opts: { calls: () => number; onLost: (id: string, calls: CallEntry[]) => void }): Promise<void> {
+  async register(opts: { calls: () => number; onLost: (id: string, calls: CallEntry[]) => void; onGone: (id: string) => void }): Promise<void> {
     this.#calls = opts.calls;
     this.#onLost = opts.onLost;
+    this.#onGone = opts.onGone;
     await this.#refresh();
     const me = this.#self;
     if (this.#live.has(me.id)) {
@@ -158,10 +165,54 @@ export class InstanceRegistry {
     return null;
   }
 
+  /** Claims a new call for another instance, which will place it; the instance that holds the claim (null: this one, or one that is gone). */
+  async claimFor(callId: string, instanceId: string): Promise<InstanceInfo | null> {
+    const k = key.call(callId);
+    const set = await this.#redis.set(k, instanceId, 'EX', CALL_TTL_S, 'NX');
+    const owner = set === 'OK' ? instanceId : await this.#redis.get(k);
+    if (!owner || owner === this.#self.id) return null;
+    return this.#live.get(owner) ?? null;
+  }
+
   /** A claim whose AllocatePort failed. */
   unclaim(callId: string): void {
     if (this.#mine.has(callId)) return;
-    void this.#script(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, [key.call(callId)], [this.#self.id]);
+    void this.#script(DEL_IF_OWNER, [key.call(callId)], [this.#self.id]);
+  }
+
+  /**
+   * The instance where a conference is mixed, for every request about it: the one that
+   * created it. `create`: this instance claims it when nobody holds it.
+   */
+  async conferenceOwner(conferenceId: string, create: boolean): Promise<InstanceInfo | null> {
+    const k = key.conference(conferenceId);
+    if (create) {
+      const set = await this.#redis.set(k, this.#self.id, 'EX', CALL_TTL_S, 'NX');
+      if (set === 'OK') {
+        await this.#redis.sadd(key.conferences(this.#self.id), conferenceId);
+        return null;
+      }
+    }
+    const owner = await this.#redis.get(k);
+    if (!owner || owner === this.#self.id) return null;
+    const live = this.#live.get(owner);
+    if (live || !create) return live ?? null;
+    // Held by an instance that is gone: its conference went with it.
+    await this.#redis.multi().set(k, this.#self.id, 'EX', CALL_TTL_S).sadd(key.conferences(this.#self.id), conferenceId).exec();
+    return null;
+  }
+
+  /** A conference of this instance ended (or was never made): its id is free again. */
+  conferenceEnded(conferenceId: string): void {
+    void this.#run(async () => {
+      await this.#redis.srem(key.conferences(this.#self.id), conferenceId);
+      await this.#script(DEL_IF_OWNER, [key.conference(conferenceId)], [this.#self.id]);
+    });
+  }
+
+  /** Requests and notes to the other instances, over this registry's Redis. */
+  openBus(): Promise<InstanceBus> {
+    return InstanceBus.open(this.#redis, this.#self.id, this.#log);
   }
 
   callOpened(c: CallEntry): void {
@@ -178,7 +229,7 @@ export class InstanceRegistry {
     this.#mine.delete(callId);
     void this.#run(async () => {
       await this.#redis.srem(key.calls(this.#self.id), member);
-      await this.#script(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, [key.call(callId)], [this.#self.id]);
+      await this.#script(DEL_IF_OWNER, [key.call(callId)], [this.#self.id]);
     });
   }
 
@@ -186,6 +237,7 @@ export class InstanceRegistry {
   async close(): Promise<void> {
     clearInterval(this.#timer);
     try {
+      await this.#dropConferences(this.#self.id);
       await this.#redis.multi().del(key.instance(this.#self.id)).srem(key.instances, this.#self.id).del(key.calls(this.#self.id)).exec();
     } catch (error) {
       this.#log.warn({ event: 'REGISTRY_LEAVE_FAILED', error }, 'could not leave the instance registry');
@@ -196,7 +248,9 @@ export class InstanceRegistry {
   async #tick(): Promise<void> {
     await this.#run(async () => {
       await this.#beat();
+      const before = new Set(this.#live.keys());
       const gone = await this.#refresh();
+      for (const id of before) if (id !== this.#self.id && !this.#live.has(id)) this.#onGone(id);
       for (const id of gone) await this.#reportLost(id);
     });
   }
@@ -228,11 +282,19 @@ export class InstanceRegistry {
     if (won !== 'OK') return;
     const members = await this.#redis.smembers(key.calls(id));
     const calls = members.map((m) => JSON.parse(m) as CallEntry);
-    for (const c of calls) await this.#script(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, [key.call(c.callId)], [id]);
+    for (const c of calls) await this.#script(DEL_IF_OWNER, [key.call(c.callId)], [id]);
+    await this.#dropConferences(id);
     await this.#redis.multi().del(key.calls(id)).srem(key.instances, id).del(key.lost(id)).exec();
     if (calls.length === 0 && id === this.#self.id) return;
     this.#log.error({ event: 'INSTANCE_LOST', attributes: { 'instance.id': id, 'calls.lost': calls.length } }, 'a media instance stopped answering; its calls are lost');
     this.#onLost(id, calls);
+  }
+
+  /** The conference ids an instance held: free again (their conferences ended with it). */
+  async #dropConferences(id: string): Promise<void> {
+    const ids = await this.#redis.smembers(key.conferences(id));
+    for (const c of ids) await this.#script(DEL_IF_OWNER, [key.conference(c)], [id]);
+    await this.#redis.del(key.conferences(id));
   }
 
   #script(lua: string, keys: string[], args: string[]): Promise<unknown> {

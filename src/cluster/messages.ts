@@ -2,6 +2,7 @@ import type { MediaErrorCode } from '../errors/media-error.ts';
 import type { CallSnapshot } from '../sessions/call-snapshot.ts';
 import type { ShardLoad } from './placement.ts';
 import type { ParticipantState } from '../conference/conference.ts';
+import type { LinkPeer } from '../bridge/frame-link.ts';
 
 /** The conference side of a leg across shards: a seat for a call another shard carries. */
 export interface ConferenceSeat {
@@ -29,17 +30,21 @@ export type ShardMessage =
   | { type: 'bridge-opened'; id: string; udpPort: number; participant?: ParticipantState }
   | { type: 'bridge-refused'; id: string; code: MediaErrorCode; message: string }
   /** Its half closed (unbridged, or its call ended): the other half must close too. */
-  | { type: 'bridge-closed'; id: string; reason: string };
+  | { type: 'bridge-closed'; id: string; reason: string }
+  /** One of its conferences ended: its id is free across instances again. */
+  | { type: 'conference-ended'; conferenceId: string };
 
 /** What the supervisor tells a shard. */
 export type SupervisorMessage =
   | { type: 'restore'; calls: CallSnapshot[] }
   /**
    * Open this shard's half of a bridge: for the call on `port` (`inConference`: the other
-   * side is that conference), or a seat in one of its conferences; `token` (base64) marks its frames.
+   * side is that conference), or a seat in one of its conferences; `token` (base64) marks its
+   * frames. `network`: the other half is on another machine (the link is sealed, and this
+   * half takes `role`).
    */
-  | { type: 'bridge-open'; id: string; port: number; token: string; peer: string; inConference?: string; seat?: ConferenceSeat }
-  | { type: 'bridge-connect'; id: string; peerPort: number }
+  | { type: 'bridge-open'; id: string; port: number; token: string; peer: string; inConference?: string; seat?: ConferenceSeat; network?: { role: 0 | 1 } }
+  | { type: 'bridge-connect'; id: string; peer: LinkPeer }
   /** `release`: the other side kicked the call out of its conference: its media ends too. */
   | { type: 'bridge-close'; id: string; release?: boolean };
 

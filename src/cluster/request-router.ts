@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.ts';
 import { MediaError } from '../errors/media-error.ts';
 import type { CallDirectory } from './call-directory.ts';
-import type { CrossShardBridges } from './cross-shard-bridges.ts';
+import type { CallAt, Legs } from './legs.ts';
 import type { Target } from './front-door.ts';
 import type { InstanceInfo, InstanceRegistry } from './instance-registry.ts';
 import { place } from './placement.ts';
@@ -16,7 +16,7 @@ export interface RouterDeps {
   slices: readonly ShardSlice[];
   shards: readonly ShardProcess[];
   directory: CallDirectory;
-  crossBridges: CrossShardBridges;
+  legs: Legs;
   instances(): InstanceRegistry | undefined;
   draining(): boolean;
 }
@@ -24,7 +24,8 @@ export interface RouterDeps {
 /**
  * Where each gRPC request of the instance goes: a shard of this instance (by port slice, by
  * the call directory, or placed by load for a new call), another instance (through the
- * registry), or the front door itself (a bridge of two shards' calls).
+ * registry), or the front door itself (a leg between two processes: a bridge of calls two
+ * shards or instances carry, a conference seat for a call of another shard or instance).
  */
 export class RequestRouter {
   readonly #o: RouterDeps;
@@ -35,7 +36,14 @@ export class RequestRouter {
   }
 
   resolve(key: RouteKey, relayed: boolean): Target | Promise<Target> {
-    const across = this.#acrossShards(key) ?? this.#conferenceAcrossShards(key);
+    const registry = this.#o.instances();
+    if (key.kind === 'conference' && registry && !relayed) return this.#conferenceOf(key, registry);
+    if (key.kind === 'call' && key.allocate && key.near !== undefined && registry && !relayed && !this.#o.draining()) return this.#nearConference(key, key.near, registry);
+    return this.#resolveHere(key, relayed);
+  }
+
+  #resolveHere(key: RouteKey, relayed: boolean): Target | Promise<Target> {
+    const across = this.#bridgeAcross(key) ?? this.#conferenceAcross(key);
     if (across) return across;
     const local = this.#resolveLocal(key);
     if (local !== null) return { kind: 'shard', index: local };
@@ -82,29 +90,50 @@ export class RequestRouter {
     };
   }
 
-  /** BridgeCalls of two calls two of this instance's shards carry: the front door bridges them. */
-  #acrossShards(key: RouteKey): Target | null {
+  /** Where a call of this port is: one of this instance's shards, another instance, or nowhere known. */
+  #callAt(port: number): CallAt | null {
+    const shard = shardOfPort(this.#o.slices, port);
+    if (shard !== null) return { shard, port };
+    const other = this.#o.instances()?.instanceForPort(port);
+    return other ? { instance: other.id, port } : null;
+  }
+
+  /**
+   * BridgeCalls of a call of this instance with a call another shard or instance carries:
+   * the front door bridges them (the instance of the first call answers).
+   */
+  #bridgeAcross(key: RouteKey): Target | null {
     if (key.kind !== 'port' || key.otherPort === undefined) return null;
     const a = shardOfPort(this.#o.slices, key.port);
-    const b = shardOfPort(this.#o.slices, key.otherPort);
-    if (a === null || b === null || a === b) return null;
+    if (a === null) return null;
+    const b = this.#callAt(key.otherPort);
+    if (b === null || ('shard' in b && b.shard === a)) return null;
     const pa = key.port;
-    const pb = key.otherPort;
-    return { kind: 'answer', run: () => this.#o.crossBridges.bridge({ shard: a, port: pa }, { shard: b, port: pb }).then(() => ({ success: true })) };
+    return { kind: 'answer', run: () => this.#o.legs.bridge({ shard: a, port: pa }, b).then(() => ({ success: true })) };
+  }
+
+  /**
+   * Every request about a conference goes to the instance that created it (CreateConference
+   * claims the id for this instance when nobody holds it); on that instance, to its shard.
+   */
+  async #conferenceOf(key: Extract<RouteKey, { kind: 'conference' }>, registry: InstanceRegistry): Promise<Target> {
+    const other = key.conferenceId === '' ? null : await registry.conferenceOwner(key.conferenceId, key.create === true);
+    if (other) return { kind: 'instance', id: other.id, address: other.grpc };
+    return this.#resolveHere(key, true);
+  }
+
+  /** A new call meant for a conference another instance mixes: placed on that instance, claimed for it first. */
+  async #nearConference(key: Extract<RouteKey, { kind: 'call' }>, conferenceId: string, registry: InstanceRegistry): Promise<Target> {
+    const home = await registry.conferenceOwner(conferenceId, false);
+    if (!home || !registry.placeable().some((i) => i.id === home.id)) return this.#resolveHere(key, false);
+    const owner = await registry.claimFor(key.callId, home.id);
+    if (owner === null) return this.#resolveHere(key, false);
+    return { kind: 'instance', id: owner.id, address: owner.grpc };
   }
 
   /** A request this instance answers itself: a port of its slices, or a call it carries. */
   #resolveLocal(key: RouteKey): number | null {
-    if (key.kind === 'port') {
-      const shard = shardOfPort(this.#o.slices, key.port);
-      if (shard !== null && key.otherPort !== undefined) {
-        const other = shardOfPort(this.#o.slices, key.otherPort);
-        if (other === null && this.#o.instances()?.instanceForPort(key.otherPort)) {
-          throw new MediaError('failed_precondition', `port ${key.otherPort} is carried by another media instance; calls of two instances cannot be bridged`);
-        }
-      }
-      return shard;
-    }
+    if (key.kind === 'port') return shardOfPort(this.#o.slices, key.port);
     if (key.kind === 'call') return this.#o.directory.ownerOf(key.callId) ?? null;
     if (key.kind === 'room') return this.#o.directory.ownerOf(key.roomId) ?? null;
     if (key.kind === 'conference') return this.#conferenceShard(key);
@@ -117,31 +146,36 @@ export class RequestRouter {
   }
 
   /**
-   * AddToConference of a call another shard carries: the front door joins them, the call's
-   * shard sending its caller frames to the conference's shard and playing what comes back.
+   * AddToConference of a call another shard or instance carries: the front door joins them,
+   * the call's process sending its caller frames to the conference's shard and playing what
+   * comes back.
    */
-  #conferenceAcrossShards(key: RouteKey): Target | null {
+  #conferenceAcross(key: RouteKey): Target | Promise<Target> | null {
     if (key.kind !== 'conference' || !key.request) return null;
     const home = this.#conferenceShard(key);
     const entry = key.callId !== undefined ? this.#o.directory.entryOf(key.callId) : undefined;
     const port = key.port ?? entry?.port;
-    if (port === undefined) return null;
-    const callShard = shardOfPort(this.#o.slices, port);
-    if (callShard === null && this.#o.instances()?.instanceForPort(port)) {
-      throw new MediaError('failed_precondition', `port ${port} is carried by another media instance; a conference holds the calls of the instance it lives on`);
+    const registry = this.#o.instances();
+    if (port === undefined) {
+      // A call id this instance does not carry: another instance may.
+      if (key.callId === undefined || !registry) return null;
+      const callId = key.callId;
+      return registry.ownerOf(callId).then((other) => (other ? this.#join(key, home, { instance: other.id, port: 0, callId }, callId) : this.#resolveHere({ ...key, request: undefined }, true)));
     }
-    if (callShard === null || callShard === home) return null;
+    const call = this.#callAt(port);
+    if (call === null || ('shard' in call && call.shard === home)) return null;
+    const callId = 'shard' in call ? (entry?.callId ?? this.#o.directory.callAt(port)) : (key.callId ?? '');
+    if ('shard' in call && !callId) throw new MediaError('not_found', `no call session on port ${port}`);
+    return this.#join(key, home, call, callId ?? '');
+  }
+
+  #join(key: Extract<RouteKey, { kind: 'conference' }>, home: number, call: CallAt, callId: string): Target {
     const parsed = addToConferenceRequest.safeParse(key.request);
     if (!parsed.success) throw new MediaError('invalid_argument', parsed.error.issues.map((i) => i.message).join('; '));
     const r = parsed.data;
-    const callId = entry?.callId ?? this.#o.directory.callAt(port);
-    if (!callId) throw new MediaError('not_found', `no call session on port ${port}`);
     return {
       kind: 'answer',
-      run: () =>
-        this.#o.crossBridges
-          .joinConference({ shard: callShard, port }, home, { conferenceId: r.conference_id, participantId: r.participant_id, callId, muted: r.muted, deaf: r.deaf, gainDb: r.gain_db })
-          .then(participantMessage),
+      run: () => this.#o.legs.joinConference(call, home, { conferenceId: r.conference_id, participantId: r.participant_id, callId, muted: r.muted, deaf: r.deaf, gainDb: r.gain_db }).then(participantMessage),
     };
   }
 

@@ -4,8 +4,11 @@ export type RouteKey =
   /** `near`: a new call meant for this conference (placed on its shard when it has room). */
   | { kind: 'call'; callId: string; allocate: boolean; near?: string }
   | { kind: 'room'; roomId: string }
-  /** A conference lives on one shard, picked from its id; a call joining it must live there too. */
-  | { kind: 'conference'; conferenceId: string; port?: number; callId?: string; request?: Record<string, unknown> }
+  /**
+   * A conference lives on one instance (the one that created it) and one shard of it, picked
+   * from its id; `create`: CreateConference; `request`: AddToConference's, whose call may live elsewhere.
+   */
+  | { kind: 'conference'; conferenceId: string; create?: boolean; port?: number; callId?: string; request?: Record<string, unknown> }
   | { kind: 'any' };
 
 type Req = Record<string, unknown>;
@@ -29,7 +32,7 @@ const BY_PORT: Record<string, string> = {
 export function routeKeyOf(method: string, req: Req): RouteKey {
   // Recording, streaming or speaking into a conference's mix: its shard.
   const conference = str(req['conference_id']) || str(((req['start'] ?? {}) as Req)['conference_id']);
-  if (conference && method !== 'AddToConference' && method !== 'AllocatePort') return { kind: 'conference', conferenceId: conference };
+  if (conference && method !== 'AddToConference' && method !== 'AllocatePort') return { kind: 'conference', conferenceId: conference, ...(method === 'CreateConference' ? { create: true } : {}) };
   const field = BY_PORT[method];
   if (field) return { kind: 'port', port: num(req[field]) };
   switch (method) {

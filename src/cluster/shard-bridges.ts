@@ -1,4 +1,5 @@
 import type { CallBridges } from '../bridge/call-bridges.ts';
+import type { LinkMode, LinkPeer } from '../bridge/frame-link.ts';
 import { RemoteBridgeEnd } from '../bridge/remote-bridge-end.ts';
 import type { Conferences } from '../conference/conferences.ts';
 import { MediaError } from '../errors/media-error.ts';
@@ -7,7 +8,7 @@ import type { ConferenceSeat, ShardMessage, SupervisorMessage } from './messages
 
 /** One half of a link across shards, as this shard holds it. */
 interface Half {
-  connect(peerPort: number): void;
+  connect(peer: LinkPeer): void;
   close(release: boolean): void;
 }
 
@@ -22,33 +23,39 @@ export class ShardBridges {
   readonly #sessions: SessionRegistry;
   readonly #bridges: CallBridges;
   readonly #conferences: Conferences;
+  /** Where halves whose other end is another machine bind: the address RTP binds. */
+  readonly #networkBind: string;
 
-  constructor(opts: { send: (m: ShardMessage) => void; sessions: SessionRegistry; bridges: CallBridges; conferences: Conferences }) {
+  constructor(opts: { send: (m: ShardMessage) => void; sessions: SessionRegistry; bridges: CallBridges; conferences: Conferences; networkBind: string }) {
     this.#send = opts.send;
     this.#sessions = opts.sessions;
     this.#bridges = opts.bridges;
     this.#conferences = opts.conferences;
+    this.#networkBind = opts.networkBind;
+    opts.conferences.on('ended', (conferenceId) => this.#send({ type: 'conference-ended', conferenceId }));
   }
 
   handle(m: SupervisorMessage): void {
     switch (m.type) {
-      case 'bridge-open':
-        if (m.seat) void this.#seat(m.id, m.seat, Buffer.from(m.token, 'base64'));
-        else void this.#open(m.id, m.port, Buffer.from(m.token, 'base64'), m.peer, m.inConference);
+      case 'bridge-open': {
+        const mode: LinkMode | undefined = m.network ? { kind: 'network', bind: this.#networkBind, role: m.network.role } : undefined;
+        if (m.seat) void this.#seat(m.id, m.seat, Buffer.from(m.token, 'base64'), mode);
+        else void this.#open(m.id, m.port, Buffer.from(m.token, 'base64'), m.peer, m.inConference, mode);
         return;
+      }
       case 'bridge-connect':
-        this.#halves.get(m.id)?.connect(m.peerPort);
+        this.#halves.get(m.id)?.connect(m.peer);
         return;
       case 'bridge-close':
         this.#halves.get(m.id)?.close(m.release === true);
     }
   }
 
-  async #open(id: string, port: number, token: Buffer, peer: string, inConference: string | undefined): Promise<void> {
+  async #open(id: string, port: number, token: Buffer, peer: string, inConference: string | undefined, mode: LinkMode | undefined): Promise<void> {
     try {
       const session = this.#sessions.require(port);
       if (inConference && session.conferenceId !== null) throw new MediaError('failed_precondition', `the call on port ${port} is in conference ${session.conferenceId}; remove it there first`);
-      const end = await RemoteBridgeEnd.open(session, token, peer);
+      const end = await RemoteBridgeEnd.open(session, token, peer, mode);
       try {
         this.#bridges.attachRemote(end);
       } catch (error) {
@@ -75,15 +82,20 @@ export class ShardBridges {
     }
   }
 
-  async #seat(id: string, seat: ConferenceSeat, token: Buffer): Promise<void> {
+  async #seat(id: string, seat: ConferenceSeat, token: Buffer, mode: LinkMode | undefined): Promise<void> {
     try {
       let open = true;
-      const joined = await this.#conferences.addRemote(seat, token, (reason) => {
-        if (!open) return;
-        open = false;
-        this.#halves.delete(id);
-        this.#send({ type: 'bridge-closed', id, reason });
-      });
+      const joined = await this.#conferences.addRemote(
+        seat,
+        token,
+        (reason) => {
+          if (!open) return;
+          open = false;
+          this.#halves.delete(id);
+          this.#send({ type: 'bridge-closed', id, reason });
+        },
+        mode,
+      );
       this.#halves.set(id, {
         connect: (p) => joined.connect(p),
         close: () => {

@@ -21,9 +21,10 @@ export interface ShardProcessEvents {
   snapshots: [CallSnapshot[]];
   'call-opened': [CallEntry, CallSnapshot];
   'call-lost': [{ callId: string; port: number; reason: string }];
-  /** A message about a bridge across shards. */
+  /** A message about a leg between two processes (a bridge, a conference seat). */
   bridge: [Extract<ShardMessage, { type: 'bridge-opened' | 'bridge-refused' | 'bridge-closed' }>];
   'call-closed': [{ callId: string; port: number }];
+  'conference-ended': [string];
   /** The process ended while it was meant to run; it is being started again. */
   died: [{ code: number | null; signal: NodeJS.Signals | null }];
 }
@@ -122,6 +123,9 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
           return;
         case 'call-closed':
           this.emit('call-closed', { callId: m.callId, port: m.port });
+          return;
+        case 'conference-ended':
+          this.emit('conference-ended', m.conferenceId);
       }
     });
     this.#exited = new Promise((resolve) => {

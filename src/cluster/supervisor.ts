@@ -1,4 +1,6 @@
+import { status as Status } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import http2, { type Http2Server, type Http2SecureServer } from 'node:http2';
@@ -14,7 +16,9 @@ import { loadDefinitions } from '../grpc/proto.ts';
 import { createLogging, type Logger, type Logging } from '../logging/logger.ts';
 import { METRIC_PREFIX } from '../metrics/metrics.ts';
 import { CallDirectory } from './call-directory.ts';
-import { CrossShardBridges } from './cross-shard-bridges.ts';
+import type { InstanceBus } from './instance-bus.ts';
+import { Legs } from './legs.ts';
+import { remoteHalves, serveRemoteHalves } from './remote-halves.ts';
 import { RequestRouter } from './request-router.ts';
 import type { CallEntry } from './messages.ts';
 import { FrontDoor, type FrontDoorRouting } from './front-door.ts';
@@ -46,7 +50,7 @@ export class Supervisor {
   readonly #slices: ShardSlice[];
   readonly #shards: ShardProcess[] = [];
   readonly #directory = new CallDirectory();
-  readonly #crossBridges = new CrossShardBridges(this.#shards);
+  readonly #legs = new Legs({ shards: this.#shards, host: () => this.#linkHost, remote: () => (this.#bus ? remoteHalves(this.#bus) : undefined) });
   readonly #router: RequestRouter;
   readonly #registry = new Registry();
   #runtimeDir = '';
@@ -56,6 +60,9 @@ export class Supervisor {
   #http: HttpFront | undefined;
   #draining = false;
   #instances: InstanceRegistry | undefined;
+  #bus: InstanceBus | undefined;
+  /** The address other instances' halves of legs send to (an IP: their frames are checked against it). */
+  #linkHost = '127.0.0.1';
   #instanceId = '';
   #stopping: Promise<void> | undefined;
 
@@ -70,7 +77,7 @@ export class Supervisor {
       slices: this.#slices,
       shards: this.#shards,
       directory: this.#directory,
-      crossBridges: this.#crossBridges,
+      legs: this.#legs,
       instances: () => this.#instances,
       draining: () => this.#draining,
     });
@@ -134,6 +141,7 @@ export class Supervisor {
       this.#frontDoor?.close();
       await new Promise<void>((r) => (this.#grpc ? this.#grpc.close(() => r()) : r()));
       await this.#http?.stop();
+      this.#bus?.close();
       await this.#instances?.close();
       await this.#events?.close();
       rmSync(this.#runtimeDir, { recursive: true, force: true });
@@ -160,7 +168,8 @@ export class Supervisor {
       this.#instances?.callClosed(callId);
     });
     s.on('snapshots', (snaps) => this.#directory.refresh(s.index, snaps));
-    s.on('bridge', (m) => this.#crossBridges.handle(s.index, m));
+    s.on('bridge', (m) => this.#legs.handle(s.index, m));
+    s.on('conference-ended', (id) => this.#instances?.conferenceEnded(id));
     s.on('call-lost', ({ callId, port, reason }) => {
       const entry = this.#directory.entryOf(callId);
       this.#directory.closed(s.index, callId);
@@ -171,12 +180,12 @@ export class Supervisor {
       clearTimeout(deadline);
       this.#frontDoor?.dropShard(s.index);
       this.#lost(this.#directory.unconfirmed(s.index), s.index, 'not carried on by the restarted shard');
-      void this.#crossBridges.shardReady(s.index, (port) => this.#directory.hasPort(port));
+      void this.#legs.shardReady(s.index, (c) => ('shard' in c ? this.#directory.hasPort(c.port) : this.#instances?.instanceForPort(c.port)?.id === c.instance));
       this.#log.info({ event: 'SHARD_READY', attributes: { 'shard.index': s.index, 'shard.pid': s.pid ?? 0, 'shard.restarts': s.restarts } }, 'media shard ready');
     });
     s.on('died', () => {
       this.#frontDoor?.dropShard(s.index);
-      this.#crossBridges.shardDied(s.index);
+      this.#legs.shardDied(s.index);
       const waiting = this.#directory.suspend(s.index);
       this.#log.warn({ event: 'SHARD_CALLS_WAITING', attributes: { 'shard.index': s.index, 'calls.waiting': waiting.length } }, 'calls of the dead shard wait for its restart');
       clearTimeout(deadline);
@@ -208,7 +217,19 @@ export class Supervisor {
       config.cluster.instance_ttl_seconds * 1000,
       this.#logging.process,
     );
-    await this.#instances.register({ calls: () => this.#directory.size, onLost: (id, calls) => this.#lost(calls, id, 'its media instance stopped answering') });
+    // Halves of legs with other machines are reached at this address: a name is looked up once.
+    this.#linkHost = (await lookup(host)).address;
+    this.#bus = await this.#instances.openBus();
+    serveRemoteHalves(this.#bus, {
+      legs: this.#legs,
+      slices: this.#slices,
+      directory: this.#directory,
+    });
+    await this.#instances.register({
+      calls: () => this.#directory.size,
+      onLost: (id, calls) => this.#lost(calls, id, 'its media instance stopped answering'),
+      onGone: (id) => this.#legs.instanceLost(id),
+    });
   }
 
   #routing(): FrontDoorRouting {
@@ -221,6 +242,8 @@ export class Supervisor {
           ? http2.connect(`https://${address}`, { ca: readFileSync(grpc.ca_path), cert: readFileSync(grpc.cert_path), key: readFileSync(grpc.key_path), settings: { initialWindowSize: 1 << 20 } })
           : http2.connect(`http://${address}`, { settings: { initialWindowSize: 1 << 20 } }),
       settled: (key, target, code) => {
+        // A conference this instance claimed and its shard did not make: its id is free again.
+        if (key.kind === 'conference' && key.create && target.kind === 'shard' && code !== 0 && code !== Status.ALREADY_EXISTS) this.#instances?.conferenceEnded(key.conferenceId);
         if (key.kind !== 'call' || !key.allocate || target.kind !== 'shard') return;
         this.#directory.settled(key.callId, target.index, code === 0);
         if (code !== 0) this.#instances?.unclaim(key.callId);

@@ -18,8 +18,9 @@ import type { ConferenceMix } from './conference-mix.ts';
 import type { RecordingManager, StartRecordingRequest } from '../recording/recording-manager.ts';
 import type { TapHost } from '../sessions/media-host.ts';
 import { RemoteMember } from './remote-member.ts';
-import { FrameLink } from '../bridge/frame-link.ts';
+import { FrameLink, type LinkMode, type LinkPeer } from '../bridge/frame-link.ts';
 import type { ConferenceSeat } from '../cluster/messages.ts';
+import { TypedEmitter } from '../util/typed-emitter.ts';
 
 export interface CreateConference {
   id: string;
@@ -67,7 +68,7 @@ export interface ConferenceInfo {
  * their happenings into platform events and metrics. A call is in at most one conference,
  * and never in a conference and a bridge at once (it would hear the other side twice).
  */
-export class Conferences {
+export class Conferences extends TypedEmitter<{ ended: [conferenceId: string] }> {
   readonly #byId = new Map<string, Entry>();
   readonly #o: ConferencesDeps;
   readonly #createdAtUnix = new Map<string, number>();
@@ -78,6 +79,7 @@ export class Conferences {
   #closed = false;
 
   constructor(opts: ConferencesDeps) {
+    super(opts.logging.process);
     this.#o = opts;
     const byId = this.#byId;
     const registers = [opts.metrics.registry];
@@ -178,11 +180,16 @@ export class Conferences {
    * A seat for a call another shard carries, joined over a frame link; `left` hears how it
    * left (a kick also ends the call's media, over there).
    */
-  async addRemote(seat: ConferenceSeat, token: Buffer, left: (reason: LeaveReason) => void): Promise<{ udpPort: number; participant: ParticipantState; connect(peerPort: number): void; leave(): void }> {
+  async addRemote(
+    seat: ConferenceSeat,
+    token: Buffer,
+    left: (reason: LeaveReason) => void,
+    mode?: LinkMode,
+  ): Promise<{ udpPort: number; participant: ParticipantState; connect(peer: LinkPeer): void; leave(): void }> {
     const { conference } = this.#require(seat.conferenceId);
     const pid = seat.participantId || seat.callId;
     if (conference.has(pid)) throw new MediaError('already_exists', `participant ${pid} is already in conference ${seat.conferenceId}`);
-    const link = await FrameLink.open(token);
+    const link = await FrameLink.open(token, mode);
     let member: RemoteMember | undefined;
     const key = `${seat.conferenceId}\u0000${pid}`;
     try {
@@ -191,7 +198,7 @@ export class Conferences {
         this.#remote.delete(key);
         left(reason);
       });
-      return { udpPort: link.udpPort, participant, connect: (port) => member!.connect(port), leave: () => conference.leave(pid, 'call_ended') };
+      return { udpPort: link.udpPort, participant, connect: (peer) => member!.connect(peer), leave: () => conference.leave(pid, 'call_ended') };
     } catch (error) {
       link.close();
       throw error;
@@ -327,6 +334,7 @@ export class Conferences {
       this.#closedFeeds.trimmed += f.trimmed;
       this.#closedFeeds.underruns += f.underruns;
       publish.publish(genericEvent('call.media.conference.ended', { traceId, tenantId, payload: { conferenceId: c.id, reason, durationMs: Math.round(performance.now() - c.createdAtMs) } }));
+      this.safeEmit('ended', c.id);
     });
   }
 

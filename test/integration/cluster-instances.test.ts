@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { runToExit, startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
-import { dominantHz, tone } from '../helpers/audio.ts';
+import { dominantHz, tone, toneDbfs } from '../helpers/audio.ts';
 import { connectSignaling, request } from '../helpers/signaling-client.ts';
 import type { JoinResponse } from '../../src/signaling/contract.ts';
 
@@ -139,6 +139,116 @@ describe('two instances of two shards each, one Redis', () => {
     await ca.media_('ReleasePort', { rtp_port: port });
   });
 
+  /** A call on an instance's client with a phone of its own that hears it. */
+  const callOn = async (client: TestClient, range: { min: number; max: number }): Promise<{ id: string; port: number; phone: RtpPeer }> => {
+    const id = newCallId();
+    const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
+    assert.equal(r.error, undefined, r.error?.details);
+    assert.ok(inRange(r.response!.rtp_port, range));
+    const phone = await RtpPeer.open();
+    peers.push(phone);
+    assert.equal((await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: r.response!.rtp_port, rtp_target_addr: phone.address })).error, undefined);
+    return { id, port: r.response!.rtp_port, phone };
+  };
+  /** Each frequency's level in the middle of what a phone heard. */
+  const heard = (phone: RtpPeer, freqs: number[]): number[] => {
+    const pcm = phone.decoded('PCMU');
+    const mid = pcm.subarray(Math.floor(pcm.length * 0.3), Math.floor(pcm.length * 0.7));
+    return freqs.map((f) => toneDbfs(mid, 8000, f));
+  };
+
+  test('BridgeCalls of a call on A and a call on B, asked of either: each phone hears the other; unbridge and a call’s end free both', async () => {
+    const x = await callOn(ca, A);
+    const y = await callOn(cb, B);
+    // Asked of B, about A's call first: B relays it to A, whose front door opens a half on each instance.
+    const bridged = await cb.media_('BridgeCalls', { server_rtp_port_a: x.port, server_rtp_port_b: y.port });
+    assert.equal(bridged.error, undefined, bridged.error?.details);
+    const busy = await ca.media_('BridgeCalls', { server_rtp_port_a: y.port, server_rtp_port_b: x.port });
+    assert.equal(busy.error?.code, grpc.status.FAILED_PRECONDITION, 'a call bridged across instances was bridged again');
+    await Promise.all([x.phone.sendPcm(tone(400, 1500, 8000, 6000), x.port), y.phone.sendPcm(tone(700, 1500, 8000, 6000), y.port)]);
+    await sleep(200);
+    const [xOwn, xOther] = heard(x.phone, [400, 700]);
+    const [yOther, yOwn] = heard(y.phone, [400, 700]);
+    assert.ok(xOther! > -25 && xOwn! < -40, `A's phone heard B's 700 Hz at ${xOther!.toFixed(1)} and its own 400 Hz at ${xOwn!.toFixed(1)} dBFS`);
+    assert.ok(yOther! > -25 && yOwn! < -40, `B's phone heard A's 400 Hz at ${yOther!.toFixed(1)} and its own 700 Hz at ${yOwn!.toFixed(1)} dBFS`);
+    const bridgedLine = a.lines.find((l) => l.event === 'BRIDGE_CREATED' && (l.attributes as Record<string, unknown>)['rtp.port'] === x.port);
+    assert.match(String(bridgedLine?.message), /instance-b/);
+
+    // Unbridged on B's side: A's half closes too, and the two can be bridged again (this time asked of A, about B's call first).
+    assert.equal((await cb.media_('UnbridgeCalls', { server_rtp_port: y.port })).error, undefined);
+    await a.waitForLog((l) => l.event === 'BRIDGE_CLOSED' && (l.attributes as Record<string, unknown>)['rtp.port'] === x.port, 5000);
+    assert.equal((await ca.media_('BridgeCalls', { server_rtp_port_a: y.port, server_rtp_port_b: x.port })).error, undefined, 'unbridged calls could not be bridged again');
+    // A's call ends: B's half closes with it, and B's call is free.
+    const closedOnB = (): number => b.lines.filter((l) => l.event === 'BRIDGE_CLOSED' && (l.attributes as Record<string, unknown>)['rtp.port'] === y.port).length;
+    const before = closedOnB();
+    assert.equal((await ca.media_('ReleasePort', { rtp_port: x.port })).error, undefined);
+    await eventually(() => closedOnB() > before, 5000);
+    const z = await callOn(ca, A);
+    // A port of B with no call: B says so, and A's call is not left busy.
+    const missing = await ca.media_('BridgeCalls', { server_rtp_port_a: z.port, server_rtp_port_b: B.max - 1 });
+    assert.equal(missing.error?.code, grpc.status.NOT_FOUND, missing.error?.details);
+    assert.match(missing.error!.details, new RegExp(`port ${B.max - 1}`));
+    assert.equal((await cb.media_('BridgeCalls', { server_rtp_port_a: y.port, server_rtp_port_b: z.port })).error, undefined, 'the call whose peer ended, or the one a bridge was refused for, stayed busy');
+    await ca.media_('ReleasePort', { rtp_port: z.port });
+    await cb.media_('ReleasePort', { rtp_port: y.port });
+  });
+
+  test('a conference lives on the instance that made it: calls of A and B in it, asked of either; kick and end reach the right instance', async () => {
+    const conf = `across-${process.pid}`;
+    assert.equal((await ca.media_('CreateConference', { conference_id: conf })).error, undefined);
+    const dup = await cb.media_('CreateConference', { conference_id: conf });
+    assert.equal(dup.error?.code, grpc.status.ALREADY_EXISTS, 'B made a second conference of the same id');
+    const x = await callOn(ca, A);
+    const y = await callOn(cb, B);
+    const w = await callOn(cb, B);
+    // Through B, by port, a call of A; through A, by call id, calls of B.
+    for (const [client, req, call] of [
+      [cb, { server_rtp_port: x.port }, x],
+      [ca, { call_id: y.id }, y],
+      [cb, { server_rtp_port: w.port }, w],
+    ] as const) {
+      const r = await client.media_<{ participant_id: string; call_id: string }>('AddToConference', { conference_id: conf, ...req });
+      assert.equal(r.error, undefined, r.error?.details);
+      assert.deepEqual([r.response?.participant_id, r.response?.call_id], [call.id, call.id]);
+    }
+    const again = await cb.media_('AddToConference', { conference_id: conf, call_id: y.id });
+    assert.equal(again.error?.code, grpc.status.FAILED_PRECONDITION, 'a call already in the conference joined twice');
+    const listed = await cb.media_<{ participants: { call_id: string }[] }>('GetConference', { conference_id: conf });
+    assert.deepEqual(listed.response?.participants.map((p) => p.call_id).sort(), [x.id, y.id, w.id].sort());
+
+    const calls = [x, y, w];
+    const freqs = [400, 700, 1100];
+    await Promise.all(calls.map((c, i) => c.phone.sendPcm(tone(freqs[i]!, 1500, 8000, 6000), c.port)));
+    await sleep(200);
+    for (const [i, c] of calls.entries()) {
+      const db = heard(c.phone, freqs);
+      for (const [f, d] of db.entries()) {
+        if (f === i) assert.ok(d < -40, `phone ${i} hears its own ${freqs[f]} Hz at ${d.toFixed(1)} dBFS`);
+        else assert.ok(d > -25, `phone ${i} does not hear ${freqs[f]} Hz (${d.toFixed(1)} dBFS)`);
+      }
+    }
+
+    // Kicked through B: B's call ends on B.
+    assert.equal((await cb.media_('RemoveFromConference', { conference_id: conf, participant_id: y.id, kick: true })).error, undefined);
+    await eventually(async () => (await cb.media_('GetCallQuality', { server_rtp_port: y.port })).error?.code === grpc.status.NOT_FOUND, 5000);
+    // B's other call ends: its seat on A goes.
+    assert.equal((await cb.media_('ReleasePort', { rtp_port: w.port })).error, undefined);
+    await eventually(async () => (await ca.media_<{ participants: unknown[] }>('GetConference', { conference_id: conf })).response?.participants.length === 1, 5000);
+    // A new call meant for the conference is placed on A, asked of B.
+    const near = await cb.media_<{ rtp_port: number }>('AllocatePort', { call_id: newCallId(), conference_id: conf });
+    assert.equal(near.error, undefined, near.error?.details);
+    assert.ok(inRange(near.response!.rtp_port, A), `a call for A's conference got port ${near.response!.rtp_port}`);
+    await ca.media_('ReleasePort', { rtp_port: near.response!.rtp_port });
+    // Ended through B: the id is free, and B may make a conference of it.
+    assert.equal((await cb.media_('EndConference', { conference_id: conf })).error, undefined);
+    assert.equal((await ca.media_('GetConference', { conference_id: conf })).error?.code, grpc.status.NOT_FOUND);
+    await eventually(async () => !(await cb.media_('CreateConference', { conference_id: conf })).error, 5000);
+    assert.equal((await ca.media_<{ participants: unknown[] }>('GetConference', { conference_id: conf })).error, undefined, 'A does not find the conference B made');
+    assert.ok(b.lines.some((l) => l.event === 'CONFERENCE_CREATED' && l.conference_id === conf), 'the conference was not made on B');
+    assert.equal((await ca.media_('EndConference', { conference_id: conf })).error, undefined);
+    await ca.media_('ReleasePort', { rtp_port: x.port });
+  });
+
   test('an instance whose RTP range overlaps a live one’s refuses to start', async () => {
     const r = await runToExit({ ...instanceEnv('instance-c', { min: 34100, max: 34299 }), MEDIA_SERVICE_GRPC_PORT: '0', MEDIA_SERVICE_METRICS_PORT: '0', MEDIA_SERVICE_GRPC_LISTEN_ADDRESS: '127.0.0.1', MEDIA_SERVICE_METRICS_LISTEN_ADDRESS: '127.0.0.1', RTP_SERVICE_LISTEN_ADDRESS: '127.0.0.1', WEBRTC_LISTEN_IP: '127.0.0.1', WEBRTC_PORT: '38990' });
     assert.equal(r.code, 1);
@@ -152,7 +262,12 @@ describe('two instances of two shards each, one Redis', () => {
       const r = await ca.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
       calls.push({ id, port: r.response!.rtp_port });
     }
+    // A leg across instances: B's half closes once A's heartbeat runs out.
+    const x = await callOn(ca, A);
+    const y = await callOn(cb, B);
+    assert.equal((await cb.media_('BridgeCalls', { server_rtp_port_a: y.port, server_rtp_port_b: x.port })).error, undefined);
     await a.stop('SIGKILL');
+    await b.waitForLog((l) => l.event === 'BRIDGE_CLOSED' && (l.attributes as Record<string, unknown>)['rtp.port'] === y.port, 15_000);
     for (const c of calls) {
       const line = await b.waitForLog((l) => l.event === 'SESSION_LOST' && l.call_id === c.id, 15_000);
       assert.equal((line.attributes as Record<string, unknown>)['instance.id'], 'instance-a');

@@ -84,7 +84,7 @@ test('routing keys come from each method’s own fields', () => {
   assert.deepEqual(routeKeyOf('BridgeCalls', { server_rtp_port_a: 1, server_rtp_port_b: 2 }), { kind: 'port', port: 1, otherPort: 2 });
   assert.deepEqual(routeKeyOf('CreateRoomToken', { room_id: 'r' }), { kind: 'room', roomId: 'r' });
   assert.deepEqual(routeKeyOf('Nothing', {}), { kind: 'any' });
-  assert.deepEqual(routeKeyOf('CreateConference', { conference_id: 'c' }), { kind: 'conference', conferenceId: 'c' });
+  assert.deepEqual(routeKeyOf('CreateConference', { conference_id: 'c' }), { kind: 'conference', conferenceId: 'c', create: true });
   assert.deepEqual(routeKeyOf('AddToConference', { conference_id: 'c', server_rtp_port: 10006 }), { kind: 'conference', conferenceId: 'c', port: 10006, request: { conference_id: 'c', server_rtp_port: 10006 } });
   assert.deepEqual(routeKeyOf('StartRecording', { conference_id: 'c', server_rtp_port: 0 }), { kind: 'conference', conferenceId: 'c' });
   assert.deepEqual(routeKeyOf('StartRecording', { conference_id: '', server_rtp_port: 10008 }), { kind: 'port', port: 10008 });

@@ -242,7 +242,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     logging,
     metrics,
     maxPeers: config.signaling.max_peers_per_room,
-    settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate, jitterMs: config.transcode.jitter_ms },
+    settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate },
   });
   const compaction = new IdleCompaction({ idle: () => sessions.size === 0 && rooms.size === 0, activity: () => sessions.opened, checkMs: 10_000, log });
   const signaling = new SignalingServer({ httpServer: http.server, path: config.signaling.path, tokens, rooms, prompts, logging, metrics });

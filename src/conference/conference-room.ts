@@ -12,15 +12,20 @@ import type { ConferenceView } from '../signaling/contract.ts';
 const VOICE_PEER = 'conference';
 
 export interface LinkSettings {
-  /** A moderator's request from a browser, carried out as the gRPC one would be. */
-  moderate: (participantId: string, c: { mute?: boolean; deaf?: boolean; kick?: boolean }) => void;
+  /**
+   * A conference of the platform's: its own prompts and voices reach the browsers as one more
+   * track, and the browsers see its participants; a moderator's request from a browser is
+   * carried out as the gRPC one would be. A call's room has none of these.
+   */
+  platform?: { moderate: (participantId: string, c: { mute?: boolean; deaf?: boolean; kick?: boolean }) => void };
 }
 
 /**
- * A conference and the browser room of the same id, joined. Browsers hear each other through
+ * A conference and a browser room, joined: a platform conference and the room of its id, or
+ * a call's room and the mix of that call with its browsers. Browsers hear each other through
  * the SFU, each phone as its own PCMU track (its voice as heard by the mix, forwarded without
- * a codec), and the conference's own prompts and voices as one more track; the phones hear
- * every browser through the mix. Nobody's voice reaches anyone twice, and nobody hears
+ * a codec), and a platform conference's own prompts and voices as one more track; the phones
+ * hear every browser through the mix. Nobody's voice reaches anyone twice, and nobody hears
  * itself. The link ends with the room (its browsers leave the conference) or with the
  * conference (the room goes on as an SFU room).
  */
@@ -32,31 +37,38 @@ export class ConferenceRoomLink {
   readonly #tracks = new Map<string, PcmuTrack>();
   readonly #pendingTracks = new Set<string>();
   readonly #browsers = new Set<string>();
-  readonly #voice: PcmuTrack;
+  /** The conference's own voice track: a platform conference's only. */
+  readonly #voice: PcmuTrack | null;
+  readonly #platform: boolean;
   #closed = false;
   #unlisten: () => void = () => {};
 
   static async attach(room: Room, conference: Conference, settings: LinkSettings): Promise<ConferenceRoomLink> {
     const transport = await room.router.createDirectTransport({ maxMessageSize: 1500 });
     try {
-      const voice = await PcmuTrack.create(transport, { peerId: VOICE_PEER });
-      return new ConferenceRoomLink(room, conference, transport, voice, settings);
+      const voice = settings.platform ? await PcmuTrack.create(transport, { peerId: VOICE_PEER }) : null;
+      const link = new ConferenceRoomLink(room, conference, transport, voice, settings);
+      // A phone already in the mix gets its track before the link is answered.
+      await Promise.all(conference.members().map(([id, member]) => link.#addPhone(id, member)));
+      return link;
     } catch (error) {
       transport.close();
       throw error;
     }
   }
 
-  private constructor(room: Room, conference: Conference, transport: ms.DirectTransport, voice: PcmuTrack, settings: LinkSettings) {
+  private constructor(room: Room, conference: Conference, transport: ms.DirectTransport, voice: PcmuTrack | null, settings: LinkSettings) {
     this.#room = room;
     this.#conference = conference;
     this.#transport = transport;
     this.#voice = voice;
+    this.#platform = settings.platform !== undefined;
     this.#log = room.log.child({ conference_id: conference.id });
-    room.addServerParticipant({ peerId: VOICE_PEER, displayName: `conference ${conference.id}`, kind: 'conference' }, voice.producer, () => this.close('the room closed'));
-    conference.voiceForwarder = (f) => voice.send(f);
+    if (voice) {
+      room.addServerParticipant({ peerId: VOICE_PEER, displayName: `conference ${conference.id}`, kind: 'conference' }, voice.producer, () => this.close('the room closed'));
+      conference.voiceForwarder = (f) => voice.send(f);
+    }
     conference.forwarder = (id, _m, f) => this.#tracks.get(id)?.send(f);
-    for (const [id, member] of conference.members()) this.#addPhone(id, member);
     const onJoined = (p: ParticipantState): void => {
       const m = conference.member(p.participantId);
       if (m) void this.#addPhone(p.participantId, m);
@@ -81,27 +93,28 @@ export class ConferenceRoomLink {
       conference.off('changed', onChange);
       conference.off('close', onEnd);
     };
-    room.conference = { view: () => this.#view(), control: (id, c) => settings.moderate(id, c) };
+    const platform = settings.platform;
+    if (platform) room.conference = { view: () => this.#view(), control: (id, c) => platform.moderate(id, c) };
     room.on('testLeg', (producer, peerId, name, stop) => void this.#addServer(producer, peerId, name, stop));
     room.on('audioProducer', (producer, peer) => void this.#addBrowser(producer, peer));
     room.on('close', () => this.close('the room closed'));
     for (const { producer, peer } of room.browserAudio()) void this.#addBrowser(producer, peer);
-    this.#log.info({ event: 'CONFERENCE_ROOM_LINKED', attributes: { 'room.id': room.id, 'conference.size': conference.size } }, 'browsers of the room are in the conference');
+    if (platform) this.#log.info({ event: 'CONFERENCE_ROOM_LINKED', attributes: { 'room.id': room.id, 'conference.size': conference.size } }, 'browsers of the room are in the conference');
   }
 
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#unlisten();
-    this.#room.conference = null;
+    if (this.#platform) this.#room.conference = null;
     if (this.#conference.forwarder) this.#conference.forwarder = null;
     this.#conference.voiceForwarder = null;
     for (const id of this.#browsers) this.#conference.leave(id, 'removed');
     this.#browsers.clear();
     for (const id of [...this.#tracks.keys()]) this.#removePhone(id);
-    this.#room.removeServerParticipant(VOICE_PEER);
+    if (this.#voice) this.#room.removeServerParticipant(VOICE_PEER);
     this.#transport.close();
-    this.#log.info({ event: 'CONFERENCE_ROOM_UNLINKED', attributes: { reason } }, `browsers left the conference (${reason})`);
+    if (this.#platform) this.#log.info({ event: 'CONFERENCE_ROOM_UNLINKED', attributes: { reason } }, `browsers left the conference (${reason})`);
   }
 
   #view(): ConferenceView {
@@ -112,7 +125,7 @@ export class ConferenceRoomLink {
   }
 
   #tell(): void {
-    if (!this.#closed) this.#room.broadcastConference(this.#view());
+    if (!this.#closed && this.#platform) this.#room.broadcastConference(this.#view());
   }
 
   /** A test leg of a browser: it stands in for a phone, heard by the phones through the mix. */

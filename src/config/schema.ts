@@ -50,7 +50,7 @@ export interface Config {
   webrtc: { listen_ip: string; announced_ip: string; port: number };
   /** demo_enabled: `auto` is on unless service.env is production; TOML may also write a boolean. */
   signaling: { path: string; token_secret: string; max_token_ttl_seconds: number; demo_enabled: 'auto' | 'true' | 'false' | boolean; max_peers_per_room: number };
-  transcode: { opus_complexity: number; opus_bitrate: number; jitter_ms: number };
+  transcode: { opus_complexity: number; opus_bitrate: number };
   assets: { base_path: string };
   inject: { idle_timeout_seconds: number; max_buffer_ms: number };
   media_streams: {
@@ -213,7 +213,6 @@ export const schema: convict.Schema<Config> = {
   transcode: {
     opus_complexity: { doc: 'Opus encoder complexity 0-10 for audio that came from G.711 (0: narrowband speech loses nothing measurable, at half the cost of 5)', format: 'nat', default: 0, env: 'TRANSCODE_OPUS_COMPLEXITY' },
     opus_bitrate: { doc: 'Opus bitrate of audio that comes from G.711 (bit/s)', format: 'nat', default: 24000, env: 'TRANSCODE_OPUS_BITRATE' },
-    jitter_ms: { doc: 'Playout delay for packets arriving from browsers/Opus legs before they are mixed', format: 'nat', default: 40, env: 'TRANSCODE_JITTER_MS' },
   },
   assets: {
     base_path: { doc: 'Root that file:// prompt URIs resolve under', format: String, default: './assets', env: 'ASSETS_BASE_PATH' },

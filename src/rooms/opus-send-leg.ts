@@ -17,8 +17,14 @@ export function audioLevel(pcm: Int16Array): number {
   return Math.min(127, Math.max(0, Math.round(-20 * Math.log10(rms))));
 }
 
+/** The Opus encoder of a server-side sender. */
+export interface OpusSendSettings {
+  complexity: number;
+  bitrate: number;
+}
+
 /**
- * A server-side audio sender into a router (the phone, a test prompt): 20 ms of 8 kHz PCM
+ * A server-side audio sender into a router (a test prompt): 20 ms of 8 kHz PCM
  * in, one Opus RTP packet out through a DirectTransport producer. Its packets carry the
  * audio level extension, like a browser's.
  */

@@ -5,7 +5,7 @@ import type { MediaClock } from '../media-path/clock.ts';
 import type { Placement, WorkerPool } from '../media-engine/worker-pool.ts';
 import { METRIC_PREFIX, type Metrics } from '../metrics/metrics.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
-import type { TranscodeSettings } from './call-leg.ts';
+import type { OpusSendSettings } from './opus-send-leg.ts';
 import { Room, type RoomResources } from './room.ts';
 import type { Conferences } from '../conference/conferences.ts';
 import { ConferenceRoomLink } from '../conference/conference-room.ts';
@@ -32,10 +32,10 @@ export class RoomRegistry {
   readonly #rooms = new Map<string, Room>();
   readonly #creating = new Map<string, Creating>();
   readonly #holds = new Map<string, number>();
-  readonly #o: { workers: WorkerPool; sessions: SessionRegistry; conferences: Conferences; clock: MediaClock; logging: Logging; settings: TranscodeSettings; maxPeers: number };
+  readonly #o: { workers: WorkerPool; sessions: SessionRegistry; conferences: Conferences; clock: MediaClock; logging: Logging; settings: OpusSendSettings; maxPeers: number };
   #closed = false;
 
-  constructor(opts: { workers: WorkerPool; sessions: SessionRegistry; conferences: Conferences; clock: MediaClock; logging: Logging; settings: TranscodeSettings; maxPeers: number; metrics: Metrics }) {
+  constructor(opts: { workers: WorkerPool; sessions: SessionRegistry; conferences: Conferences; clock: MediaClock; logging: Logging; settings: OpusSendSettings; maxPeers: number; metrics: Metrics }) {
     this.#o = opts;
     const rooms = this.#rooms;
     new Gauge({
@@ -146,9 +146,11 @@ export class RoomRegistry {
       try {
         const conferences = this.#o.conferences;
         await ConferenceRoomLink.attach(room, conference, {
-          moderate: (pid, c) => {
-            if (c.kick) conferences.remove(id, pid, true);
-            else conferences.control(id, pid, { ...(c.mute !== undefined ? { muted: c.mute } : {}), ...(c.deaf !== undefined ? { deaf: c.deaf } : {}) });
+          platform: {
+            moderate: (pid, c) => {
+              if (c.kick) conferences.remove(id, pid, true);
+              else conferences.control(id, pid, { ...(c.mute !== undefined ? { muted: c.mute } : {}), ...(c.deaf !== undefined ? { deaf: c.deaf } : {}) });
+            },
           },
         });
       } catch (error) {

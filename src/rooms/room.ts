@@ -7,7 +7,10 @@ import type { Placement } from '../media-engine/worker-pool.ts';
 import type { CallSession } from '../sessions/call-session.ts';
 import type { AudioLevel, ConferenceView, ConsumeResponse, PeerInfo, ProducerInfo, ServerToClientEvents, TransportOptions } from '../signaling/contract.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
-import { CallLeg, type TranscodeSettings } from './call-leg.ts';
+import { Conference } from '../conference/conference.ts';
+import { CallTapMember } from '../conference/call-tap-member.ts';
+import { ConferenceRoomLink } from '../conference/conference-room.ts';
+import type { OpusSendSettings } from './opus-send-leg.ts';
 import { MAX_PRODUCERS_PER_PEER, MAX_TRANSPORTS_PER_PEER, Peer } from './peer.ts';
 import { TestLeg } from './test-leg.ts';
 
@@ -69,7 +72,7 @@ export interface RoomOptions {
   placement: Placement;
   call: CallSession | undefined;
   clock: MediaClock;
-  settings: TranscodeSettings;
+  settings: OpusSendSettings;
   maxPeers: number;
   log: Logger;
 }
@@ -85,13 +88,14 @@ export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer:
   readonly log: Logger;
   readonly #placement: Placement;
   readonly #clock: MediaClock;
-  readonly #settings: TranscodeSettings;
+  readonly #settings: OpusSendSettings;
   readonly #maxPeers: number;
   readonly #observer: ms.AudioLevelObserver;
   readonly #peers = new Map<string, Peer>();
   readonly #serverPeers = new Map<string, ServerPeer>();
   readonly #producers = new Map<string, RoomProducer>();
-  #callLeg: CallLeg | null = null;
+  /** A call's room: the call and the room's browsers in one mix of their own. */
+  #call: { mix: Conference; link: ConferenceRoomLink } | null = null;
   #closed = false;
   /** The conference this room is part of (see ConferenceRoomLink), set by the link. */
   conference: RoomConference | null = null;
@@ -136,7 +140,7 @@ export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer:
   }
 
   get callBridged(): boolean {
-    return this.#callLeg !== null;
+    return this.#call !== null;
   }
 
   get browserCount(): number {
@@ -251,9 +255,6 @@ export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer:
     this.#addProducer(producer, peer.id);
     producer.on('transportclose', () => this.#removeProducer(producer.id));
     if (kind === 'audio') this.safeEmit('audioProducer', producer, peer);
-    if (kind === 'audio' && this.#callLeg) {
-      this.#callLeg.listen(producer, this.router.rtpCapabilities).catch((error: unknown) => peer.log.error({ event: 'CALL_LEG_LISTEN_FAILED', error }, 'the phone cannot hear this participant'));
-    }
     return producer.id;
   }
 
@@ -364,6 +365,7 @@ export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer:
     this.#peers.clear();
     for (const s of [...this.#serverPeers.values()]) s.close(reason);
     this.#serverPeers.clear();
+    this.#call?.mix.close('ended');
     this.#producers.clear();
     this.router.close();
     this.#placement.release();
@@ -371,28 +373,45 @@ export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer:
     this.removeAllListeners();
   }
 
+  /**
+   * A call's room: the call (tapped, never driven: it keeps its own clock, bridge or
+   * conference) and the room's browsers and test prompts in one mix of their own. Browsers
+   * hear the phone's party and what the service plays to it as one PCMU track; the call hears
+   * every browser through the mix.
+   */
   async #attachCall(session: CallSession): Promise<void> {
-    const peerId = `phone-${session.port}`;
-    let leg: CallLeg;
+    const mix = new Conference({
+      id: `room-${this.id}`,
+      traceId: session.traceId,
+      tenantId: session.tenantId,
+      // Every browser, a test prompt of each, and the phone.
+      maxParticipants: this.#maxPeers * 2 + 1,
+      gateOnTalking: false,
+      talk: { thresholdDbfs: -45, holdMs: 500 },
+      endWhenEmpty: false,
+      clock: this.#clock,
+      log: session.log,
+    });
+    const opened = performance.now();
+    mix.on('close', () => {
+      session.log.info({ event: 'CALL_LEG_CLOSED', attributes: { 'rtp.port': session.port, 'call_leg.duration_ms': Math.round(performance.now() - opened) } }, 'phone left the room');
+    });
+    mix.join(String(session.port), () => new CallTapMember(session, { callEnded: () => this.close('the call ended') }));
+    let link: ConferenceRoomLink;
     try {
-      leg = await CallLeg.create({ router: this.router, session, peerId, settings: this.#settings, log: session.log });
+      link = await ConferenceRoomLink.attach(this, mix, {});
     } catch (error) {
+      mix.close('ended');
       if (session.closed) throw callEnded(session);
       throw new MediaError('unavailable', 'the call cannot be bridged into the room', { cause: error });
     }
     // A call that ended while its leg was made never tells the leg: the room would outlive it.
     if (session.closed || this.#closed) {
-      leg.close('the call ended');
+      link.close('the call ended');
+      mix.close('ended');
       throw callEnded(session);
     }
-    this.#callLeg = leg;
-    this.#addServerPeer({ peerId, displayName: `phone (${session.callId})`, kind: 'phone' }, leg.send.producer, (reason) => leg.close(reason));
-    leg.on('close', (reason) => {
-      this.#callLeg = null;
-      this.#removeServerPeer(peerId);
-      // A call's room exists for that call: when it hangs up, the room ends.
-      if (!this.#closed && reason === 'the call ended') this.close('the call ended');
-    });
+    this.#call = { mix, link };
   }
 
   /** Browsers' audio producers now, with their browser (a conference attached later reads them). */

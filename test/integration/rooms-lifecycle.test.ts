@@ -123,34 +123,3 @@ describe('rooms: opening and closing', () => {
     t.diagnostic(outcomes.join(', '));
   });
 });
-
-describe('rooms: a call whose phone leg cannot be set up', () => {
-  // libopus refuses a bitrate of 0: the phone's Opus encoder fails after the router, its
-  // DirectTransport and producer exist, which is the attach step that failed silently.
-  const h = twoWorkerService({ TRANSCODE_OPUS_BITRATE: '0' });
-
-  test('the joiner gets an error and the router it was given is no longer counted', async () => {
-    const witness = await h.connect();
-    assert.ok((await request(witness, 'join', { roomId: 'plain', token: await h.token('plain') })).ok);
-    assert.equal(await workerPort(witness), h.webRtcPort, 'the first room is on worker 0');
-
-    const callId = `unbridgeable-${process.pid}`;
-    const alloc = await h.client().media_<{ rtp_port: number }>('AllocatePort', { call_id: callId });
-    assert.equal(alloc.error, undefined, alloc.error?.details);
-    const caller = await h.connect();
-    const j = await request(caller, 'join', { roomId: callId, token: await h.token(callId) });
-    assert.equal(j.ok ? null : j.error.code, 'unavailable', JSON.stringify(j));
-
-    // Worker 1 holds nothing now, so the next room goes there.
-    const next = await h.connect();
-    assert.ok((await request(next, 'join', { roomId: 'next', token: await h.token('next') })).ok);
-    assert.equal(await workerPort(next), h.webRtcPort + 1, 'the failed call room is not counted on worker 1');
-    const d = await debugRooms(h.svc());
-    assert.deepEqual(d.workers.map((w) => [w.load, w.routers]), [[1, 1], [1, 1]]);
-    await h.client().media_('ReleasePort', { rtp_port: alloc.response!.rtp_port });
-    witness.disconnect();
-    next.disconnect();
-    await eventually(async () => (await debugRooms(h.svc())).rooms.length === 0, 5000);
-    await assertNothingLeft(h.svc());
-  });
-});

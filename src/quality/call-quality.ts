@@ -17,6 +17,8 @@ export interface CallQuality {
   mos: number;
   r_factor: number;
   duration_s: number;
+  /** How RTCP travels on this leg, and what SRTCP refused. */
+  rtcp: { local_port: number; muxed: boolean; remote: string; srtcp: boolean; sent: number; received: number; srtcp_auth_failures: number; srtcp_replays: number };
   remote: {
     reports: number;
     cname: string;
@@ -51,7 +53,24 @@ export function callQuality(s: CallSession): CallQuality {
     mos: +mosFromR(r).toFixed(2),
     r_factor: +r.toFixed(1),
     duration_s: +((performance.now() - s.createdAtMs) / 1000).toFixed(1),
+    rtcp: rtcpOf(s),
     remote: remoteOf(s.remoteReports.state),
+  };
+}
+
+function rtcpOf(s: CallSession): CallQuality['rtcp'] {
+  const e = s.endpoint;
+  const r = e.rtcpRoute;
+  const to = r ?? e.target;
+  return {
+    local_port: r?.via === 'rtcp' ? e.port + 1 : e.port,
+    muxed: r === null,
+    remote: to ? `${to.address}:${to.port}` : '',
+    srtcp: s.srtcp,
+    sent: e.counters.rtcpOut,
+    received: s.remoteReports.state.reports + s.remoteReports.state.malformed,
+    srtcp_auth_failures: e.counters.srtcpAuthFailures,
+    srtcp_replays: e.counters.srtcpReplays,
   };
 }
 

@@ -97,7 +97,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   lastRtpMs = performance.now();
   /** What the phone's RTP stream looks like on arrival: packets, loss, jitter (RFC 3550). */
   readonly inboundQuality: ReceiveStats;
-  /** What the phone reports in its RTCP (multiplexed on the RTP port). */
+  /** What the phone reports in its RTCP (multiplexed on the RTP port, or on RTP+1). */
   readonly remoteReports = new RemoteReportsReader();
   /** The caller's codec, learned from its packets; ours follows it (symmetric codec). Unused on an Opus leg. */
   codec: G711Codec = 'PCMU';
@@ -185,6 +185,11 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
 
   get ssrc(): number {
     return this.#sender.ssrc;
+  }
+
+  /** RTCP is SRTCP both ways on this leg. */
+  get srtcp(): boolean {
+    return false;
   }
 
   /** Everything another process needs to carry this call on (see CallSnapshot). */

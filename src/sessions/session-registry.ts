@@ -145,7 +145,9 @@ export class SessionRegistry {
     if (!this.#ports.claim(snap.port)) throw new MediaError('failed_precondition', `port ${snap.port} is not in this shard's range or not free`);
     let endpoint: RtpEndpoint;
     try {
-      endpoint = await RtpEndpoint.bind({ port: snap.port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms } });
+      // The old process's sockets died with it, so RTP+1 is free again; if something else took
+      // it meanwhile, the call goes on with RTCP multiplexed rather than not at all.
+      endpoint = await RtpEndpoint.bind({ port: snap.port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms }, rtcpPort: 'optional' });
     } catch (error) {
       this.#ports.release(snap.port);
       throw error;
@@ -160,6 +162,7 @@ export class SessionRegistry {
     }
     endpoint.restoreRouting(snap.routing);
     const log = this.#logging.forContext({ trace_id: snap.traceId, call_id: snap.callId, tenant_id: snap.tenantId });
+    if (endpoint.rtcpPort === null) log.warn({ event: 'RTCP_PORT_BUSY', attributes: { 'rtp.port': snap.port, 'rtcp.port': snap.port + 1 } }, 'RTCP port held by another process; RTCP goes multiplexed on the RTP port');
     const elapsedMs = Date.now() - snap.takenAtMs;
     let session: CallSession;
     try {
@@ -290,7 +293,7 @@ export class SessionRegistry {
       try {
         return await RtpEndpoint.bind({ port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms } });
       } catch (error) {
-        // Another process holds it: let it rest in quarantine and try the next one.
+        // Another process holds it (or its RTCP neighbour): let it rest in quarantine and try the next one.
         this.#ports.release(port);
         this.#log.warn({ event: 'RTP_PORT_BUSY', error, attributes: { 'rtp.port': port } }, 'RTP port in use by another process');
       }

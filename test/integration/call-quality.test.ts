@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient } from '../helpers/grpc-client.ts';
 import { speechFixtures, tone } from '../helpers/audio.ts';
@@ -14,6 +14,7 @@ interface Quality {
   inbound: { packets: number | string; expected: number | string; lost: number | string; loss_ratio: number; jitter_ms: number; ssrc: number };
   outbound: { packets: number | string };
   remote: Record<string, unknown>;
+  rtcp: { local_port: number; muxed: boolean; remote: string; srtcp: boolean; sent: number | string; received: number | string; srtcp_auth_failures: number; srtcp_replays: number };
   mos: number;
   r_factor: number;
 }
@@ -204,6 +205,107 @@ describe('call quality as the service measures it', () => {
     const bye = rtcp.slice(n).find((r) => r.raw.includes(Buffer.from([0x81, 203])));
     assert.ok(bye, 'no BYE when the call ended');
     sock.close();
+  });
+
+  test('an ffmpeg phone sending RTCP to RTP+1 (its default): the service reads its sender report there, packet for packet', async (t) => {
+    const { port } = await open();
+    const fx = speechFixtures();
+    const localPort = await freeUdpPort();
+    const sender = ffmpegSendRtp({ wav: fx.wav8k, port, codec: 'PCMU', localPort, ssrc: 0x77ab });
+    assert.equal(await sender.done, 0, sender.stderr());
+    await sleep(200);
+    const q = await quality(port);
+    t.diagnostic(`rtcp ${JSON.stringify(q.rtcp)}; remote ${JSON.stringify(q.remote)}; inbound ${JSON.stringify(q.inbound)}`);
+    const r = q.remote as unknown as Record<string, number | string | boolean>;
+    assert.equal(r.has_sender_report, true, 'no SR was read from RTP+1');
+    assert.equal(r.malformed, 0);
+    assert.ok(Number(r.sender_packets) > 100);
+    assert.equal(Number(r.sender_packets), Number(r.received_at_sender_report));
+    assert.equal(Number(r.sender_octets), Number(r.sender_packets) * 160);
+    // It came to RTP+1 from ffmpeg's RTCP port, so that is where the service's RTCP goes.
+    assert.equal(q.rtcp.muxed, false);
+    assert.equal(q.rtcp.local_port, port + 1);
+    assert.equal(q.rtcp.remote, `127.0.0.1:${localPort + 1}`);
+    await client.media_('ReleasePort', { rtp_port: port });
+  });
+
+  test('a phone that keeps RTCP on its RTP+1: the service reports there from its own RTP+1, RTT from its RR, strangers unread', async (t) => {
+    const { port } = await open();
+    const rtpPort = await freeUdpPort();
+    const bind = async (p: number, address = '127.0.0.1'): Promise<Socket> => {
+      const s = createSocket('udp4');
+      await new Promise<void>((r) => s.bind(p, address, r));
+      return s;
+    };
+    const rtp = await bind(rtpPort);
+    const rtcpSock = await bind(rtpPort + 1);
+    const PATH_DELAY_MS = 30;
+    const atRtp: Buffer[] = [];
+    const atRtcp: { from: number; raw: Buffer }[] = [];
+    let phoneRtcp = 0;
+    const sendRtcp = (b: Buffer): void => {
+      phoneRtcp++;
+      rtcpSock.send(b, port + 1, '127.0.0.1');
+    };
+    const rr = (ourSsrc: number, lsr: number): Buffer => {
+      const b = Buffer.alloc(ourSsrc ? 32 : 8);
+      b[0] = ourSsrc ? 0x81 : 0x80;
+      b[1] = 201;
+      b.writeUInt16BE(b.length / 4 - 1, 2);
+      b.writeUInt32BE(0x51cee, 4);
+      if (ourSsrc) {
+        b.writeUInt32BE(ourSsrc, 8);
+        b.writeUInt32BE(lsr, 24);
+      }
+      return b;
+    };
+    rtp.on('message', (raw: Buffer) => {
+      if (raw[1]! >= 192 && raw[1]! <= 223) atRtp.push(raw);
+    });
+    rtcpSock.on('message', (raw: Buffer, from) => {
+      atRtcp.push({ from: from.port, raw });
+      if (raw[1] !== 200) return;
+      const lsr = ((raw.readUInt32BE(8) & 0xffff) * 65536 + (raw.readUInt32BE(12) >>> 16)) >>> 0;
+      setTimeout(() => sendRtcp(rr(raw.readUInt32BE(4), lsr)), PATH_DELAY_MS);
+    });
+    await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${rtpPort}` });
+    await client.media_('PlayAudio', { audio_uri: `data:audio/l16;rate=8000;base64,${Buffer.from(tone(440, 9000, 8000).buffer).toString('base64')}`, server_rtp_port: port });
+    // Another host (127.0.0.2 is loopback too) sends an SR to RTP+1: it is not the phone.
+    const stranger = await bind(0, '127.0.0.2');
+    const forged = Buffer.alloc(28);
+    forged[0] = 0x80;
+    forged[1] = 200;
+    forged.writeUInt16BE(6, 2);
+    forged.writeUInt32BE(0x51cee, 4);
+    forged.writeUInt32BE(999_999, 20);
+    const payload = encodeG711('PCMU', tone(300, 20, 8000));
+    for (let k = 0; k < 400; k++) {
+      rtp.send(buildRtp({ marker: k === 0, payloadType: 0, sequenceNumber: k, timestamp: k * 160, ssrc: 0x51cee }, payload), port, '127.0.0.1');
+      // The phone's first RTCP, before the service's first report is due: an empty RR.
+      if (k === 10) sendRtcp(rr(0, 0));
+      if (k % 50 === 25) stranger.send(forged, port + 1, '127.0.0.1');
+      await sleep(20);
+    }
+    await sleep(PATH_DELAY_MS + 50);
+    const q = await quality(port);
+    t.diagnostic(`${atRtcp.length} reports at the phone's RTP+1, ${atRtp.length} at its RTP port; rtcp ${JSON.stringify(q.rtcp)}; remote ${JSON.stringify(q.remote)}`);
+    assert.equal(atRtp.length, 0, 'RTCP reached the phone\'s RTP port although it keeps RTCP apart');
+    assert.ok(atRtcp.length >= 1, 'no RTCP at the phone\'s RTP+1');
+    for (const a of atRtcp) assert.equal(a.from, port + 1, 'the service\'s RTCP leaves from its RTP+1');
+    assert.equal(atRtcp[0]!.raw[1], 200, 'an SR while the service sends');
+    assert.equal(q.rtcp.muxed, false);
+    assert.equal(q.rtcp.remote, `127.0.0.1:${rtpPort + 1}`);
+    // Every RTCP packet of the phone was read, none of the stranger's.
+    assert.equal(Number(q.remote.reports), phoneRtcp);
+    assert.equal(q.remote.has_sender_report, false, 'the stranger\'s SR was read');
+    assert.equal(q.remote.has_rtt, true);
+    const rtt = q.remote.rtt_ms as number;
+    assert.ok(Math.abs(rtt - PATH_DELAY_MS) <= 5, `RTT ${rtt} ms for a ${PATH_DELAY_MS} ms path`);
+    const before = atRtcp.length;
+    await client.media_('ReleasePort', { rtp_port: port });
+    await sleep(200);
+    assert.ok(atRtcp.slice(before).some((a) => a.raw.includes(Buffer.from([0x81, 203]))), 'no BYE at the phone\'s RTP+1');
+    for (const s of [rtp, rtcpSock, stranger]) s.close();
   });
 
   test('GetCallQuality of no call answers NOT_FOUND; without a call named, INVALID_ARGUMENT', async () => {

@@ -13,6 +13,7 @@ import { RTP_HEADER_BYTES, type RtpHeader } from '../rtp-bridge/rtp-packet.ts';
 import { RtpSender, type SenderState } from '../rtp-bridge/rtp-sender.ts';
 import { describeUri } from '../playback/audio-uri.ts';
 import type { SrtpSession } from '../rtp-bridge/srtp/context.ts';
+import type { SrtcpSession } from '../rtp-bridge/srtp/srtcp.ts';
 import type { CallSnapshot } from './call-snapshot.ts';
 import { OpusLeg, type OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
 import { OPUS_RTP_CLOCK } from '../codecs/opus.ts';
@@ -25,6 +26,8 @@ export const CALL_RATE = 8000;
 /** RFC 3550's minimum report interval, and the first report's delay (half of it, 6.2). */
 const REPORT_INTERVAL_MS = 5000;
 const FIRST_REPORT_MS = 2500;
+/** The shortest time between two of a call's reports (intervals are drawn from 0.5-1.5 times the mean). */
+export const MIN_REPORT_GAP_MS = REPORT_INTERVAL_MS / 2;
 export const FRAME_SAMPLES = 160;
 
 export type CloseReason = 'released' | 'inactivity' | 'shutdown' | 'error';
@@ -74,6 +77,8 @@ export interface CallSrtp {
   answer: { crypto_suite: string; key_params: string };
   inbound: SrtpSession;
   outbound: SrtpSession;
+  rtcpInbound: SrtcpSession;
+  rtcpOutbound: SrtcpSession;
 }
 
 const CODEC_BY_PT = new Map<number, G711Codec>([
@@ -189,7 +194,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
 
   /** RTCP is SRTCP both ways on this leg. */
   get srtcp(): boolean {
-    return false;
+    return this.#srtp !== undefined;
   }
 
   /** Everything another process needs to carry this call on (see CallSnapshot). */
@@ -203,7 +208,9 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
       codec: this.wireCodec,
       codecFixed: this.#codecFixed,
       ...(this.#opusOptions ? { opus: this.#opusOptions } : {}),
-      ...(srtp ? { srtp: { remote: srtp.remote, answer: srtp.answer, inbound: srtp.inbound.streams(), outbound: srtp.outbound.streams() } } : {}),
+      ...(srtp
+        ? { srtp: { remote: srtp.remote, answer: srtp.answer, inbound: srtp.inbound.streams(), outbound: srtp.outbound.streams(), rtcpInbound: srtp.rtcpInbound.streams(), rtcpOutbound: srtp.rtcpOutbound.streams() } }
+        : {}),
       routing: this.endpoint.routing,
       echo: this.echo,
       prompts: this.playback.prompts().map((p) => (p.uri.startsWith('data:') ? describeUri(p.uri) : p.uri)),

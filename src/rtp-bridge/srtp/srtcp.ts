@@ -10,9 +10,14 @@ export const LABEL_RTCP_SALT = 0x05;
 
 /**
  * SRTCP's HMAC-SHA1 tag is 80 bits for both AES-CM suites: RFC 4568 6.2.1 defines
- * AES_CM_128_HMAC_SHA1_32 with a 32-bit tag for SRTP only (what libsrtp does too).
+ * AES_CM_128_HMAC_SHA1_32 with a 32-bit tag for SRTP only (what libsrtp does too), and that
+ * is what the service sends. Some stacks (ffmpeg's SDES suite of that name) tag SRTCP with
+ * 32 bits too: on that suite a packet whose 80-bit reading fails is read once more as such,
+ * which is no weaker than the suite's own SRTP.
  */
 const CM_TAG_LENGTH = 10;
+const CM_SHORT_TAG_LENGTH = 4;
+const REPLAY = Symbol('replay');
 const GCM_TAG_LENGTH = 16;
 /** The fixed RTCP header and sender SSRC stay in the clear (RFC 3711 3.4). */
 const HEADER = 8;
@@ -52,7 +57,8 @@ export function deriveRtcpSessionKeys(suite: SrtpSuite, masterKey: Buffer, maste
 export class SrtcpSession {
   readonly suite: SrtpSuite;
   readonly #p: SuiteParams;
-  readonly #tagLength: number;
+  /** The tag lengths a received packet is read with, in order. */
+  readonly #tagLengths: readonly number[];
   readonly #cipher: 'aes-128-ctr' | 'aes-128-gcm' | 'aes-256-gcm';
   #cipherKey: KeyObject;
   #authKey: KeyObject | null;
@@ -70,7 +76,7 @@ export class SrtcpSession {
   constructor(suite: SrtpSuite, masterKey: Buffer, masterSalt: Buffer) {
     this.suite = suite;
     this.#p = SUITE_PARAMS[suite];
-    this.#tagLength = this.#p.aead ? GCM_TAG_LENGTH : CM_TAG_LENGTH;
+    this.#tagLengths = this.#p.aead ? [GCM_TAG_LENGTH] : this.#p.tagLength === CM_SHORT_TAG_LENGTH ? [CM_TAG_LENGTH, CM_SHORT_TAG_LENGTH] : [CM_TAG_LENGTH];
     this.#iv = Buffer.alloc(this.#p.aead ? 12 : 16);
     this.#cipher = this.#p.aead ? (this.#p.keyLength === 32 ? 'aes-256-gcm' : 'aes-128-gcm') : 'aes-128-ctr';
     const keys = deriveRtcpSessionKeys(suite, masterKey, masterSalt);
@@ -161,23 +167,32 @@ export class SrtcpSession {
    * malformed. A packet with the E flag clear (UNENCRYPTED_SRTCP) is authenticated only.
    */
   unprotect(srtcp: Buffer): Buffer | null {
+    if (srtcp.length < HEADER || (srtcp[0]! & 0xc0) !== 0x80) return this.#fail();
+    let replayed = false;
+    for (const tagLength of this.#tagLengths) {
+      const r = this.#open(srtcp, tagLength);
+      if (r === REPLAY) replayed = true;
+      else if (r) return r;
+    }
+    if (!replayed) return this.#fail();
+    this.#replays++;
+    this.#lastDropWasReplay = true;
+    return null;
+  }
+
+  /** One reading of the packet with a tag of this length: the plain packet, a replay, or null. */
+  #open(srtcp: Buffer, tagLength: number): Buffer | typeof REPLAY | null {
     const len = srtcp.length;
-    const trailer = this.#tagLength + INDEX_WORD;
-    if (len < HEADER + trailer || (srtcp[0]! & 0xc0) !== 0x80) return this.#fail();
+    if (len < HEADER + tagLength + INDEX_WORD) return null;
     const ssrc = srtcp.readUInt32BE(4);
-    const wordAt = this.#p.aead ? len - INDEX_WORD : len - trailer;
-    const word = srtcp.readUInt32BE(wordAt);
+    const word = srtcp.readUInt32BE(this.#p.aead ? len - INDEX_WORD : len - tagLength - INDEX_WORD);
     const index = word & MAX_INDEX;
     const encrypted = word >>> 31 === 1;
     const w = this.#windows.get(ssrc);
     // Replay check first (RFC 3711 3.3): it is cheaper than authentication.
-    if (w?.seen(index)) {
-      this.#replays++;
-      this.#lastDropWasReplay = true;
-      return null;
-    }
-    const plain = this.#p.aead ? this.#openGcm(srtcp, ssrc, index, word, encrypted) : this.#openCm(srtcp, ssrc, index, encrypted);
-    if (!plain) return this.#fail();
+    if (w?.seen(index)) return REPLAY;
+    const plain = this.#p.aead ? this.#openGcm(srtcp, ssrc, index, word, encrypted) : this.#openCm(srtcp, ssrc, index, encrypted, tagLength);
+    if (!plain) return null;
     if (w) w.accept(index);
     else {
       if (this.#windows.size >= MAX_STREAMS) this.#windows.delete(this.#windows.keys().next().value!);
@@ -192,10 +207,10 @@ export class SrtcpSession {
     return null;
   }
 
-  #openCm(srtcp: Buffer, ssrc: number, index: number, encrypted: boolean): Buffer | null {
-    const bodyEnd = srtcp.length - INDEX_WORD - CM_TAG_LENGTH;
+  #openCm(srtcp: Buffer, ssrc: number, index: number, encrypted: boolean, tagLength: number): Buffer | null {
+    const bodyEnd = srtcp.length - INDEX_WORD - tagLength;
     const mac = createHmac('sha1', this.#authKey!).update(srtcp.subarray(0, bodyEnd + INDEX_WORD)).digest();
-    if (!timingSafeEqual(mac.subarray(0, CM_TAG_LENGTH), srtcp.subarray(bodyEnd + INDEX_WORD))) return null;
+    if (!timingSafeEqual(mac.subarray(0, tagLength), srtcp.subarray(bodyEnd + INDEX_WORD))) return null;
     const out = Buffer.allocUnsafe(bodyEnd);
     if (!encrypted) {
       srtcp.copy(out, 0, 0, bodyEnd);

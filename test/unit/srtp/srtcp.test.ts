@@ -86,6 +86,24 @@ for (const suite of ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'] as co
   });
 }
 
+test('AES_CM_128_HMAC_SHA1_32: SRTCP tagged with 32 bits, as ffmpeg sends it, is read too; never on the _80 suite', () => {
+  const masterKey = hex('E1F97A0D3E018BE0D64FA32C06DE4139');
+  const masterSalt = hex('0EC675AD498AFEEBB6960B3AABE6');
+  const tx = new SrtcpSession('AES_CM_128_HMAC_SHA1_32', masterKey, masterSalt);
+  const full = tx.protect(report());
+  const short = full.subarray(0, full.length - 6);
+  const rx = new SrtcpSession('AES_CM_128_HMAC_SHA1_32', masterKey, masterSalt);
+  assert.deepEqual(rx.unprotect(short), report());
+  assert.equal(rx.unprotect(short), null);
+  assert.equal(rx.lastDropWasReplay, true);
+  const next = tx.protect(report());
+  const tampered = Buffer.from(next.subarray(0, next.length - 6));
+  tampered[12]! ^= 0x40;
+  assert.equal(rx.unprotect(tampered), null);
+  assert.equal(rx.lastDropWasReplay, false);
+  assert.equal(new SrtcpSession('AES_CM_128_HMAC_SHA1_80', masterKey, masterSalt).unprotect(short), null);
+});
+
 const keyOf = (suite: SrtpSuite): [Buffer, Buffer] => [randomBytes(SUITE_PARAMS[suite].keyLength), randomBytes(SUITE_PARAMS[suite].saltLength)];
 const report = (ssrc = 0x1234): Buffer => buildRtcp({ ssrc, blocks: [{ ssrc: 9, fractionLost: 0.1, cumulativeLost: 3, extendedHighestSeq: 77, jitter: 12, lsr: 0, dlsr: 0 }], cname: 'c@x' });
 

@@ -13,7 +13,7 @@ export interface CallQuality {
   server_rtp_port: number;
   codec: string;
   inbound: { packets: number; expected: number; lost: number; loss_ratio: number; jitter_ms: number; ssrc: number };
-  outbound: { packets: number; bytes: number };
+  outbound: { packets: number; bytes: number; ssrc: number };
   mos: number;
   r_factor: number;
   duration_s: number;
@@ -49,7 +49,7 @@ export function callQuality(s: CallSession): CallQuality {
     server_rtp_port: s.port,
     codec,
     inbound: { packets: q.received, expected: q.expected, lost: q.lost, loss_ratio: +q.lossRatio.toFixed(4), jitter_ms: +q.jitterMs.toFixed(2), ssrc: Math.max(0, q.ssrc) },
-    outbound: { packets: c.packetsOut, bytes: c.bytesOut },
+    outbound: { packets: c.packetsOut, bytes: c.bytesOut, ssrc: s.ssrc >>> 0 },
     mos: +mosFromR(r).toFixed(2),
     r_factor: +r.toFixed(1),
     duration_s: +((performance.now() - s.createdAtMs) / 1000).toFixed(1),

@@ -9,7 +9,7 @@ import { Mixer, type AudioSource } from '../media-path/mixer.ts';
 import { PlaybackQueue, type PlaybackEnd, type QueuedPrompt } from '../playback/playback-queue.ts';
 import { DtmfDetector, type DtmfDigit } from '../rtp-bridge/dtmf.ts';
 import type { RtpAddress, RtpEndpoint } from '../rtp-bridge/rtp-endpoint.ts';
-import { RTP_HEADER_BYTES, type RtpHeader } from '../rtp-bridge/rtp-packet.ts';
+import type { RtpHeader } from '../rtp-bridge/rtp-packet.ts';
 import { RtpSender, type SenderState } from '../rtp-bridge/rtp-sender.ts';
 import { describeUri } from '../playback/audio-uri.ts';
 import type { SrtpSession } from '../rtp-bridge/srtp/context.ts';
@@ -28,6 +28,8 @@ const REPORT_INTERVAL_MS = 5000;
 const FIRST_REPORT_MS = 2500;
 /** The shortest time between two of a call's reports (intervals are drawn from 0.5-1.5 times the mean). */
 export const MIN_REPORT_GAP_MS = REPORT_INTERVAL_MS / 2;
+/** How long the first report waits for the phone's first RTCP (stacks send theirs within 1.5 intervals of 5 s). */
+const RTCP_LISTEN_MS = 7500;
 export const FRAME_SAMPLES = 160;
 
 export type CloseReason = 'released' | 'inactivity' | 'shutdown' | 'error';
@@ -135,6 +137,8 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   /** When this call's next RTCP report is due (performance.now()). */
   #rtcpDueMs = 0;
   #packetsAtLastReport = 0;
+  /** The phone's RTCP was read: where the service's goes is known. */
+  #heardRtcp = false;
   /** The last tick sent audio (a talk spurt is running). */
   #talking = false;
   /** The clock moved this call ahead of its own phase for a talk spurt (see audioQueued). */
@@ -170,7 +174,10 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
       this.#dtmf = new DtmfDetector(CALL_RATE);
       this.endpoint.onPacket((h, p, from) => this.#onRtp(h, p, from));
     }
-    this.endpoint.onRtcp((p) => this.remoteReports.read(p, this.inboundQuality.received, this.#sender.ssrc));
+    this.endpoint.onRtcp((p) => {
+      this.#heardRtcp = true;
+      this.remoteReports.read(p, this.inboundQuality.received, this.#sender.ssrc);
+    });
     this.#rtcpDueMs = performance.now() + FIRST_REPORT_MS;
     this.#clock.add(this);
   }
@@ -344,6 +351,9 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
    */
   reportIfDue(nowMs: number): void {
     if (this.#closed || nowMs < this.#rtcpDueMs) return;
+    // Where the phone wants RTCP (multiplexed, or on RTP+1) shows in its own: the first report
+    // waits for it a while, so a stack that keeps RTCP apart never gets one on its RTP port.
+    if (!this.#heardRtcp && nowMs - this.createdAtMs < RTCP_LISTEN_MS) return;
     this.#rtcpDueMs = nowMs + REPORT_INTERVAL_MS * (0.5 + Math.random());
     this.#sendReport();
   }
@@ -359,7 +369,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
     const sr = this.remoteReports.state.sender;
     const report: OutgoingReport = {
       ssrc: this.#sender.ssrc,
-      ...(sent ? { sender: { ntpSec: ntp.sec, ntpFrac: ntp.frac, rtpTimestamp: this.#sender.state.ts, packets: this.#sender.packets, octets: Math.max(0, c.bytesOut - RTP_HEADER_BYTES * c.packetsOut) } } : {}),
+      ...(sent ? { sender: { ntpSec: ntp.sec, ntpFrac: ntp.frac, rtpTimestamp: this.#sender.state.ts, packets: this.#sender.packets, octets: this.#sender.octets } } : {}),
       blocks:
         q.received > 0
           ? [{ ssrc: q.ssrc, fractionLost: q.takeIntervalLoss(), cumulativeLost: q.lost, extendedHighestSeq: q.extendedMax, jitter: q.jitter, lsr: sr?.ntpMiddle ?? 0, dlsr: sr ? ((unixMs - sr.arrivedUnixMs) / 1000) * 65536 : 0 }]

@@ -1,6 +1,7 @@
 import type { CallSession } from '../sessions/call-session.ts';
 import { CODEC_IMPAIRMENT, mosFromR, rFactor } from './e-model.ts';
 import type { RemoteReports } from './remote-reports.ts';
+import type { VoipMetrics } from './rtcp.ts';
 
 /**
  * The service's own share of the one-way delay the E-model is given (a 20 ms frame and the
@@ -34,7 +35,61 @@ export interface CallQuality {
     malformed: number;
     has_rtt: boolean;
     rtt_ms: number;
+    /** RTCP XR VoIP metrics (RFC 3611 4.7) the phone sent about the service's stream, if any. */
+    voip_metrics?: VoipMetricsOut;
   };
+}
+
+/** RFC 3611 4.7 as GetCallQuality says it; a value the phone marked unavailable is left out. */
+export interface VoipMetricsOut {
+  loss_rate: number;
+  discard_rate: number;
+  burst_density: number;
+  gap_density: number;
+  burst_duration_ms: number;
+  gap_duration_ms: number;
+  round_trip_delay_ms: number;
+  end_system_delay_ms: number;
+  signal_level_dbm?: number;
+  noise_level_dbm?: number;
+  rerl_db?: number;
+  gmin: number;
+  r_factor?: number;
+  ext_r_factor?: number;
+  mos_lq?: number;
+  mos_cq?: number;
+  plc: string;
+  jb_adaptive?: boolean;
+  jb_nominal_ms: number;
+  jb_max_ms: number;
+  jb_abs_max_ms: number;
+}
+
+function voipOf(v: VoipMetrics): VoipMetricsOut {
+  const out: VoipMetricsOut = {
+    loss_rate: +v.lossRate.toFixed(4),
+    discard_rate: +v.discardRate.toFixed(4),
+    burst_density: +v.burstDensity.toFixed(4),
+    gap_density: +v.gapDensity.toFixed(4),
+    burst_duration_ms: v.burstDurationMs,
+    gap_duration_ms: v.gapDurationMs,
+    round_trip_delay_ms: v.roundTripDelayMs,
+    end_system_delay_ms: v.endSystemDelayMs,
+    gmin: v.gmin,
+    plc: v.plc,
+    jb_nominal_ms: v.jitterBuffer.nominalMs,
+    jb_max_ms: v.jitterBuffer.maxMs,
+    jb_abs_max_ms: v.jitterBuffer.absMaxMs,
+  };
+  if (v.signalLevelDbm !== null) out.signal_level_dbm = v.signalLevelDbm;
+  if (v.noiseLevelDbm !== null) out.noise_level_dbm = v.noiseLevelDbm;
+  if (v.rerlDb !== null) out.rerl_db = v.rerlDb;
+  if (v.rFactor !== null) out.r_factor = v.rFactor;
+  if (v.extRFactor !== null) out.ext_r_factor = v.extRFactor;
+  if (v.mosLq !== null) out.mos_lq = v.mosLq;
+  if (v.mosCq !== null) out.mos_cq = v.mosCq;
+  if (v.jitterBuffer.adaptive !== null) out.jb_adaptive = v.jitterBuffer.adaptive;
+  return out;
 }
 
 export function callQuality(s: CallSession): CallQuality {
@@ -90,5 +145,6 @@ function remoteOf(r: RemoteReports): CallQuality['remote'] {
     malformed: r.malformed,
     has_rtt: r.rttMs !== null,
     rtt_ms: +(r.rttMs ?? 0).toFixed(1),
+    ...(r.voip ? { voip_metrics: voipOf(r.voip) } : {}),
   };
 }

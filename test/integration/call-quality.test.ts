@@ -50,6 +50,32 @@ async function sendShaped(port: number, n: number, opts: { drop: (k: number) => 
   return { sent, jitterMs: j / 8 };
 }
 
+/** RTCP XR with one VoIP metrics block (RFC 3611 4.7) about `ssrc`, written by hand. */
+function voipXr(ssrc: number): Buffer {
+  const b = Buffer.alloc(8 + 36);
+  b[0] = 0x80;
+  b[1] = 207;
+  b.writeUInt16BE(b.length / 4 - 1, 2);
+  b.writeUInt32BE(0x51cee, 4);
+  b[8] = 7;
+  b.writeUInt16BE(8, 10);
+  b.writeUInt32BE(ssrc, 12);
+  b[16] = 13; // loss rate 13/256
+  b[18] = 128; // burst density
+  b.writeUInt16BE(120, 20); // burst duration
+  b.writeUInt16BE(85, 24); // round trip delay
+  b[28] = 0xec; // signal level -20 dBm
+  b[29] = 127; // noise level: unavailable
+  b[30] = 127; // RERL: unavailable
+  b[32] = 82; // R factor
+  b[33] = 127; // external R factor: unavailable
+  b[34] = 41; // MOS-LQ 4.1
+  b[35] = 40; // MOS-CQ 4.0
+  b[36] = 0xf0; // standard PLC, adaptive jitter buffer
+  b.writeUInt16BE(40, 38); // JB nominal
+  return b;
+}
+
 describe('call quality as the service measures it', () => {
   let svc: RunningService;
   let client: TestClient;
@@ -266,7 +292,8 @@ describe('call quality as the service measures it', () => {
       atRtcp.push({ from: from.port, raw });
       if (raw[1] !== 200) return;
       const lsr = ((raw.readUInt32BE(8) & 0xffff) * 65536 + (raw.readUInt32BE(12) >>> 16)) >>> 0;
-      setTimeout(() => sendRtcp(rr(raw.readUInt32BE(4), lsr)), PATH_DELAY_MS);
+      // With its RR, an RTCP XR VoIP metrics block (RFC 3611 4.7) about the service's stream.
+      setTimeout(() => sendRtcp(Buffer.concat([rr(raw.readUInt32BE(4), lsr), voipXr(raw.readUInt32BE(4))])), PATH_DELAY_MS);
     });
     await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: `127.0.0.1:${rtpPort}` });
     await client.media_('PlayAudio', { audio_uri: `data:audio/l16;rate=8000;base64,${Buffer.from(tone(440, 9000, 8000).buffer).toString('base64')}`, server_rtp_port: port });
@@ -301,6 +328,12 @@ describe('call quality as the service measures it', () => {
     assert.equal(q.remote.has_rtt, true);
     const rtt = q.remote.rtt_ms as number;
     assert.ok(Math.abs(rtt - PATH_DELAY_MS) <= 5, `RTT ${rtt} ms for a ${PATH_DELAY_MS} ms path`);
+    const voip = q.remote.voip_metrics as Record<string, unknown>;
+    assert.deepEqual(
+      [voip.loss_rate, voip.burst_density, voip.burst_duration_ms, voip.round_trip_delay_ms, voip.signal_level_dbm, voip.r_factor, voip.mos_lq, voip.plc, voip.jb_nominal_ms],
+      [0.0508, 0.5, 120, 85, -20, 82, 4.1, 'standard', 40],
+    );
+    assert.equal(voip.ext_r_factor ?? null, null, 'a value marked unavailable is left unset');
     const before = atRtcp.length;
     await client.media_('ReleasePort', { rtp_port: port });
     await sleep(200);

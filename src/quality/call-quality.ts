@@ -13,7 +13,20 @@ export interface CallQuality {
   call_id: string;
   server_rtp_port: number;
   codec: string;
-  inbound: { packets: number; expected: number; lost: number; loss_ratio: number; jitter_ms: number; ssrc: number };
+  inbound: {
+    packets: number;
+    expected: number;
+    lost: number;
+    loss_ratio: number;
+    jitter_ms: number;
+    ssrc: number;
+    /** Runs of consecutive lost packets, and the longest (the loss pattern: bursts or isolated). */
+    loss_bursts: number;
+    longest_loss_burst: number;
+    /** 20 ms frames the service concealed, and packets that came too late to play, while it listened to the caller (echo, taps). */
+    concealed_frames: number;
+    late_packets: number;
+  };
   outbound: { packets: number; bytes: number; ssrc: number };
   mos: number;
   r_factor: number;
@@ -103,7 +116,18 @@ export function callQuality(s: CallSession): CallQuality {
     call_id: s.callId,
     server_rtp_port: s.port,
     codec,
-    inbound: { packets: q.received, expected: q.expected, lost: q.lost, loss_ratio: +q.lossRatio.toFixed(4), jitter_ms: +q.jitterMs.toFixed(2), ssrc: Math.max(0, q.ssrc) },
+    inbound: {
+      packets: q.received,
+      expected: q.expected,
+      lost: q.lost,
+      loss_ratio: +q.lossRatio.toFixed(4),
+      jitter_ms: +q.jitterMs.toFixed(2),
+      ssrc: Math.max(0, q.ssrc),
+      loss_bursts: q.lossBursts,
+      longest_loss_burst: q.longestLossBurst,
+      concealed_frames: s.inboundStats.concealedFrames,
+      late_packets: s.inboundStats.late,
+    },
     outbound: { packets: c.packetsOut, bytes: c.bytesOut, ssrc: s.ssrc >>> 0 },
     mos: +mosFromR(r).toFixed(2),
     r_factor: +r.toFixed(1),

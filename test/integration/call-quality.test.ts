@@ -11,7 +11,7 @@ import { encodeG711 } from '../../src/codecs/g711.ts';
 interface Quality {
   call_id: string;
   codec: string;
-  inbound: { packets: number | string; expected: number | string; lost: number | string; loss_ratio: number; jitter_ms: number; ssrc: number };
+  inbound: { packets: number | string; expected: number | string; lost: number | string; loss_ratio: number; jitter_ms: number; ssrc: number; loss_bursts: number; longest_loss_burst: number; concealed_frames: number | string; late_packets: number | string };
   outbound: { packets: number | string };
   remote: Record<string, unknown>;
   rtcp: { local_port: number; muxed: boolean; remote: string; srtcp: boolean; sent: number | string; received: number | string; srtcp_auth_failures: number; srtcp_replays: number };
@@ -76,7 +76,12 @@ function voipXr(ssrc: number): Buffer {
   return b;
 }
 
+/** ITU-T G.107's MOS from R (7.3), written out here apart from the service's code. */
+const g107Mos = (r: number): number => 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6;
+
 describe('call quality as the service measures it', () => {
+  /** The clean ffmpeg call's figures: the 5% loss call is measured against them. */
+  let clean: { mos: number; r: number } | undefined;
   let svc: RunningService;
   let client: TestClient;
   let n = 0;
@@ -118,6 +123,8 @@ describe('call quality as the service measures it', () => {
     assert.equal(q.inbound.ssrc, 0x1234abcd);
     assert.ok(q.inbound.jitter_ms < 5, `jitter ${q.inbound.jitter_ms} ms from a paced ffmpeg`);
     assert.ok(q.mos >= 4.2, `MOS ${q.mos} for a clean G.711 call`);
+    assert.deepEqual([q.inbound.loss_bursts, q.inbound.longest_loss_burst], [0, 0]);
+    clean = { mos: q.mos, r: q.r_factor };
     await client.media_('ReleasePort', { rtp_port: port });
     // A clean call is never reported degraded.
     assert.equal(svc.lines.filter((l) => l.event === 'CALL_QUALITY_DEGRADED' && l.call_id === callId).length, 0);
@@ -155,6 +162,17 @@ describe('call quality as the service measures it', () => {
     assert.ok(Math.abs(q.inbound.loss_ratio - 0.05) <= 0.01, `loss ${q.inbound.loss_ratio}`);
     assert.ok(Math.abs(q.inbound.jitter_ms - shaped.jitterMs) <= shaped.jitterMs * 0.2, `jitter ${q.inbound.jitter_ms} ms, sent with ${shaped.jitterMs.toFixed(2)} ms`);
     assert.ok(q.mos < 4.0 && q.mos > 3.0, `MOS ${q.mos} at 5% loss`);
+    // Isolated losses: twenty runs of one packet.
+    assert.deepEqual([q.inbound.loss_bursts, q.inbound.longest_loss_burst], [20, 1]);
+    // From the clean call, 5% random loss of G.711 with PLC costs Ie,eff = 95 * 5 / (5 + 25.1)
+    // points of R (G.107 7.2, Bpl from G.113 appendix I); the MOS must drop by what that R drop
+    // makes of the clean call's MOS, within 0.2 (the jitter the test adds moves the delay too).
+    if (clean) {
+      const expectedDrop = clean.mos - g107Mos(clean.r - (95 * 5) / (5 + 25.1));
+      const drop = clean.mos - q.mos;
+      t.diagnostic(`MOS ${clean.mos} clean, ${q.mos} at 5% loss: a drop of ${drop.toFixed(2)}, the E-model says ${expectedDrop.toFixed(2)}`);
+      assert.ok(Math.abs(drop - expectedDrop) <= 0.2, `MOS dropped ${drop.toFixed(2)}, the E-model says ${expectedDrop.toFixed(2)}`);
+    }
     await client.media_('ReleasePort', { rtp_port: port });
     const closed = await svc.waitForLog((l) => l.event === 'SESSION_CLOSED' && l.call_id === callId);
     const a = closed.attributes as Record<string, number>;

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TEST_PACKAGES=(ffmpeg openssl procps espeak-ng tshark chromium prometheus)
+# GStreamer (rtpbin, and srtpenc/srtpdec on libsrtp) with its Python bindings: a phone nobody here wrote.
+TEST_PACKAGES=(ffmpeg openssl procps espeak-ng tshark chromium prometheus gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad python3-gi gir1.2-gstreamer-1.0)
 bash scripts/setup.sh "${TEST_PACKAGES[@]}"
 
 # Tests talk to a real RabbitMQ on 127.0.0.1:5672; start (or install) one if none answers.

@@ -20,6 +20,13 @@ export class ReceiveStats {
   #receivedPrior = 0;
   /** Loss of the streams before the current one (an SSRC change, a restart). */
   #lostBefore = 0;
+  /**
+   * The pattern of the loss, from the gaps in the sequence as packets arrive: how many runs of
+   * consecutive missing packets (a run a reordered packet later fills still counts), and the
+   * longest. Isolated losses make many runs of 1; a burst makes one long run.
+   */
+  lossBursts = 0;
+  longestLossBurst = 0;
 
   constructor(clockRate: number) {
     this.clockRate = clockRate;
@@ -36,6 +43,10 @@ export class ReceiveStats {
     if (delta < 0x8000) {
       if (seq < this.#maxSeq && delta !== 0) this.#cycles += 0x10000;
       if (delta !== 0) this.#maxSeq = seq;
+      if (delta > 1 && this.received > 0) {
+        this.lossBursts++;
+        if (delta - 1 > this.longestLossBurst) this.longestLossBurst = delta - 1;
+      }
     }
     this.received++;
     // Repeats of one timestamp (DTMF updates and end packets) carry no new timing.

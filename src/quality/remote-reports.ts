@@ -1,4 +1,4 @@
-import { parseRtcp } from './rtcp.ts';
+import { parseRtcp, type VoipMetrics } from './rtcp.ts';
 import { ntpMiddle, ntpOf } from './rtcp-writer.ts';
 
 /** What the phone said in its RTCP: its own sending, its view of the service's stream, its name, its goodbye. */
@@ -13,10 +13,12 @@ export interface RemoteReports {
   rttMs: number | null;
   /** From its last report block about the service's stream. */
   ofOurs: { fractionLost: number; cumulativeLost: number; jitter: number } | null;
+  /** Its last RTCP XR VoIP metrics block (RFC 3611 4.7) about the service's stream. */
+  voip: VoipMetrics | null;
 }
 
 export class RemoteReportsReader {
-  readonly state: RemoteReports = { reports: 0, malformed: 0, cname: '', bye: false, sender: null, ofOurs: null, rttMs: null };
+  readonly state: RemoteReports = { reports: 0, malformed: 0, cname: '', bye: false, sender: null, ofOurs: null, rttMs: null, voip: null };
 
   /** One RTCP datagram; `receivedHere`: the phone's RTP packets received so far; `ourSsrc`: the service's stream. */
   read(packet: Buffer, receivedHere: number, ourSsrc: number, nowUnixMs = Date.now()): void {
@@ -51,6 +53,10 @@ export class RemoteReportsReader {
         if (c?.cname) this.state.cname = c.cname.slice(0, 255);
       }
       if (p.type === 'bye') this.state.bye = true;
+      if (p.type === 'xr') {
+        const v = p.voip.find((m) => m.ssrc === ourSsrc >>> 0);
+        if (v) this.state.voip = v;
+      }
     }
   }
 }

@@ -1,4 +1,4 @@
-/** RTCP (RFC 3550 section 6) as the service reads it from phones: compound packets of SR, RR, SDES and BYE. */
+/** RTCP (RFC 3550 section 6) as the service reads it from phones: compound packets of SR, RR, SDES, BYE and XR (RFC 3611). */
 export interface ReportBlock {
   ssrc: number;
   /** Fraction of packets lost since the previous report, 0..1. */
@@ -14,14 +14,78 @@ export interface ReportBlock {
   dlsr: number;
 }
 
+/**
+ * RFC 3611 4.7: the VoIP metrics a far end reports of a stream it receives. Rates are 0..1,
+ * times in ms, levels in dBm/dB; null where the sender marks a value unavailable (127).
+ */
+export interface VoipMetrics {
+  ssrc: number;
+  lossRate: number;
+  discardRate: number;
+  burstDensity: number;
+  gapDensity: number;
+  burstDurationMs: number;
+  gapDurationMs: number;
+  roundTripDelayMs: number;
+  endSystemDelayMs: number;
+  signalLevelDbm: number | null;
+  noiseLevelDbm: number | null;
+  rerlDb: number | null;
+  gmin: number;
+  rFactor: number | null;
+  extRFactor: number | null;
+  mosLq: number | null;
+  mosCq: number | null;
+  /** Packet loss concealment (RX config). */
+  plc: (typeof PLC)[number];
+  jitterBuffer: { adaptive: boolean | null; nominalMs: number; maxMs: number; absMaxMs: number };
+}
+
 export type RtcpPacket =
   | { type: 'sr'; ssrc: number; ntpSec: number; ntpFrac: number; rtpTimestamp: number; packets: number; octets: number; reports: ReportBlock[] }
   | { type: 'rr'; ssrc: number; reports: ReportBlock[] }
   | { type: 'sdes'; chunks: { ssrc: number; cname?: string }[] }
   | { type: 'bye'; ssrcs: number[]; reason?: string }
+  | { type: 'xr'; ssrc: number; voip: VoipMetrics[] }
   | { type: 'other'; packetType: number };
 
-const PT = { SR: 200, RR: 201, SDES: 202, BYE: 203 } as const;
+const PT = { SR: 200, RR: 201, SDES: 202, BYE: 203, XR: 207 } as const;
+/** RFC 3611 block type 7, and its fixed length in 32-bit words less one. */
+const XR_VOIP_METRICS = 7;
+const XR_VOIP_METRICS_WORDS = 8;
+const UNAVAILABLE = 127;
+/** RX config's top two bits (RFC 3611 4.7.6). */
+const PLC = ['unspecified', 'disabled', 'enhanced', 'standard'] as const;
+
+const signed8 = (v: number): number => (v > 127 ? v - 256 : v);
+const orNull = (v: number, f: (x: number) => number = (x) => x): number | null => (v === UNAVAILABLE ? null : f(v));
+
+function voipMetrics(b: Buffer, o: number): VoipMetrics {
+  const rx = b[o + 28]!;
+  const jba = (rx >> 4) & 3;
+  return {
+    ssrc: b.readUInt32BE(o + 4),
+    lossRate: b[o + 8]! / 256,
+    discardRate: b[o + 9]! / 256,
+    burstDensity: b[o + 10]! / 256,
+    gapDensity: b[o + 11]! / 256,
+    burstDurationMs: b.readUInt16BE(o + 12),
+    gapDurationMs: b.readUInt16BE(o + 14),
+    roundTripDelayMs: b.readUInt16BE(o + 16),
+    endSystemDelayMs: b.readUInt16BE(o + 18),
+    signalLevelDbm: orNull(b[o + 20]!, signed8),
+    noiseLevelDbm: orNull(b[o + 21]!, signed8),
+    rerlDb: orNull(b[o + 22]!),
+    gmin: b[o + 23]!,
+    rFactor: orNull(b[o + 24]!),
+    extRFactor: orNull(b[o + 25]!),
+    mosLq: orNull(b[o + 26]!, (x) => x / 10),
+    mosCq: orNull(b[o + 27]!, (x) => x / 10),
+    plc: PLC[rx >> 6]!,
+    // JBA: 0 unknown, 1 reserved, 2 non-adaptive, 3 adaptive.
+    jitterBuffer: { adaptive: jba === 3 ? true : jba === 2 ? false : null, nominalMs: b.readUInt16BE(o + 30), maxMs: b.readUInt16BE(o + 32), absMaxMs: b.readUInt16BE(o + 34) },
+  };
+}
 const CNAME = 1;
 
 function reportBlock(b: Buffer, o: number): ReportBlock {
@@ -88,6 +152,21 @@ export function parseRtcp(b: Buffer): RtcpPacket[] | null {
         const r = o + 4 + count * 4;
         const reason = r < end ? b.toString('utf8', r + 1, Math.min(end, r + 1 + b[r]!)) : undefined;
         out.push({ type: 'bye', ssrcs, ...(reason ? { reason } : {}) });
+        break;
+      }
+      case PT.XR: {
+        if (end - o < 8) return null;
+        const voip: VoipMetrics[] = [];
+        // Report blocks of any type: each says its own length; only VoIP metrics are read.
+        for (let k = o + 8; k < end; ) {
+          if (end - k < 4) return null;
+          const words = b.readUInt16BE(k + 2);
+          const next = k + 4 + words * 4;
+          if (next > end) return null;
+          if (b[k] === XR_VOIP_METRICS && words === XR_VOIP_METRICS_WORDS) voip.push(voipMetrics(b, k));
+          k = next;
+        }
+        out.push({ type: 'xr', ssrc: b.readUInt32BE(o + 4), voip });
         break;
       }
       default:

@@ -29,7 +29,18 @@ export interface EndpointCounters {
   /** Times the phone's source moved to a new address after proving itself (NAT rebinding). */
   sourceMoves: number;
   authFailures: number;
+  /** SRTCP packets dropped: not authentic (tampered, wrong key, malformed), or replayed/too old. */
+  srtcpAuthFailures: number;
+  srtcpReplays: number;
   sendErrors: number;
+}
+
+/**
+ * Where the service's RTCP goes when the phone does not multiplex it: where the phone's own
+ * RTCP came from, out of the socket it arrived on (`rtcp`: the RTP+1 port; `rtp`: the RTP port).
+ */
+export interface RtcpRoute extends RtpAddress {
+  via: 'rtp' | 'rtcp';
 }
 
 export interface EndpointRouting {
@@ -37,25 +48,55 @@ export interface EndpointRouting {
   /** The target came from signalling (set_target), not from the phone's packets. */
   explicit: boolean;
   source: (RtpAddress & { ssrc: number; seq: number }) | null;
+  /** Absent or null: RTCP multiplexed on the RTP port, toward the target (RFC 5761). */
+  rtcp?: RtcpRoute | null;
 }
 
 export type PacketHandler = (header: RtpHeader, packet: Buffer, from: RemoteInfo) => void;
-/** RTCP multiplexed on the RTP port (RFC 5761) from the phone's address; plain RTP legs only. */
+/** The phone's RTCP (plain, or SRTCP once authenticated and decrypted), from either port. */
 export type RtcpHandler = (packet: Buffer) => void;
+
+/** SRTCP of one direction (RFC 3711 3.4); absent for plain RTP. */
+export interface RtcpProtection {
+  protect(packet: Buffer): Buffer;
+  /** The plain compound packet, or null: then `lastDropWasReplay` says why. */
+  unprotect(packet: Buffer): Buffer | null;
+  readonly lastDropWasReplay: boolean;
+}
 
 const DEFAULT_SOURCE: SourceLockOptions = { policy: 'strict', learningMs: 3000 };
 
+function bindUdp(port: number, address: string): Promise<Socket> {
+  const socket = createSocket({ type: isIP(address) === 6 ? 'udp6' : 'udp4', reuseAddr: false, lookup: literalLookup });
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      socket.close();
+      reject(err);
+    };
+    socket.once('error', onError);
+    socket.bind(port, address, () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
 /**
- * The call's UDP socket toward the phone. It owns the socket: it learns which source is the
- * phone and locks it (see SourceLock), where to send (explicit target, else that source:
- * symmetric RTP / comedia), unprotects and protects SRTP, and hands the phone's parsed RTP
- * to one handler. Packets from anyone else are counted and go no further.
+ * The call's UDP sockets toward the phone, the RTP port and RTP+1 for RTCP; it owns both. It
+ * learns which source is the phone and locks it (see SourceLock), where to send (explicit
+ * target, else that source: symmetric RTP / comedia), unprotects and protects SRTP and
+ * SRTCP, and hands the phone's parsed RTP to one handler and its RTCP to another. Packets
+ * from anyone else are counted and go no further.
  */
 export class RtpEndpoint {
   readonly port: number;
-  readonly counters: EndpointCounters = { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, rtcpIn: 0, rtcpOut: 0, malformed: 0, foreignSource: 0, sourceMoves: 0, authFailures: 0, sendErrors: 0 };
+  readonly counters: EndpointCounters = { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, rtcpIn: 0, rtcpOut: 0, malformed: 0, foreignSource: 0, sourceMoves: 0, authFailures: 0, srtcpAuthFailures: 0, srtcpReplays: 0, sendErrors: 0 };
   readonly #socket: Socket;
+  readonly #rtcpSocket: Socket | null;
   readonly #lock: SourceLock;
+  #rtcpRoute: RtcpRoute | null = null;
+  #inboundRtcp: RtcpProtection | null = null;
+  #outboundRtcp: RtcpProtection | null = null;
   #target: RtpAddress | null = null;
   #explicit = false;
   #inbound: PacketProtection | null = null;
@@ -65,30 +106,53 @@ export class RtpEndpoint {
   #lockedOnce = false;
   #closed = false;
 
-  static bind(opts: { port: number; address: string; source?: SourceLockOptions }): Promise<RtpEndpoint> {
-    const socket = createSocket({ type: isIP(opts.address) === 6 ? 'udp6' : 'udp4', reuseAddr: false, lookup: literalLookup });
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => {
+  /**
+   * Binds the RTP port and the port after it, for RTCP (RFC 3550 11: RTP on an even port,
+   * RTCP on the next). `rtcpPort: 'optional'` carries on without the RTCP port when another
+   * process holds it (a call resumed after a restart must not be lost for it); by default a
+   * pair that cannot be had whole is refused like a busy port.
+   */
+  static async bind(opts: { port: number; address: string; source?: SourceLockOptions; rtcpPort?: 'required' | 'optional' }): Promise<RtpEndpoint> {
+    const socket = await bindUdp(opts.port, opts.address);
+    let rtcp: Socket | null = null;
+    try {
+      rtcp = await bindUdp(opts.port + 1, opts.address);
+    } catch (error) {
+      if (opts.rtcpPort !== 'optional') {
         socket.close();
-        reject(err);
-      };
-      socket.once('error', onError);
-      socket.bind(opts.port, opts.address, () => {
-        socket.off('error', onError);
-        resolve(new RtpEndpoint(socket, opts.port, opts.source ?? DEFAULT_SOURCE));
-      });
-    });
+        throw error;
+      }
+    }
+    return new RtpEndpoint(socket, rtcp, opts.port, opts.source ?? DEFAULT_SOURCE);
   }
 
-  private constructor(socket: Socket, port: number, source: SourceLockOptions) {
+  private constructor(socket: Socket, rtcp: Socket | null, port: number, source: SourceLockOptions) {
     this.#socket = socket;
+    this.#rtcpSocket = rtcp;
     this.port = port;
     this.#lock = new SourceLock(source);
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
-    // A send to an unreachable peer surfaces as an async socket error; it must not end the call.
-    socket.on('error', () => {
-      this.counters.sendErrors++;
+    rtcp?.on('message', (msg, rinfo) => {
+      // Only RTCP belongs on the RTCP port; anything else is not the phone's.
+      if (isRtcpPacket(msg)) this.#onRtcpPacket(msg, rinfo, 'rtcp');
+      else this.counters.malformed++;
     });
+    // A send to an unreachable peer surfaces as an async socket error; it must not end the call.
+    const onError = (): void => {
+      this.counters.sendErrors++;
+    };
+    socket.on('error', onError);
+    rtcp?.on('error', onError);
+  }
+
+  /** The RTP+1 port when it is bound (null: RTCP only multiplexed on the RTP port). */
+  get rtcpPort(): number | null {
+    return this.#rtcpSocket ? this.port + 1 : null;
+  }
+
+  /** Where the service's RTCP goes: null while it is multiplexed toward the target. */
+  get rtcpRoute(): RtcpRoute | null {
+    return this.#rtcpRoute;
   }
 
   get target(): RtpAddress | null {
@@ -103,9 +167,11 @@ export class RtpEndpoint {
     this.#rtcp = handler;
   }
 
-  setProtection(inbound: PacketProtection | null, outbound: PacketProtection | null): void {
+  setProtection(inbound: PacketProtection | null, outbound: PacketProtection | null, rtcp?: { inbound: RtcpProtection; outbound: RtcpProtection }): void {
     this.#inbound = inbound;
     this.#outbound = outbound;
+    this.#inboundRtcp = rtcp?.inbound ?? null;
+    this.#outboundRtcp = rtcp?.outbound ?? null;
   }
 
   /** Where the phone's packets come from (null until the first one). */
@@ -120,18 +186,21 @@ export class RtpEndpoint {
   setTarget(target: RtpAddress): void {
     this.#target = target;
     this.#explicit = true;
+    this.#rtcpRoute = null;
     this.#lock.retarget(target, performance.now());
   }
 
   /** Where sending goes and whose packets are the phone's, for a process that resumes the call. */
   get routing(): EndpointRouting {
-    return { target: this.#target, explicit: this.#explicit, source: this.#lock.locked };
+    return { target: this.#target, explicit: this.#explicit, source: this.#lock.locked, rtcp: this.#rtcpRoute };
   }
 
   /** Routing saved by another process: the phone is not learned again, it goes on. */
   restoreRouting(r: EndpointRouting): void {
     this.#target = r.target;
     this.#explicit = r.explicit;
+    // A route over the RTP+1 port needs that port: without it, RTCP goes multiplexed.
+    this.#rtcpRoute = r.rtcp && (r.rtcp.via === 'rtp' || this.#rtcpSocket) ? r.rtcp : null;
     if (r.source) {
       this.#lock.restore(r.source, r.explicit ? r.target : null, performance.now());
       this.#lockedOnce = true;
@@ -147,34 +216,72 @@ export class RtpEndpoint {
     this.#socket.send(wire, t.port, t.address);
   }
 
-  /** RTCP goes where RTP goes, multiplexed on the RTP port, on plain RTP legs (SRTCP is not sent). */
+  /** RTCP can go out: the far end is known, and an SRTP leg has SRTCP to protect it with. */
   get canSendRtcp(): boolean {
-    return this.#target !== null && !this.#closed && this.#outbound === null;
+    return this.#target !== null && !this.#closed && (this.#outbound === null || this.#outboundRtcp !== null);
   }
 
+  /**
+   * RTCP (SRTCP on an SRTP leg) goes multiplexed to where RTP goes, until the phone's own RTCP
+   * shows it keeps RTCP apart: then where that came from, out of the port it arrived on.
+   */
   sendRtcp(packet: Buffer): void {
     const t = this.#target;
-    if (!t || this.#closed || this.#outbound) return;
+    if (!t || this.#closed || (this.#outbound && !this.#outboundRtcp)) return;
+    const wire = this.#outboundRtcp ? this.#outboundRtcp.protect(packet) : packet;
+    const r = this.#rtcpRoute;
     this.counters.rtcpOut++;
-    this.#socket.send(packet, t.port, t.address);
+    if (r) (r.via === 'rtcp' ? this.#rtcpSocket! : this.#socket).send(wire, r.port, r.address);
+    else this.#socket.send(wire, t.port, t.address);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#handler = null;
+    this.#rtcp = null;
     this.#socket.close();
+    this.#rtcpSocket?.close();
+  }
+
+  /**
+   * The phone's RTCP, on either port. Only from the phone's address, and, for plain RTCP, only
+   * from its RTP port or the one after it; SRTCP that authenticates proves itself from any port
+   * of that address (a NAT may map the phone's RTCP port anywhere).
+   */
+  #onRtcpPacket(msg: Buffer, rinfo: RemoteInfo, via: 'rtp' | 'rtcp'): void {
+    this.counters.rtcpIn++;
+    const src = this.#lock.source;
+    if (!src || src.address !== rinfo.address) {
+      this.counters.foreignSource++;
+      return;
+    }
+    const fromPair = rinfo.port === src.port || rinfo.port === src.port + 1;
+    let packet: Buffer | null = msg;
+    if (this.#inboundRtcp) {
+      packet = this.#inboundRtcp.unprotect(msg);
+      if (!packet) {
+        if (this.#inboundRtcp.lastDropWasReplay) this.counters.srtcpReplays++;
+        else this.counters.srtcpAuthFailures++;
+        return;
+      }
+    } else if (this.#inbound || !fromPair) {
+      // Plain RTCP on an SRTP leg is not the phone's (it has the key), nor from a third port.
+      this.counters.foreignSource++;
+      return;
+    }
+    const muxed = via === 'rtp' && rinfo.port === src.port;
+    const r = this.#rtcpRoute;
+    if (muxed) this.#rtcpRoute = null;
+    else if (!r || r.via !== via || r.port !== rinfo.port || r.address !== rinfo.address) this.#rtcpRoute = { address: rinfo.address, port: rinfo.port, via };
+    this.#rtcp?.(packet);
   }
 
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     this.counters.packetsIn++;
     this.counters.bytesIn += msg.length;
     if (isRtcpPacket(msg)) {
-      this.counters.rtcpIn++;
-      // SRTCP is not read yet. Plain RTCP only from the phone: its RTP port (rtcp-mux), or the
-      // port after it, where a stack that keeps an RTCP socket sends from.
-      const src = this.#lock.source;
-      if (!this.#inbound && src?.address === rinfo.address && (rinfo.port === src.port || rinfo.port === src.port + 1)) this.#rtcp?.(msg);
+      this.#onRtcpPacket(msg, rinfo, 'rtp');
       return;
     }
     let packet: Buffer | null = msg;
@@ -198,6 +305,8 @@ export class RtpEndpoint {
     if (verdict === 'moved') {
       if (this.#lockedOnce) this.counters.sourceMoves++;
       this.#lockedOnce = true;
+      // The phone is elsewhere now: its RTCP is learned again, meanwhile it goes multiplexed.
+      this.#rtcpRoute = null;
       if (!this.#explicit) this.#target = { address: rinfo.address, port: rinfo.port };
     }
     this.#handler?.(header, packet, rinfo);

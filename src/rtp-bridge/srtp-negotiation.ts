@@ -1,10 +1,12 @@
 import { invalidArgument } from '../errors/media-error.ts';
 import { SrtpSession } from './srtp/context.ts';
+import { SrtcpSession } from './srtp/srtcp.ts';
 import { formatKeyParams, generateKeyParams, parseKeyParams } from './srtp/sdes.ts';
 import { SRTP_SUITES, type SrtpSuite } from './srtp/suites.ts';
 
 export interface SrtpForCall {
-  protection: { inbound: SrtpSession; outbound: SrtpSession };
+  /** SRTP and SRTCP each way: the phone's key for what it sends, ours for what we send. */
+  protection: { inbound: SrtpSession; outbound: SrtpSession; rtcpInbound: SrtcpSession; rtcpOutbound: SrtcpSession };
   /** What goes into the SDP answer: the same suite with the service's own key. */
   answer: { crypto_suite: string; key_params: string };
 }
@@ -27,6 +29,8 @@ export function srtpFromKeys(remote: { crypto_suite: string; key_params: string 
     protection: {
       inbound: new SrtpSession(suite, theirs.masterKey, theirs.masterSalt),
       outbound: new SrtpSession(suite, ours.masterKey, ours.masterSalt),
+      rtcpInbound: new SrtcpSession(suite, theirs.masterKey, theirs.masterSalt),
+      rtcpOutbound: new SrtcpSession(suite, ours.masterKey, ours.masterSalt),
     },
     answer: { crypto_suite: suite, key_params: formatKeyParams(ours.masterKey, ours.masterSalt) },
   };

@@ -9,10 +9,11 @@ import { Mixer, type AudioSource } from '../media-path/mixer.ts';
 import { PlaybackQueue, type PlaybackEnd, type QueuedPrompt } from '../playback/playback-queue.ts';
 import { DtmfDetector, type DtmfDigit } from '../rtp-bridge/dtmf.ts';
 import type { RtpAddress, RtpEndpoint } from '../rtp-bridge/rtp-endpoint.ts';
-import { RTP_HEADER_BYTES, type RtpHeader } from '../rtp-bridge/rtp-packet.ts';
+import type { RtpHeader } from '../rtp-bridge/rtp-packet.ts';
 import { RtpSender, type SenderState } from '../rtp-bridge/rtp-sender.ts';
 import { describeUri } from '../playback/audio-uri.ts';
 import type { SrtpSession } from '../rtp-bridge/srtp/context.ts';
+import type { SrtcpSession } from '../rtp-bridge/srtp/srtcp.ts';
 import type { CallSnapshot } from './call-snapshot.ts';
 import { OpusLeg, type OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
 import { OPUS_RTP_CLOCK } from '../codecs/opus.ts';
@@ -25,6 +26,10 @@ export const CALL_RATE = 8000;
 /** RFC 3550's minimum report interval, and the first report's delay (half of it, 6.2). */
 const REPORT_INTERVAL_MS = 5000;
 const FIRST_REPORT_MS = 2500;
+/** The shortest time between two of a call's reports (intervals are drawn from 0.5-1.5 times the mean). */
+export const MIN_REPORT_GAP_MS = REPORT_INTERVAL_MS / 2;
+/** How long the first report waits for the phone's first RTCP (stacks send theirs within 1.5 intervals of 5 s). */
+const RTCP_LISTEN_MS = 7500;
 export const FRAME_SAMPLES = 160;
 
 export type CloseReason = 'released' | 'inactivity' | 'shutdown' | 'error';
@@ -74,6 +79,8 @@ export interface CallSrtp {
   answer: { crypto_suite: string; key_params: string };
   inbound: SrtpSession;
   outbound: SrtpSession;
+  rtcpInbound: SrtcpSession;
+  rtcpOutbound: SrtcpSession;
 }
 
 const CODEC_BY_PT = new Map<number, G711Codec>([
@@ -97,7 +104,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   lastRtpMs = performance.now();
   /** What the phone's RTP stream looks like on arrival: packets, loss, jitter (RFC 3550). */
   readonly inboundQuality: ReceiveStats;
-  /** What the phone reports in its RTCP (multiplexed on the RTP port). */
+  /** What the phone reports in its RTCP (multiplexed on the RTP port, or on RTP+1). */
   readonly remoteReports = new RemoteReportsReader();
   /** The caller's codec, learned from its packets; ours follows it (symmetric codec). Unused on an Opus leg. */
   codec: G711Codec = 'PCMU';
@@ -130,6 +137,8 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
   /** When this call's next RTCP report is due (performance.now()). */
   #rtcpDueMs = 0;
   #packetsAtLastReport = 0;
+  /** The phone's RTCP was read: where the service's goes is known. */
+  #heardRtcp = false;
   /** The last tick sent audio (a talk spurt is running). */
   #talking = false;
   /** The clock moved this call ahead of its own phase for a talk spurt (see audioQueued). */
@@ -165,7 +174,10 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
       this.#dtmf = new DtmfDetector(CALL_RATE);
       this.endpoint.onPacket((h, p, from) => this.#onRtp(h, p, from));
     }
-    this.endpoint.onRtcp((p) => this.remoteReports.read(p, this.inboundQuality.received, this.#sender.ssrc));
+    this.endpoint.onRtcp((p) => {
+      this.#heardRtcp = true;
+      this.remoteReports.read(p, this.inboundQuality.received, this.#sender.ssrc);
+    });
     this.#rtcpDueMs = performance.now() + FIRST_REPORT_MS;
     this.#clock.add(this);
   }
@@ -187,6 +199,11 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
     return this.#sender.ssrc;
   }
 
+  /** RTCP is SRTCP both ways on this leg. */
+  get srtcp(): boolean {
+    return this.#srtp !== undefined;
+  }
+
   /** Everything another process needs to carry this call on (see CallSnapshot). */
   snapshot(): CallSnapshot {
     const srtp = this.#srtp;
@@ -198,7 +215,9 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
       codec: this.wireCodec,
       codecFixed: this.#codecFixed,
       ...(this.#opusOptions ? { opus: this.#opusOptions } : {}),
-      ...(srtp ? { srtp: { remote: srtp.remote, answer: srtp.answer, inbound: srtp.inbound.streams(), outbound: srtp.outbound.streams() } } : {}),
+      ...(srtp
+        ? { srtp: { remote: srtp.remote, answer: srtp.answer, inbound: srtp.inbound.streams(), outbound: srtp.outbound.streams(), rtcpInbound: srtp.rtcpInbound.streams(), rtcpOutbound: srtp.rtcpOutbound.streams() } }
+        : {}),
       routing: this.endpoint.routing,
       echo: this.echo,
       prompts: this.playback.prompts().map((p) => (p.uri.startsWith('data:') ? describeUri(p.uri) : p.uri)),
@@ -332,6 +351,9 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
    */
   reportIfDue(nowMs: number): void {
     if (this.#closed || nowMs < this.#rtcpDueMs) return;
+    // Where the phone wants RTCP (multiplexed, or on RTP+1) shows in its own: the first report
+    // waits for it a while, so a stack that keeps RTCP apart never gets one on its RTP port.
+    if (!this.#heardRtcp && nowMs - this.createdAtMs < RTCP_LISTEN_MS) return;
     this.#rtcpDueMs = nowMs + REPORT_INTERVAL_MS * (0.5 + Math.random());
     this.#sendReport();
   }
@@ -347,7 +369,7 @@ export class CallSession extends TypedEmitter<{ close: [CloseReason]; dtmf: [Dtm
     const sr = this.remoteReports.state.sender;
     const report: OutgoingReport = {
       ssrc: this.#sender.ssrc,
-      ...(sent ? { sender: { ntpSec: ntp.sec, ntpFrac: ntp.frac, rtpTimestamp: this.#sender.state.ts, packets: this.#sender.packets, octets: Math.max(0, c.bytesOut - RTP_HEADER_BYTES * c.packetsOut) } } : {}),
+      ...(sent ? { sender: { ntpSec: ntp.sec, ntpFrac: ntp.frac, rtpTimestamp: this.#sender.state.ts, packets: this.#sender.packets, octets: this.#sender.octets } } : {}),
       blocks:
         q.received > 0
           ? [{ ssrc: q.ssrc, fractionLost: q.takeIntervalLoss(), cumulativeLost: q.lost, extendedHighestSeq: q.extendedMax, jitter: q.jitter, lsr: sr?.ntpMiddle ?? 0, dlsr: sr ? ((unixMs - sr.arrivedUnixMs) / 1000) * 65536 : 0 }]

@@ -2,11 +2,13 @@ import type { OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
 import type { EndpointRouting } from '../rtp-bridge/rtp-endpoint.ts';
 import type { SenderState } from '../rtp-bridge/rtp-sender.ts';
 import type { SrtpStreamState } from '../rtp-bridge/srtp/context.ts';
+import type { SrtcpStreamState } from '../rtp-bridge/srtp/srtcp.ts';
 import type { LegCodec } from './call-session.ts';
 
 /**
  * What another process needs to carry a call on where this one stopped: the port, the
- * phone's address and stream, the codec, SRTP keys with their rollover counters, and the
+ * phone's address and stream, the codec, SRTP keys with their rollover counters and SRTCP
+ * indexes, and the
  * outbound stream's SSRC, sequence and timestamp. It holds key material: it travels to the
  * supervisor over the IPC channel and lives in memory only.
  */
@@ -24,6 +26,9 @@ export interface CallSnapshot {
     answer: { crypto_suite: string; key_params: string };
     inbound: SrtpStreamState[];
     outbound: SrtpStreamState[];
+    /** SRTCP indexes (absent in a snapshot of a process that had none). */
+    rtcpInbound?: SrtcpStreamState[];
+    rtcpOutbound?: SrtcpStreamState[];
   };
   routing: EndpointRouting;
   echo: boolean;

@@ -5,7 +5,7 @@ import type { EndpointCounters } from '../rtp-bridge/rtp-endpoint.ts';
 import type { CallSession } from './call-session.ts';
 import type { PortAllocator } from './port-allocator.ts';
 
-type Totals = Pick<EndpointCounters, 'packetsIn' | 'packetsOut' | 'bytesIn' | 'bytesOut' | 'authFailures' | 'malformed' | 'foreignSource' | 'sourceMoves'>;
+type Totals = Pick<EndpointCounters, 'packetsIn' | 'packetsOut' | 'bytesIn' | 'bytesOut' | 'authFailures' | 'srtcpAuthFailures' | 'srtcpReplays' | 'malformed' | 'foreignSource' | 'sourceMoves'>;
 
 /**
  * Call metrics. Per-packet numbers live as plain fields on each endpoint (no metric call per
@@ -22,7 +22,7 @@ export class SessionMetrics {
   readonly #jitter: Histogram;
   readonly #loss: Histogram;
   readonly #mos: Histogram;
-  readonly #closedTotals: Totals = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, malformed: 0, foreignSource: 0, sourceMoves: 0 };
+  readonly #closedTotals: Totals = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, srtcpAuthFailures: 0, srtcpReplays: 0, malformed: 0, foreignSource: 0, sourceMoves: 0 };
   #closedLost = 0;
   #ports: PortAllocator | undefined;
   #live: () => Iterable<CallSession> = () => [];
@@ -65,6 +65,8 @@ export class SessionMetrics {
     totalCounter('rtp_bytes_received_total', 'RTP bytes received from phones', 'bytesIn');
     totalCounter('rtp_bytes_sent_total', 'RTP bytes sent to phones', 'bytesOut');
     totalCounter('srtp_auth_failures_total', 'SRTP packets dropped: authentication failed or replayed', 'authFailures');
+    totalCounter('srtcp_auth_failures_total', 'SRTCP packets dropped: not authentic (tampered, wrong key) or not well-formed', 'srtcpAuthFailures');
+    totalCounter('srtcp_replays_total', 'SRTCP packets dropped: an SRTCP index already received, or too old for the replay window', 'srtcpReplays');
     totalCounter('rtp_malformed_packets_total', 'Packets dropped as malformed RTP', 'malformed');
     totalCounter('rtp_foreign_packets_total', 'RTP packets dropped because they came from a source that is not the call\'s phone', 'foreignSource');
     scrapedCounter(metrics.registry, 'rtp_packets_lost_total', 'RTP packets missing from phones\' sequences (RFC 3550: expected less received)', () => {

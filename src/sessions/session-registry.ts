@@ -7,7 +7,7 @@ import type { Logger, Logging } from '../logging/logger.ts';
 import type { MediaClock } from '../media-path/clock.ts';
 import { describeUri } from '../playback/audio-uri.ts';
 import { RtpEndpoint } from '../rtp-bridge/rtp-endpoint.ts';
-import { CallSession, type CallSrtp, type CloseReason, type LegCodec, type SessionObserver } from './call-session.ts';
+import { CallSession, MIN_REPORT_GAP_MS, type CallSrtp, type CloseReason, type LegCodec, type SessionObserver } from './call-session.ts';
 import type { OpusLegOptions } from '../rtp-bridge/opus-leg.ts';
 import type { SessionMetrics } from './session-metrics.ts';
 import { PortAllocator } from './port-allocator.ts';
@@ -145,7 +145,9 @@ export class SessionRegistry {
     if (!this.#ports.claim(snap.port)) throw new MediaError('failed_precondition', `port ${snap.port} is not in this shard's range or not free`);
     let endpoint: RtpEndpoint;
     try {
-      endpoint = await RtpEndpoint.bind({ port: snap.port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms } });
+      // The old process's sockets died with it, so RTP+1 is free again; if something else took
+      // it meanwhile, the call goes on with RTCP multiplexed rather than not at all.
+      endpoint = await RtpEndpoint.bind({ port: snap.port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms }, rtcpPort: 'optional' });
     } catch (error) {
       this.#ports.release(snap.port);
       throw error;
@@ -155,11 +157,15 @@ export class SessionRegistry {
       const { protection } = srtpFromKeys(snap.srtp.remote, snap.srtp.answer);
       protection.inbound.resume(snap.srtp.inbound);
       protection.outbound.resume(snap.srtp.outbound);
+      protection.rtcpInbound.resume(snap.srtp.rtcpInbound ?? []);
+      // The old process may have reported after its snapshot: skip as many indexes as it could have used.
+      protection.rtcpOutbound.resume(snap.srtp.rtcpOutbound ?? [], Math.ceil(Math.max(0, Date.now() - snap.takenAtMs) / MIN_REPORT_GAP_MS) + 1);
       srtp = { remote: snap.srtp.remote, answer: snap.srtp.answer, ...protection };
-      endpoint.setProtection(protection.inbound, protection.outbound);
+      endpoint.setProtection(protection.inbound, protection.outbound, { inbound: protection.rtcpInbound, outbound: protection.rtcpOutbound });
     }
     endpoint.restoreRouting(snap.routing);
     const log = this.#logging.forContext({ trace_id: snap.traceId, call_id: snap.callId, tenant_id: snap.tenantId });
+    if (endpoint.rtcpPort === null) log.warn({ event: 'RTCP_PORT_BUSY', attributes: { 'rtp.port': snap.port, 'rtcp.port': snap.port + 1 } }, 'RTCP port held by another process; RTCP goes multiplexed on the RTP port');
     const elapsedMs = Date.now() - snap.takenAtMs;
     let session: CallSession;
     try {
@@ -233,7 +239,7 @@ export class SessionRegistry {
 
   async #create(opts: AllocateOptions): Promise<CallSession> {
     const endpoint = await this.#bindPort();
-    if (opts.srtp) endpoint.setProtection(opts.srtp.inbound, opts.srtp.outbound);
+    if (opts.srtp) endpoint.setProtection(opts.srtp.inbound, opts.srtp.outbound, { inbound: opts.srtp.rtcpInbound, outbound: opts.srtp.rtcpOutbound });
     const log = this.#logging.forContext({ trace_id: opts.traceId, call_id: opts.callId, tenant_id: opts.tenantId });
     let session: CallSession;
     try {
@@ -290,7 +296,7 @@ export class SessionRegistry {
       try {
         return await RtpEndpoint.bind({ port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms } });
       } catch (error) {
-        // Another process holds it: let it rest in quarantine and try the next one.
+        // Another process holds it (or its RTCP neighbour): let it rest in quarantine and try the next one.
         this.#ports.release(port);
         this.#log.warn({ event: 'RTP_PORT_BUSY', error, attributes: { 'rtp.port': port } }, 'RTP port in use by another process');
       }
@@ -320,6 +326,7 @@ export class SessionRegistry {
           'rtp.packets_in': c.packetsIn,
           'rtp.packets_out': c.packetsOut,
           'rtp.srtp_auth_failures': c.authFailures,
+          ...(s.srtcp ? { 'rtcp.srtcp_auth_failures': c.srtcpAuthFailures, 'rtcp.srtcp_replays': c.srtcpReplays } : {}),
           'rtp.codec': s.wireCodec,
           ...(s.corruptPackets > 0 ? { 'rtp.opus_corrupt': s.corruptPackets } : {}),
           // The caller's timeline, while something listened to it (echo, taps).

@@ -74,7 +74,7 @@ for (const suite of ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']) {
 
       t.diagnostic(describeMatch(assertHoldsReference(got, fx.pcm8k, 8000, { what: `the echo the far end decrypted (${suite})` })));
       const inbound = packets.filter((p) => p.dstPort === port && p.payload[1]! < 192);
-      const outbound = packets.filter((p) => p.srcPort === port);
+      const outbound = packets.filter((p) => p.srcPort === port && p.payload[1]! < 192);
       assert.ok(inbound.length > 300 && outbound.length > 300, `captured ${inbound.length} in, ${outbound.length} out`);
       for (const p of [...inbound, ...outbound]) assert.equal(p.payload.length, 12 + 160 + tag, 'RTP header + 160 bytes + auth tag');
       const frames = plaintextRuns(fx.pcm8k);
@@ -85,6 +85,17 @@ for (const suite of ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']) {
       assert.equal(leaksPlaintext(outbound, frames), 0, 'no plaintext frame to the phone');
       const m = await (await fetch(svc.url('/metrics'))).text();
       assert.equal(metricValue(m, 'sentiric_media_srtp_auth_failures_total'), 0);
+      // ffmpeg sends SRTCP to RTP+1 (80-bit tag whatever the suite): its SR is read there.
+      const q = await client.media_<{ rtcp: Record<string, unknown>; remote: Record<string, unknown>; inbound: { packets: string } }>('GetCallQuality', { server_rtp_port: port });
+      t.diagnostic(`SRTCP from ffmpeg: rtcp ${JSON.stringify(q.response?.rtcp)}, remote ${JSON.stringify(q.response?.remote)}`);
+      const r = q.response!.remote;
+      assert.equal(q.response!.rtcp.srtcp, true);
+      assert.equal(r.has_sender_report, true, 'ffmpeg\'s SRTCP sender report was not read');
+      assert.ok(Number(r.sender_packets) > 100);
+      assert.equal(Number(r.sender_packets), Number(r.received_at_sender_report));
+      assert.equal(q.response!.rtcp.srtcp_auth_failures, 0);
+      assert.equal(q.response!.rtcp.srtcp_replays, 0);
+      assert.equal(metricValue(m, 'sentiric_media_srtcp_auth_failures_total'), 0);
       await client.media_('ReleasePort', { rtp_port: port });
     });
 

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { invalidArgument } from '../../errors/media-error.ts';
+import { ReplayWindow } from './replay-window.ts';
 import { SUITE_PARAMS, type SrtpSuite, type SuiteParams } from './suites.ts';
 
 export const LABEL_RTP_ENCRYPTION = 0x00;
@@ -62,19 +63,18 @@ function headerLength(p: Buffer, limit: number): number {
 }
 
 /**
- * Per-SSRC state. The replay window (RFC 3711 3.3.2) is 64 bits held as two uint32 halves
- * rather than a bigint, which would allocate on every shift: bit k set means index
- * (highest - k) has been received.
+ * Per-SSRC state: the rollover counter and highest sequence number (RFC 3711 3.3.1) and,
+ * on the receiving side, the replay window over ROC || SEQ.
  */
 class Stream {
   roc: number;
   highestSeq: number;
-  lo = 1;
-  hi = 0;
+  readonly window: ReplayWindow;
 
-  constructor(roc: number, seq: number) {
+  constructor(roc: number, seq: number, window = new ReplayWindow(roc * 0x10000 + seq)) {
     this.roc = roc;
     this.highestSeq = seq;
+    this.window = window;
   }
 
   get highestIndex(): number {
@@ -90,34 +90,15 @@ class Stream {
     return this.highestSeq - 0x8000 > seq ? this.roc + 1 : this.roc;
   }
 
-  /** Whether the index is too old for the window or was already received. */
   seen(index: number): boolean {
-    const k = this.highestIndex - index;
-    if (k < 0) return false;
-    if (k >= 64) return true;
-    return ((k < 32 ? this.lo >>> k : this.hi >>> (k - 32)) & 1) === 1;
+    return this.window.seen(index);
   }
 
   /** Records an authenticated packet. */
   accept(roc: number, seq: number, index: number): void {
-    const d = index - this.highestIndex;
-    if (d > 0) {
-      if (d >= 64) {
-        this.hi = 0;
-        this.lo = 1;
-      } else if (d >= 32) {
-        this.hi = (this.lo << (d - 32)) >>> 0;
-        this.lo = 1;
-      } else {
-        this.hi = ((this.hi << d) | (this.lo >>> (32 - d))) >>> 0;
-        this.lo = ((this.lo << d) | 1) >>> 0;
-      }
+    if (this.window.accept(index)) {
       this.roc = roc;
       this.highestSeq = seq;
-    } else if (-d < 32) {
-      this.lo = (this.lo | (1 << -d)) >>> 0;
-    } else {
-      this.hi = (this.hi | (1 << (-d - 32))) >>> 0;
     }
   }
 }
@@ -191,12 +172,7 @@ export class SrtpSession {
    * at or before the saved index is accepted again, whatever was received before.
    */
   resume(states: readonly SrtpStreamState[]): void {
-    for (const st of states.slice(-MAX_STREAMS)) {
-      const stream = new Stream(st.roc, st.seq);
-      stream.lo = 0xffffffff;
-      stream.hi = 0xffffffff;
-      this.#insert(st.ssrc, stream);
-    }
+    for (const st of states.slice(-MAX_STREAMS)) this.#insert(st.ssrc, new Stream(st.roc, st.seq, ReplayWindow.full(st.roc * 0x10000 + st.seq)));
   }
 
   /** Packets dropped because they failed authentication or were not well-formed SRTP. */

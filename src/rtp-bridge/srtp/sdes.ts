@@ -54,8 +54,11 @@ export interface CryptoAttribute {
 }
 
 /**
- * Session parameters that change nothing for SRTP as implemented here: SRTCP is not
- * terminated, the window-size hint is only a hint, and FEC is not used.
+ * Session parameters that change nothing for SRTP as implemented here: the window-size hint
+ * is only a hint, and FEC is not used. UNENCRYPTED_SRTCP: the phone's E-clear SRTCP is read
+ * (authenticated only); the service's own stays encrypted, which the E flag tells a reader.
+ * UNAUTHENTICATED_SRTCP: the call's media is unaffected, but the phone's untagged SRTCP fails
+ * authentication and is counted, not read.
  */
 const HARMLESS_SESSION_PARAM = /^(?:UNENCRYPTED_SRTCP|UNAUTHENTICATED_SRTCP|WSH=\d+|FEC_ORDER=\w+)$/;
 

@@ -16,6 +16,9 @@ test('loss from the extended sequence number, across the 16-bit wrap; duplicates
   assert.equal(s.expected, 300);
   assert.equal(s.received, 294);
   assert.equal(s.lost, 6);
+  // The pattern: three runs (2, 3 and 1 packets long).
+  assert.equal(s.lossBursts, 3);
+  assert.equal(s.longestLossBurst, 3);
   assert.ok(Math.abs(s.lossRatio - 0.02) < 1e-9);
   // A duplicate and a late packet: received grows, expected does not.
   s.packet(0xabc, seqs[299]!, ts, 6000);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRtcp } from '../../../src/quality/rtcp.ts';
+import { RemoteReportsReader, type RemoteReports } from '../../../src/quality/remote-reports.ts';
 
 /** An SR with one report block, an SDES with a CNAME, and a BYE with a reason, written by hand from RFC 3550. */
 function compound(): Buffer {
@@ -109,3 +110,105 @@ test('what the service writes reads back: SR with a block, SDES CNAME, BYE; an R
   const rr = parseRtcp(buildRtcp({ ssrc: 1, blocks: [], cname: 'x' }))!;
   assert.deepEqual(rr[0], { type: 'rr', ssrc: 1, reports: [] });
 });
+
+/** An RTCP XR packet (RFC 3611) written by hand: a block of another type, then a VoIP metrics block (4.7). */
+function xrWithVoip(aboutSsrc: number, opts: { unavailable?: boolean } = {}): Buffer {
+  const other = Buffer.alloc(12); // a receiver reference time block (BT=4), two words of body
+  other[0] = 4;
+  other.writeUInt16BE(2, 2);
+  const v = Buffer.alloc(36);
+  v[0] = 7;
+  v.writeUInt16BE(8, 2);
+  v.writeUInt32BE(aboutSsrc, 4);
+  v[8] = 13; // loss rate 13/256
+  v[9] = 5; // discard rate
+  v[10] = 128; // burst density 0.5
+  v[11] = 3; // gap density
+  v.writeUInt16BE(120, 12); // burst duration ms
+  v.writeUInt16BE(4000, 14); // gap duration ms
+  v.writeUInt16BE(85, 16); // round trip delay ms
+  v.writeUInt16BE(110, 18); // end system delay ms
+  v[20] = opts.unavailable ? 127 : 0xec; // signal level -20 dBm
+  v[21] = opts.unavailable ? 127 : 0xb5; // noise level -75 dBm
+  v[22] = opts.unavailable ? 127 : 30; // RERL
+  v[23] = 16; // Gmin
+  v[24] = opts.unavailable ? 127 : 82; // R factor
+  v[25] = 127; // external R: unavailable
+  v[26] = opts.unavailable ? 127 : 41; // MOS-LQ 4.1
+  v[27] = opts.unavailable ? 127 : 39; // MOS-CQ 3.9
+  v[28] = 0b11_11_0000; // PLC standard, adaptive jitter buffer
+  v.writeUInt16BE(40, 30);
+  v.writeUInt16BE(120, 32);
+  v.writeUInt16BE(200, 34);
+  const head = Buffer.alloc(8);
+  head[0] = 0x80;
+  head[1] = 207;
+  head.writeUInt16BE((8 + other.length + v.length) / 4 - 1, 2);
+  head.writeUInt32BE(0x11223344, 4);
+  return Buffer.concat([head, other, v]);
+}
+
+test('RTCP XR: the VoIP metrics block is read field by field, other block types are stepped over', () => {
+  const parsed = parseRtcp(xrWithVoip(0xcafe))!;
+  assert.equal(parsed.length, 1);
+  const xr = parsed[0]!;
+  assert.equal(xr.type, 'xr');
+  if (xr.type !== 'xr') return;
+  assert.equal(xr.ssrc, 0x11223344);
+  assert.deepEqual(xr.voip, [
+    {
+      ssrc: 0xcafe,
+      lossRate: 13 / 256,
+      discardRate: 5 / 256,
+      burstDensity: 0.5,
+      gapDensity: 3 / 256,
+      burstDurationMs: 120,
+      gapDurationMs: 4000,
+      roundTripDelayMs: 85,
+      endSystemDelayMs: 110,
+      signalLevelDbm: -20,
+      noiseLevelDbm: -75,
+      rerlDb: 30,
+      gmin: 16,
+      rFactor: 82,
+      extRFactor: null,
+      mosLq: 4.1,
+      mosCq: 3.9,
+      plc: 'standard',
+      jitterBuffer: { adaptive: true, nominalMs: 40, maxMs: 120, absMaxMs: 200 },
+    },
+  ]);
+  const blank = parseRtcp(xrWithVoip(1, { unavailable: true }))![0]!;
+  assert.ok(blank.type === 'xr');
+  const m = blank.voip[0]!;
+  assert.deepEqual([m.signalLevelDbm, m.noiseLevelDbm, m.rerlDb, m.rFactor, m.mosLq, m.mosCq], [null, null, null, null, null, null], '127 is "unavailable"');
+});
+
+test('RTCP XR: a block running past the packet is malformed, never read', () => {
+  const b = xrWithVoip(1);
+  b.writeUInt16BE(50, 8 + 12 + 2); // the VoIP block claims 50 words
+  assert.equal(parseRtcp(b), null);
+  assert.equal(parseRtcp(b.subarray(0, 10)), null);
+});
+
+test('the phone\'s XR VoIP metrics about the service\'s stream reach the remote figures; about another stream they do not', () => {
+  const r = new RemoteReportsReader();
+  r.read(xrWithVoip(0x1234), 0, 0x9999);
+  assert.ok(r.state.voip === null, 'a block about another stream was taken');
+  r.read(Buffer.concat([rr(), xrWithVoip(0x9999)]), 0, 0x9999);
+  const v = (r.state as RemoteReports).voip;
+  assert.equal(v?.mosLq, 4.1);
+  assert.equal(v?.burstDensity, 0.5);
+  assert.equal(r.state.reports, 2);
+  assert.equal(r.state.malformed, 0);
+});
+
+/** An empty RR: an XR travels in a compound packet after one (RFC 3550 6.1). */
+function rr(): Buffer {
+  const b = Buffer.alloc(8);
+  b[0] = 0x80;
+  b[1] = 201;
+  b.writeUInt16BE(1, 2);
+  b.writeUInt32BE(0x11223344, 4);
+  return b;
+}

@@ -34,6 +34,7 @@ import { RoomTokens } from './signaling/tokens.ts';
 import { CallBridges } from './bridge/call-bridges.ts';
 import { Conferences } from './conference/conferences.ts';
 import { RoomRegistry } from './rooms/room-registry.ts';
+import type { WebRtcQuality } from './quality/webrtc-quality.ts';
 import { roomsDebugRoute } from './rooms/debug-route.ts';
 import { SignalingServer } from './signaling/signaling-server.ts';
 import { demoEnabled } from './signaling/demo-mode.ts';
@@ -204,7 +205,9 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   if (tokens.ephemeral) log.warn({ event: 'SIGNALING_SECRET_EPHEMERAL' }, 'SIGNALING_TOKEN_SECRET is not set: room tokens are signed with a random secret and die with this process');
   const forkMetrics = new ForkMetrics(metrics);
   const mediaStreams = new MediaStreams({ config, sessions, tokens: tokens.sibling('ms1', isStreamGrant), logging, metrics, forkMetrics, events });
-  const deps = { logging, metrics, config, sessions, prompts, recordings, tokens, bridges, forkMetrics, mediaStreams, conferences };
+  // The rooms are made below, with the HTTP server they serve on; asked only once a request comes.
+  const roomQuality = (roomId: string): Promise<WebRtcQuality[]> | undefined => rooms.get(roomId)?.quality();
+  const deps = { logging, metrics, config, sessions, prompts, recordings, tokens, bridges, forkMetrics, mediaStreams, conferences, roomQuality };
   const grpcServer = new GrpcServer({
     config: config.grpc,
     logger: log,

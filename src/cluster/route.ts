@@ -67,6 +67,7 @@ export function routeKeyOf(method: string, req: Req): RouteKey {
       return { kind: 'conference', conferenceId: str(req['conference_id']), ...(port ? { port } : {}), ...(callId ? { callId } : {}), request: req };
     }
     case 'CreateRoomToken':
+    case 'GetRoomQuality':
       return { kind: 'room', roomId: str(req['room_id']) };
     default:
       return { kind: 'any' };

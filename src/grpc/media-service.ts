@@ -17,6 +17,7 @@ import type { MediaStreams } from '../media-streams/media-streams.ts';
 import { streamSpecOf, streamUrl, type StreamSpec } from '../media-streams/stream-spec.ts';
 import type { CallSession } from '../sessions/call-session.ts';
 import type { TapHost } from '../sessions/media-host.ts';
+import type { WebRtcQuality } from '../quality/webrtc-quality.ts';
 import { callQuality } from '../quality/call-quality.ts';
 import type { Conferences } from '../conference/conferences.ts';
 import { conferenceHandlers } from './conference-service.ts';
@@ -31,6 +32,8 @@ export interface MediaServiceDeps extends RpcDeps {
   bridges: CallBridges;
   mediaStreams: MediaStreams;
   conferences: Conferences;
+  /** The browsers of a room, as mediasoup measures them; undefined when no such room is open here. */
+  roomQuality: (roomId: string) => Promise<WebRtcQuality[]> | undefined;
 }
 
 type StreamFormatRequest = s.StartMediaStreamRequest['format'];
@@ -147,7 +150,15 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       if (!deps.mediaStreams.stop(sessionOf(req), req.stream_id)) throw new MediaError('not_found', `no media stream ${req.stream_id} on this call`);
       return { success: true };
     }),
-    GetCallQuality: unary(deps, { method: 'GetCallQuality', schema: s.getCallQualityRequest, callIdOf: callOfRef }, async (req) => callQuality(sessionOf(req))),
+    GetCallQuality: unary(deps, { method: 'GetCallQuality', schema: s.getCallQualityRequest, callIdOf: callOfRef }, async (req) => {
+      const session = sessionOf(req);
+      return { ...callQuality(session), browsers: (await deps.roomQuality(session.callId)) ?? [] };
+    }),
+    GetRoomQuality: unary(deps, { method: 'GetRoomQuality', schema: s.getRoomQualityRequest, callIdOf: (r) => sessions.byCallId(r.room_id)?.callId }, async (req) => {
+      const browsers = await deps.roomQuality(req.room_id);
+      if (!browsers) throw new MediaError('not_found', `no room ${req.room_id} is open`);
+      return { room_id: req.room_id, browsers };
+    }),
     CreateMediaStreamToken: unary(deps, { method: 'CreateMediaStreamToken', schema: s.createMediaStreamTokenRequest, callIdOf: callOfRef }, async (req) => {
       const session = sessionOf(req);
       const max = config.media_streams.max_token_ttl_seconds;

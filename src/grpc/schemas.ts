@@ -167,6 +167,10 @@ export type StopMediaStreamRequest = z.infer<typeof stopMediaStreamRequest>;
 export const getCallQualityRequest = z.object(callRef).refine(hasCall, CALL_REQUIRED);
 export type GetCallQualityRequest = z.infer<typeof getCallQualityRequest>;
 
+export const getRoomQualityRequest = z.object({
+  room_id: z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'room_id is required: 1-128 characters of A-Z a-z 0-9 . _ : @ -'),
+});
+
 export const createMediaStreamTokenRequest = z
   .object({ ...callRef, format: mediaStreamFormat, ttl_seconds: z.number().int().nonnegative().default(0) })
   .refine(hasCall, CALL_REQUIRED);

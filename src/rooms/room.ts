@@ -11,6 +11,7 @@ import { Conference } from '../conference/conference.ts';
 import { CallTapMember } from '../conference/call-tap-member.ts';
 import { ConferenceRoomLink } from '../conference/conference-room.ts';
 import type { OpusSendSettings } from './opus-send-leg.ts';
+import { webrtcQuality, type StreamStat, type WebRtcQuality } from '../quality/webrtc-quality.ts';
 import { MAX_PRODUCERS_PER_PEER, MAX_TRANSPORTS_PER_PEER, Peer } from './peer.ts';
 import { TestLeg } from './test-leg.ts';
 
@@ -165,6 +166,18 @@ export class Room extends TypedEmitter<{ close: [reason: string]; audioProducer:
       producers: Object.keys(dump?.mapProducerIdConsumerIds ?? {}).length,
       consumers: Object.keys(dump?.mapConsumerIdProducerId ?? {}).length,
     };
+  }
+
+  /** Each browser's audio, as mediasoup measures it: what it sends, what it is sent, the round trip. */
+  async quality(): Promise<WebRtcQuality[]> {
+    const stats = (x: { getStats(): Promise<unknown[]>; closed: boolean; kind: string }): Promise<StreamStat[]> =>
+      x.closed || x.kind !== 'audio' ? Promise.resolve([]) : x.getStats().then((s) => s as StreamStat[], () => []);
+    return Promise.all(
+      [...this.#peers.values()].map(async (p) => {
+        const [sent, received] = await Promise.all([Promise.all([...p.producers.values()].map(stats)), Promise.all([...p.consumers.values()].map(stats))]);
+        return webrtcQuality(p, sent.flat(), received.flat());
+      }),
+    );
   }
 
   peers(): PeerInfo[] {

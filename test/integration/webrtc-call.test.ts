@@ -95,6 +95,28 @@ describe('a browser in a phone call (WebRTC <-> G.711 through the service)', () 
       await speaking;
       assert.deepEqual(browser.consoleErrors(page), []);
 
+      // The browser's leg as the service measures it (mediasoup's stats), beside the browser's own count.
+      const before = await demoStats(page);
+      const q = await client.media_<{ browsers: { peer_id: string; codec: string; inbound: { packets: number | string; loss_ratio: number; jitter_ms: number }; outbound: { packets: number | string }; has_rtt: boolean; rtt_ms: number; mos: number }[] }>('GetCallQuality', { call_id: callId });
+      const after = await demoStats(page);
+      assert.equal(q.error, undefined, q.error?.details);
+      const leg = q.response!.browsers;
+      assert.equal(leg.length, 1, JSON.stringify(leg));
+      const b = leg[0]!;
+      t.diagnostic(`the browser's leg: ${JSON.stringify(b)}`);
+      const sentByBrowser = [before, after].map((x) => x.outbound.reduce((n, o) => n + o.packetsSent, 0));
+      const gotByBrowser = [before, after].map((x) => fromPhone(x)!.packetsReceived);
+      // Read between two readings of the browser's own counters: within them, give or take what is in flight.
+      assert.ok(Number(b.inbound.packets) >= sentByBrowser[0]! - 10 && Number(b.inbound.packets) <= sentByBrowser[1]! + 10, `the service counted ${b.inbound.packets} of the browser's packets; the browser sent ${sentByBrowser.join('..')}`);
+      assert.ok(Number(b.outbound.packets) >= gotByBrowser[0]! - 10 && Number(b.outbound.packets) <= gotByBrowser[1]! + 10, `the service sent the browser ${b.outbound.packets} packets of the phone; it received ${gotByBrowser.join('..')}`);
+      assert.equal(b.codec, 'OPUS');
+      assert.ok(b.inbound.loss_ratio < 0.02 && b.inbound.jitter_ms < 40, `loss ${b.inbound.loss_ratio}, jitter ${b.inbound.jitter_ms} ms on loopback`);
+      assert.ok(b.has_rtt && b.rtt_ms >= 0 && b.rtt_ms < 50, `round trip ${b.rtt_ms} ms on loopback`);
+      assert.ok(b.mos > 4, `MOS ${b.mos}`);
+      const room = await client.media_<{ room_id: string; browsers: unknown[] }>('GetRoomQuality', { room_id: callId });
+      assert.equal(room.response?.browsers.length, 1, room.error?.details);
+      assert.equal((await client.media_('GetRoomQuality', { room_id: 'no-such-room' })).error?.code, 5);
+
       // Hang-up: the room closes and the page sees it.
       await client.media_('ReleasePort', { rtp_port: port });
       await pollUntil(() => page.evaluate(() => (globalThis as unknown as { demo: { state: string } }).demo.state), (s) => s !== 'joined', { what: 'the page leaving the closed room' });

@@ -1,5 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { createCipheriv, createDecipheriv, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { literalLookup } from '../util/literal-lookup.ts';
 import { FRAME_SAMPLES } from '../sessions/call-session.ts';
@@ -36,6 +36,8 @@ const LOOPBACK: LinkMode = { kind: 'loopback' };
 export class FrameLink {
   readonly #socket: Socket;
   readonly #token: Buffer;
+  /** The token as a key object: a raw key would be imported again for every frame. */
+  readonly #key: KeyObject;
   readonly #mode: LinkMode;
   readonly #out: Buffer;
   #peer: LinkPeer | null = null;
@@ -49,6 +51,7 @@ export class FrameLink {
   private constructor(socket: Socket, token: Buffer, mode: LinkMode) {
     this.#socket = socket;
     this.#token = token;
+    this.#key = createSecretKey(token);
     this.#mode = mode;
     if (mode.kind === 'loopback') {
       this.#out = Buffer.alloc(LOOPBACK_BYTES);
@@ -104,7 +107,7 @@ export class FrameLink {
       out.writeUInt32BE(this.#seq, 1);
       out.writeUInt32BE(timestamp >>> 0, 5);
       out[9] = concealed ? 1 : 0;
-      const c = createCipheriv('aes-128-gcm', this.#token, nonce(mode.role, this.#seq), { authTagLength: TAG_BYTES });
+      const c = createCipheriv('aes-128-gcm', this.#key, nonce(mode.role, this.#seq), { authTagLength: TAG_BYTES });
       c.setAAD(out.subarray(0, SEALED_HEADER));
       c.update(pcm).copy(out, SEALED_HEADER);
       c.final();
@@ -147,7 +150,7 @@ export class FrameLink {
     if (seq <= this.#highest) return null;
     const samples = new Int16Array(FRAME_SAMPLES);
     try {
-      const d = createDecipheriv('aes-128-gcm', this.#token, nonce(msg[0] as 0 | 1, seq), { authTagLength: TAG_BYTES });
+      const d = createDecipheriv('aes-128-gcm', this.#key, nonce(msg[0] as 0 | 1, seq), { authTagLength: TAG_BYTES });
       d.setAAD(msg.subarray(0, SEALED_HEADER));
       d.setAuthTag(msg.subarray(SEALED_HEADER + PCM_BYTES));
       const plain = d.update(msg.subarray(SEALED_HEADER, SEALED_HEADER + PCM_BYTES));

@@ -14,6 +14,8 @@ import { ask, benchEnv } from './lib/harness.ts';
 import { encodeG711 } from '../src/codecs/g711.ts';
 import { OpusFrameEncoder } from '../src/codecs/opus.ts';
 import { captureUdp, type CapturedDatagram } from '../test/helpers/capture.ts';
+import { randomBytes } from 'node:crypto';
+import { FrameLink } from '../src/bridge/frame-link.ts';
 
 /** Per spurt: the first loud packet into `servicePort` to the next packet arriving at `listenerPort`. */
 function kernelLatencies(d: CapturedDatagram[], servicePort: number, listenerPort: number): number[] {
@@ -177,6 +179,41 @@ function trackCost(): Record<string, string | number> {
   return { 'pcmu_forward_ns_per_frame': Math.round(g711Ns), 'opus_reencode_ns_per_frame': Math.round(opusNs), 'opus_over_pcmu': +(opusNs / g711Ns).toFixed(0), 'opus_core_%_per_phone_track': +((opusNs * 50) / 1e7).toFixed(3) };
 }
 
+/**
+ * A member of another shard or instance: its 20 ms frames cross a frame link each way. CPU
+ * per frame, send and receive together, in this process (median of five runs of 20,000
+ * frames), for the loopback link between shards and the sealed link between machines.
+ */
+async function linkCost(): Promise<Record<string, string | number>> {
+  const pcm = Int16Array.from({ length: 160 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 8000)));
+  const per = async (mode: 'loopback' | 'network'): Promise<number> => {
+    const token = randomBytes(16);
+    const [a, b] = await Promise.all([0, 1].map((role) => FrameLink.open(token, mode === 'loopback' ? { kind: 'loopback' } : { kind: 'network', bind: '127.0.0.1', role: role as 0 | 1 })));
+    let got = 0;
+    a!.connect({ address: '127.0.0.1', port: b!.udpPort }, () => {});
+    b!.connect({ address: '127.0.0.1', port: a!.udpPort }, () => got++);
+    const runs: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const t0 = process.cpuUsage();
+      const from = got;
+      // In batches the socket buffer holds, each received before the next is sent.
+      for (let k = 0; k < 20_000; k += 20) {
+        for (let j = 0; j < 20; j++) a!.send(pcm, k + j, false);
+        for (let wait = 0; got - from < k + 20 && wait < 20; wait++) await new Promise((res) => setTimeout(res, 0));
+      }
+      const u = process.cpuUsage(t0);
+      runs.push(((u.user + u.system) / Math.max(1, got - from)) * 1000);
+    }
+    a!.close();
+    b!.close();
+    return median(runs);
+  };
+  const loopback = await per('loopback');
+  const sealed = await per('network');
+  return { 'loopback_link_ns_per_frame': Math.round(loopback), 'sealed_link_ns_per_frame': Math.round(sealed), 'loopback_core_%_per_remote_member_both_ends': +((loopback * 100) / 1e7).toFixed(3), 'sealed_core_%_per_remote_member_both_ends': +((sealed * 100) / 1e7).toFixed(3) };
+}
+
 console.log(`phone track into the router: ${JSON.stringify(trackCost())}`);
+console.log(`a member of another shard or instance, its frame link (both directions: 100 frames/s): ${JSON.stringify(await linkCost())}`);
 console.log(`conference benchmark: rooms of ${size}, ${talkers} talking, ${seconds} s per level`);
 for (const n of levels) console.log(JSON.stringify(await level(n)));

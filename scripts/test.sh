@@ -41,5 +41,6 @@ if [ "${IMAGE_TEST:-1}" != 0 ]; then
 fi
 
 echo "[test] running tests"
-exec node --test --test-concurrency=1 --test-timeout=180000 --test-reporter=spec \
+# --test-force-exit: a test file whose checks failed before it closed a socket must not hold the run open.
+exec node --test --test-concurrency=1 --test-timeout=180000 --test-force-exit --test-reporter=spec \
   'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'

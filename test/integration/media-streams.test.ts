@@ -415,21 +415,25 @@ describe('media streams: call audio over WebSocket, both ways', () => {
     assert.equal(r.error, undefined, r.error?.details);
     const conn = await raw.next();
     (conn.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    const echo = await client.media_('PlayAudio', { audio_uri: `data:audio/l16;rate=8000;base64,${bytes(tone(440, 8000, 8000)).toString('base64')}`, server_rtp_port: port });
-    assert.equal(echo.error, undefined);
-    const sending = phone.sendPcm(tone(300, 8000, 8000), port);
-    await sending;
-    const pkts = phone.received.filter((p) => p.payloadType === 0);
-    const gaps = pkts.slice(1).map((p, i) => p.at - pkts[i]!.at).sort((a, b) => a - b);
-    const p99 = gaps[Math.floor(gaps.length * 0.99)]!;
-    t.diagnostic(`outbound intervals: ${pkts.length} packets, median ${gaps[gaps.length >> 1]!.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`);
-    assert.ok(pkts.length >= 380, `${pkts.length} packets in 8 s`);
-    assert.ok(p99 < 45, `outbound p99 interval ${p99.toFixed(1)} ms while the backend stalled`);
-    const dropped = (await metric(/^sentiric_media_fork_frames_dropped_total (\S+)$/m)) - dropped0;
-    t.diagnostic(`frames dropped for the stalled backend: ${dropped}`);
-    assert.ok(dropped > 0, 'no frame was counted dropped for a backend that stopped reading');
-    phone.close();
-    await client.media_('ReleasePort', { rtp_port: port });
+    try {
+      const echo = await client.media_('PlayAudio', { audio_uri: `data:audio/l16;rate=8000;base64,${bytes(tone(440, 8000, 8000)).toString('base64')}`, server_rtp_port: port });
+      assert.equal(echo.error, undefined);
+      await phone.sendPcm(tone(300, 8000, 8000), port);
+      const pkts = phone.received.filter((p) => p.payloadType === 0);
+      const gaps = pkts.slice(1).map((p, i) => p.at - pkts[i]!.at).sort((a, b) => a - b);
+      const p99 = gaps[Math.floor(gaps.length * 0.99)]!;
+      t.diagnostic(`outbound intervals: ${pkts.length} packets, median ${gaps[gaps.length >> 1]!.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`);
+      assert.ok(pkts.length >= 380, `${pkts.length} packets in 8 s`);
+      assert.ok(p99 < 45, `outbound p99 interval ${p99.toFixed(1)} ms while the backend stalled`);
+      const dropped = (await metric(/^sentiric_media_fork_frames_dropped_total (\S+)$/m)) - dropped0;
+      t.diagnostic(`frames dropped for the stalled backend: ${dropped}`);
+      assert.ok(dropped > 0, 'no frame was counted dropped for a backend that stopped reading');
+    } finally {
+      // A failed check must not leave the phone's socket or the stalled backend holding the process.
+      phone.close();
+      conn.ws.terminate();
+      await client.media_('ReleasePort', { rtp_port: port });
+    }
   });
 
   test('a dropped connection is dialled again with backoff, reported once per drop; the call goes on', async () => {

@@ -142,6 +142,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   const webRtc = webRtcListen(config, log);
   const events = await createEventPublisher({ config: config.events, logger: log, registry: metrics.registry });
   const clock = new MediaClock({ onError: (error) => log.error({ event: 'CLOCK_TICK_FAILED', error }, 'a call failed on the media clock') });
+  scrapedCounter(metrics.registry, 'log_lines_dropped_total', 'Log lines dropped because stdout was not read fast enough (the media clock never waits for it)', () => logging.droppedLines());
   scrapedCounter(metrics.registry, 'clock_late_ticks_total', 'Media clock slots run more than a slot (20 ms) late: every call on the clock sent late', () => clock.lateTicks);
   const sessions = new SessionRegistry({
     config: config.rtp,

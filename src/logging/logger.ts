@@ -18,6 +18,8 @@ export interface Logging {
   readonly process: Logger;
   /** A logger whose every line carries this context. */
   forContext(ctx: LogContext): Logger;
+  /** Lines dropped because stdout was not read fast enough (see createLogging). */
+  droppedLines(): number;
 }
 
 export interface LoggingOptions {
@@ -55,8 +57,14 @@ export function createLogging(opts: LoggingOptions): Logging {
   const destination =
     opts.destination ??
     (json
-      ? pino.destination({ dest: 1, sync: true })
+      ? // Asynchronous: a slow reader of stdout (a full pipe, a stalled log shipper) must never
+        // put the media clock to sleep, as a synchronous write waiting out EAGAIN does. Lines
+        // are kept in order; past 16 MB waiting they are dropped and counted, and what is
+        // waiting is written out synchronously when the process exits.
+        pino.destination({ dest: 1, sync: false, minLength: 0, maxLength: 16 * 1024 * 1024 })
       : pretty({ colorize: true, singleLine: true, messageKey: 'message', timestampKey: 'timestamp', ignore: 'pid,hostname,schema_v,resource,tenant_id,service' }));
+  let dropped = 0;
+  if (json && !opts.destination) (destination as DestinationStream & { on(e: 'drop', l: () => void): void }).on('drop', () => dropped++);
   const root = pino(options, destination);
   // The root logger is never handed out: every line goes through a child that already
   // carries trace_id/call_id/tenant_id (pino writes a key bound twice twice), so no key is
@@ -69,6 +77,7 @@ export function createLogging(opts: LoggingOptions): Logging {
       if (ctx.span_id) bindings.span_id = ctx.span_id;
       return root.child(bindings);
     },
+    droppedLines: () => dropped,
   };
 }
 

@@ -31,6 +31,8 @@ export interface RunningService {
   /** Sends the signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   url(path: string): string;
+  /** Stops reading the service's stdout (its pipe fills, as a stalled log shipper's would), or reads it again. */
+  readStdout(on: boolean): void;
 }
 
 /** Whether TCP and UDP can both bind this port on loopback now. */
@@ -90,7 +92,8 @@ export async function startService(
   const lines: LogLine[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
-  createInterface({ input: proc.stdout! }).on('line', (raw) => {
+  const stdoutLines = createInterface({ input: proc.stdout! });
+  stdoutLines.on('line', (raw) => {
     let line: LogLine;
     try {
       line = JSON.parse(raw) as LogLine;
@@ -139,6 +142,7 @@ export async function startService(
     stderr,
     waitForLog,
     url: (path) => `http://127.0.0.1:${attrs['http.port']}${path}`,
+    readStdout: (on) => (on ? stdoutLines.resume() : stdoutLines.pause()),
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startService, runToExit, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
+import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { tone } from '../helpers/audio.ts';
 
 const REQUIRED_FIELDS = ['timestamp', 'level', 'service', 'message', 'trace_id', 'call_id'];
 
@@ -129,6 +131,46 @@ describe('the running service', () => {
     assert.equal(after.length, 2);
     assert.ok(!after.includes(pids[0]!));
   });
+});
+
+test('nobody reading its log does not stop a call: prompts keep their cadence, requests are answered, every line comes out later', async (t) => {
+  const svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '36100', RTP_SERVICE_PORT_MAX: '36199', RTP_SERVICE_PORT_QUARANTINE_SECONDS: '0' } });
+  const client = new TestClient(svc.grpcPort);
+  const phone = await RtpPeer.open();
+  try {
+    const { rtp_port: port } = (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: `unread-log-${process.pid}` })).response!;
+    await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: phone.address });
+    const linesBefore = svc.lines.length;
+    svc.readStdout(false);
+    const prompt = Buffer.from(tone(500, 3000, 8000).buffer).toString('base64');
+    const played = await client.media_('PlayAudio', { audio_uri: `data:audio/pcm;base64,${prompt}`, server_rtp_port: port });
+    assert.equal(played.error, undefined, played.error?.details);
+    // Some 2,400 lines while the prompt plays, far more than a pipe holds (64 kB): a service that
+    // waited for its reader would stop sending and stop answering here.
+    let answered = 0;
+    for (let k = 0; k < 400; k++) {
+      const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: `log-flood-${process.pid}-${k}` });
+      assert.equal(r.error, undefined, r.error?.details);
+      await client.media_('ReleasePort', { rtp_port: r.response!.rtp_port });
+      answered++;
+    }
+    await eventually(() => phone.received.length >= 150, 5000);
+    const at = phone.received.map((p) => p.at);
+    const gaps = at.slice(1).map((x, i) => x - at[i]!).sort((a, b) => a - b);
+    t.diagnostic(`${answered} allocations answered with the log unread; ${phone.received.length} prompt packets, interval p50 ${gaps[gaps.length >> 1]!.toFixed(1)} ms, max ${gaps.at(-1)!.toFixed(1)} ms`);
+    assert.ok(gaps.at(-1)! < 100, `the prompt stopped for ${gaps.at(-1)!.toFixed(0)} ms while nobody read the log`);
+    assert.equal(svc.lines.length, linesBefore, 'the log was read after all: the test proves nothing');
+    svc.readStdout(true);
+    // Nothing lost, in order: each flood call's lines arrive once the log is read again.
+    await eventually(() => svc.lines.filter((l) => String(l.call_id ?? '').startsWith(`log-flood-${process.pid}-`) && l.event === 'SESSION_CLOSED').length === 400, 10_000);
+    const text = await (await fetch(svc.url('/metrics'))).text();
+    assert.equal(metricValue(text, 'sentiric_media_log_lines_dropped_total'), 0);
+  } finally {
+    svc.readStdout(true);
+    phone.close();
+    client.close();
+    await svc.stop('SIGKILL');
+  }
 });
 
 test('SIGTERM drains and exits 0', async () => {

@@ -31,6 +31,8 @@ export interface ForkFrame {
   capturedAtMs: number;
   /** The frame a shared fork made, of which this is one listener's view: what its listeners share (one encoded message). */
   origin?: ForkFrame;
+  /** The frame as the edge that writes it encodes it, kept for the frame's other listeners. */
+  encoded?: unknown;
 }
 
 export const FORK_RATES = [8000, 16000, 24000, 48000] as const;
@@ -221,6 +223,7 @@ export class AudioFork implements CallTap {
       sequence: this.#sequence++,
       concealed: this.#pendingConcealed,
       capturedAtMs: this.#pendingAt,
+      encoded: undefined,
     };
     // The next frame starts where this one ended on the caller's 8 kHz clock (frames need not
     // line up with the 20 ms input: a resampler's output or 10 ms frames straddle them).

@@ -1,3 +1,12 @@
+/**
+ * A frame's array from Node's pooled, uninitialised memory: every sample is written before
+ * the frame leaves, so zeroing it first (as `new Int16Array` does) is wasted, per frame.
+ */
+function frameArray(samples: number): Int16Array {
+  const b = Buffer.allocUnsafe(samples * 2);
+  return new Int16Array(b.buffer, b.byteOffset, samples);
+}
+
 /** Cuts a stream of samples into frames of a fixed size; the frames are new arrays. */
 export class Framer {
   readonly #size: number;
@@ -6,7 +15,7 @@ export class Framer {
 
   constructor(frameSamples: number) {
     this.#size = frameSamples;
-    this.#buf = new Int16Array(frameSamples);
+    this.#buf = frameArray(frameSamples);
   }
 
   push(samples: Int16Array, emit: (frame: Int16Array) => void): void {
@@ -18,7 +27,7 @@ export class Framer {
       off += n;
       if (this.#len === this.#size) {
         const frame = this.#buf;
-        this.#buf = new Int16Array(this.#size);
+        this.#buf = frameArray(this.#size);
         this.#len = 0;
         emit(frame);
       }

@@ -7,23 +7,30 @@ import { invalidArgument, shuttingDown } from '../errors/media-error.ts';
 import type { SessionRegistry } from '../sessions/session-registry.ts';
 import type { TapHost } from '../sessions/media-host.ts';
 import type { RpcContext } from './middleware.ts';
-import type { RecordAudioRequest, RecordAudioResponse, StreamAudioRequest } from './schemas.ts';
+import type { RecordAudioRequest, StreamAudioRequest } from './schemas.ts';
+import { Encoded, recordAudioResponse, stringField } from './wire.ts';
 
 const DEFAULT_QUEUE_MS = 5000;
 
 /**
- * RecordAudio's message for a frame listeners share: one object for all of them, so the
- * server's serializer (memoized by message, see server.ts) encodes it once.
+ * RecordAudio's message for a frame, in wire form, kept on the frame its listeners share:
+ * laid out once however many listeners write it.
  */
-const recordMessages = new WeakMap<object, RecordAudioResponse>();
-function recordMessage(f: ForkFrame, mediaType: string): RecordAudioResponse {
+function recordMessage(f: ForkFrame, mediaType: Buffer): Encoded {
   const key = f.origin ?? f;
-  const known = recordMessages.get(key);
-  if (known && known.media_type === mediaType) return known;
-  const msg = { audio_data: f.data, media_type: mediaType };
-  recordMessages.set(key, msg);
-  return msg;
+  if (key.encoded instanceof Encoded) return key.encoded;
+  const message = recordAudioResponse(f.data, mediaType);
+  key.encoded = message;
+  return message;
 }
+
+/** RecordAudio's media_type field by rate: one rate, one fork, one set of frames. */
+const recordMediaTypes = new Map<number, Buffer>();
+const recordMediaType = (rate: number): Buffer => {
+  let b = recordMediaTypes.get(rate);
+  if (!b) recordMediaTypes.set(rate, (b = stringField(2, `audio/L16;rate=${rate}`)));
+  return b;
+};
 
 function checkRate(rate: number): number {
   if (!(FORK_RATES as readonly number[]).includes(rate)) throw invalidArgument(`sample rate must be one of ${FORK_RATES.join(', ')}, got ${rate}`);
@@ -31,10 +38,10 @@ function checkRate(rate: number): number {
 }
 
 /** RecordAudio (contract): the caller's audio as 20 ms frames of L16 mono at the requested rate. */
-export async function recordAudio(req: RecordAudioRequest, ctx: RpcContext, call: grpc.ServerWritableStream<unknown, RecordAudioResponse>, deps: { sessions: SessionRegistry; metrics: ForkMetrics }): Promise<void> {
+export async function recordAudio(req: RecordAudioRequest, ctx: RpcContext, call: grpc.ServerWritableStream<unknown, Encoded>, deps: { sessions: SessionRegistry; metrics: ForkMetrics }): Promise<void> {
   const session = deps.sessions.require(req.server_rtp_port);
   const rate = checkRate(req.target_sample_rate || 16000);
-  const mediaType = `audio/L16;rate=${rate}`;
+  const mediaType = recordMediaType(rate);
   const format: ForkFormat = { source: 'caller', sampleRate: rate, frameMs: 20, encoding: 'pcm', channels: 1 };
   const why = await runFork({
     session,

@@ -18,6 +18,7 @@ import { streamSpecOf, streamUrl, type StreamSpec } from '../media-streams/strea
 import type { CallSession } from '../sessions/call-session.ts';
 import type { TapHost } from '../sessions/media-host.ts';
 import type { WebRtcQuality } from '../quality/webrtc-quality.ts';
+import type { Encoded } from './wire.ts';
 import { callQuality } from '../quality/call-quality.ts';
 import type { Conferences } from '../conference/conferences.ts';
 import { conferenceHandlers } from './conference-service.ts';
@@ -87,7 +88,7 @@ export function mediaServiceHandlers(deps: MediaServiceDeps): grpc.UntypedServic
       const message = await playAudio(session, { uri: req.audio_uri, targetAddr: req.rtp_target_addr, traceId: ctx.traceId }, deps.prompts, config.playback.data_uri_max_bytes);
       return { success: true, message };
     }),
-    RecordAudio: serverStream<s.RecordAudioRequest, s.RecordAudioResponse>(
+    RecordAudio: serverStream<s.RecordAudioRequest, Encoded>(
       deps,
       { method: 'RecordAudio', schema: s.recordAudioRequest, callIdOf: (r) => callOfPort(r.server_rtp_port) },
       (req, ctx, call) => recordAudio(req, ctx, call, { sessions, metrics: deps.forkMetrics }),

@@ -233,7 +233,3 @@ export interface StreamAudioToCallResponse {
   success: boolean;
   error_message: string;
 }
-export interface RecordAudioResponse {
-  audio_data: Buffer;
-  media_type: string;
-}

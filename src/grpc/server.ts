@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { Encoded } from './wire.ts';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -87,26 +88,14 @@ export class GrpcServer {
   }
 }
 
-/**
- * The same message object written to several streams (a frame their listeners share) is
- * encoded once: the encoding is kept beside the object for as long as the object lives.
- */
+/** A message already in wire form (see wire.ts) is written as it is; any other is encoded. */
 function withSharedEncoding(service: grpc.ServiceDefinition, methods: string[]): grpc.ServiceDefinition {
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...service };
   for (const name of methods) {
     const def = service[name];
     if (!def) continue;
-    const encode = def.responseSerialize as (value: object) => Buffer;
-    const encoded = new WeakMap<object, Buffer>();
-    out[name] = {
-      ...def,
-      responseSerialize: (value: unknown): Buffer => {
-        if (typeof value !== 'object' || value === null) return encode(value as object);
-        let b = encoded.get(value);
-        if (!b) encoded.set(value, (b = encode(value)));
-        return b;
-      },
-    };
+    const encode = def.responseSerialize as (value: unknown) => Buffer;
+    out[name] = { ...def, responseSerialize: (value: unknown): Buffer => (value instanceof Encoded ? value.bytes : encode(value)) };
   }
   return out as grpc.ServiceDefinition;
 }

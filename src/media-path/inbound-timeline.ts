@@ -96,6 +96,7 @@ export class InboundTimeline {
     this.#accLen = 0;
   }
 
+  /** One packet's audio; `pcm` becomes the timeline's (its caller never writes it again: a decoder's fresh output). */
   push(arrivalMs: number, seq: number, ts: number, ssrc: number, pcm: Int16Array): void {
     this.stats.packets++;
     if (this.#ssrc !== ssrc) {
@@ -256,6 +257,13 @@ export class InboundTimeline {
   }
 
   #append(pcm: Int16Array, concealed: boolean): void {
+    // The usual packet: one whole frame, on a frame boundary. It is handed on as it is: what
+    // is pushed becomes the timeline's (a decoder's fresh output) and is not written again.
+    if (this.#accLen === 0 && pcm.length === this.#frame && !concealed) {
+      this.#nextTs = (this.#nextTs + pcm.length) >>> 0;
+      this.#onFrame({ samples: pcm, timestamp: (this.#nextTs - pcm.length) >>> 0, concealed: false });
+      return;
+    }
     let off = 0;
     while (off < pcm.length) {
       if (this.#accLen === 0) {

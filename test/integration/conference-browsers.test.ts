@@ -10,11 +10,12 @@ import { tone, toneDbfs } from '../helpers/audio.ts';
 import { demoStats, launchBrowser, pollUntil, type DemoStats, type TestBrowser } from '../helpers/browser.ts';
 import { TestClient } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { ffmpegSendRtp, freeUdpPort, type FfmpegRun } from '../helpers/ffmpeg.ts';
 import { startService, type RunningService } from '../helpers/service.ts';
 
-/** Two phones and two browsers, each with its own tone. */
-const PHONE_HZ = [500, 900];
-const BROWSER_HZ = [1400, 2000];
+/** Five phones and two browsers, each with its own tone. */
+const PHONE_HZ = [400, 650, 950, 1300, 1700];
+const BROWSER_HZ = [2200, 2700];
 
 interface Demo {
   join(): Promise<void>;
@@ -46,12 +47,13 @@ describe('conference: phones and browsers in one room', () => {
   let svc: RunningService;
   let client: TestClient;
   const browsers: TestBrowser[] = [];
+  /** What each phone hears (its ear); ffmpeg speaks for it. */
   const phones: RtpPeer[] = [];
-  let sending = true;
-  const loops: Promise<void>[] = [];
+  const senders: FfmpegRun[] = [];
+  let dir = '';
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'conf-mic-'));
+    dir = mkdtempSync(join(tmpdir(), 'conf-mic-'));
     svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '38700', RTP_SERVICE_PORT_MAX: '38799', SIGNALING_DEMO_ENABLED: 'true' } });
     client = new TestClient(svc.grpcPort);
     for (const hz of BROWSER_HZ) {
@@ -61,8 +63,7 @@ describe('conference: phones and browsers in one room', () => {
     }
   });
   after(async () => {
-    sending = false;
-    await Promise.all(loops);
+    for (const f of senders) f.proc.kill('SIGKILL');
     for (const p of phones) p.close();
     for (const b of browsers) await b.close();
     client?.close();
@@ -73,7 +74,7 @@ describe('conference: phones and browsers in one room', () => {
     const conf = `mixed-${process.pid}`;
     assert.equal((await client.media_('CreateConference', { conference_id: conf })).error, undefined);
     const ports: number[] = [];
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < PHONE_HZ.length; i++) {
       const callId = `${conf}-phone-${i}`;
       const a = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId, codec: 'PCMU' });
       assert.equal(a.error, undefined, a.error?.details);
@@ -83,12 +84,10 @@ describe('conference: phones and browsers in one room', () => {
       await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: phone.address });
       assert.equal((await client.media_('AddToConference', { conference_id: conf, server_rtp_port: port })).error, undefined);
       ports.push(port);
-      const pcm = tone(PHONE_HZ[i]!, 2000, 8000, 6000);
-      loops.push(
-        (async () => {
-          while (sending) await phone.sendPcm(pcm, port);
-        })(),
-      );
+      // ffmpeg as the phone, talking for longer than the test runs (it is stopped at the end).
+      const wav = join(dir, `phone-${PHONE_HZ[i]}.wav`);
+      writeFileSync(wav, encodeWav(tone(PHONE_HZ[i]!, 90_000, 8000, 6000), 8000, 1));
+      senders.push(ffmpegSendRtp({ wav, port, codec: 'PCMU', localPort: await freeUdpPort(), ssrc: 0x2000 + i }));
     }
 
     // The demo never hands out a token for a conference's room: the platform's token is given to the page.
@@ -111,16 +110,17 @@ describe('conference: phones and browsers in one room', () => {
     );
     const browserIds = ['browser-0', 'browser-1'].map((name) => participants.find((p) => p.display_name === name)!.participant_id);
 
-    // Phones hear both browsers and the other phone, never themselves.
+    // Phones hear both browsers and the other phones, never themselves.
+    const all = [...PHONE_HZ, ...BROWSER_HZ];
     const phoneLevels = await pollUntil(
-      async () => phones.map((p) => heard(p, 1, [...PHONE_HZ, ...BROWSER_HZ])),
-      (ls) => ls.every((l) => l[2]! > -30 && l[3]! > -30),
-      { what: 'both browsers heard by both phones (dBFS of 500/900/1400/2000 Hz)', timeoutMs: 30_000 },
+      async () => phones.map((p) => heard(p, 1, all)),
+      (ls) => ls.every((l) => l.slice(PHONE_HZ.length).every((d) => d > -30)),
+      { what: `both browsers heard by every phone (dBFS of ${all.join('/')} Hz)`, timeoutMs: 30_000 },
     );
     for (const [i, l] of phoneLevels.entries()) {
-      t.diagnostic(`phone ${i} (${PHONE_HZ[i]} Hz) hears ${l.map((d) => d.toFixed(0)).join('/')} dBFS of ${[...PHONE_HZ, ...BROWSER_HZ].join('/')} Hz`);
+      t.diagnostic(`phone ${i} (${PHONE_HZ[i]} Hz) hears ${l.map((d) => d.toFixed(0)).join('/')} dBFS of ${all.join('/')} Hz`);
       assert.ok(l[i]! < -40, `phone ${i} hears itself at ${l[i]!.toFixed(1)} dBFS`);
-      assert.ok(l[1 - i]! > -25, `phone ${i} does not hear the other phone (${l[1 - i]!.toFixed(1)} dBFS)`);
+      for (let j = 0; j < PHONE_HZ.length; j++) if (j !== i) assert.ok(l[j]! > -30, `phone ${i} does not hear phone ${j} (${l[j]!.toFixed(1)} dBFS)`);
     }
 
     // Each browser gets each phone as its own track, the other browser through the SFU, and
@@ -128,12 +128,12 @@ describe('conference: phones and browsers in one room', () => {
     for (const [i, page] of pages.entries()) {
       const peers = await page.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.peers);
       const phonePeers = peers.filter((p) => p.kind === 'phone').map((p) => p.peerId);
-      assert.equal(phonePeers.length, 2, `browser ${i} lists ${JSON.stringify(peers)}`);
+      assert.equal(phonePeers.length, PHONE_HZ.length, `browser ${i} lists ${JSON.stringify(peers)}`);
       assert.ok(peers.some((p) => p.kind === 'conference'), `browser ${i} does not list the conference's voice`);
       const stats = await pollUntil(
         () => demoStats(page),
         (s: DemoStats) => phonePeers.every((id) => (s.inbound.find((x) => x.peerId === id)?.audioLevel ?? 0) > 0.01) && s.inbound.some((x) => x.peerId === browserIds[1 - i] && x.audioLevel > 0.01),
-        { what: `browser ${i} hearing both phones and the other browser`, timeoutMs: 30_000 },
+        { what: `browser ${i} hearing every phone and the other browser`, timeoutMs: 30_000 },
       );
       assert.equal(stats.inbound.some((x) => x.peerId === browserIds[i]), false, `browser ${i} receives its own voice`);
       t.diagnostic(`browser ${i}: ${JSON.stringify(stats.inbound.map((x) => ({ peer: x.peerId.slice(0, 14), packets: x.packetsReceived, level: +x.audioLevel.toFixed(3) })))}`);
@@ -156,10 +156,10 @@ describe('conference: phones and browsers in one room', () => {
     // The page shows the conference: every participant by kind, the phones talking; only the moderator's token may control.
     const view = await pollUntil(
       () => pages[0]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.conference),
-      (v) => (v?.participants.filter((p) => p.kind === 'phone' && p.talking).length ?? 0) === 2,
-      { what: "the page's conference view with both phones talking" },
+      (v) => (v?.participants.filter((p) => p.kind === 'phone' && p.talking).length ?? 0) === PHONE_HZ.length,
+      { what: "the page's conference view with every phone talking" },
     );
-    assert.deepEqual(view!.participants.map((p) => p.kind).sort(), ['browser', 'browser', 'phone', 'phone']);
+    assert.deepEqual(view!.participants.map((p) => p.kind).sort(), ['browser', 'browser', ...PHONE_HZ.map(() => 'phone')]);
     assert.equal(await pages[0]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.moderator), true);
     assert.equal(await pages[1]!.evaluate(() => (globalThis as unknown as { demo: Demo }).demo.moderator), false);
     const phone1 = view!.participants.find((p) => p.callId === `${conf}-phone-1`)!.participantId;
@@ -197,8 +197,7 @@ describe('conference: phones and browsers in one room', () => {
     assert.equal(left.response?.participants.filter((p) => p.kind === 'browser').length, 1);
     assert.equal(left.response?.participants.filter((p) => p.kind === 'test-leg').length, 0, "the kicked browser's test prompt stayed");
     assert.deepEqual(browsers[0]!.consoleErrors(pages[0]!), []);
-    sending = false;
-    await Promise.all(loops);
+    for (const f of senders) f.proc.kill('SIGKILL');
     for (const port of ports) await client.media_('ReleasePort', { rtp_port: port });
     await client.media_('EndConference', { conference_id: conf });
   });

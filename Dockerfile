@@ -136,4 +136,4 @@ HEALTHCHECK --interval=10s --timeout=3s CMD ["node", "-e", "fetch('http://127.0.
 STOPSIGNAL SIGTERM
 # `npm start` (scripts/start.sh) runs the set-up first, which needs apt and compilers: the
 # image runs the service directly.
-CMD ["node", "src/main.ts"]
+CMD ["node", "src/main.js"]

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { flushCompileCache } from 'node:module';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.ts';
 import { createApp } from './app.ts';
@@ -98,6 +99,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
 
   await start();
+  // Node writes the compile cache at a clean exit only; a process that is killed would leave
+  // the next one to compile (and strip the types of) everything again.
+  flushCompileCache();
 }
 
 main().catch((err: unknown) => {

@@ -35,10 +35,9 @@ import { CallBridges } from './bridge/call-bridges.ts';
 import { Conferences } from './conference/conferences.ts';
 import { RoomRegistry } from './rooms/room-registry.ts';
 import { roomsDebugRoute } from './rooms/debug-route.ts';
-import { SignalingServer } from './signaling/signaling-server.ts';
+import { SignalingGate } from './signaling/signaling-gate.ts';
 import { demoEnabled } from './signaling/demo-mode.ts';
 import { demoTokenRoute } from './signaling/demo-token.ts';
-import { webDemoRoute } from './web-demo/demo-route.ts';
 
 /** Everything the handlers need, built once here and passed down; no module holds state. */
 export interface AppState {
@@ -245,10 +244,12 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate, jitterMs: config.transcode.jitter_ms },
   });
   const compaction = new IdleCompaction({ idle: () => sessions.size === 0 && rooms.size === 0, activity: () => sessions.opened, checkMs: 10_000, log });
-  const signaling = new SignalingServer({ httpServer: http.server, path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
+  const signaling = new SignalingGate({ path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
+  http.use(signaling.route);
   http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
-    mediaStreams.handleUpgrade(req, socket, head);
+    if (mediaStreams.handleUpgrade(req, socket, head) || signaling.handleUpgrade(req, socket, head)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nnothing upgrades on this path\n');
   });
   http.use(roomsDebugRoute(rooms));
   if (demoEnabled(config.signaling.demo_enabled, config.service.env)) {
@@ -257,6 +258,8 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
       'the web demo is on: GET /demo/token issues room tokens to anyone who asks (never for a call); SIGNALING_DEMO_ENABLED=false turns it off',
     );
     http.use(demoTokenRoute({ tokens, isCallRoom: (id) => rooms.isCallRoom(id), signalingPath: config.signaling.path }));
+    // esbuild and the bundling load only where the demo is on.
+    const { webDemoRoute } = await import('./web-demo/demo-route.ts');
     http.use(await webDemoRoute({ logger: log, signalingPath: config.signaling.path }));
   }
 

@@ -271,6 +271,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
       const httpPort = await http.start();
       const grpcPort = await grpcServer.start();
       health.set('SERVING');
+      compaction.afterStart(COMPACT_AFTER_START_MS);
       log.info(
         {
           // The instance's own SERVICE_STARTED comes from its supervisor, once every shard is.
@@ -321,6 +322,9 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     },
   };
 }
+
+/** Start-up's own work is done by then (the first scrapes, the workers' first answers). */
+const COMPACT_AFTER_START_MS = 1000;
 
 /** Streams of closed calls end at once; this only bounds a client that never reads its end. */
 const STREAM_CLOSE_GRACE_MS = 2000;

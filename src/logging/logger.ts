@@ -1,5 +1,6 @@
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.ts';
 
@@ -56,7 +57,7 @@ export function createLogging(opts: LoggingOptions): Logging {
     opts.destination ??
     (json
       ? pino.destination({ dest: 1, sync: true })
-      : pretty({ colorize: true, singleLine: true, messageKey: 'message', timestampKey: 'timestamp', ignore: 'pid,hostname,schema_v,resource,tenant_id,service' }));
+      : prettyPrinter()({ colorize: true, singleLine: true, messageKey: 'message', timestampKey: 'timestamp', ignore: 'pid,hostname,schema_v,resource,tenant_id,service' }));
   const root = pino(options, destination);
   // The root logger is never handed out: every line goes through a child that already
   // carries trace_id/call_id/tenant_id (pino writes a key bound twice twice), so no key is
@@ -90,4 +91,9 @@ export function holdProcessWarnings(): (log: Logger) => void {
     log = l;
     for (const w of held.splice(0)) write(w);
   };
+}
+
+/** pino-pretty and its dependencies load only where lines are written for people, never in production. */
+function prettyPrinter(): typeof PinoPretty {
+  return createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
 }

@@ -124,7 +124,14 @@ COPY proto ./proto
 COPY assets ./assets
 COPY web-demo ./web-demo
 COPY src ./src
+# A warm compile cache (4 MB): a new container neither strips and compiles every module again
+# nor keeps Node's TypeScript stripper loaded in each process (15 MB of RSS). It is kept per
+# user, so it is filled as the service's user; the service adds to it (the decoder thread).
+COPY scripts/warm-compile-cache.mjs ./scripts/
+ENV NODE_COMPILE_CACHE=/app/.compile-cache
+RUN mkdir .compile-cache && chown media:media .compile-cache
 USER 10001:10001
+RUN node scripts/warm-compile-cache.mjs
 ENV ENV=production \
     MEDIA_SERVICE_GRPC_PORT=13031 \
     MEDIA_SERVICE_METRICS_PORT=13032

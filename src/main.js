@@ -41,4 +41,5 @@ if (process.platform === 'linux' && process.env.LD_PRELOAD === undefined && !pro
 // loaded amaro too (measured: 31 MB of RSS while it ran, 17 MB with the cache).
 const cache = enableCompileCache();
 if (cache.directory) process.env.NODE_COMPILE_CACHE ??= cache.directory;
-await import('./run-service.ts');
+const { runService } = await import('./run-service.ts');
+runService();

@@ -115,7 +115,10 @@ async function main(): Promise<void> {
   flushCompileCache();
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`media service failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+/** The process: config, then a supervisor, a shard or the one app, until a signal. Called by src/main.js. */
+export function runService(): void {
+  main().catch((err: unknown) => {
+    process.stderr.write(`media service failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

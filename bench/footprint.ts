@@ -2,7 +2,9 @@
 // apart), per idle call, and after calls came and went. One process (MEDIA_SHARDS=1), the
 // embedded defaults otherwise (no S3, RabbitMQ or Redis configured). BENCH_FOOTPRINT_CALLS sets
 // how many idle calls are held (default 800); BENCH_FOOTPRINT_ROUNDS how many times they come
-// and go before the last reading (default 3). Then the shape `npm start` runs by default (a
+// and go before the last reading (default 3); BENCH_FOOTPRINT_KEEP how many of the last round
+// stay a while (default 10), so the service is not idle: what it gives back while calls go
+// on, before the compaction an idle service runs. Then the shape `npm start` runs by default (a
 // supervisor and one shard per core, each with its workers), idle: RSS and PSS of every
 // process (PSS shares the pages several processes map, the Node binary's above all, among
 // them, so its total is what the processes take together). BENCH_FOOTPRINT_SHAPE=0 skips it.
@@ -13,6 +15,7 @@ import { childPids, commOf, pssBytes, rssBytes } from './lib/proc.ts';
 
 const calls = Number(process.env.BENCH_FOOTPRINT_CALLS ?? 800);
 const rounds = Number(process.env.BENCH_FOOTPRINT_ROUNDS ?? 3);
+const keep = Number(process.env.BENCH_FOOTPRINT_KEEP ?? 10);
 const mb = (b: number): number => +(b / 2 ** 20).toFixed(1);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
@@ -36,6 +39,7 @@ async function oneProcess(): Promise<Record<string, unknown>> {
   const client = new TestClient(svc.grpcPort);
   let perCall = 0;
   let peak = start;
+  let kept: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const before = rssBytes(pid);
     const ports: number[] = [];
@@ -48,9 +52,13 @@ async function oneProcess(): Promise<Record<string, unknown>> {
     const held = rssBytes(pid);
     peak = Math.max(peak, held);
     if (r === 0) perCall = (held - before) / calls;
+    if (r === rounds - 1) kept = ports.splice(0, keep);
     for (const p of ports) await client.media_('ReleasePort', { rtp_port: p });
     await sleep(1000);
   }
+  await sleep(25_000);
+  const withKept = rssBytes(pid);
+  for (const p of kept) await client.media_('ReleasePort', { rtp_port: p });
   // The service compacts once it has been idle for a whole check (10 s) after calls: wait for it.
   await sleep(25_000);
   const after = rssBytes(pid);
@@ -66,6 +74,7 @@ async function oneProcess(): Promise<Record<string, unknown>> {
     calls_held: calls,
     rounds,
     peak_rss_mb: mb(peak),
+    [`rss_25s_after_with_${keep}_calls_live_mb`]: mb(withKept),
     rss_after_calls_left_mb: mb(after),
     'after_vs_settled_%': +(((after - start) / start) * 100).toFixed(1),
   };

@@ -96,7 +96,7 @@ RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*
       > /etc/dpkg/dpkg.cfg.d/02-no-gpu \
  && apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates ffmpeg \
-      libuv1 libsrtp2-1 libusrsctp2 libssl3 libabsl20220623 \
+      libuv1 libsrtp2-1 libusrsctp2 libssl3 libabsl20220623 libjemalloc2 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* /var/cache/debconf/*-old /var/lib/dpkg/*-old \
  && find /usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete \
@@ -114,6 +114,7 @@ COPY --from=deps /app/node_modules ./node_modules
 # excluded above, fails here), and what the service asks of ffmpeg works: MP3 out and in.
 RUN for b in node_modules/mediasoup/worker/out/Release/mediasoup-worker /usr/bin/ffmpeg /usr/local/bin/node; do \
       if ldd "$b" | grep 'not found'; then echo "$b: missing libraries" >&2; exit 1; fi; done \
+ && LD_PRELOAD=libjemalloc.so.2 node -e "require('fs').readFileSync('/proc/self/maps','utf8').includes('/libjemalloc.so.2')||process.exit(1)" \
  && node -e "const {OpusEncoder}=require('@discordjs/opus'); const e=new OpusEncoder(48000,1); e.decode(e.encode(Buffer.alloc(1920)))" \
  && ffmpeg -hide_banner -loglevel error -f lavfi -i sine=frequency=440:duration=1 -ar 8000 -c:a libmp3lame -b:a 32k /tmp/t.mp3 \
  && ffmpeg -hide_banner -loglevel error -i /tmp/t.mp3 -ac 1 -ar 8000 /tmp/t.wav \
@@ -123,7 +124,14 @@ COPY proto ./proto
 COPY assets ./assets
 COPY web-demo ./web-demo
 COPY src ./src
+# A warm compile cache (4 MB): a new container neither strips and compiles every module again
+# nor keeps Node's TypeScript stripper loaded in each process (15 MB of RSS). It is kept per
+# user, so it is filled as the service's user; the service adds to it (the decoder thread).
+COPY scripts/warm-compile-cache.mjs ./scripts/
+ENV NODE_COMPILE_CACHE=/app/.compile-cache
+RUN mkdir .compile-cache && chown media:media .compile-cache
 USER 10001:10001
+RUN node scripts/warm-compile-cache.mjs
 ENV ENV=production \
     MEDIA_SERVICE_GRPC_PORT=13031 \
     MEDIA_SERVICE_METRICS_PORT=13032
@@ -136,4 +144,4 @@ HEALTHCHECK --interval=10s --timeout=3s CMD ["node", "-e", "fetch('http://127.0.
 STOPSIGNAL SIGTERM
 # `npm start` (scripts/start.sh) runs the set-up first, which needs apt and compilers: the
 # image runs the service directly.
-CMD ["node", "src/main.ts"]
+CMD ["node", "src/main.js"]

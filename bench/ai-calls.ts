@@ -6,8 +6,9 @@
 // message rate (the floor). At 50, 100 and 200
 // calls each: the service's CPU per call, loss, outbound cadence, fork latency inside the
 // service (its histogram) and seen from the client (StreamAudio frames carry the caller's RTP
-// timestamp, matched to when the load generator sent that packet), and the load generator's
-// and the client's own CPU.
+// timestamp, matched to when the load generator sent that packet), the service's garbage
+// collection, event-loop delay, late media clock slots and RSS in the window, and the load
+// generator's and the client's own CPU.
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,10 +18,10 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
-import { cpuSeconds, percentile } from './lib/proc.ts';
+import { cpuSeconds, percentile, rssBytes } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
 import { floorService } from './lib/grpc-floor.ts';
-import { histogramQuantile, scrapeBuckets } from './lib/histogram.ts';
+import { histogramQuantile, scrapeBuckets, scrapeValue } from './lib/histogram.ts';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 
@@ -40,6 +41,19 @@ const pct = (cpuS: number, wall: number): number => +((cpuS / wall) * 100).toFix
 function selfCpu(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
+}
+
+/** The service's garbage collection and event-loop delay between two scrapes, and its media clock's late slots. */
+function serviceRuntime(before: string, after: string, wall: number): Record<string, unknown> {
+  const d = (name: string, labels = ''): number => scrapeValue(after, name, labels) - scrapeValue(before, name, labels);
+  const gc = 'sentiric_media_nodejs_gc_duration_seconds';
+  const ms = (s: number): string => (s * 1000).toFixed(1);
+  return {
+    'gc_minor/major_per_s': `${(d(`${gc}_count`, 'kind="minor"') / wall).toFixed(1)}/${(d(`${gc}_count`, 'kind="major"') / wall).toFixed(2)}`,
+    'gc_ms_per_s': +((d(`${gc}_sum`) * 1000) / wall).toFixed(2),
+    'event_loop_delay_p99/max_ms': `${ms(scrapeValue(after, 'sentiric_media_nodejs_eventloop_lag_p99_seconds'))}/${ms(scrapeValue(after, 'sentiric_media_nodejs_eventloop_lag_max_seconds'))}`,
+    clock_late_ticks: d('sentiric_media_clock_late_ticks_total'),
+  };
 }
 
 async function floor(n: number): Promise<Record<string, unknown>> {
@@ -172,7 +186,9 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
   const feeder = setInterval(() => speakers.forEach((speak) => speak()), 100);
   await ask(gen, { cmd: 'send' });
   await sleep(3000);
-  const m0 = scrapeBuckets(await (await fetch(svc.url('/metrics'))).text(), 'sentiric_media_fork_latency_seconds');
+  // This scrape also starts the service's event-loop delay window (prom-client resets it on each).
+  const x0 = await (await fetch(svc.url('/metrics'))).text();
+  const m0 = scrapeBuckets(x0, 'sentiric_media_fork_latency_seconds');
   const pid = svc.proc.pid!;
   const cpu0 = cpuSeconds(pid);
   const gen0 = cpuSeconds(gen.pid!);
@@ -185,7 +201,9 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
   const cpu = cpuSeconds(pid) - cpu0;
   const genCpu = cpuSeconds(gen.pid!) - gen0;
   const self = selfCpu() - self0;
-  const m1 = scrapeBuckets(await (await fetch(svc.url('/metrics'))).text(), 'sentiric_media_fork_latency_seconds');
+  const x1 = await (await fetch(svc.url('/metrics'))).text();
+  const m1 = scrapeBuckets(x1, 'sentiric_media_fork_latency_seconds');
+  const rss = rssBytes(pid);
   clearInterval(feeder);
   const { ticks } = await ask<{ ticks: number[] }>(gen, { cmd: 'ticks' });
   for (const s of [...streams, ...injections]) s.cancel();
@@ -214,6 +232,8 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
     out_received_vs_expected: `${out.received}/${out.expected}`,
     out_seq_gaps: out.seqGaps,
     'out_interval_p1/p50/p99_ms': `${out.p01.toFixed(1)}/${out.p50.toFixed(1)}/${out.p99.toFixed(1)}`,
+    ...serviceRuntime(x0, x1, wall),
+    service_rss_mb: +(rss / 2 ** 20).toFixed(1),
   };
   if (kind !== 'echo') {
     row.fork_frames_per_s = Math.round((frames - f0) / wall);

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 BUILD_PACKAGES=(g++ meson ninja-build pkg-config libuv1-dev libsrtp2-dev libusrsctp-dev libssl-dev libabsl-dev nlohmann-json3-dev)
+# The allocator the service preloads (src/main.js): it hands freed memory back to the system.
+RUNTIME_PACKAGES=(libjemalloc2)
 EXTRA_PACKAGES=("$@")
 
 missing_packages() {
@@ -39,7 +41,7 @@ CACHE_ROOT=${SENTIRIC_MEDIA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sentiric-
 WORKER_BIN="$CACHE_ROOT/mediasoup-worker-$MEDIASOUP_VERSION-$RECIPE_HASH/mediasoup-worker"
 
 # The worker links these shared libraries, so they are needed to run it as well as to build it.
-apt_install "${BUILD_PACKAGES[@]}" ${EXTRA_PACKAGES[@]+"${EXTRA_PACKAGES[@]}"}
+apt_install "${BUILD_PACKAGES[@]}" "${RUNTIME_PACKAGES[@]}" ${EXTRA_PACKAGES[@]+"${EXTRA_PACKAGES[@]}"}
 
 # npm dependencies, reinstalled only when the lockfile changed. No dependency script runs
 # unasked (--ignore-scripts); the three the service needs run below, each under the Node

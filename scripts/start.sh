@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node_modules/.bin/node src/main.ts "$@"
+exec node_modules/.bin/node src/main.js "$@"

@@ -36,10 +36,9 @@ import { Conferences } from './conference/conferences.ts';
 import { RoomRegistry } from './rooms/room-registry.ts';
 import type { WebRtcQuality } from './quality/webrtc-quality.ts';
 import { roomsDebugRoute } from './rooms/debug-route.ts';
-import { SignalingServer } from './signaling/signaling-server.ts';
+import { SignalingGate } from './signaling/signaling-gate.ts';
 import { demoEnabled } from './signaling/demo-mode.ts';
 import { demoTokenRoute } from './signaling/demo-token.ts';
-import { webDemoRoute } from './web-demo/demo-route.ts';
 
 /** Everything the handlers need, built once here and passed down; no module holds state. */
 export interface AppState {
@@ -249,10 +248,12 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate },
   });
   const compaction = new IdleCompaction({ idle: () => sessions.size === 0 && rooms.size === 0, activity: () => sessions.opened, checkMs: 10_000, log });
-  const signaling = new SignalingServer({ httpServer: http.server, path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
+  const signaling = new SignalingGate({ path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
+  http.use(signaling.route);
   http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
-    mediaStreams.handleUpgrade(req, socket, head);
+    if (mediaStreams.handleUpgrade(req, socket, head) || signaling.handleUpgrade(req, socket, head)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nnothing upgrades on this path\n');
   });
   http.use(roomsDebugRoute(rooms));
   if (demoEnabled(config.signaling.demo_enabled, config.service.env)) {
@@ -261,6 +262,8 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
       'the web demo is on: GET /demo/token issues room tokens to anyone who asks (never for a call); SIGNALING_DEMO_ENABLED=false turns it off',
     );
     http.use(demoTokenRoute({ tokens, isCallRoom: (id) => rooms.isCallRoom(id), signalingPath: config.signaling.path }));
+    // esbuild and the bundling load only where the demo is on.
+    const { webDemoRoute } = await import('./web-demo/demo-route.ts');
     http.use(await webDemoRoute({ logger: log, signalingPath: config.signaling.path }));
   }
 
@@ -272,6 +275,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
       const httpPort = await http.start();
       const grpcPort = await grpcServer.start();
       health.set('SERVING');
+      compaction.afterStart(COMPACT_AFTER_START_MS);
       log.info(
         {
           // The instance's own SERVICE_STARTED comes from its supervisor, once every shard is.
@@ -322,6 +326,9 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     },
   };
 }
+
+/** Start-up's own work is done by then (the first scrapes, the workers' first answers). */
+const COMPACT_AFTER_START_MS = 1000;
 
 /** Streams of closed calls end at once; this only bounds a client that never reads its end. */
 const STREAM_CLOSE_GRACE_MS = 2000;

@@ -24,3 +24,14 @@ export function histogramQuantile(before: [number, number][], after: [number, nu
   }
   return NaN;
 }
+
+/** The sum of every sample of a metric in an exposition whose labels include `labels` (e.g. 'kind="major"'). */
+export function scrapeValue(text: string, name: string, labels = ''): number {
+  let sum = 0;
+  for (const l of text.split('\n')) {
+    if (!l.startsWith(name) || (l[name.length] !== ' ' && l[name.length] !== '{')) continue;
+    if (labels && !l.includes(labels)) continue;
+    sum += Number(l.split(' ').pop());
+  }
+  return sum;
+}

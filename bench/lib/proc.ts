@@ -34,3 +34,28 @@ export function percentile(sorted: number[], p: number): number {
 export function median(values: number[]): number {
   return percentile([...values].sort((a, b) => a - b), 0.5);
 }
+
+/** Proportional set size: the process's private pages plus its share of pages other processes map too. */
+export function pssBytes(pid: number): number {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = /^Pss:\s+(\d+)/m.exec(rollup)?.[1];
+  return Number(kb) * 1024;
+}
+
+/** A process's children (forked shards, mediasoup workers), from /proc. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The process's command name (/proc/pid/comm). */
+export function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}

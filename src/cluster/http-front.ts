@@ -1,4 +1,4 @@
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -6,6 +6,9 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../logging/logger.ts';
 import { mergeExpositions } from './metrics-merge.ts';
+
+// The CommonJS module object: an ES import of node:http also loads undici (see src/http/server.ts).
+const { createServer, request } = process.getBuiltinModule('node:http');
 
 export type HttpRoute = { socketPath: string } | { host: string; port: number; instance: string };
 

@@ -7,7 +7,7 @@ import { isShardMessage, SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV, type CallEntry,
 import type { ShardLoad } from './placement.ts';
 import type { ShardSlice } from './shard-plan.ts';
 
-const ENTRY = fileURLToPath(new URL('../main.ts', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../main.js', import.meta.url));
 /** The first restart is at once: the calls of the slice wait for it. */
 const FIRST_RESTART_MS = 0;
 const LONGEST_RESTART_MS = 10_000;

@@ -1,8 +1,13 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+
+// Not `import { createServer } from 'node:http'`: an ES import of node:http reads every export,
+// and its WebSocket getter loads undici, Node's fetch, which nothing here uses (measured: 5.5 MB
+// of RSS 3 s after start, 1.5 MB once settled). The CommonJS module object has no such cost.
+const { createServer } = process.getBuiltinModule('node:http');
 
 export type Readiness = () => { ready: boolean; checks: Record<string, boolean> };
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;

@@ -1,5 +1,6 @@
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.ts';
 
@@ -62,7 +63,7 @@ export function createLogging(opts: LoggingOptions): Logging {
         // are kept in order; past 16 MB waiting they are dropped and counted, and what is
         // waiting is written out synchronously when the process exits.
         pino.destination({ dest: 1, sync: false, minLength: 0, maxLength: 16 * 1024 * 1024 })
-      : pretty({ colorize: true, singleLine: true, messageKey: 'message', timestampKey: 'timestamp', ignore: 'pid,hostname,schema_v,resource,tenant_id,service' }));
+      : prettyPrinter()({ colorize: true, singleLine: true, messageKey: 'message', timestampKey: 'timestamp', ignore: 'pid,hostname,schema_v,resource,tenant_id,service' }));
   let dropped = 0;
   if (json && !opts.destination) (destination as DestinationStream & { on(e: 'drop', l: () => void): void }).on('drop', () => dropped++);
   const root = pino(options, destination);
@@ -99,4 +100,9 @@ export function holdProcessWarnings(): (log: Logger) => void {
     log = l;
     for (const w of held.splice(0)) write(w);
   };
+}
+
+/** pino-pretty and its dependencies load only where lines are written for people, never in production. */
+function prettyPrinter(): typeof PinoPretty {
+  return createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
 }

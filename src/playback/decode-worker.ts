@@ -1,5 +1,6 @@
 // Runs in a worker thread: prompt decoding and resampling are CPU work that would otherwise
 // stall the event loop that paces every call's 20 ms packets.
+import { flushCompileCache } from 'node:module';
 import { parentPort } from 'node:worker_threads';
 import { decodeAudio } from '../codecs/decode-audio.ts';
 import { resample } from '../codecs/resampler.ts';
@@ -39,3 +40,7 @@ parentPort!.on('message', (job: DecodeJob) => {
     },
   );
 });
+
+// The thread is terminated, never exits: its compiled modules are written to the compile cache
+// now, so the next thread finds them and Node's TypeScript stripper is not loaded again.
+flushCompileCache();

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Server as HttpServer } from 'node:http';
-import { Counter } from 'prom-client';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Counter } from 'prom-client';
 import { Server, type Socket } from 'socket.io';
 import type { ZodType } from 'zod';
 import { MediaError, invalidArgument } from '../errors/media-error.ts';
 import type { Logger, Logging } from '../logging/logger.ts';
-import { METRIC_PREFIX, type Metrics } from '../metrics/metrics.ts';
 import { parseAudioUri } from '../playback/audio-uri.ts';
 import type { PromptLoader } from '../playback/prompt-loader.ts';
 import { Peer } from '../rooms/peer.ts';
@@ -23,13 +23,12 @@ export const DEFAULT_TEST_PROMPT = 'file://demo/welcome.wav';
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 
 export interface SignalingOptions {
-  httpServer: HttpServer;
   path: string;
   tokens: RoomTokens;
   rooms: RoomRegistry;
   prompts: PromptLoader;
   logging: Logging;
-  metrics: Metrics;
+  requests: Counter<'request' | 'code'>;
 }
 
 interface Joined {
@@ -46,7 +45,8 @@ const demoRefused = (): MediaError => new MediaError('permission_denied', "a dem
 /**
  * socket.io signaling for browsers on the HTTP port. Each request is validated, answered
  * by exactly one ack ({ ok, data } or { ok: false, error: { code, message } }), and
- * counted; a socket that goes away leaves nothing behind in its room.
+ * counted; a socket that goes away leaves nothing behind in its room. The HTTP port hands
+ * it what arrives on its path (SignalingGate), so it is built only when a browser comes.
  */
 export class SignalingServer {
   readonly #io: IoServer;
@@ -55,19 +55,24 @@ export class SignalingServer {
 
   constructor(opts: SignalingOptions) {
     this.#o = opts;
-    this.#requests = new Counter({
-      name: `${METRIC_PREFIX}signaling_requests_total`,
-      help: 'Signaling requests by name and outcome (ok or an error code)',
-      labelNames: ['request', 'code'] as const,
-      registers: [opts.metrics.registry],
-    });
-    this.#io = new Server<ClientToServerEvents, ServerToClientEvents>(opts.httpServer, {
+    this.#requests = opts.requests;
+    // Attached to a server of its own that never listens: requests come in through
+    // handleRequest and handleUpgrade, and the service's HTTP server keeps its own listeners.
+    this.#io = new Server<ClientToServerEvents, ServerToClientEvents>(process.getBuiltinModule('node:http').createServer(), {
       path: opts.path,
       serveClient: false,
       maxHttpBufferSize: MAX_PAYLOAD_BYTES,
       connectTimeout: 10_000,
     });
     this.#io.on('connection', (socket) => this.#onConnection(socket));
+  }
+
+  handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#io.engine.handleRequest(req, res);
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#io.engine.handleUpgrade(req, socket, head);
   }
 
   async close(): Promise<void> {

@@ -2,24 +2,63 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from '../logging/logger.ts';
 
+type Gc = (opts?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
+
+let gc: Gc | undefined;
+
+/**
+ * One memory-reducing collection, logged: V8 collects until nothing more is freed, compacts,
+ * and hands back the young generation that start-up or the calls grew (a plain full
+ * collection keeps it). It pauses the process (measured 30 to 100 ms): only for moments when
+ * no call is there to feel it.
+ */
+export function compactHeap(log: Logger, after: 'start' | 'idle'): void {
+  if (!gc) {
+    // The documented way is `node --expose-gc`; setting the flag here gives the same function
+    // without changing how every deployment starts the process.
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as Gc;
+  }
+  const before = process.memoryUsage();
+  const t0 = performance.now();
+  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  const ms = performance.now() - t0;
+  const heap = process.memoryUsage().heapTotal;
+  // The pages V8 gave back leave the RSS a moment later: the heap figures say what was freed.
+  log.info(
+    {
+      event: 'IDLE_COMPACTION',
+      attributes: {
+        'compaction.after': after,
+        'gc.ms': +ms.toFixed(1),
+        'rss.before_mb': Math.round(before.rss / 2 ** 20),
+        'heap.before_mb': Math.round(before.heapTotal / 2 ** 20),
+        'heap.after_mb': Math.round(heap / 2 ** 20),
+      },
+    },
+    after === 'start' ? 'started: the heap start-up grew compacted' : 'idle: garbage of the calls that ended collected',
+  );
+}
+
 /**
  * Node collects no garbage while nothing allocates, so after calls came and went their
  * garbage and the heap they grew stay resident (measured: 133 MB at start, 245 MB after
- * 2400 calls, of which a full collection leaves a heap of 23 MB). Once the process has
- * been idle (no call, no room) for a whole check after activity, one full collection runs:
- * a few milliseconds, when no call is there to feel them.
+ * 2400 calls, of which a full collection leaves a heap of 23 MB). Once the process has been
+ * idle (no call, no room) for a whole check after activity, and once just after start, it
+ * is compacted (compactHeap; the young generation start-up grew was 17 MB of the 110 MB
+ * 3 s after start).
  */
 export class IdleCompaction {
   readonly #timer: NodeJS.Timeout;
-  readonly #gc: () => void;
+  readonly #log: Logger;
+  readonly #idle: () => boolean;
+  #afterStart: NodeJS.Timeout | undefined;
   #seen = -1;
   #dirty = false;
 
   constructor(opts: { idle: () => boolean; activity: () => number; checkMs: number; log: Logger }) {
-    // The documented way is `node --expose-gc`; setting the flag here gives the same function
-    // without changing how every deployment starts the process.
-    setFlagsFromString('--expose-gc');
-    this.#gc = runInNewContext('gc') as () => void;
+    this.#log = opts.log;
+    this.#idle = opts.idle;
     this.#timer = setInterval(() => {
       const a = opts.activity();
       if (a !== this.#seen || !opts.idle()) {
@@ -29,19 +68,22 @@ export class IdleCompaction {
       }
       if (!this.#dirty) return;
       this.#dirty = false;
-      const before = process.memoryUsage().rss;
-      const t0 = performance.now();
-      this.#gc();
-      const rss = process.memoryUsage().rss;
-      opts.log.info(
-        { event: 'IDLE_COMPACTION', attributes: { 'gc.ms': +(performance.now() - t0).toFixed(1), 'rss.before_mb': Math.round(before / 2 ** 20), 'rss.after_mb': Math.round(rss / 2 ** 20) } },
-        'idle: garbage of the calls that ended collected',
-      );
+      compactHeap(this.#log, 'idle');
     }, opts.checkMs);
     this.#timer.unref();
   }
 
+  /** Compacts once, `delayMs` after the service started, if no call came by then. */
+  afterStart(delayMs: number): void {
+    clearTimeout(this.#afterStart);
+    this.#afterStart = setTimeout(() => {
+      if (this.#idle()) compactHeap(this.#log, 'start');
+    }, delayMs);
+    this.#afterStart.unref();
+  }
+
   stop(): void {
     clearInterval(this.#timer);
+    clearTimeout(this.#afterStart);
   }
 }

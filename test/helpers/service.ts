@@ -84,7 +84,7 @@ export async function startService(
     WEBRTC_PORT: String(await freePortRun(4)),
     ...opts.env,
   };
-  const proc = spawn(process.execPath, [`${REPO_ROOT}/src/main.ts`, ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, [`${REPO_ROOT}/src/main.js`, ...(opts.args ?? [])], {
     cwd: opts.cwd ?? REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -152,7 +152,7 @@ export async function startService(
 
 /** Runs the service expecting it to refuse to start; resolves with its exit code and stderr. */
 export async function runToExit(env: Record<string, string>, args: string[] = [], cwd = REPO_ROOT): Promise<{ code: number | null; stderr: string }> {
-  const proc = spawn(process.execPath, [`${REPO_ROOT}/src/main.ts`, ...args], {
+  const proc = spawn(process.execPath, [`${REPO_ROOT}/src/main.js`, ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV: 'production', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],

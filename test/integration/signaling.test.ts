@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { connect as tcpConnect } from 'node:net';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { connectSignaling, request, type SignalingSocket } from '../helpers/signaling-client.ts';
@@ -41,6 +43,23 @@ describe('socket.io signaling', () => {
     for (const s of sockets) s.disconnect();
     client.close();
     await svc.stop('SIGKILL');
+  });
+
+  test('socket.io loads when the first browser connects, not at start; an upgrade on no known path is refused at once', async () => {
+    const loaded = (): number => svc.lines.filter((l) => l.event === 'SIGNALING_LOADED').length;
+    assert.equal(loaded(), 0);
+    // Its metric is there from the start all the same.
+    assert.match(await (await fetch(svc.url('/metrics'))).text(), /^# TYPE sentiric_media_signaling_requests_total counter$/m);
+    const raw = tcpConnect(svc.httpPort, '127.0.0.1');
+    raw.end('GET /nowhere HTTP/1.1\r\nhost: media\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    let answer = '';
+    raw.on('data', (d: Buffer) => (answer += d.toString()));
+    await once(raw, 'close');
+    assert.match(answer, /^HTTP\/1\.1 404 /);
+    await connect();
+    await svc.waitForLog((l) => l.event === 'SIGNALING_LOADED');
+    await connect();
+    assert.equal(loaded(), 1);
   });
 
   test('a token joins its room and a transport is offered on the WebRTC server port', async () => {

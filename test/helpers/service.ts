@@ -33,6 +33,11 @@ export interface RunningService {
   url(path: string): string;
   /** Stops reading the service's stdout (its pipe fills, as a stalled log shipper's would), or reads it again. */
   readStdout(on: boolean): void;
+  /**
+   * Waits until no line has come for a moment: the service writes its log asynchronously, so
+   * a line of something it did may come after its answer did.
+   */
+  settle(): Promise<void>;
 }
 
 /** Whether TCP and UDP can both bind this port on loopback now. */
@@ -93,7 +98,9 @@ export async function startService(
   const stderr: string[] = [];
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   const stdoutLines = createInterface({ input: proc.stdout! });
+  let lastLineAt = performance.now();
   stdoutLines.on('line', (raw) => {
+    lastLineAt = performance.now();
     let line: LogLine;
     try {
       line = JSON.parse(raw) as LogLine;
@@ -143,6 +150,11 @@ export async function startService(
     waitForLog,
     url: (path) => `http://127.0.0.1:${attrs['http.port']}${path}`,
     readStdout: (on) => (on ? stdoutLines.resume() : stdoutLines.pause()),
+    async settle() {
+      const until = performance.now() + 2000;
+      do await new Promise((r) => setTimeout(r, 50));
+      while (performance.now() - lastLineAt < 50 && performance.now() < until);
+    },
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;

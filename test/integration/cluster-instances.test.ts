@@ -244,6 +244,7 @@ describe('two instances of two shards each, one Redis', () => {
     assert.equal((await ca.media_('GetConference', { conference_id: conf })).error?.code, grpc.status.NOT_FOUND);
     await eventually(async () => !(await cb.media_('CreateConference', { conference_id: conf })).error, 5000);
     assert.equal((await ca.media_<{ participants: unknown[] }>('GetConference', { conference_id: conf })).error, undefined, 'A does not find the conference B made');
+    await b.settle();
     assert.ok(b.lines.some((l) => l.event === 'CONFERENCE_CREATED' && l.conference_id === conf), 'the conference was not made on B');
     assert.equal((await ca.media_('EndConference', { conference_id: conf })).error, undefined);
     await ca.media_('ReleasePort', { rtp_port: x.port });
@@ -326,6 +327,7 @@ describe('two instances of two shards each, one Redis', () => {
       const moved = await cb.media_<{ rtp_port: number }>('AllocatePort', { call_id: newCallId() });
       assert.equal(moved.error, undefined, moved.error?.details);
       assert.ok(inRange(moved.response!.rtp_port, C), `a new call sent to the draining B got port ${moved.response!.rtp_port}, not one of C`);
+      await b.settle();
       assert.ok(b.lines.some((l) => l.event === 'FRONT_DOOR_INSTANCE_UNREACHABLE'), 'the draining B did not try the unreachable instance first');
       assert.equal((await cb.media_<{ rtp_port: number }>('AllocatePort', { call_id: id })).response?.rtp_port, live, 'the live call’s retry');
       assert.equal((await cb.media_('ReleasePort', { rtp_port: live })).error, undefined);

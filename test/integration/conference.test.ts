@@ -228,6 +228,7 @@ describe('conference: phones in one mix', () => {
     for (const i of [0, 1, 2, 4]) assert.ok(med(i, kicked + 100, sendersDone - 100, 3) < ABSENT, `phone ${i} still hears kicked phone 3`);
     const quality = await client.media_('GetCallQuality', { server_rtp_port: phones[3]!.port });
     assert.equal(quality.error?.code, grpc.status.NOT_FOUND, 'the kicked call still has media');
+    await svc.settle();
     const left = events('call.media.conference.participant.left').filter((e) => e.payload['conferenceId'] === conf);
     assert.deepEqual(left.map((e) => [e.payload['participantId'], e.payload['reason']]), [[phones[3]!.callId, 'kicked']]);
 
@@ -274,6 +275,7 @@ describe('conference: phones in one mix', () => {
     for (const l of lines) t.diagnostic(l);
     console.log(`[conference]\n  ${lines.join('\n  ')}`);
     await rpc('EndConference', { conference_id: conf });
+    await svc.settle();
     const ended = events('call.media.conference.ended').filter((e) => e.payload['conferenceId'] === conf);
     assert.equal(ended.length, 1);
     for (const p of phones) await client.media_('ReleasePort', { rtp_port: p.port });

@@ -100,8 +100,11 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
       RECORDING_SPOOL_DIR: join(fileRoot, 'spool'),
       RECORDING_FILE_ROOT: fileRoot,
       MEDIA_STREAM_ALLOWED_CIDRS: '127.0.0.1/32',
-      // BENCH_CPU_PROF=dir writes a V8 CPU profile of the service (stopped with SIGTERM).
-      ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
+      // BENCH_CPU_PROF=dir writes a V8 CPU profile of the service (stopped with SIGTERM);
+      // BENCH_NODE_OPTIONS gives the service's Node flags of its own (a heap setting, say).
+      ...(process.env.BENCH_CPU_PROF || process.env.BENCH_NODE_OPTIONS
+        ? { NODE_OPTIONS: [process.env.BENCH_NODE_OPTIONS ?? '', process.env.BENCH_CPU_PROF ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` : ''].join(' ').trim() }
+        : {}),
     }),
   });
   const client = new TestClient(svc.grpcPort);

@@ -41,6 +41,28 @@ export function deriveSessionKeys(suite: SrtpSuite, masterKey: Buffer, masterSal
   };
 }
 
+/** What a session encrypts and authenticates with: its cipher, its session keys as key objects, its salt. */
+export interface SessionCrypto {
+  cipher: 'aes-128-ctr' | 'aes-128-gcm' | 'aes-256-gcm';
+  cipherKey: KeyObject;
+  /** HMAC-SHA1 key; null for AEAD suites. */
+  authKey: KeyObject | null;
+  salt: Buffer;
+}
+
+export function sessionCrypto(suite: SrtpSuite, keys: SessionKeys): SessionCrypto {
+  const p = SUITE_PARAMS[suite];
+  if (keys.cipherKey.length !== p.keyLength || keys.cipherSalt.length !== p.saltLength || (keys.authKey?.length ?? 0) !== p.authKeyLength) {
+    throw invalidArgument(`wrong session key lengths for ${suite}`);
+  }
+  return {
+    cipher: p.aead ? (p.keyLength === 32 ? 'aes-256-gcm' : 'aes-128-gcm') : 'aes-128-ctr',
+    cipherKey: createSecretKey(keys.cipherKey),
+    authKey: keys.authKey ? createSecretKey(keys.authKey) : null,
+    salt: Buffer.from(keys.cipherSalt),
+  };
+}
+
 /** RTCP multiplexed on the RTP port (RFC 5761 4): the second byte is an RTCP packet type, 192..223. */
 export function isRtcp(packet: Uint8Array): boolean {
   return packet.length >= 2 && packet[1]! >= 192 && packet[1]! <= 223;
@@ -124,10 +146,7 @@ export class SrtpSession {
   readonly suite: SrtpSuite;
   readonly #p: SuiteParams;
   readonly #tagLength: number;
-  readonly #cipher: 'aes-128-ctr' | 'aes-128-gcm' | 'aes-256-gcm';
-  #cipherKey: KeyObject;
-  #authKey: KeyObject | null;
-  #salt: Buffer;
+  #c: SessionCrypto;
   readonly #streams = new Map<number, Stream>();
   /** The stream touched last; skips the LRU reordering for the common single-SSRC case. */
   #lastSsrc = -1;
@@ -142,23 +161,15 @@ export class SrtpSession {
     this.#p = SUITE_PARAMS[suite];
     this.#tagLength = this.#p.tagLength;
     this.#iv = Buffer.alloc(this.#p.aead ? 12 : 16);
-    this.#cipher = this.#p.aead ? (this.#p.keyLength === 32 ? 'aes-256-gcm' : 'aes-128-gcm') : 'aes-128-ctr';
-    const keys = deriveSessionKeys(suite, masterKey, masterSalt);
-    this.#cipherKey = createSecretKey(keys.cipherKey);
-    this.#authKey = keys.authKey ? createSecretKey(keys.authKey) : null;
-    this.#salt = keys.cipherSalt;
+    this.#c = sessionCrypto(suite, deriveSessionKeys(suite, masterKey, masterSalt));
   }
 
   /** A session from already derived session keys; for published test vectors that start there. */
   static fromSessionKeys(suite: SrtpSuite, keys: SessionKeys): SrtpSession {
+    const c = sessionCrypto(suite, keys);
     const p = SUITE_PARAMS[suite];
-    if (keys.cipherKey.length !== p.keyLength || keys.cipherSalt.length !== p.saltLength || (keys.authKey?.length ?? 0) !== p.authKeyLength) {
-      throw invalidArgument(`wrong session key lengths for ${suite}`);
-    }
     const s = new SrtpSession(suite, Buffer.alloc(p.keyLength), Buffer.alloc(p.saltLength));
-    s.#cipherKey = createSecretKey(keys.cipherKey);
-    s.#authKey = keys.authKey ? createSecretKey(keys.authKey) : null;
-    s.#salt = Buffer.from(keys.cipherSalt);
+    s.#c = c;
     return s;
   }
 
@@ -252,14 +263,14 @@ export class SrtpSession {
     rtp.copy(out, 0, 0, hlen);
     const payload = rtp.subarray(hlen);
     if (this.#p.aead) {
-      const c = createCipheriv(this.#cipher as 'aes-128-gcm', this.#cipherKey, this.#gcmIv(ssrc, roc, seq), { authTagLength: 16 });
+      const c = createCipheriv(this.#c.cipher as 'aes-128-gcm', this.#c.cipherKey, this.#gcmIv(ssrc, roc, seq), { authTagLength: 16 });
       c.setAAD(rtp.subarray(0, hlen));
       c.update(payload).copy(out, hlen);
       c.final();
       c.getAuthTag().copy(out, len);
       return out;
     }
-    const c = createCipheriv('aes-128-ctr', this.#cipherKey, this.#cmIv(ssrc, roc, seq));
+    const c = createCipheriv('aes-128-ctr', this.#c.cipherKey, this.#cmIv(ssrc, roc, seq));
     c.update(payload).copy(out, hlen);
     this.#hmac(out.subarray(0, len), roc).copy(out, len, 0, this.#tagLength);
     return out;
@@ -271,14 +282,14 @@ export class SrtpSession {
     if (!timingSafeEqual(mac.subarray(0, this.#tagLength), srtp.subarray(bodyLen))) return null;
     const out = Buffer.allocUnsafe(bodyLen);
     srtp.copy(out, 0, 0, hlen);
-    const d = createDecipheriv('aes-128-ctr', this.#cipherKey, this.#cmIv(ssrc, roc, seq));
+    const d = createDecipheriv('aes-128-ctr', this.#c.cipherKey, this.#cmIv(ssrc, roc, seq));
     d.update(srtp.subarray(hlen, bodyLen)).copy(out, hlen);
     return out;
   }
 
   #openGcm(srtp: Buffer, hlen: number, bodyLen: number, ssrc: number, roc: number, seq: number): Buffer | null {
     try {
-      const d = createDecipheriv(this.#cipher as 'aes-128-gcm', this.#cipherKey, this.#gcmIv(ssrc, roc, seq), { authTagLength: 16 });
+      const d = createDecipheriv(this.#c.cipher as 'aes-128-gcm', this.#c.cipherKey, this.#gcmIv(ssrc, roc, seq), { authTagLength: 16 });
       d.setAAD(srtp.subarray(0, hlen));
       d.setAuthTag(srtp.subarray(bodyLen));
       const payload = d.update(srtp.subarray(hlen, bodyLen));
@@ -309,7 +320,7 @@ export class SrtpSession {
   /** AES-CM IV (RFC 3711 4.1.1): (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16), i = ROC || SEQ. */
   #cmIv(ssrc: number, roc: number, seq: number): Buffer {
     const iv = this.#iv;
-    const k = this.#salt;
+    const k = this.#c.salt;
     iv[0] = k[0]!;
     iv[1] = k[1]!;
     iv[2] = k[2]!;
@@ -332,7 +343,7 @@ export class SrtpSession {
   /** GCM IV (RFC 7714 8.1): (00 00 || SSRC || ROC || SEQ) XOR the 96-bit session salt. */
   #gcmIv(ssrc: number, roc: number, seq: number): Buffer {
     const iv = this.#iv;
-    const k = this.#salt;
+    const k = this.#c.salt;
     iv[0] = k[0]!;
     iv[1] = k[1]!;
     iv[2] = k[2]! ^ (ssrc >>> 24);
@@ -351,6 +362,6 @@ export class SrtpSession {
   /** HMAC-SHA1 over the authenticated portion, then the ROC (RFC 3711 4.2: M = portion || ROC). */
   #hmac(authenticated: Buffer, roc: number): Buffer {
     this.#rocBytes.writeUInt32BE(roc, 0);
-    return createHmac('sha1', this.#authKey!).update(authenticated).update(this.#rocBytes).digest();
+    return createHmac('sha1', this.#c.authKey!).update(authenticated).update(this.#rocBytes).digest();
   }
 }

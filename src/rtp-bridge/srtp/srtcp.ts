@@ -1,6 +1,6 @@
-import { createCipheriv, createDecipheriv, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { invalidArgument } from '../../errors/media-error.ts';
-import { deriveSessionKey, type SessionKeys } from './context.ts';
+import { deriveSessionKey, sessionCrypto, type SessionCrypto, type SessionKeys } from './context.ts';
 import { ReplayWindow } from './replay-window.ts';
 import { SUITE_PARAMS, type SrtpSuite, type SuiteParams } from './suites.ts';
 
@@ -59,10 +59,7 @@ export class SrtcpSession {
   readonly #p: SuiteParams;
   /** The tag lengths a received packet is read with, in order. */
   readonly #tagLengths: readonly number[];
-  readonly #cipher: 'aes-128-ctr' | 'aes-128-gcm' | 'aes-256-gcm';
-  #cipherKey: KeyObject;
-  #authKey: KeyObject | null;
-  #salt: Buffer;
+  #c: SessionCrypto;
   /** Receiving side: a replay window per SSRC. */
   readonly #windows = new Map<number, ReplayWindow>();
   /** Sending side: the last index used per SSRC (-1 before the first packet). */
@@ -78,23 +75,15 @@ export class SrtcpSession {
     this.#p = SUITE_PARAMS[suite];
     this.#tagLengths = this.#p.aead ? [GCM_TAG_LENGTH] : this.#p.tagLength === CM_SHORT_TAG_LENGTH ? [CM_TAG_LENGTH, CM_SHORT_TAG_LENGTH] : [CM_TAG_LENGTH];
     this.#iv = Buffer.alloc(this.#p.aead ? 12 : 16);
-    this.#cipher = this.#p.aead ? (this.#p.keyLength === 32 ? 'aes-256-gcm' : 'aes-128-gcm') : 'aes-128-ctr';
-    const keys = deriveRtcpSessionKeys(suite, masterKey, masterSalt);
-    this.#cipherKey = createSecretKey(keys.cipherKey);
-    this.#authKey = keys.authKey ? createSecretKey(keys.authKey) : null;
-    this.#salt = keys.cipherSalt;
+    this.#c = sessionCrypto(suite, deriveRtcpSessionKeys(suite, masterKey, masterSalt));
   }
 
   /** A session from already derived session keys; for published test vectors that start there. */
   static fromSessionKeys(suite: SrtpSuite, keys: SessionKeys): SrtcpSession {
+    const c = sessionCrypto(suite, keys);
     const p = SUITE_PARAMS[suite];
-    if (keys.cipherKey.length !== p.keyLength || keys.cipherSalt.length !== p.saltLength || (keys.authKey?.length ?? 0) !== p.authKeyLength) {
-      throw invalidArgument(`wrong session key lengths for ${suite}`);
-    }
     const s = new SrtcpSession(suite, Buffer.alloc(p.keyLength), Buffer.alloc(p.saltLength));
-    s.#cipherKey = createSecretKey(keys.cipherKey);
-    s.#authKey = keys.authKey ? createSecretKey(keys.authKey) : null;
-    s.#salt = Buffer.from(keys.cipherSalt);
+    s.#c = c;
     return s;
   }
 
@@ -147,7 +136,7 @@ export class SrtcpSession {
       const out = Buffer.allocUnsafe(len + GCM_TAG_LENGTH + INDEX_WORD);
       rtcp.copy(out, 0, 0, HEADER);
       out.writeUInt32BE(word, len + GCM_TAG_LENGTH);
-      const c = createCipheriv(this.#cipher as 'aes-128-gcm', this.#cipherKey, this.#gcmIv(ssrc, index), { authTagLength: GCM_TAG_LENGTH });
+      const c = createCipheriv(this.#c.cipher as 'aes-128-gcm', this.#c.cipherKey, this.#gcmIv(ssrc, index), { authTagLength: GCM_TAG_LENGTH });
       c.setAAD(this.#aad(out.subarray(0, HEADER), word));
       c.update(rtcp.subarray(HEADER)).copy(out, HEADER);
       c.final();
@@ -156,9 +145,9 @@ export class SrtcpSession {
     }
     const out = Buffer.allocUnsafe(len + INDEX_WORD + CM_TAG_LENGTH);
     rtcp.copy(out, 0, 0, HEADER);
-    createCipheriv('aes-128-ctr', this.#cipherKey, this.#cmIv(ssrc, index)).update(rtcp.subarray(HEADER)).copy(out, HEADER);
+    createCipheriv('aes-128-ctr', this.#c.cipherKey, this.#cmIv(ssrc, index)).update(rtcp.subarray(HEADER)).copy(out, HEADER);
     out.writeUInt32BE(word, len);
-    createHmac('sha1', this.#authKey!).update(out.subarray(0, len + INDEX_WORD)).digest().copy(out, len + INDEX_WORD, 0, CM_TAG_LENGTH);
+    createHmac('sha1', this.#c.authKey!).update(out.subarray(0, len + INDEX_WORD)).digest().copy(out, len + INDEX_WORD, 0, CM_TAG_LENGTH);
     return out;
   }
 
@@ -209,7 +198,7 @@ export class SrtcpSession {
 
   #openCm(srtcp: Buffer, ssrc: number, index: number, encrypted: boolean, tagLength: number): Buffer | null {
     const bodyEnd = srtcp.length - INDEX_WORD - tagLength;
-    const mac = createHmac('sha1', this.#authKey!).update(srtcp.subarray(0, bodyEnd + INDEX_WORD)).digest();
+    const mac = createHmac('sha1', this.#c.authKey!).update(srtcp.subarray(0, bodyEnd + INDEX_WORD)).digest();
     if (!timingSafeEqual(mac.subarray(0, tagLength), srtcp.subarray(bodyEnd + INDEX_WORD))) return null;
     const out = Buffer.allocUnsafe(bodyEnd);
     if (!encrypted) {
@@ -217,14 +206,14 @@ export class SrtcpSession {
       return out;
     }
     srtcp.copy(out, 0, 0, HEADER);
-    createDecipheriv('aes-128-ctr', this.#cipherKey, this.#cmIv(ssrc, index)).update(srtcp.subarray(HEADER, bodyEnd)).copy(out, HEADER);
+    createDecipheriv('aes-128-ctr', this.#c.cipherKey, this.#cmIv(ssrc, index)).update(srtcp.subarray(HEADER, bodyEnd)).copy(out, HEADER);
     return out;
   }
 
   #openGcm(srtcp: Buffer, ssrc: number, index: number, word: number, encrypted: boolean): Buffer | null {
     const tagAt = srtcp.length - INDEX_WORD - GCM_TAG_LENGTH;
     try {
-      const d = createDecipheriv(this.#cipher as 'aes-128-gcm', this.#cipherKey, this.#gcmIv(ssrc, index), { authTagLength: GCM_TAG_LENGTH });
+      const d = createDecipheriv(this.#c.cipher as 'aes-128-gcm', this.#c.cipherKey, this.#gcmIv(ssrc, index), { authTagLength: GCM_TAG_LENGTH });
       d.setAuthTag(srtcp.subarray(tagAt, tagAt + GCM_TAG_LENGTH));
       const out = Buffer.allocUnsafe(tagAt);
       srtcp.copy(out, 0, 0, HEADER);
@@ -251,7 +240,7 @@ export class SrtcpSession {
   /** AES-CM IV (RFC 3711 4.1.1 for SRTCP): (k_s * 2^16) XOR (SSRC * 2^64) XOR (index * 2^16). */
   #cmIv(ssrc: number, index: number): Buffer {
     const iv = this.#iv;
-    const k = this.#salt;
+    const k = this.#c.salt;
     for (let i = 0; i < 14; i++) iv[i] = k[i]!;
     iv[14] = 0;
     iv[15] = 0;
@@ -269,7 +258,7 @@ export class SrtcpSession {
   /** GCM IV (RFC 7714 9.1): (00 00 || SSRC || 00 00 || 0 || index) XOR the 96-bit session salt. */
   #gcmIv(ssrc: number, index: number): Buffer {
     const iv = this.#iv;
-    const k = this.#salt;
+    const k = this.#c.salt;
     for (let i = 0; i < 12; i++) iv[i] = k[i]!;
     iv[2]! ^= ssrc >>> 24;
     iv[3]! ^= (ssrc >>> 16) & 0xff;

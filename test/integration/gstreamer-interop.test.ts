@@ -97,10 +97,11 @@ describe('GStreamer rtpbin (and libsrtp) as the phone', { skip }, () => {
       const mine = own(phone)!;
       t.diagnostic(`service: ${JSON.stringify(q)}`);
       t.diagnostic(`GStreamer's own source: ${JSON.stringify(mine)}`);
-      // The service's count of GStreamer's stream is GStreamer's own, packet for packet (its
-      // rtpsession's packets-sent lags its payloader's last packet by one: its SR is what counts).
+      // The service's count of GStreamer's stream is what its payloader sent, packet for packet
+      // (its rtpsession's packets-sent is a snapshot that may not have counted the last packet
+      // or two yet: its SR is what counts).
       assert.equal(Number(q.inbound.packets), PACKETS);
-      assert.ok(Number(mine['packets-sent']) >= PACKETS - 1);
+      assert.ok(Number(mine['packets-sent']) >= PACKETS - 5, `GStreamer counted ${String(mine['packets-sent'])} packets sent`);
       assert.equal(Number(q.inbound.lost), 0);
       assert.equal(q.inbound.ssrc, PHONE_SSRC);
       assert.equal(q.remote.has_sender_report, true, 'GStreamer\'s SR was not read');
@@ -176,7 +177,8 @@ describe('GStreamer rtpbin (and libsrtp) as the phone', { skip }, () => {
         assert.equal(mid.remote.reports, before.remote.reports, 'a refused packet was read');
         // GStreamer's own SRTCP still reads afterwards, and its figures match.
         // The service's report reaches GStreamer and GStreamer answers about it: a round trip.
-        await eventually(async () => (await quality(port)).remote.has_rtt, 15_000, 100);
+        // Both sides report every 2.5-7.5 s (RFC 3550's randomised interval): a round trip may take three reports.
+        await eventually(async () => (await quality(port)).remote.has_rtt, 25_000, 100);
         await eventually(async () => Number((await quality(port)).inbound.packets) === PACKETS, 20_000, 100);
         await eventually(async () => (await quality(port)).remote.reports > mid.remote.reports, 10_000, 100);
         await sleep(300);

@@ -172,10 +172,11 @@ describe('live audio: fork out of and inject into calls', () => {
     };
     const windows = [await measureWindow()];
     const droppedWhileStalled = (await droppedFrames()) - dropped0;
-    // Another process on this shared 2-core machine can hold the service off the CPU for a few
-    // ms at a time. A second window, forks and stall unchanged, tells such noise (one window)
-    // from a disturbance the forks cause (every window).
-    if (windows[0]!.p99 > 5) windows.push(await measureWindow());
+    // Another process on this shared 2-core machine (this test's own, reading three forks and
+    // capturing) can hold the service off the CPU for a few ms at a time. More windows, forks
+    // and stall unchanged, tell such noise (some windows) from a disturbance the forks cause
+    // (every window): the same commit measured 2.8-6.5 ms in separate runs here.
+    for (let w = 1; w < 3 && windows.every((x) => x.p99 > 5); w++) windows.push(await measureWindow());
     const sent = windows.reduce((n, w) => n + w.sent, 0);
     const stalledBefore = stalledMsgs.length;
     // It reads again: what the transport held, then the newest 200 ms, then live audio.

@@ -29,15 +29,24 @@ export function deriveSessionKey(masterKey: Buffer, masterSalt: Buffer, label: n
   return prf.update(Buffer.alloc(length));
 }
 
-export function deriveSessionKeys(suite: SrtpSuite, masterKey: Buffer, masterSalt: Buffer): SessionKeys {
+/** The key derivation labels of one protocol: SRTP's 0, 1, 2 (SRTCP's are 3, 4, 5). */
+export interface KeyLabels {
+  encryption: number;
+  auth: number;
+  salt: number;
+}
+
+const RTP_LABELS: KeyLabels = { encryption: LABEL_RTP_ENCRYPTION, auth: LABEL_RTP_AUTH, salt: LABEL_RTP_SALT };
+
+export function deriveSessionKeys(suite: SrtpSuite, masterKey: Buffer, masterSalt: Buffer, labels: KeyLabels = RTP_LABELS): SessionKeys {
   const p = SUITE_PARAMS[suite];
   if (masterKey.length !== p.keyLength || masterSalt.length !== p.saltLength) {
     throw invalidArgument(`${suite} needs a ${p.keyLength}-byte master key and a ${p.saltLength}-byte master salt, got ${masterKey.length} and ${masterSalt.length}`);
   }
   return {
-    cipherKey: deriveSessionKey(masterKey, masterSalt, LABEL_RTP_ENCRYPTION, p.keyLength),
-    cipherSalt: deriveSessionKey(masterKey, masterSalt, LABEL_RTP_SALT, p.saltLength),
-    authKey: p.aead ? null : deriveSessionKey(masterKey, masterSalt, LABEL_RTP_AUTH, p.authKeyLength),
+    cipherKey: deriveSessionKey(masterKey, masterSalt, labels.encryption, p.keyLength),
+    cipherSalt: deriveSessionKey(masterKey, masterSalt, labels.salt, p.saltLength),
+    authKey: p.aead ? null : deriveSessionKey(masterKey, masterSalt, labels.auth, p.authKeyLength),
   };
 }
 

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { invalidArgument } from '../../errors/media-error.ts';
-import { deriveSessionKey, sessionCrypto, type SessionCrypto, type SessionKeys } from './context.ts';
+import { deriveSessionKeys, sessionCrypto, type SessionCrypto, type SessionKeys } from './context.ts';
 import { ReplayWindow } from './replay-window.ts';
 import { SUITE_PARAMS, type SrtpSuite, type SuiteParams } from './suites.ts';
 
@@ -35,15 +35,7 @@ export interface SrtcpStreamState {
 
 /** SRTCP session keys (RFC 3711 4.3.2: labels 3, 4 and 5 of the same PRF as SRTP's). */
 export function deriveRtcpSessionKeys(suite: SrtpSuite, masterKey: Buffer, masterSalt: Buffer): SessionKeys {
-  const p = SUITE_PARAMS[suite];
-  if (masterKey.length !== p.keyLength || masterSalt.length !== p.saltLength) {
-    throw invalidArgument(`${suite} needs a ${p.keyLength}-byte master key and a ${p.saltLength}-byte master salt, got ${masterKey.length} and ${masterSalt.length}`);
-  }
-  return {
-    cipherKey: deriveSessionKey(masterKey, masterSalt, LABEL_RTCP_ENCRYPTION, p.keyLength),
-    cipherSalt: deriveSessionKey(masterKey, masterSalt, LABEL_RTCP_SALT, p.saltLength),
-    authKey: p.aead ? null : deriveSessionKey(masterKey, masterSalt, LABEL_RTCP_AUTH, p.authKeyLength),
-  };
+  return deriveSessionKeys(suite, masterKey, masterSalt, { encryption: LABEL_RTCP_ENCRYPTION, auth: LABEL_RTCP_AUTH, salt: LABEL_RTCP_SALT });
 }
 
 /**

@@ -88,7 +88,8 @@ describe('GStreamer rtpbin (and libsrtp) as the phone', { skip }, () => {
     try {
       // GStreamer's payloader sends one packet per buffer of audiotestsrc (num-buffers=PACKETS).
       await eventually(async () => Number((await quality(port)).inbound.packets) === PACKETS, 20_000, 100);
-      await eventually(async () => (await quality(port)).remote.has_rtt, 15_000, 100);
+      // Both sides report every 2.5-7.5 s (RFC 3550's randomised interval): a round trip may take three reports.
+      await eventually(async () => (await quality(port)).remote.has_rtt, 25_000, 100);
       const first = await quality(port);
       // rtpsession keeps the last report block a source sent about us on that source's stats.
       const gotRb = await eventually(() => (phone.sources.get(first.outbound.ssrc)?.['have-rb'] === true ? phone.sources.get(first.outbound.ssrc) : undefined), 10_000, 50);

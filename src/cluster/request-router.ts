@@ -27,9 +27,13 @@ export interface RouterDeps {
  * registry), or the front door itself (a leg between two processes: a bridge of calls two
  * shards or instances carry, a conference seat for a call of another shard or instance).
  */
+/** A port nobody is known to hand out makes the registry be read again at most this often. */
+const UNKNOWN_PORT_SYNC_MS = 1000;
+
 export class RequestRouter {
   readonly #o: RouterDeps;
   #anyNext = 0;
+  #syncedAt = 0;
 
   constructor(deps: RouterDeps) {
     this.#o = deps;
@@ -43,11 +47,20 @@ export class RequestRouter {
   }
 
   #resolveHere(key: RouteKey, relayed: boolean): Target | Promise<Target> {
+    const registry = this.#o.instances();
+    // An instance that joined since the last heartbeat is not known yet: its calls are, once the registry is read again.
+    if (registry && !relayed && this.#unknownPort(key, registry) && Date.now() - this.#syncedAt >= UNKNOWN_PORT_SYNC_MS) {
+      this.#syncedAt = Date.now();
+      // A registry that cannot be read answers as before: from what is known.
+      return registry.sync().then(
+        () => this.#resolveHere(key, relayed),
+        () => this.#resolveHere(key, relayed),
+      );
+    }
     const across = this.#bridgeAcross(key) ?? this.#conferenceAcross(key);
     if (across) return across;
     const local = this.#resolveLocal(key);
     if (local !== null) return { kind: 'shard', index: local };
-    const registry = this.#o.instances();
     if (!registry || relayed) return this.#resolveNew(key);
     if (key.kind === 'port') {
       const other = registry.instanceForPort(key.port);
@@ -70,6 +83,13 @@ export class RequestRouter {
       }
       return this.#resolveNew(key);
     })();
+  }
+
+  /** A port of the request that neither a shard of this instance nor any known instance hands out. */
+  #unknownPort(key: RouteKey, registry: InstanceRegistry): boolean {
+    if (key.kind !== 'port') return false;
+    const unknown = (p: number | undefined): boolean => p !== undefined && p > 0 && shardOfPort(this.#o.slices, p) === null && registry.instanceForPort(p) === null;
+    return unknown(key.port) || unknown(key.otherPort);
   }
 
   /** The first of these instances, then the next if nothing answers there, then this one's own placement. */

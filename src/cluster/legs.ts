@@ -7,6 +7,9 @@ import type { ShardProcess } from './shard-process.ts';
 
 type HalfReply = Extract<ShardMessage, { type: 'bridge-opened' | 'bridge-refused' }>;
 const OPEN_TIMEOUT_MS = 5000;
+/** A bridge cut by another instance's shard death is tried again this often, for as long as a shard takes to come back. */
+const REMAKE_EVERY_MS = 500;
+const REMAKE_FOR_MS = 30_000;
 
 /** A call as the supervisor finds it: on one of its shards, or on another instance (by port, or by call id when `port` is 0). */
 export type CallAt = { shard: number; port: number } | { instance: string; port: number; callId?: string };
@@ -33,8 +36,11 @@ export interface RemoteHalves {
   /** Opens the half on the other instance: the address and port its frames come from and go to, and its call's id. */
   open(instance: string, req: RemoteHalfRequest): Promise<{ peer: LinkPeer; callId: string }>;
   connect(instance: string, id: string, peer: LinkPeer): void;
-  /** `release`: the call was kicked from a conference, its media ends too. */
-  close(instance: string, id: string, release: boolean): void;
+  /**
+   * `release`: the call was kicked from a conference, its media ends too. `cut`: the half's
+   * process died and its call goes on in the next one, so the bridge is worth making again.
+   */
+  close(instance: string, id: string, release: boolean, cut?: boolean): void;
 }
 
 /** The second step starts once the first succeeded; both outcomes, as Promise.allSettled gives them. */
@@ -60,6 +66,9 @@ export class Legs {
   /** The address other machines reach this instance's halves at, and the halves of theirs. */
   readonly #host: () => string;
   readonly #remote: () => RemoteHalves | undefined;
+  /** Whether a call is still carried (here, or by the instance that owns its port). */
+  readonly #callLive: (c: CallAt) => boolean;
+  readonly #remakes = new Set<NodeJS.Timeout>();
   readonly #waiting = new Map<string, (r: HalfReply) => void>();
   readonly #live = new Map<string, [Side, Side]>();
   /** The calls of each bridge (not of conference seats): made again after a shard's death. */
@@ -67,10 +76,17 @@ export class Legs {
   /** Bridges a shard's death cut, made again once it is back where both calls went on. */
   readonly #cut: [CallAt, CallAt][] = [];
 
-  constructor(opts: { shards: readonly ShardProcess[]; host: () => string; remote: () => RemoteHalves | undefined }) {
+  constructor(opts: { shards: readonly ShardProcess[]; host: () => string; remote: () => RemoteHalves | undefined; live: (c: CallAt) => boolean }) {
     this.#shards = opts.shards;
     this.#host = opts.host;
     this.#remote = opts.remote;
+    this.#callLive = opts.live;
+  }
+
+  /** Stops trying to make cut bridges again. */
+  close(): void {
+    for (const t of this.#remakes) clearTimeout(t);
+    this.#remakes.clear();
   }
 
   /** A leg message one of this instance's shards sent. */
@@ -96,7 +112,7 @@ export class Legs {
       const calls = this.#calls.get(id);
       this.#forget(id);
       if (calls) this.#cut.push(calls);
-      this.#close(pair[1 - mine]!, id, false);
+      this.#close(pair[1 - mine]!, id, false, true);
     }
   }
 
@@ -111,14 +127,14 @@ export class Legs {
   }
 
   /** A shard is back: bridges its death cut are made again where both calls are live. */
-  async shardReady(shard: number, live: (c: CallAt) => boolean): Promise<number> {
+  async shardReady(shard: number): Promise<number> {
     let made = 0;
     for (const pair of this.#cut.splice(0)) {
       if (!pair.some((c) => 'shard' in c && c.shard === shard)) {
         this.#cut.push(pair);
         continue;
       }
-      if (!live(pair[0]) || !live(pair[1])) continue;
+      if (!this.#callLive(pair[0]) || !this.#callLive(pair[1])) continue;
       try {
         await this.bridge(pair[0], pair[1]);
         made++;
@@ -186,12 +202,31 @@ export class Legs {
     this.#connect(mine, id, peer);
   }
 
-  /** The other instance's half closed. */
-  closeFromInstance(from: string, id: string, release: boolean): void {
+  /** The other instance's half closed; `cut` when its shard died, and a bridge this instance made is made again. */
+  closeFromInstance(from: string, id: string, release: boolean, cut = false): void {
     const pair = this.#live.get(id);
     if (!pair || !pair.some((s) => !isShard(s) && s.instance === from)) return;
+    const calls = this.#calls.get(id);
     this.#forget(id);
     for (const s of pair) if (isShard(s)) this.#close(s, id, release);
+    if (cut && calls) this.#remake(calls, Date.now() + REMAKE_FOR_MS);
+  }
+
+  /**
+   * The other instance's shard restarts on its own clock, which this one cannot watch: the
+   * bridge is asked for again until that shard carries the call (or a call ends, or the
+   * other instance is gone, or one of the calls was bridged elsewhere meanwhile).
+   */
+  #remake(calls: [CallAt, CallAt], until: number): void {
+    const t = setTimeout(() => {
+      this.#remakes.delete(t);
+      if (!this.#callLive(calls[0]) || !this.#callLive(calls[1])) return;
+      this.bridge(calls[0], calls[1]).catch((e: unknown) => {
+        const settled = e instanceof MediaError && (e.code === 'failed_precondition' || e.code === 'already_exists');
+        if (!settled && Date.now() < until) this.#remake(calls, until);
+      });
+    }, REMAKE_EVERY_MS);
+    this.#remakes.add(t);
   }
 
   #forget(id: string): void {
@@ -233,8 +268,8 @@ export class Legs {
     else this.#remote()?.connect(side.instance, id, peer);
   }
 
-  #close(side: Side, id: string, release: boolean): void {
+  #close(side: Side, id: string, release: boolean, cut = false): void {
     if (isShard(side)) this.#shards[side.shard]?.send({ type: 'bridge-close', id, ...(release ? { release: true } : {}) });
-    else this.#remote()?.close(side.instance, id, release);
+    else this.#remote()?.close(side.instance, id, release, cut);
   }
 }

@@ -24,7 +24,7 @@ const message = z.discriminatedUnion('type', [
     }),
   }),
   z.object({ type: z.literal('leg-connect'), id: z.string().uuid(), peer }),
-  z.object({ type: z.literal('leg-close'), id: z.string().uuid(), release: z.boolean() }),
+  z.object({ type: z.literal('leg-close'), id: z.string().uuid(), release: z.boolean(), cut: z.boolean().optional() }),
 ]);
 type Message = z.infer<typeof message>;
 
@@ -37,8 +37,8 @@ export function remoteHalves(bus: InstanceBus): RemoteHalves {
     connect(instance, id, p) {
       bus.note(instance, { type: 'leg-connect', id, peer: p } satisfies Message);
     },
-    close(instance, id, release) {
-      bus.note(instance, { type: 'leg-close', id, release } satisfies Message);
+    close(instance, id, release, cut) {
+      bus.note(instance, { type: 'leg-close', id, release, ...(cut ? { cut } : {}) } satisfies Message);
     },
   };
 }
@@ -60,7 +60,7 @@ export function serveRemoteHalves(bus: InstanceBus, o: { legs: Legs; slices: rea
       const m = message.safeParse(body);
       if (!m.success) return;
       if (m.data.type === 'leg-connect') o.legs.connectFromInstance(from, m.data.id, m.data.peer);
-      else if (m.data.type === 'leg-close') o.legs.closeFromInstance(from, m.data.id, m.data.release);
+      else if (m.data.type === 'leg-close') o.legs.closeFromInstance(from, m.data.id, m.data.release, m.data.cut ?? false);
     },
   });
 }

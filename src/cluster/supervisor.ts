@@ -50,7 +50,12 @@ export class Supervisor {
   readonly #slices: ShardSlice[];
   readonly #shards: ShardProcess[] = [];
   readonly #directory = new CallDirectory();
-  readonly #legs = new Legs({ shards: this.#shards, host: () => this.#linkHost, remote: () => (this.#bus ? remoteHalves(this.#bus) : undefined) });
+  readonly #legs = new Legs({
+    shards: this.#shards,
+    host: () => this.#linkHost,
+    remote: () => (this.#bus ? remoteHalves(this.#bus) : undefined),
+    live: (c) => ('shard' in c ? this.#directory.hasPort(c.port) : this.#instances?.instanceForPort(c.port)?.id === c.instance),
+  });
   readonly #router: RequestRouter;
   readonly #registry = new Registry();
   #runtimeDir = '';
@@ -139,6 +144,7 @@ export class Supervisor {
       for (const s of this.#shards) s.signal('SIGTERM');
       await Promise.all(this.#shards.map((s) => s.whenExited()));
       this.#frontDoor?.close();
+      this.#legs.close();
       await new Promise<void>((r) => (this.#grpc ? this.#grpc.close(() => r()) : r()));
       await this.#http?.stop();
       this.#bus?.close();
@@ -180,7 +186,7 @@ export class Supervisor {
       clearTimeout(deadline);
       this.#frontDoor?.dropShard(s.index);
       this.#lost(this.#directory.unconfirmed(s.index), s.index, 'not carried on by the restarted shard');
-      void this.#legs.shardReady(s.index, (c) => ('shard' in c ? this.#directory.hasPort(c.port) : this.#instances?.instanceForPort(c.port)?.id === c.instance));
+      void this.#legs.shardReady(s.index);
       this.#log.info({ event: 'SHARD_READY', attributes: { 'shard.index': s.index, 'shard.pid': s.pid ?? 0, 'shard.restarts': s.restarts } }, 'media shard ready');
     });
     s.on('died', () => {

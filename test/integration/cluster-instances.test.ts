@@ -193,6 +193,39 @@ describe('two instances of two shards each, one Redis', () => {
     await cb.media_('ReleasePort', { rtp_port: y.port });
   });
 
+  test('a bridge across instances is made again when the shard carrying either call is killed and comes back', async () => {
+    const x = await callOn(ca, A);
+    const y = await callOn(cb, B);
+    assert.equal((await ca.media_('BridgeCalls', { server_rtp_port_a: x.port, server_rtp_port_b: y.port })).error, undefined);
+    const talk = async (when: string): Promise<void> => {
+      x.phone.received.length = 0;
+      y.phone.received.length = 0;
+      await Promise.all([x.phone.sendPcm(tone(400, 1500, 8000, 6000), x.port), y.phone.sendPcm(tone(700, 1500, 8000, 6000), y.port)]);
+      await sleep(200);
+      const [xOwn, xOther] = heard(x.phone, [400, 700]);
+      const [yOther, yOwn] = heard(y.phone, [400, 700]);
+      assert.ok(xOther! > -25 && xOwn! < -40, `${when}: A's phone heard B's 700 Hz at ${xOther!.toFixed(1)} and its own 400 Hz at ${xOwn!.toFixed(1)} dBFS`);
+      assert.ok(yOther! > -25 && yOwn! < -40, `${when}: B's phone heard A's 400 Hz at ${yOther!.toFixed(1)} and its own 700 Hz at ${yOwn!.toFixed(1)} dBFS`);
+    };
+    await talk('before any crash');
+    const attr = (l: { attributes?: unknown }, k: string): unknown => (l.attributes as Record<string, unknown> | undefined)?.[k];
+    const bridgesOf = (svc: RunningService, port: number): number => svc.lines.filter((l) => l.event === 'BRIDGE_CREATED' && attr(l, 'rtp.port') === port).length;
+    // A made the bridge. First the shard of the other instance dies (B's, carrying y), then A's own (carrying x).
+    for (const [svc, call, range, who] of [[b, y, B, 'B'], [a, x, A, 'A']] as const) {
+      const shard = call.port < range.min + (range.max - range.min + 1) / 2 ? 0 : 1;
+      const ready = (): number => svc.lines.filter((l) => l.event === 'SHARD_READY' && attr(l, 'shard.index') === shard).length;
+      const [readyBefore, bridgedBefore] = [ready(), bridgesOf(svc, call.port)];
+      const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { index: number; pid: number }[] };
+      process.kill(debug.shards.find((s) => s.index === shard)!.pid, 'SIGKILL');
+      await eventually(() => ready() > readyBefore, 20_000);
+      // The restarted shard carries the call on and its half of the bridge is opened again.
+      await eventually(() => bridgesOf(svc, call.port) > bridgedBefore, 10_000);
+      await talk(`after instance ${who}'s shard ${shard} was killed`);
+    }
+    assert.equal((await ca.media_('ReleasePort', { rtp_port: x.port })).error, undefined);
+    assert.equal((await cb.media_('ReleasePort', { rtp_port: y.port })).error, undefined);
+  });
+
   test('a conference lives on the instance that made it: calls of A and B in it, asked of either; kick and end reach the right instance', async () => {
     const conf = `across-${process.pid}`;
     assert.equal((await ca.media_('CreateConference', { conference_id: conf })).error, undefined);
@@ -313,6 +346,11 @@ describe('two instances of two shards each, one Redis', () => {
     const c = await startService({ env: instanceEnv('instance-c', C) });
     const cc = new TestClient(c.grpcPort);
     try {
+      // C joined a moment ago, before B's next heartbeat read the registry: B still reaches C's call.
+      const joined = await callOn(cc, C);
+      const through = await cb.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: joined.port, rtp_target_addr: joined.phone.address });
+      assert.equal(through.error, undefined, through.error?.details);
+      assert.equal((await cb.media_('ReleasePort', { rtp_port: joined.port })).error, undefined);
       const id = newCallId();
       const live = (await cb.media_<{ rtp_port: number }>('AllocatePort', { call_id: id })).response!.rtp_port;
       assert.ok(inRange(live, B));

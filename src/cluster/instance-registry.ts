@@ -144,6 +144,17 @@ export class InstanceRegistry {
     return id === this.#self.id ? null : (this.#live.get(id) ?? null);
   }
 
+  /**
+   * The instance a browser room lives on, if another one: a call's room with its call, a
+   * conference's room with its conference, any other room at its home by id.
+   */
+  async roomOwner(room: string): Promise<InstanceInfo | null> {
+    const [call, conference] = await this.#redis.mget(key.call(room), key.conference(room));
+    const id = call ?? conference;
+    if (id) return id === this.#self.id ? null : (this.#live.get(id) ?? null);
+    return this.roomHome(room);
+  }
+
   /** The live instance that carries a call, if another one does. */
   async ownerOf(callId: string): Promise<InstanceInfo | null> {
     const id = await this.#redis.get(key.call(callId));

@@ -70,7 +70,7 @@ export class RequestRouter {
     const callId = key.kind === 'call' ? key.callId : key.roomId;
     return (async (): Promise<Target> => {
       const isNew = key.kind === 'call' && key.allocate && callId !== '';
-      const other = isNew && !this.#o.draining() ? await registry.claim(callId) : await registry.ownerOf(callId);
+      const other = isNew && !this.#o.draining() ? await registry.claim(callId) : key.kind === 'room' ? await registry.roomOwner(callId) : await registry.ownerOf(callId);
       if (other) return { kind: 'instance', id: other.id, address: other.grpc };
       if (isNew && (this.#o.draining() || !this.#placement().ok)) {
         // Draining or full here: the least busy other instance takes the call (it answers for itself).

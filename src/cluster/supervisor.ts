@@ -271,8 +271,7 @@ export class Supervisor {
         const owner = this.#directory.ownerOf(room);
         if (owner !== undefined) return local(owner);
         if (this.#instances && !relayed) {
-          // A call's room is where the call is; any other room has one home instance.
-          const other = (await this.#instances.ownerOf(room)) ?? this.#instances.roomHome(room);
+          const other = await this.#instances.roomOwner(room);
           if (other) {
             const at = other.http.lastIndexOf(':');
             return { host: other.http.slice(0, at), port: Number(other.http.slice(at + 1)), instance: other.id };

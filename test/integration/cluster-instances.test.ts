@@ -283,6 +283,35 @@ describe('two instances of two shards each, one Redis', () => {
     await ca.media_('ReleasePort', { rtp_port: x.port });
   });
 
+  test('a browser that reaches B joins the room of a conference A mixes, whichever instance its id would put a room on', async () => {
+    // An id whose room, were it no conference's, would live on B (rooms of no call are spread by id).
+    const homeOf = (room: string): number => {
+      let h = 2166136261;
+      for (let i = 0; i < room.length; i++) h = Math.imul(h ^ room.charCodeAt(i), 16777619);
+      return (h >>> 0) % 2;
+    };
+    let conf = `room-across-${process.pid}`;
+    for (let i = 0; homeOf(conf) !== 1; i++) conf = `room-across-${process.pid}-${i}`;
+    assert.equal((await ca.media_('CreateConference', { conference_id: conf })).error, undefined);
+    try {
+      const t = await cb.media_<{ token: string }>('CreateRoomToken', { room_id: conf, participant: 'agent' });
+      assert.equal(t.error, undefined, t.error?.details);
+      const s = await connectSignaling(b.url(''), '/signaling', conf);
+      try {
+        const joined = await request<JoinResponse>(s, 'join', { roomId: conf, token: t.response!.token });
+        assert.ok(joined.ok, JSON.stringify(joined));
+        assert.equal(joined.data.conference?.conferenceId, conf, 'the browser joined a room of its own on B, not the conference A mixes');
+        const quality = await cb.media_<{ room_id: string }>('GetRoomQuality', { room_id: conf });
+        assert.equal(quality.error, undefined, quality.error?.details);
+        assert.equal(quality.response?.room_id, conf);
+      } finally {
+        s.disconnect();
+      }
+    } finally {
+      await ca.media_('EndConference', { conference_id: conf });
+    }
+  });
+
   test('an instance whose RTP range overlaps a live one’s refuses to start', async () => {
     const r = await runToExit({ ...instanceEnv('instance-c', { min: 34100, max: 34299 }), MEDIA_SERVICE_GRPC_PORT: '0', MEDIA_SERVICE_METRICS_PORT: '0', MEDIA_SERVICE_GRPC_LISTEN_ADDRESS: '127.0.0.1', MEDIA_SERVICE_METRICS_LISTEN_ADDRESS: '127.0.0.1', RTP_SERVICE_LISTEN_ADDRESS: '127.0.0.1', WEBRTC_LISTEN_IP: '127.0.0.1', WEBRTC_PORT: '38990' });
     assert.equal(r.code, 1);

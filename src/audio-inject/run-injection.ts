@@ -21,6 +21,27 @@ export interface InjectionResult {
 }
 
 /**
+ * `p`, or 'stopped' once `stop` aborts, or 'idle' after `idleMs`. The abort listener and the
+ * timer go with each wait: a promise that lives as long as the stream and is raced against
+ * every message would keep each message (and its audio) reachable until the stream ends.
+ */
+function untilStopped<T>(p: Promise<T>, stop: AbortSignal, idleMs?: number): Promise<T | 'stopped' | 'idle'> {
+  if (stop.aborted) return Promise.resolve('stopped');
+  let onAbort!: () => void;
+  let timer: NodeJS.Timeout | undefined;
+  const interrupted = new Promise<'stopped' | 'idle'>((r) => {
+    onAbort = () => r('stopped');
+    stop.addEventListener('abort', onAbort, { once: true });
+    if (idleMs !== undefined) timer = setTimeout(() => r('idle'), idleMs);
+  });
+  // Cleared also when reading throws (a corrupt packet ends the stream).
+  return Promise.race([p, interrupted]).finally(() => {
+    clearTimeout(timer);
+    stop.removeEventListener('abort', onAbort);
+  });
+}
+
+/**
  * Runs one client's audio into a call until the client is done and its audio has played,
  * the call ends, the stream goes idle, or the client cancels. Reading waits while the queue
  * is full: that is the back-pressure the client feels (HTTP/2 flow control).
@@ -55,16 +76,11 @@ export async function runInjection(opts: {
   });
   session.addSource(source);
   const stop = AbortSignal.any([ended.signal, signal]);
-  // One listener for the whole stream, not one per message.
-  const stopped = new Promise<'stopped'>((r) => (stop.aborted ? r('stopped') : stop.addEventListener('abort', () => r('stopped'), { once: true })));
   const result = (reason: InjectionResult['reason']): InjectionResult => ({ reason, underruns: source.underruns });
   try {
     for (;;) {
       if (session.closed) return result('call_ended');
-      let timer: NodeJS.Timeout | undefined;
-      const idle = new Promise<'idle'>((r) => (timer = setTimeout(() => r('idle'), opts.idleMs)));
-      // The timer is cleared also when reading throws (a corrupt packet ends the stream).
-      const msg = await Promise.race([opts.input.next(), idle, stopped]).finally(() => clearTimeout(timer));
+      const msg = await untilStopped(opts.input.next(), stop, opts.idleMs);
       if (msg === 'stopped') return result(signal.aborted ? 'cancelled' : 'call_ended');
       if (msg === 'idle' || msg === null) {
         source.flushInput();
@@ -78,7 +94,7 @@ export async function runInjection(opts: {
           source.push(msg.pcm);
           // A talk spurt starting now goes out on the next clock slot, not the call's own.
           if (msg.pcm.length > 0) session.audioQueued();
-          if (source.full) await Promise.race([new Promise<void>((r) => drainedWaiters.push(r)), stopped]);
+          if (source.full) await untilStopped(new Promise<void>((r) => drainedWaiters.push(r)), stop);
           break;
         case 'clear':
           output.cleared(Math.round((source.clear() * 1000) / CALL_RATE));

@@ -3,6 +3,12 @@ import type { AudioSource } from '../media-path/mixer.ts';
 
 /** Converted samples kept for reuse at most (one second at 8 kHz). */
 const MAX_SCRATCH = 8000;
+/**
+ * The ring starts this long (at the call's rate) and doubles as a client queues further
+ * ahead, up to its capacity: most clients keep a few hundred ms ahead, and a ring of the
+ * whole allowance (30 s by default) would hold half a megabyte per call from the start.
+ */
+const INITIAL_RING_MS = 1000;
 
 export interface MarkReached {
   name: string;
@@ -54,7 +60,7 @@ export class InjectionSource implements AudioSource {
     this.#capacity = Math.ceil((opts.maxBufferMs * opts.callRate) / 1000);
     this.#highWater = Math.floor(this.#capacity * 0.75);
     this.#lowWater = Math.floor(this.#capacity * 0.25);
-    this.#buf = new Int16Array(this.#capacity);
+    this.#buf = new Int16Array(Math.min(this.#capacity, Math.ceil((INITIAL_RING_MS * opts.callRate) / 1000)));
     this.#events = opts.events;
   }
 
@@ -127,8 +133,9 @@ export class InjectionSource implements AudioSource {
     if (this.#len >= acc.length) this.#dry = false;
     this.#started = true;
     const n = Math.min(acc.length, this.#len);
-    for (let i = 0; i < n; i++) acc[i]! += this.#buf[(this.#head + i) % this.#capacity]!;
-    this.#head = (this.#head + n) % this.#capacity;
+    const size = this.#buf.length;
+    for (let i = 0; i < n; i++) acc[i]! += this.#buf[(this.#head + i) % size]!;
+    this.#head = (this.#head + n) % size;
     this.#len -= n;
     this.#playedTotal += n;
     if (this.#overflowLen > 0) this.#refill();
@@ -159,9 +166,22 @@ export class InjectionSource implements AudioSource {
   /** Copies what fits into the ring; returns how many samples it took. */
   #intoRing(pcm: Int16Array): number {
     const n = Math.min(this.#capacity - this.#len, pcm.length);
-    for (let i = 0; i < n; i++) this.#buf[(this.#head + this.#len + i) % this.#capacity] = pcm[i]!;
+    if (this.#len + n > this.#buf.length) this.#grow(this.#len + n);
+    const size = this.#buf.length;
+    for (let i = 0; i < n; i++) this.#buf[(this.#head + this.#len + i) % size] = pcm[i]!;
     this.#len += n;
     return n;
+  }
+
+  /** A ring of at least `samples` (doubling, up to the capacity), the queue unwrapped to its start. */
+  #grow(samples: number): void {
+    const size = this.#buf.length;
+    const next = new Int16Array(Math.min(this.#capacity, Math.max(samples, size * 2)));
+    const tail = Math.min(this.#len, size - this.#head);
+    next.set(this.#buf.subarray(this.#head, this.#head + tail));
+    next.set(this.#buf.subarray(0, this.#len - tail), tail);
+    this.#buf = next;
+    this.#head = 0;
   }
 
   #refill(): void {

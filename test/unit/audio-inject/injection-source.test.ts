@@ -61,3 +61,28 @@ test('a mark behind an oversized message is answered after its audio, clear drop
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(marks, [{ name: 'after-1s', cleared: true }]);
 });
+
+test('the queue grows past its first second while it wraps, and every sample still plays in order', () => {
+  const src = new InjectionSource({ inputRate: 8000, callRate: 8000, maxBufferMs: 10_000, events: quiet });
+  const ramp = Int16Array.from({ length: 8000 * 4 }, (_, i) => (i % 30_000) + 1);
+  const heard: number[] = [];
+  const acc = new Int32Array(160);
+  const play = (ticks: number): void => {
+    for (let t = 0; t < ticks; t++) {
+      acc.fill(0);
+      if (src.mixInto(acc)) for (const v of acc) heard.push(v);
+    }
+  };
+  // 875 ms queued, 500 ms played: the ring's start has moved, and the next message wraps around its end.
+  src.push(ramp.subarray(0, 7000));
+  play(25);
+  src.push(ramp.subarray(7000, 11_000));
+  assert.equal(src.bufferedSamples(), 7000);
+  // 2.6 s more while wrapped: the ring grows, the queue unwrapped into it.
+  src.push(ramp.subarray(11_000));
+  assert.equal(src.bufferedSamples(), ramp.length - 4000);
+  assert.equal(src.full, false);
+  heard.push(...playOut(src));
+  assert.equal(heard.length, ramp.length);
+  assert.deepEqual(heard, Array.from(ramp), 'every sample, in order');
+});

@@ -22,6 +22,7 @@ import { registerPromptCacheMetrics } from './playback/prompt-metrics.ts';
 import { CALL_RATE, type CallSession } from './sessions/call-session.ts';
 import { SessionMetrics } from './sessions/session-metrics.ts';
 import { SessionRegistry, type SessionWatcher } from './sessions/session-registry.ts';
+import type { ConferenceSnapshot } from './conference/conference-snapshot.ts';
 import type { CallSnapshot } from './sessions/call-snapshot.ts';
 import { RecordingMetrics } from './recording/metrics.ts';
 import { RecordingManager } from './recording/recording-manager.ts';
@@ -78,8 +79,8 @@ export interface ShardRole {
   grpcSocket: string;
   httpSocket: string;
   watcher: SessionWatcher;
-  /** The calls to carry on, and where to say which could not be. */
-  restore(): Promise<CallSnapshot[]>;
+  /** The calls and conferences to carry on, and where to say which could not be. */
+  restore(): Promise<{ calls: CallSnapshot[]; conferences: ConferenceSnapshot[] }>;
   lost(snap: CallSnapshot, reason: string): void;
 }
 
@@ -98,8 +99,8 @@ function rebridge(restored: readonly CallSnapshot[], sessions: SessionRegistry, 
   }
 }
 
-async function restoreCalls(sessions: SessionRegistry, shard: ShardRole, log: Logger): Promise<CallSnapshot[]> {
-  const calls = await shard.restore();
+async function restoreCalls(sessions: SessionRegistry, shard: ShardRole, log: Logger): Promise<{ restored: CallSnapshot[]; conferences: ConferenceSnapshot[] }> {
+  const { calls, conferences } = await shard.restore();
   const restored: CallSnapshot[] = [];
   for (const snap of calls) {
     try {
@@ -116,7 +117,7 @@ async function restoreCalls(sessions: SessionRegistry, shard: ShardRole, log: Lo
       'calls of the previous process carried on',
     );
   }
-  return restored;
+  return { restored, conferences };
 }
 
 export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise<App> {
@@ -153,7 +154,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   });
   // Calls this shard's previous process carried go on before anything else starts: their
   // phones hear the service again as soon as possible.
-  const restored = shard ? await restoreCalls(sessions, shard, log) : [];
+  const { restored, conferences: conferencesBefore } = shard ? await restoreCalls(sessions, shard, log) : { restored: [], conferences: [] };
   const workers = await WorkerPool.create({ config: config.mediasoup, logger: log, metrics, webRtc });
   const promptCache = new PromptCache(config.playback.cache_max_bytes);
   registerPromptCacheMetrics(promptCache, metrics.registry);
@@ -199,6 +200,13 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   const bridges = new CallBridges({ metrics, clock });
   rebridge(restored, sessions, bridges, log);
   const conferences = new Conferences({ config, clock, logging, events, prompts, bridges, metrics, recordings, release: (s) => sessions.release(s.port) });
+  for (const snap of conferencesBefore) {
+    try {
+      conferences.restore(snap, (callId) => sessions.byCallId(callId));
+    } catch (error) {
+      log.error({ event: 'CONFERENCE_RESTORE_FAILED', error, attributes: { 'conference.id': snap.create.id } }, 'a conference could not be made again');
+    }
+  }
   const state: AppState = { config, version: opts.version, logging, log, metrics, workers, health, events, clock, sessions, prompts, recordings, uploads, bridges, conferences };
 
   const tokens = new RoomTokens(config.signaling.token_secret);

@@ -51,6 +51,13 @@ async function settledInTurn<A, B>(first: Promise<A>, then: (a: A) => Promise<B>
   return [a, b];
 }
 
+/** A conference seat for a call of another process, as it was made. */
+interface Seat {
+  call: CallAt;
+  home: number;
+  seat: ConferenceSeat;
+}
+
 const isShard = (s: Side): s is { shard: number } => 'shard' in s;
 const sideOf = (c: CallAt): Side => ('shard' in c ? { shard: c.shard } : { instance: c.instance });
 
@@ -75,12 +82,25 @@ export class Legs {
   readonly #calls = new Map<string, [CallAt, CallAt]>();
   /** Bridges a shard's death cut, made again once it is back where both calls went on. */
   readonly #cut: [CallAt, CallAt][] = [];
+  /** The call and seat of each conference seat this instance made: made again when the call's process dies. */
+  readonly #seats = new Map<string, Seat>();
+  /** Seats whose call's shard died, joined again once it is back and the call went on. */
+  readonly #cutSeats: Seat[] = [];
+  /** How a seat is set now (muted, deaf, gain), as its conference last said. */
+  readonly #seatNow: (home: number, seat: ConferenceSeat) => ConferenceSeat;
 
-  constructor(opts: { shards: readonly ShardProcess[]; host: () => string; remote: () => RemoteHalves | undefined; live: (c: CallAt) => boolean }) {
+  constructor(opts: {
+    shards: readonly ShardProcess[];
+    host: () => string;
+    remote: () => RemoteHalves | undefined;
+    live: (c: CallAt) => boolean;
+    seatNow?: (home: number, seat: ConferenceSeat) => ConferenceSeat;
+  }) {
     this.#shards = opts.shards;
     this.#host = opts.host;
     this.#remote = opts.remote;
     this.#callLive = opts.live;
+    this.#seatNow = opts.seatNow ?? ((_, seat) => seat);
   }
 
   /** Stops trying to make cut bridges again. */
@@ -104,14 +124,20 @@ export class Legs {
     this.#close(other, m.id, m.reason === 'kicked');
   }
 
-  /** A shard died: the other halves of its legs close; its bridges are made again once it is back. */
+  /**
+   * A shard died: the other halves of its legs close; its bridges, and seats of its calls in
+   * other shards' conferences, are made again once it is back. (Seats in its own conferences
+   * are made again with the conferences, from their snapshots.)
+   */
   shardDied(shard: number): void {
     for (const [id, pair] of this.#live) {
       const mine = pair.findIndex((s) => isShard(s) && s.shard === shard);
       if (mine < 0) continue;
       const calls = this.#calls.get(id);
+      const seat = this.#seats.get(id);
       this.#forget(id);
       if (calls) this.#cut.push(calls);
+      if (seat && seat.home !== shard) this.#cutSeats.push({ ...seat, seat: this.#seatNow(seat.home, seat.seat) });
       this.#close(pair[1 - mine]!, id, false, true);
     }
   }
@@ -126,9 +152,22 @@ export class Legs {
     }
   }
 
-  /** A shard is back: bridges its death cut are made again where both calls are live. */
+  /** A shard is back: bridges and seats its death cut are made again where the calls are live. */
   async shardReady(shard: number): Promise<number> {
     let made = 0;
+    for (const s of this.#cutSeats.splice(0)) {
+      if (!('shard' in s.call) || s.call.shard !== shard) {
+        this.#cutSeats.push(s);
+        continue;
+      }
+      if (!this.#callLive(s.call) || !this.#shards[s.home]?.ready) continue;
+      try {
+        await this.joinConference(s.call, s.home, s.seat);
+        made++;
+      } catch {
+        // Left meanwhile, or the conference ended: nothing to join again.
+      }
+    }
     for (const pair of this.#cut.splice(0)) {
       if (!pair.some((c) => 'shard' in c && c.shard === shard)) {
         this.#cut.push(pair);
@@ -182,6 +221,7 @@ export class Legs {
       throw (rc.status === 'rejected' ? rc.reason : (rs as PromiseRejectedResult).reason) as Error;
     }
     this.#live.set(id, [sideOf(call), { shard: home }]);
+    this.#seats.set(id, { call, home, seat });
     this.#connect(sideOf(call), id, rs.value.peer);
     this.#connect({ shard: home }, id, rc.value.peer);
     return rs.value.participant!;
@@ -207,9 +247,16 @@ export class Legs {
     const pair = this.#live.get(id);
     if (!pair || !pair.some((s) => !isShard(s) && s.instance === from)) return;
     const calls = this.#calls.get(id);
+    const seat = this.#seats.get(id);
     this.#forget(id);
     for (const s of pair) if (isShard(s)) this.#close(s, id, release);
-    if (cut && calls) this.#remake(calls, Date.now() + REMAKE_FOR_MS);
+    if (!cut) return;
+    const until = Date.now() + REMAKE_FOR_MS;
+    if (calls) this.#retry(() => this.bridge(calls[0], calls[1]), () => this.#callLive(calls[0]) && this.#callLive(calls[1]), until);
+    if (seat) {
+      const again = this.#seatNow(seat.home, seat.seat);
+      this.#retry(() => this.joinConference(seat.call, seat.home, again), () => this.#callLive(seat.call) && this.#shards[seat.home]?.ready === true, until);
+    }
   }
 
   /**
@@ -217,13 +264,13 @@ export class Legs {
    * bridge is asked for again until that shard carries the call (or a call ends, or the
    * other instance is gone, or one of the calls was bridged elsewhere meanwhile).
    */
-  #remake(calls: [CallAt, CallAt], until: number): void {
+  #retry(make: () => Promise<unknown>, live: () => boolean, until: number): void {
     const t = setTimeout(() => {
       this.#remakes.delete(t);
-      if (!this.#callLive(calls[0]) || !this.#callLive(calls[1])) return;
-      this.bridge(calls[0], calls[1]).catch((e: unknown) => {
+      if (!live()) return;
+      make().catch((e: unknown) => {
         const settled = e instanceof MediaError && (e.code === 'failed_precondition' || e.code === 'already_exists');
-        if (!settled && Date.now() < until) this.#remake(calls, until);
+        if (!settled && Date.now() < until) this.#retry(make, live, until);
       });
     }, REMAKE_EVERY_MS);
     this.#remakes.add(t);
@@ -232,6 +279,7 @@ export class Legs {
   #forget(id: string): void {
     this.#live.delete(id);
     this.#calls.delete(id);
+    this.#seats.delete(id);
   }
 
   /** Opens a call's half, here or on the other instance: where the other half must send, and the call's id where known. */

@@ -3,6 +3,7 @@ import type { CallSnapshot } from '../sessions/call-snapshot.ts';
 import type { ShardLoad } from './placement.ts';
 import type { ParticipantState } from '../conference/conference.ts';
 import type { LinkPeer } from '../bridge/frame-link.ts';
+import type { ConferenceSnapshot } from '../conference/conference-snapshot.ts';
 
 /** The conference side of a leg across shards: a seat for a call another shard carries. */
 export interface ConferenceSeat {
@@ -32,11 +33,14 @@ export type ShardMessage =
   /** Its half closed (unbridged, or its call ended): the other half must close too. */
   | { type: 'bridge-closed'; id: string; reason: string }
   /** One of its conferences ended: its id is free across instances again. */
-  | { type: 'conference-ended'; conferenceId: string };
+  | { type: 'conference-ended'; conferenceId: string }
+  /** One of its conferences was made or changed (who is in it, how they are set). */
+  | { type: 'conference-state'; conference: ConferenceSnapshot };
 
 /** What the supervisor tells a shard. */
 export type SupervisorMessage =
-  | { type: 'restore'; calls: CallSnapshot[] }
+  /** The calls and conferences its previous process carried. */
+  | { type: 'restore'; calls: CallSnapshot[]; conferences: ConferenceSnapshot[] }
   /**
    * Open this shard's half of a bridge: for the call on `port` (`inConference`: the other
    * side is that conference), or a seat in one of its conferences; `token` (base64) marks its

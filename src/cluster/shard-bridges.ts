@@ -32,7 +32,14 @@ export class ShardBridges {
     this.#bridges = opts.bridges;
     this.#conferences = opts.conferences;
     this.#networkBind = opts.networkBind;
-    opts.conferences.on('ended', (conferenceId) => this.#send({ type: 'conference-ended', conferenceId }));
+    const conferences = opts.conferences;
+    conferences.on('ended', (conferenceId) => this.#send({ type: 'conference-ended', conferenceId }));
+    // The supervisor keeps each conference's state for the process that follows this one.
+    conferences.on('changed', (id) => {
+      const snap = conferences.snapshot(id);
+      if (snap) this.#send({ type: 'conference-state', conference: snap });
+    });
+    for (const conference of conferences.snapshots()) this.#send({ type: 'conference-state', conference });
   }
 
   handle(m: SupervisorMessage): void {

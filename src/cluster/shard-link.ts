@@ -1,4 +1,5 @@
 import type { CallSession } from '../sessions/call-session.ts';
+import type { ConferenceSnapshot } from '../conference/conference-snapshot.ts';
 import type { SessionWatcher } from '../sessions/session-registry.ts';
 import { LoadSampler } from './load-sampler.ts';
 import type { CallSnapshot } from '../sessions/call-snapshot.ts';
@@ -6,6 +7,12 @@ import { isShardMessage, type ShardMessage, type SupervisorMessage } from './mes
 
 const LOAD_REPORT_MS = 500;
 
+
+/** What a restarted shard carries on. */
+export interface Restore {
+  calls: CallSnapshot[];
+  conferences: ConferenceSnapshot[];
+}
 /**
  * A shard's side of the IPC channel to its supervisor: the calls it opens and closes (the
  * instance's call directory), its load and every call's snapshot twice a second (placement,
@@ -38,18 +45,18 @@ export class ShardLink implements SessionWatcher {
     );
   }
 
-  /** The calls this shard's previous process was carrying (none on a first start). */
-  restoreList(timeoutMs = 5000): Promise<CallSnapshot[]> {
+  /** The calls and conferences this shard's previous process was carrying (none on a first start). */
+  restoreList(timeoutMs = 5000): Promise<Restore> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         stop();
-        resolve([]);
+        resolve({ calls: [], conferences: [] });
       }, timeoutMs);
       const stop = this.#receive((m) => {
         if (m.type !== 'restore') return;
         clearTimeout(timer);
         stop();
-        resolve(m.calls);
+        resolve({ calls: m.calls, conferences: m.conferences });
       });
       this.#send({ type: 'hello' });
     });

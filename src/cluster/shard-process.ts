@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import type { ConferenceSnapshot } from '../conference/conference-snapshot.ts';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logging/logger.ts';
@@ -25,6 +26,7 @@ export interface ShardProcessEvents {
   bridge: [Extract<ShardMessage, { type: 'bridge-opened' | 'bridge-refused' | 'bridge-closed' }>];
   'call-closed': [{ callId: string; port: number }];
   'conference-ended': [string];
+  'conference-state': [ConferenceSnapshot];
   /** The process ended while it was meant to run; it is being started again. */
   died: [{ code: number | null; signal: NodeJS.Signals | null }];
 }
@@ -126,6 +128,9 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
           return;
         case 'conference-ended':
           this.emit('conference-ended', m.conferenceId);
+          return;
+        case 'conference-state':
+          this.emit('conference-state', m.conference);
       }
     });
     this.#exited = new Promise((resolve) => {

@@ -17,7 +17,8 @@ import { createLogging, type Logger, type Logging } from '../logging/logger.ts';
 import { METRIC_PREFIX } from '../metrics/metrics.ts';
 import { CallDirectory } from './call-directory.ts';
 import type { InstanceBus } from './instance-bus.ts';
-import { Legs } from './legs.ts';
+import { Legs, type CallAt } from './legs.ts';
+import type { ConferenceSnapshot } from '../conference/conference-snapshot.ts';
 import { remoteHalves, serveRemoteHalves } from './remote-halves.ts';
 import { RequestRouter } from './request-router.ts';
 import type { CallEntry } from './messages.ts';
@@ -54,8 +55,14 @@ export class Supervisor {
     shards: this.#shards,
     host: () => this.#linkHost,
     remote: () => (this.#bus ? remoteHalves(this.#bus) : undefined),
-    live: (c) => ('shard' in c ? this.#directory.hasPort(c.port) : this.#instances?.instanceForPort(c.port)?.id === c.instance),
+    live: (c) => ('shard' in c ? this.#directory.hasPort(c.port) : c.port ? this.#instances?.instanceForPort(c.port)?.id === c.instance : this.#instances?.instance(c.instance) !== undefined),
+    seatNow: (home, seat) => {
+      const p = this.#conferencesOf(home).get(seat.conferenceId)?.phones.find((x) => x.participantId === seat.participantId);
+      return p ? { ...seat, muted: p.muted, deaf: p.deaf, gainDb: p.gainDb } : seat;
+    },
   });
+  /** Each shard's conferences as it last told them: made again by its next process. */
+  readonly #conferences = new Map<number, Map<string, ConferenceSnapshot>>();
   readonly #router: RequestRouter;
   readonly #registry = new Registry();
   #runtimeDir = '';
@@ -164,7 +171,13 @@ export class Supervisor {
 
   #watch(s: ShardProcess): ShardProcess {
     let deadline: NodeJS.Timeout | undefined;
-    s.on('hello', () => s.send({ type: 'restore', calls: this.#directory.waiting(s.index) }));
+    // The conferences handed to the shard: their phones of other processes are joined again once it is ready.
+    let restoring: ConferenceSnapshot[] = [];
+    s.on('hello', () => {
+      restoring = [...this.#conferencesOf(s.index).values()];
+      s.send({ type: 'restore', calls: this.#directory.waiting(s.index), conferences: restoring });
+    });
+    s.on('conference-state', (snap) => this.#conferencesOf(s.index).set(snap.create.id, snap));
     s.on('call-opened', (entry, snapshot) => {
       this.#directory.opened(s.index, entry, snapshot);
       this.#instances?.callOpened(entry);
@@ -175,7 +188,10 @@ export class Supervisor {
     });
     s.on('snapshots', (snaps) => this.#directory.refresh(s.index, snaps));
     s.on('bridge', (m) => this.#legs.handle(s.index, m));
-    s.on('conference-ended', (id) => this.#instances?.conferenceEnded(id));
+    s.on('conference-ended', (id) => {
+      this.#conferencesOf(s.index).delete(id);
+      this.#instances?.conferenceEnded(id);
+    });
     s.on('call-lost', ({ callId, port, reason }) => {
       const entry = this.#directory.entryOf(callId);
       this.#directory.closed(s.index, callId);
@@ -187,6 +203,7 @@ export class Supervisor {
       this.#frontDoor?.dropShard(s.index);
       this.#lost(this.#directory.unconfirmed(s.index), s.index, 'not carried on by the restarted shard');
       void this.#legs.shardReady(s.index);
+      void this.#reseat(s.index, restoring.splice(0));
       this.#log.info({ event: 'SHARD_READY', attributes: { 'shard.index': s.index, 'shard.pid': s.pid ?? 0, 'shard.restarts': s.restarts } }, 'media shard ready');
     });
     s.on('died', () => {
@@ -196,10 +213,44 @@ export class Supervisor {
       this.#log.warn({ event: 'SHARD_CALLS_WAITING', attributes: { 'shard.index': s.index, 'calls.waiting': waiting.length } }, 'calls of the dead shard wait for its restart');
       clearTimeout(deadline);
       // A shard that cannot come back soon: its calls are gone, the platform must hear it.
-      deadline = setTimeout(() => this.#lost(this.#directory.unconfirmed(s.index), s.index, 'the shard did not come back'), RESTORE_DEADLINE_MS);
+      deadline = setTimeout(() => {
+        this.#lost(this.#directory.unconfirmed(s.index), s.index, 'the shard did not come back');
+        for (const id of this.#conferencesOf(s.index).keys()) this.#instances?.conferenceEnded(id);
+        this.#conferencesOf(s.index).clear();
+      }, RESTORE_DEADLINE_MS);
       deadline.unref();
     });
     return s;
+  }
+
+  #conferencesOf(shard: number): Map<string, ConferenceSnapshot> {
+    let m = this.#conferences.get(shard);
+    if (!m) this.#conferences.set(shard, (m = new Map()));
+    return m;
+  }
+
+  /** A restarted shard made its conferences again: their phones that other processes carry are joined again. */
+  async #reseat(home: number, conferences: readonly ConferenceSnapshot[]): Promise<void> {
+    for (const snap of conferences) {
+      for (const p of snap.phones) {
+        if (!p.remote) continue;
+        const call = await this.#callOf(p.callId);
+        const seat = { conferenceId: snap.create.id, participantId: p.participantId, callId: p.callId, muted: p.muted, deaf: p.deaf, gainDb: p.gainDb };
+        if (!call) continue;
+        this.#legs.joinConference(call, home, seat).catch((error: unknown) =>
+          this.#log.warn({ event: 'CONFERENCE_RESEAT_FAILED', error, attributes: { 'conference.id': seat.conferenceId, 'conference.participant': seat.participantId } }, 'a phone of a restored conference could not join again'),
+        );
+      }
+    }
+  }
+
+  /** Where a call is: one of this instance's shards, or another instance (by id). */
+  async #callOf(callId: string): Promise<CallAt | null> {
+    const shard = this.#directory.ownerOf(callId);
+    const entry = this.#directory.entryOf(callId);
+    if (shard !== undefined && entry) return { shard, port: entry.port };
+    const other = await this.#instances?.ownerOf(callId);
+    return other ? { instance: other.id, port: 0, callId } : null;
   }
 
   #lost(entries: readonly CallEntry[], shard: number | string, reason: string): void {

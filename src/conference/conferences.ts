@@ -18,6 +18,7 @@ import type { ConferenceMix } from './conference-mix.ts';
 import type { RecordingManager, StartRecordingRequest } from '../recording/recording-manager.ts';
 import type { TapHost } from '../sessions/media-host.ts';
 import { RemoteMember } from './remote-member.ts';
+import type { ConferenceSnapshot } from './conference-snapshot.ts';
 import { FrameLink, type LinkMode, type LinkPeer } from '../bridge/frame-link.ts';
 import type { ConferenceSeat } from '../cluster/messages.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
@@ -49,6 +50,9 @@ export interface ConferencesDeps {
 
 interface Entry {
   conference: Conference;
+  create: CreateConference;
+  /** Its phones are being joined again after a restart: no events, no tones for them. */
+  restoring: boolean;
   traceId: string;
   tenantId: string;
   maxParticipants: number;
@@ -68,7 +72,7 @@ export interface ConferenceInfo {
  * their happenings into platform events and metrics. A call is in at most one conference,
  * and never in a conference and a bridge at once (it would hear the other side twice).
  */
-export class Conferences extends TypedEmitter<{ ended: [conferenceId: string] }> {
+export class Conferences extends TypedEmitter<{ ended: [conferenceId: string]; changed: [conferenceId: string] }> {
   readonly #byId = new Map<string, Entry>();
   readonly #o: ConferencesDeps;
   readonly #createdAtUnix = new Map<string, number>();
@@ -139,12 +143,65 @@ export class Conferences extends TypedEmitter<{ ended: [conferenceId: string] }>
       clock: this.#o.clock,
       log,
     });
-    const entry: Entry = { conference, traceId: req.traceId, tenantId: req.tenantId, maxParticipants: max, tracks: null };
+    const entry: Entry = { conference, create: { ...req, maxParticipants: max }, restoring: false, traceId: req.traceId, tenantId: req.tenantId, maxParticipants: max, tracks: null };
     this.#byId.set(req.id, entry);
     this.#createdAtUnix.set(req.id, Date.now());
     this.#wire(entry);
     log.info({ event: 'CONFERENCE_CREATED', attributes: { 'conference.id': req.id, 'conference.max_participants': max, 'conference.mix_all': req.mixAll } }, 'conference created');
+    this.safeEmit('changed', req.id);
     return this.info(req.id);
+  }
+
+  /** What a restarted process needs to make the conference again; undefined once it ended. */
+  snapshot(id: string): ConferenceSnapshot | undefined {
+    const e = this.#byId.get(id);
+    if (!e) return undefined;
+    const phones = e.conference.participants().flatMap((p) => {
+      const m = e.conference.member(p.participantId);
+      const remote = m instanceof RemoteMember;
+      if (!remote && !(m instanceof PhoneMember)) return [];
+      return [{ participantId: p.participantId, callId: p.callId, muted: p.muted, deaf: p.deaf, gainDb: p.gainDb, remote }];
+    });
+    return { create: e.create, createdAtUnixMs: this.#createdAtUnix.get(id) ?? Date.now(), phones };
+  }
+
+  snapshots(): ConferenceSnapshot[] {
+    return [...this.#byId.keys()].map((id) => this.snapshot(id)!);
+  }
+
+  /**
+   * Makes a conference of the previous process again, with those of its phones whose calls
+   * this process carried on, set as they were; phones of other processes are joined again
+   * by whoever joined them. Its participants hear no join tones and the platform no joins.
+   */
+  restore(snap: ConferenceSnapshot, callOf: (callId: string) => CallSession | undefined): number {
+    this.create(snap.create);
+    this.#createdAtUnix.set(snap.create.id, snap.createdAtUnixMs);
+    const entry = this.#byId.get(snap.create.id)!;
+    let joined = 0;
+    entry.restoring = true;
+    try {
+      for (const p of snap.phones) {
+        const session = p.remote ? undefined : callOf(p.callId);
+        if (!session) continue;
+        try {
+          this.addCall(snap.create.id, session, p.participantId, { muted: p.muted, deaf: p.deaf, gainDb: p.gainDb });
+          joined++;
+        } catch (error) {
+          entry.conference.log.warn({ event: 'CONFERENCE_RESTORE_FAILED', error, attributes: { 'conference.participant': p.participantId } }, 'a participant could not join again');
+        }
+      }
+    } finally {
+      entry.restoring = false;
+    }
+    const waiting = snap.phones.filter((p) => p.remote).length;
+    entry.conference.log.info(
+      { event: 'CONFERENCE_RESTORED', attributes: { 'conference.id': snap.create.id, 'conference.participants': joined, 'conference.remote_waiting': waiting, 'conference.lost': snap.phones.length - joined - waiting } },
+      'conference of the previous process made again',
+    );
+    // Nobody to come back: an empty conference that ends when empty ends now.
+    if (joined + waiting === 0 && snap.phones.length > 0 && snap.create.endWhenEmpty) entry.conference.close('empty');
+    return joined;
   }
 
   info(id: string): ConferenceInfo {
@@ -308,7 +365,9 @@ export class Conferences extends TypedEmitter<{ ended: [conferenceId: string] }>
     const cfg = this.#o.config.conference;
     const who = (p: ParticipantState) => ({ conferenceId: c.id, participantId: p.participantId, callId: p.callId });
     c.on('joined', (p) => {
-      c.log.info({ event: 'CONFERENCE_JOINED', attributes: { 'conference.participant': p.participantId, 'conference.kind': p.kind, 'conference.size': c.size } }, 'participant joined');
+      c.log.info({ event: 'CONFERENCE_JOINED', attributes: { 'conference.participant': p.participantId, 'conference.kind': p.kind, 'conference.size': c.size, ...(e.restoring ? { 'conference.restored': true } : {}) } }, 'participant joined');
+      this.safeEmit('changed', c.id);
+      if (e.restoring) return;
       publish.publish(genericEvent('call.media.conference.participant.joined', { traceId, tenantId, payload: { ...who(p), kind: p.kind } }));
       if (cfg.join_tone_uri) this.#tone(c, cfg.join_tone_uri, traceId);
       if (e.tracks) {
@@ -321,7 +380,9 @@ export class Conferences extends TypedEmitter<{ ended: [conferenceId: string] }>
       c.log.info({ event: 'CONFERENCE_LEFT', attributes: { 'conference.participant': p.participantId, reason, 'conference.size': c.size } }, `participant left (${reason})`);
       publish.publish(genericEvent('call.media.conference.participant.left', { traceId, tenantId, payload: { ...who(p), kind: p.kind, reason } }));
       if (cfg.leave_tone_uri && reason !== 'conference_ended') this.#tone(c, cfg.leave_tone_uri, traceId);
+      this.safeEmit('changed', c.id);
     });
+    c.on('changed', () => this.safeEmit('changed', c.id));
     c.on('talking', (p, talking, atUnixMs) => {
       publish.publish(genericEvent('call.media.conference.talking', { traceId, tenantId, payload: { ...who(p), talking, atUnixMs: Math.round(atUnixMs) } }));
     });

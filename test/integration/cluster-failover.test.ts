@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
-import { dominantHz, tone } from '../helpers/audio.ts';
+import { dominantHz, tone, toneDbfs } from '../helpers/audio.ts';
+import { shardOfRoom } from '../../src/cluster/route.ts';
 import { ffmpegDecodeChannels, ffprobe } from '../helpers/ffmpeg.ts';
 
 type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
@@ -205,5 +206,79 @@ describe('a media shard killed with -9 under live calls', () => {
     // Once its shard is back, the port names no call (meanwhile: UNAVAILABLE, try again).
     await eventually(async () => (await client.media_('PlayAudio', { audio_uri: 'control://stop_playback', server_rtp_port: call.port })).error?.code === grpc.status.NOT_FOUND, 10_000);
     for (const p of extra) await client.media_('ReleasePort', { rtp_port: p });
+  });
+  test('a conference goes on when either shard of its phones is killed: made again with who was in it and how they were set', async () => {
+    await eventually(async () => {
+      const d = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { load: { cpu: number } }[] };
+      return d.shards.every((sh) => sh.load.cpu < 0.15);
+    }, 30_000, 250);
+    // Mixed on shard 1, with two calls of shard 1 (one of them muted) and one of shard 0.
+    let conf = `failover-conf-${process.pid}`;
+    for (let i = 0; shardOfRoom(conf, 2) !== 1; i++) conf = `failover-conf-${process.pid}-${i}`;
+    const onShard: Record<0 | 1, { id: string; port: number; phone: RtpPeer }[]> = { 0: [], 1: [] };
+    const spare: number[] = [];
+    for (let k = 0; (onShard[1].length < 2 || onShard[0].length < 1) && k < 100; k++) {
+      const id = `failover-conf-${process.pid}-${k}@test`;
+      const port = (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: id })).response!.rtp_port;
+      const shard = port >= SHARD1_MIN ? 1 : 0;
+      if (onShard[shard].length >= (shard === 1 ? 2 : 1)) {
+        spare.push(port);
+        continue;
+      }
+      const phone = await RtpPeer.open();
+      peers.push(phone);
+      assert.equal((await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: phone.address })).error, undefined);
+      onShard[shard].push({ id, port, phone });
+    }
+    for (const p of spare) await client.media_('ReleasePort', { rtp_port: p });
+    const [a, b] = onShard[1];
+    const [c] = onShard[0];
+    assert.ok(a && b && c, 'calls on both shards');
+    assert.equal((await client.media_('CreateConference', { conference_id: conf })).error, undefined);
+    for (const x of [a, b, c]) assert.equal((await client.media_('AddToConference', { conference_id: conf, server_rtp_port: x.port })).error, undefined);
+    assert.equal((await client.media_('UpdateConferenceParticipant', { conference_id: conf, participant_id: b.id, mute: 'TOGGLE_ON', set_gain: true, gain_db: -6 })).error, undefined);
+    // c's seat on shard 1 is joined over a frame link: its setting must survive either death too.
+    assert.equal((await client.media_('UpdateConferenceParticipant', { conference_id: conf, participant_id: c.id, set_gain: true, gain_db: -3 })).error, undefined);
+
+    const freqs = [400, 700, 1100];
+    const talk = async (when: string): Promise<void> => {
+      for (const x of [a, b, c]) x.phone.received.length = 0;
+      await Promise.all([a, b, c].map((x, i) => x.phone.sendPcm(tone(freqs[i]!, 1500, 8000, 6000), x.port)));
+      await sleep(200);
+      const level = (x: RtpPeer, f: number): number => {
+        const pcm = x.decoded('PCMU');
+        return toneDbfs(pcm.subarray(Math.floor(pcm.length * 0.3), Math.floor(pcm.length * 0.7)), 8000, f);
+      };
+      // a hears c, not b (muted) nor itself; c hears a, not b; b (muted, not deaf) hears a and c.
+      assert.ok(level(a.phone, 1100) > -25 && level(a.phone, 700) < -40 && level(a.phone, 400) < -40, `${when}: a hears c ${level(a.phone, 1100).toFixed(1)}, muted b ${level(a.phone, 700).toFixed(1)}, itself ${level(a.phone, 400).toFixed(1)} dBFS`);
+      assert.ok(level(c.phone, 400) > -25 && level(c.phone, 700) < -40, `${when}: c hears a ${level(c.phone, 400).toFixed(1)}, muted b ${level(c.phone, 700).toFixed(1)} dBFS`);
+      assert.ok(level(b.phone, 400) > -25 && level(b.phone, 1100) > -25, `${when}: muted b hears a ${level(b.phone, 400).toFixed(1)} and c ${level(b.phone, 1100).toFixed(1)} dBFS`);
+    };
+    const participants = async (): Promise<{ participant_id: string; muted: boolean; gain_db: number }[]> =>
+      (await client.media_<{ participants: { participant_id: string; muted: boolean; gain_db: number }[] }>('GetConference', { conference_id: conf })).response?.participants ?? [];
+    await talk('before any crash');
+
+    let cGain = -3;
+    for (const shard of [1, 0]) {
+      const ready = (): number => svc.lines.filter((l) => l.event === 'SHARD_READY' && (l.attributes as Record<string, unknown>)['shard.index'] === shard).length;
+      const before = ready();
+      await sleep(700); // the calls' latest snapshots reached the supervisor
+      const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { index: number; pid: number }[] };
+      process.kill(debug.shards.find((s) => s.index === shard)!.pid, 'SIGKILL');
+      await eventually(() => ready() > before, 20_000);
+      await eventually(async () => (await participants()).length === 3, 10_000);
+      const listed = await participants();
+      const mb: { muted: boolean; gain_db: number } | undefined = listed.find((p) => p.participant_id === b.id);
+      assert.deepEqual([mb?.muted, mb?.gain_db], [true, -6], `after shard ${shard} was killed b is ${JSON.stringify(mb)}`);
+      const mc: { muted: boolean; gain_db: number } | undefined = listed.find((p) => p.participant_id === c.id);
+      assert.deepEqual([mc?.muted, mc?.gain_db], [false, cGain], `after shard ${shard} was killed c is ${JSON.stringify(mc)}`);
+      assert.deepEqual(listed.map((p) => p.participant_id).sort(), [a.id, b.id, c.id].sort());
+      await talk(`after shard ${shard} was killed`);
+      // Set again between the deaths: c's shard dying next must not bring back an older setting.
+      cGain = -9;
+      assert.equal((await client.media_('UpdateConferenceParticipant', { conference_id: conf, participant_id: c.id, set_gain: true, gain_db: cGain })).error, undefined);
+    }
+    assert.equal((await client.media_('EndConference', { conference_id: conf })).error, undefined);
+    for (const x of [a, b, c]) await client.media_('ReleasePort', { rtp_port: x.port });
   });
 });

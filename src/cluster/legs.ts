@@ -249,7 +249,7 @@ export class Legs {
     const calls = this.#calls.get(id);
     const seat = this.#seats.get(id);
     this.#forget(id);
-    for (const s of pair) if (isShard(s)) this.#close(s, id, release);
+    for (const s of pair) if (isShard(s)) this.#close(s, id, release, cut);
     if (!cut) return;
     const until = Date.now() + REMAKE_FOR_MS;
     if (calls) this.#retry(() => this.bridge(calls[0], calls[1]), () => this.#callLive(calls[0]) && this.#callLive(calls[1]), until);
@@ -317,7 +317,7 @@ export class Legs {
   }
 
   #close(side: Side, id: string, release: boolean, cut = false): void {
-    if (isShard(side)) this.#shards[side.shard]?.send({ type: 'bridge-close', id, ...(release ? { release: true } : {}) });
+    if (isShard(side)) this.#shards[side.shard]?.send({ type: 'bridge-close', id, ...(release ? { release: true } : {}), ...(cut ? { cut: true } : {}) });
     else this.#remote()?.close(side.instance, id, release, cut);
   }
 }

@@ -49,8 +49,11 @@ export type SupervisorMessage =
    */
   | { type: 'bridge-open'; id: string; port: number; token: string; peer: string; inConference?: string; seat?: ConferenceSeat; network?: { role: 0 | 1 } }
   | { type: 'bridge-connect'; id: string; peer: LinkPeer }
-  /** `release`: the other side kicked the call out of its conference: its media ends too. */
-  | { type: 'bridge-close'; id: string; release?: boolean };
+  /**
+   * `release`: the other side kicked the call out of its conference: its media ends too.
+   * `cut`: the other side's process died (its call goes on, and the leg is made again).
+   */
+  | { type: 'bridge-close'; id: string; release?: boolean; cut?: boolean };
 
 /** A live call as the instance's directory knows it. */
 export interface CallEntry {

@@ -9,7 +9,7 @@ import type { ConferenceSeat, ShardMessage, SupervisorMessage } from './messages
 /** One half of a link across shards, as this shard holds it. */
 interface Half {
   connect(peer: LinkPeer): void;
-  close(release: boolean): void;
+  close(release: boolean, cut: boolean): void;
 }
 
 /**
@@ -54,7 +54,7 @@ export class ShardBridges {
         this.#halves.get(m.id)?.connect(m.peer);
         return;
       case 'bridge-close':
-        this.#halves.get(m.id)?.close(m.release === true);
+        this.#halves.get(m.id)?.close(m.release === true, m.cut === true);
     }
   }
 
@@ -105,11 +105,11 @@ export class ShardBridges {
       );
       this.#halves.set(id, {
         connect: (p) => joined.connect(p),
-        close: () => {
-          // The call's side closed (it ended, or left): the seat goes.
+        close: (_release, cut) => {
+          // The call's side closed (it ended, or left, or its process died): the seat goes.
           open = false;
           this.#halves.delete(id);
-          joined.leave();
+          joined.leave(cut ? 'media_restarted' : 'call_ended');
         },
       });
       this.#send({ type: 'bridge-opened', id, udpPort: joined.udpPort, participant: joined.participant });

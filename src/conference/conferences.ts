@@ -242,7 +242,7 @@ export class Conferences extends TypedEmitter<{ ended: [conferenceId: string]; c
     token: Buffer,
     left: (reason: LeaveReason) => void,
     mode?: LinkMode,
-  ): Promise<{ udpPort: number; participant: ParticipantState; connect(peer: LinkPeer): void; leave(): void }> {
+  ): Promise<{ udpPort: number; participant: ParticipantState; connect(peer: LinkPeer): void; leave(reason: LeaveReason): void }> {
     const { conference } = this.#require(seat.conferenceId);
     const pid = seat.participantId || seat.callId;
     if (conference.has(pid)) throw new MediaError('already_exists', `participant ${pid} is already in conference ${seat.conferenceId}`);
@@ -255,7 +255,7 @@ export class Conferences extends TypedEmitter<{ ended: [conferenceId: string]; c
         this.#remote.delete(key);
         left(reason);
       });
-      return { udpPort: link.udpPort, participant, connect: (peer) => member!.connect(peer), leave: () => conference.leave(pid, 'call_ended') };
+      return { udpPort: link.udpPort, participant, connect: (peer) => member!.connect(peer), leave: (reason) => conference.leave(pid, reason) };
     } catch (error) {
       link.close();
       throw error;

@@ -35,4 +35,5 @@ export interface ConferenceMember {
 }
 
 /** How a member left: removed or kicked by a request, its call ended, or the conference ended. */
-export type LeaveReason = 'removed' | 'kicked' | 'call_ended' | 'conference_ended';
+/** `media_restarted`: the process carrying its call died; the call goes on and joins again once carried on. */
+export type LeaveReason = 'removed' | 'kicked' | 'call_ended' | 'conference_ended' | 'media_restarted';

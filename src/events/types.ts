@@ -11,7 +11,7 @@ export interface GenericPayloads {
   'call.media.session.closed': { callId: string; port: number; reason: string; quality?: CallQuality };
   /** The process that carried the call died: its media is gone (the platform should end the call or re-offer it). */
   'call.media.session.lost': { callId: string; port: number; reason: string };
-  /** Conferences: who joined and left (reason: removed, kicked, call_ended, conference_ended), who talks, and the end. */
+  /** Conferences: who joined and left (reason: removed, kicked, call_ended, conference_ended, media_restarted), who talks, and the end. */
   'call.media.conference.participant.joined': { conferenceId: string; participantId: string; callId: string; kind: string };
   'call.media.conference.participant.left': { conferenceId: string; participantId: string; callId: string; kind: string; reason: string };
   /** atUnixMs: when the frame that started or stopped it was mixed. */

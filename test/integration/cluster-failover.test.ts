@@ -273,6 +273,11 @@ describe('a media shard killed with -9 under live calls', () => {
       const mc: { muted: boolean; gain_db: number } | undefined = listed.find((p) => p.participant_id === c.id);
       assert.deepEqual([mc?.muted, mc?.gain_db], [false, cGain], `after shard ${shard} was killed c is ${JSON.stringify(mc)}`);
       assert.deepEqual(listed.map((p) => p.participant_id).sort(), [a.id, b.id, c.id].sort());
+      if (shard === 0) {
+        // c left while its shard restarted, and said so: its call did not end.
+        const left: { attributes?: unknown }[] = svc.lines.filter((l) => l.event === 'CONFERENCE_LEFT' && (l.attributes as Record<string, unknown>)['conference.participant'] === c.id);
+        assert.deepEqual(left.map((l) => (l.attributes as Record<string, unknown>)['reason']), ['media_restarted']);
+      }
       await talk(`after shard ${shard} was killed`);
       // Set again between the deaths: c's shard dying next must not bring back an older setting.
       cGain = -9;

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { invalidArgument } from '../../errors/media-error.ts';
+import { saltIv, xorHalf, xorWord } from './iv.ts';
 import { ReplayWindow } from './replay-window.ts';
 import { SUITE_PARAMS, type SrtpSuite, type SuiteParams } from './suites.ts';
 
@@ -329,42 +330,20 @@ export class SrtpSession {
   /** AES-CM IV (RFC 3711 4.1.1): (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16), i = ROC || SEQ. */
   #cmIv(ssrc: number, roc: number, seq: number): Buffer {
     const iv = this.#iv;
-    const k = this.#c.salt;
-    iv[0] = k[0]!;
-    iv[1] = k[1]!;
-    iv[2] = k[2]!;
-    iv[3] = k[3]!;
-    iv[4] = k[4]! ^ (ssrc >>> 24);
-    iv[5] = k[5]! ^ ((ssrc >>> 16) & 0xff);
-    iv[6] = k[6]! ^ ((ssrc >>> 8) & 0xff);
-    iv[7] = k[7]! ^ (ssrc & 0xff);
-    iv[8] = k[8]! ^ (roc >>> 24);
-    iv[9] = k[9]! ^ ((roc >>> 16) & 0xff);
-    iv[10] = k[10]! ^ ((roc >>> 8) & 0xff);
-    iv[11] = k[11]! ^ (roc & 0xff);
-    iv[12] = k[12]! ^ (seq >>> 8);
-    iv[13] = k[13]! ^ (seq & 0xff);
-    iv[14] = 0;
-    iv[15] = 0;
+    saltIv(iv, this.#c.salt, 14);
+    xorWord(iv, 4, ssrc);
+    xorWord(iv, 8, roc);
+    xorHalf(iv, 12, seq);
     return iv;
   }
 
   /** GCM IV (RFC 7714 8.1): (00 00 || SSRC || ROC || SEQ) XOR the 96-bit session salt. */
   #gcmIv(ssrc: number, roc: number, seq: number): Buffer {
     const iv = this.#iv;
-    const k = this.#c.salt;
-    iv[0] = k[0]!;
-    iv[1] = k[1]!;
-    iv[2] = k[2]! ^ (ssrc >>> 24);
-    iv[3] = k[3]! ^ ((ssrc >>> 16) & 0xff);
-    iv[4] = k[4]! ^ ((ssrc >>> 8) & 0xff);
-    iv[5] = k[5]! ^ (ssrc & 0xff);
-    iv[6] = k[6]! ^ (roc >>> 24);
-    iv[7] = k[7]! ^ ((roc >>> 16) & 0xff);
-    iv[8] = k[8]! ^ ((roc >>> 8) & 0xff);
-    iv[9] = k[9]! ^ (roc & 0xff);
-    iv[10] = k[10]! ^ (seq >>> 8);
-    iv[11] = k[11]! ^ (seq & 0xff);
+    saltIv(iv, this.#c.salt, 12);
+    xorWord(iv, 2, ssrc);
+    xorWord(iv, 6, roc);
+    xorHalf(iv, 10, seq);
     return iv;
   }
 

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { invalidArgument } from '../../errors/media-error.ts';
 import { deriveSessionKeys, sessionCrypto, type SessionCrypto, type SessionKeys } from './context.ts';
+import { saltIv, xorWord } from './iv.ts';
 import { ReplayWindow } from './replay-window.ts';
 import { SUITE_PARAMS, type SrtpSuite, type SuiteParams } from './suites.ts';
 
@@ -232,34 +233,18 @@ export class SrtcpSession {
   /** AES-CM IV (RFC 3711 4.1.1 for SRTCP): (k_s * 2^16) XOR (SSRC * 2^64) XOR (index * 2^16). */
   #cmIv(ssrc: number, index: number): Buffer {
     const iv = this.#iv;
-    const k = this.#c.salt;
-    for (let i = 0; i < 14; i++) iv[i] = k[i]!;
-    iv[14] = 0;
-    iv[15] = 0;
-    iv[4]! ^= ssrc >>> 24;
-    iv[5]! ^= (ssrc >>> 16) & 0xff;
-    iv[6]! ^= (ssrc >>> 8) & 0xff;
-    iv[7]! ^= ssrc & 0xff;
-    iv[10]! ^= index >>> 24;
-    iv[11]! ^= (index >>> 16) & 0xff;
-    iv[12]! ^= (index >>> 8) & 0xff;
-    iv[13]! ^= index & 0xff;
+    saltIv(iv, this.#c.salt, 14);
+    xorWord(iv, 4, ssrc);
+    xorWord(iv, 10, index);
     return iv;
   }
 
   /** GCM IV (RFC 7714 9.1): (00 00 || SSRC || 00 00 || 0 || index) XOR the 96-bit session salt. */
   #gcmIv(ssrc: number, index: number): Buffer {
     const iv = this.#iv;
-    const k = this.#c.salt;
-    for (let i = 0; i < 12; i++) iv[i] = k[i]!;
-    iv[2]! ^= ssrc >>> 24;
-    iv[3]! ^= (ssrc >>> 16) & 0xff;
-    iv[4]! ^= (ssrc >>> 8) & 0xff;
-    iv[5]! ^= ssrc & 0xff;
-    iv[8]! ^= index >>> 24;
-    iv[9]! ^= (index >>> 16) & 0xff;
-    iv[10]! ^= (index >>> 8) & 0xff;
-    iv[11]! ^= index & 0xff;
+    saltIv(iv, this.#c.salt, 12);
+    xorWord(iv, 2, ssrc);
+    xorWord(iv, 8, index);
     return iv;
   }
 }

@@ -7,7 +7,7 @@ import type { ShardProcess } from './shard-process.ts';
 
 type HalfReply = Extract<ShardMessage, { type: 'bridge-opened' | 'bridge-refused' }>;
 const OPEN_TIMEOUT_MS = 5000;
-/** A bridge cut by another instance's shard death is tried again this often, for as long as a shard takes to come back. */
+/** A bridge or seat cut by another instance's shard death is tried again this often, for as long as a shard takes to come back. */
 const REMAKE_EVERY_MS = 500;
 const REMAKE_FOR_MS = 30_000;
 
@@ -94,16 +94,16 @@ export class Legs {
     host: () => string;
     remote: () => RemoteHalves | undefined;
     live: (c: CallAt) => boolean;
-    seatNow?: (home: number, seat: ConferenceSeat) => ConferenceSeat;
+    seatNow: (home: number, seat: ConferenceSeat) => ConferenceSeat;
   }) {
     this.#shards = opts.shards;
     this.#host = opts.host;
     this.#remote = opts.remote;
     this.#callLive = opts.live;
-    this.#seatNow = opts.seatNow ?? ((_, seat) => seat);
+    this.#seatNow = opts.seatNow;
   }
 
-  /** Stops trying to make cut bridges again. */
+  /** Stops trying to make cut bridges and seats again. */
   close(): void {
     for (const t of this.#remakes) clearTimeout(t);
     this.#remakes.clear();

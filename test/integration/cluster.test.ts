@@ -1,5 +1,6 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
@@ -333,6 +334,17 @@ describe('an instance of two media shards behind one address', () => {
     for (const s of debug.shards) {
       assert.ok(s.ready && s.pid > 0 && s.process !== null, JSON.stringify(s));
       assert.equal(typeof s.process.sessions, 'number');
+    }
+  });
+
+  test('every process of the instance runs with jemalloc and the old generation the entry starts it with', async () => {
+    const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { pid: number }[] };
+    const pids = [svc.proc.pid!, ...debug.shards.map((s) => s.pid)];
+    assert.equal(pids.length, 3);
+    for (const pid of pids) {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      assert.ok(argv.includes('--initial-old-space-size=256'), `process ${pid}: ${argv.join(' ')}`);
+      assert.match(readFileSync(`/proc/${pid}/maps`, 'utf8'), /\/libjemalloc\.so\.2$/m, `process ${pid} has no jemalloc`);
     }
   });
 

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
-import { cpuSeconds, percentile, rssBytes } from './lib/proc.ts';
+import { cpuSeconds, median, percentile, rssBytes } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
 import { floorService } from './lib/grpc-floor.ts';
 import { histogramQuantile, scrapeBuckets, scrapeValue } from './lib/histogram.ts';
@@ -91,9 +91,10 @@ async function floor(n: number): Promise<Record<string, unknown>> {
   };
 }
 
-async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Record<string, unknown>> {
+async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: string[] = []): Promise<Record<string, unknown>> {
   const fileRoot = mkdtempSync(join(tmpdir(), 'bench-ai-rec-'));
   const svc = await startService({
+    nodeArgs,
     env: benchEnv({
       ADMISSION_MAX_CPU: '0',
       ADMISSION_MAX_LOOP_LAG_MS: '0',
@@ -247,7 +248,45 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number): Promise<Reco
   return row;
 }
 
+// BENCH_NODE_ARGS: variants of the service's own Node flags, separated by ';' (empty: as it
+// ships), each measured at every level and kind; BENCH_REPEAT runs them that many times, in
+// turns, and prints the medians: one run on a shared machine varies by a third.
+const variants = (process.env.BENCH_NODE_ARGS ?? '').split(';').map((v) => v.trim());
+const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 1));
 console.log(`ai-calls benchmark: ${seconds} s per measurement, levels ${levels.join(',')}; the load generator (RTP phones) and the gRPC client (this process) share the machine`);
-for (const n of levels) {
-  for (const kind of kinds) console.log(JSON.stringify(kind === 'grpc-floor' ? await floor(n) : await calls(kind, n)));
+const rows: Record<string, unknown>[] = [];
+for (let r = 0; r < repeat; r++) {
+  for (const n of levels) {
+    for (const kind of kinds) {
+      for (const v of kind === 'grpc-floor' ? [''] : variants) {
+        const row = kind === 'grpc-floor' ? await floor(n) : await calls(kind, n, v ? v.split(/\s+/) : []);
+        if (variants.length > 1 && kind !== 'grpc-floor') row.node_args = v || '(as shipped)';
+        rows.push(row);
+        console.log(JSON.stringify(row));
+      }
+    }
+  }
+}
+if (repeat > 1) {
+  const groups = Map.groupBy(rows, (r) => `${String(r.kind)}|${String(r.calls)}|${String(r.node_args ?? '')}`);
+  const med = (xs: number[]): number => +median(xs).toFixed(3);
+  for (const g of groups.values()) {
+    const num = (key: string, at = 0): number[] => g.map((r) => Number(String(r[key] ?? NaN).split('/')[at]));
+    console.log(JSON.stringify({
+      median_of: g.length,
+      kind: g[0]!.kind,
+      calls: g[0]!.calls,
+      ...(g[0]!.node_args ? { node_args: g[0]!.node_args } : {}),
+      'cpu_%_per_call': med(num('cpu_%_per_call')),
+      ...(g[0]!.kind !== 'grpc-floor'
+        ? {
+            out_interval_p99_ms: med(num('out_interval_p1/p50/p99_ms', 2)),
+            gc_major_per_s: med(num('gc_minor/major_per_s', 1)),
+            gc_ms_per_s: med(num('gc_ms_per_s')),
+            clock_late_ticks: med(num('clock_late_ticks')),
+            service_rss_mb: med(num('service_rss_mb')),
+          }
+        : {}),
+    }));
+  }
 }

@@ -68,7 +68,7 @@ async function freePortRun(count: number): Promise<number> {
 
 /** The real service as a child process: production JSON logs on stdout, ephemeral ports. */
 export async function startService(
-  opts: { env?: Record<string, string>; args?: string[]; cwd?: string; /** false: only PATH and HOME, settings come from files */ testDefaults?: boolean } = {},
+  opts: { env?: Record<string, string>; args?: string[]; /** Node's own flags, before the entry */ nodeArgs?: string[]; cwd?: string; /** false: only PATH and HOME, settings come from files */ testDefaults?: boolean } = {},
 ): Promise<RunningService> {
   const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
   const env: Record<string, string> = opts.testDefaults === false ? { ...base, ...opts.env } : {
@@ -89,7 +89,7 @@ export async function startService(
     WEBRTC_PORT: String(await freePortRun(4)),
     ...opts.env,
   };
-  const proc = spawn(process.execPath, [`${REPO_ROOT}/src/main.js`, ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), `${REPO_ROOT}/src/main.js`, ...(opts.args ?? [])], {
     cwd: opts.cwd ?? REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

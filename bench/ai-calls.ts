@@ -15,12 +15,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
 import { cpuSeconds, median, percentile, rssBytes } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
 import { floorService } from './lib/grpc-floor.ts';
+import { RtpPeer } from '../test/helpers/rtp-peer.ts';
 import { histogramQuantile, scrapeBuckets, scrapeValue } from './lib/histogram.ts';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -91,6 +93,47 @@ async function floor(n: number): Promise<Record<string, unknown>> {
   };
 }
 
+const INJECTION_PROBES = Number(process.env.BENCH_INJECTION_PROBES ?? 40);
+
+/**
+ * Injection latency on a call of its own beside the load: 100 ms of speech written to a silent
+ * call, until its first RTP packet reaches the phone; each probe once the last has played out,
+ * at a random phase of the media clock. Sorted, in ms.
+ */
+async function injectionAtLoad(client: TestClient, streamApi: boolean): Promise<number[]> {
+  const phone = await RtpPeer.open();
+  const callId = `inj-probe-${process.pid}`;
+  const port = (await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId })).response!.rtp_port;
+  await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: phone.address });
+  const media = client.media as unknown as Record<string, () => Duplex>;
+  const inj = streamApi ? media.InjectAudio!() : media.StreamAudioToCall!();
+  inj.on('error', () => {});
+  inj.on('data', () => {});
+  inj.write(streamApi ? { start: { server_rtp_port: port, sample_rate: 16000 } } : { call_id: callId, audio_chunk: Buffer.alloc(0) });
+  await sleep(300);
+  const lat: number[] = [];
+  for (let k = 0; k < INJECTION_PROBES; k++) {
+    const before = phone.received.length;
+    // The phone's own listener ran first: an RTCP report adds nothing to `received`.
+    const heard = new Promise<number>((resolve) => {
+      const onPacket = (): void => {
+        if (phone.received.length === before) return;
+        phone.socket.off('message', onPacket);
+        resolve(performance.now());
+      };
+      phone.socket.on('message', onPacket);
+    });
+    const t0 = performance.now();
+    inj.write(streamApi ? { audio: tts } : { audio_chunk: tts });
+    lat.push((await heard) - t0);
+    await sleep(150 + Math.random() * 20);
+  }
+  inj.cancel();
+  phone.close();
+  await client.media_('ReleasePort', { rtp_port: port });
+  return lat.sort((a, b) => a - b);
+}
+
 async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: string[] = []): Promise<Record<string, unknown>> {
   const fileRoot = mkdtempSync(join(tmpdir(), 'bench-ai-rec-'));
   const svc = await startService({
@@ -128,7 +171,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const twilioTts = JSON.stringify({ event: 'media', streamSid: 'bench', media: { payload: tts.toString('base64') } });
   let frames = 0;
   // Client-side fork latency: when each frame arrived, by the caller RTP timestamp it starts at.
-  const arrivals: { ts: number; at: number }[] = [];
+  const arrivals: { phone: number; ts: number; at: number }[] = [];
   let recording = 0;
   for (let i = 0; i < n; i++) {
     const callId = `ai-${i}`;
@@ -159,7 +202,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
       s.on('data', (m: { frame?: { rtp_timestamp: number } }) => {
         if (!m.frame) return;
         frames++;
-        arrivals.push({ ts: m.frame.rtp_timestamp, at: epochNow() });
+        arrivals.push({ phone: i, ts: m.frame.rtp_timestamp, at: epochNow() });
       });
       streams.push(s);
       inj = media.InjectAudio!();
@@ -187,7 +230,12 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   }
   // TTS as an engine streams it: 300 ms ahead of real time, then 100 ms every 100 ms.
   for (const speak of speakers) for (let k = 0; k < 3; k++) speak();
-  const feeder = setInterval(() => speakers.forEach((speak) => speak()), 100);
+  // Each call's engine speaks at a phase of its own: speaker j in tenth j % 10 of the 100 ms.
+  let tenth = 0;
+  const feeder = setInterval(() => {
+    for (let j = tenth; j < speakers.length; j += 10) speakers[j]!();
+    tenth = (tenth + 1) % 10;
+  }, 10);
   await ask(gen, { cmd: 'send' });
   await sleep(3000);
   // This scrape also starts the service's event-loop delay window (prom-client resets it on each).
@@ -196,20 +244,28 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const pid = svc.proc.pid!;
   const cpu0 = cpuSeconds(pid);
   const gen0 = cpuSeconds(gen.pid!);
+  // The client's own loop delay: a frame that waits here is late as the client sees it.
+  const clientLoop = monitorEventLoopDelay({ resolution: 1 });
+  clientLoop.enable();
   const self0 = selfCpu();
   const f0 = frames;
   const a0 = arrivals.length;
   const t0 = performance.now();
   const out = await ask<GenOut>(gen, { cmd: 'measure', seconds });
   const wall = (performance.now() - t0) / 1000;
+  const f1 = frames;
+  const a1 = arrivals.length;
   const cpu = cpuSeconds(pid) - cpu0;
   const genCpu = cpuSeconds(gen.pid!) - gen0;
+  clientLoop.disable();
   const self = selfCpu() - self0;
   const x1 = await (await fetch(svc.url('/metrics'))).text();
   const m1 = scrapeBuckets(x1, 'sentiric_media_fork_latency_seconds');
   const rss = rssBytes(pid);
+  // While the load runs on: how soon speech sent to one more call of this kind is heard.
+  const injection = kind === 'ai' || kind === 'ai-stream-inject' || kind === 'ai-recording' ? await injectionAtLoad(client, kind === 'ai-stream-inject') : undefined;
   clearInterval(feeder);
-  const { ticks } = await ask<{ ticks: number[] }>(gen, { cmd: 'ticks' });
+  const { ticks } = await ask<{ ticks: number[][] }>(gen, { cmd: 'ticks' });
   for (const s of [...streams, ...injections]) s.cancel();
   for (const ws of connected) ws.terminate();
   backend?.close();
@@ -217,11 +273,12 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   client.close();
   await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
   rmSync(fileRoot, { recursive: true, force: true });
-  // A frame's last sample is caller tick ts + 159; tick k of the generator carried (k + 1) * 160.
+  // A frame's last sample is caller tick ts + 159; tick k of the generator carried (k + 1) * 160,
+  // sent by phone i in phase i % phases.
   const clientLat = arrivals
-    .slice(a0)
+    .slice(a0, a1)
     .map((a) => {
-      const sent = ticks[Math.floor((a.ts + 159) / 160) - 1];
+      const sent = ticks[a.phone % ticks.length]![Math.floor((a.ts + 159) / 160) - 1];
       return sent === undefined ? NaN : a.at - sent;
     })
     .filter((x) => Number.isFinite(x))
@@ -233,6 +290,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
     'cpu_%_per_call': +(pct(cpu, wall) / n).toFixed(3),
     'load_generator_cpu_%': pct(genCpu, wall),
     'client_cpu_%': pct(self, wall),
+    'client_event_loop_delay_p99/max_ms': `${(clientLoop.percentile(99) / 1e6).toFixed(1)}/${(clientLoop.max / 1e6).toFixed(1)}`,
     out_received_vs_expected: `${out.received}/${out.expected}`,
     out_seq_gaps: out.seqGaps,
     'out_interval_p1/p50/p99_ms': `${out.p01.toFixed(1)}/${out.p50.toFixed(1)}/${out.p99.toFixed(1)}`,
@@ -240,11 +298,12 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
     service_rss_mb: +(rss / 2 ** 20).toFixed(1),
   };
   if (kind !== 'echo') {
-    row.fork_frames_per_s = Math.round((frames - f0) / wall);
+    row.fork_frames_per_s = Math.round((f1 - f0) / wall);
     row['fork_latency_service_p50/p99_ms'] = `${(histogramQuantile(m0, m1, 0.5) * 1000).toFixed(2)}/${(histogramQuantile(m0, m1, 0.99) * 1000).toFixed(2)}`;
   }
   if (clientLat.length) row['fork_latency_client_p50/p99_ms'] = `${percentile(clientLat, 0.5).toFixed(2)}/${percentile(clientLat, 0.99).toFixed(2)}`;
   if (recording) row.recordings = recording;
+  if (injection) row['injection_latency_p50/p99_ms'] = `${percentile(injection, 0.5).toFixed(1)}/${percentile(injection, 0.99).toFixed(1)}`;
   return row;
 }
 
@@ -253,7 +312,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
 // turns, and prints the medians: one run on a shared machine varies by a third.
 const variants = (process.env.BENCH_NODE_ARGS ?? '').split(';').map((v) => v.trim());
 const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 1));
-console.log(`ai-calls benchmark: ${seconds} s per measurement, levels ${levels.join(',')}; the load generator (RTP phones) and the gRPC client (this process) share the machine`);
+console.log(`ai-calls benchmark: ${seconds} s per measurement, levels ${levels.join(',')}; the load generator (RTP phones) and the gRPC client (this process) share the machine; phones send in ${process.env.BENCH_PHONE_PHASES ?? 10} phases of the 20 ms period (BENCH_PHONE_PHASES=1: one burst)`);
 const rows: Record<string, unknown>[] = [];
 for (let r = 0; r < repeat; r++) {
   for (const n of levels) {

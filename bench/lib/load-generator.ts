@@ -1,24 +1,34 @@
 // A separate process that plays N phones: each sends 50 packets/s of PCMU to its call's
 // port and measures what comes back (loss, inter-packet interval). Runs until told to stop.
+// The phase of phone i is i % PHASES (see below).
 import { performance } from 'node:perf_hooks';
 import { RtpPhone, summarize } from './rtp-phone.ts';
 
 const phones: RtpPhone[] = [];
 const payload = Buffer.alloc(160, 0xff);
 
+/**
+ * Phones of real calls send at phases of the 20 ms period as random as the calls' starts: phone
+ * i sends in phase i % PHASES, 20 / PHASES ms after the phase before. BENCH_PHONE_PHASES=1
+ * sends every phone's packet in one burst (the worst case for queueing in the service).
+ */
+export const PHASES = Math.max(1, Math.min(20, Number(process.env.BENCH_PHONE_PHASES ?? 10)));
+
 let sending = false;
-/** When each tick's packets left (epoch ms): tick k carries RTP timestamp (k + 1) * 160. */
-const tickEpochMs: number[] = [];
+/** When each phase's packets of tick k left (epoch ms): tick k carries RTP timestamp (k + 1) * 160. */
+const tickEpochMs: number[][] = Array.from({ length: PHASES }, () => []);
 function startSending(): void {
   sending = true;
   const start = performance.now();
   let k = 0;
+  const step = 20 / PHASES;
   const loop = (): void => {
     if (!sending) return;
+    const phase = k % PHASES;
     k++;
-    tickEpochMs.push(performance.timeOrigin + performance.now());
-    for (const p of phones) p.send(0, payload, 160);
-    setTimeout(loop, Math.max(0, start + k * 20 - performance.now()));
+    tickEpochMs[phase]!.push(performance.timeOrigin + performance.now());
+    for (let i = phase; i < phones.length; i += PHASES) phones[i]!.send(0, payload, 160);
+    setTimeout(loop, Math.max(0, start + k * step - performance.now()));
   };
   loop();
 }

@@ -255,7 +255,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
     maxPeers: config.signaling.max_peers_per_room,
     settings: { complexity: config.transcode.opus_complexity, bitrate: config.transcode.opus_bitrate },
   });
-  const compaction = new IdleCompaction({ idle: () => sessions.size === 0 && rooms.size === 0, activity: () => sessions.opened, checkMs: 10_000, log });
+  const compaction = new IdleCompaction({ idle: () => sessions.size === 0 && rooms.size === 0, activity: () => sessions.opened, load: () => sessions.size + rooms.size, checkMs: 10_000, log });
   const signaling = new SignalingGate({ path: config.signaling.path, tokens, rooms, prompts, logging, metrics });
   http.use(signaling.route);
   http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

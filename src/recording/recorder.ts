@@ -33,6 +33,10 @@ export class CallRecorder implements CallTap {
   #left: Resampler | null;
   readonly #right: Resampler | null;
   readonly #silence: Int16Array;
+  /** Reused per frame: the mono mix and the resamplers' output. */
+  readonly #mix: Int16Array;
+  readonly #outLeft: Int16Array;
+  readonly #outRight: Int16Array;
   readonly #onClosed: (reason: CloseReason) => void;
   #ticks = 0;
   #stopped = false;
@@ -44,6 +48,10 @@ export class CallRecorder implements CallTap {
     const resample = opts.spool.sampleRate !== opts.callRate;
     this.#left = resample ? new Resampler(opts.callRate, opts.spool.sampleRate) : null;
     this.#right = resample && opts.layout === 'stereo' ? new Resampler(opts.callRate, opts.spool.sampleRate) : null;
+    this.#mix = new Int16Array(opts.frameSamples);
+    const outSamples = this.#left ? this.#left.maxOutputLength(opts.frameSamples) : 0;
+    this.#outLeft = new Int16Array(outSamples);
+    this.#outRight = new Int16Array(this.#right ? outSamples : 0);
     this.#onClosed = opts.onCallClosed;
   }
 
@@ -69,16 +77,16 @@ export class CallRecorder implements CallTap {
     const left = pair.caller ?? this.#silence;
     const right = pair.service ?? this.#silence;
     if (this.#layout === 'mono') {
-      const mixed = new Int16Array(left.length);
+      const mixed = left.length === this.#mix.length ? this.#mix : new Int16Array(left.length);
       for (let i = 0; i < mixed.length; i++) {
         const v = left[i]! + right[i]!;
         mixed[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
       }
-      this.#spool.append(this.#left ? this.#left.process(mixed) : mixed, MAX_BACKLOG_BYTES);
+      this.#spool.append(this.#left ? this.#left.process(mixed, this.#fit(this.#outLeft, mixed.length)) : mixed, MAX_BACKLOG_BYTES);
     } else {
-      const l = this.#left ? this.#left.process(left) : left;
-      const r = this.#right ? this.#right.process(right) : right;
-      this.#spool.append(interleave(l, r), MAX_BACKLOG_BYTES);
+      const l = this.#left ? this.#left.process(left, this.#fit(this.#outLeft, left.length)) : left;
+      const r = this.#right ? this.#right.process(right, this.#fit(this.#outRight, right.length)) : right;
+      this.#spool.appendStereo(l, r, MAX_BACKLOG_BYTES);
     }
     if (++this.#ticks % FLUSH_EVERY_TICKS === 0) void this.#spool.flush();
   }
@@ -90,21 +98,17 @@ export class CallRecorder implements CallTap {
     this.#stopped = true;
     if (!this.#left) return;
     const l = this.#left.flush();
-    this.#spool.append(this.#layout === 'mono' ? l : interleave(l, this.#right!.flush()), MAX_BACKLOG_BYTES);
+    if (this.#layout === 'mono') this.#spool.append(l, MAX_BACKLOG_BYTES);
+    else this.#spool.appendStereo(l, this.#right!.flush(), MAX_BACKLOG_BYTES);
     this.#left = null;
   }
 
   callClosed(reason: CloseReason): void {
     this.#onClosed(reason);
   }
-}
 
-function interleave(l: Int16Array, r: Int16Array): Int16Array {
-  const n = Math.min(l.length, r.length);
-  const out = new Int16Array(n * 2);
-  for (let i = 0; i < n; i++) {
-    out[2 * i] = l[i]!;
-    out[2 * i + 1] = r[i]!;
+  /** The reused output array, or a fresh one for a frame longer than the call's frames. */
+  #fit(out: Int16Array, inputLength: number): Int16Array {
+    return this.#left!.maxOutputLength(inputLength) <= out.length ? out : new Int16Array(this.#left!.maxOutputLength(inputLength));
   }
-  return out;
 }

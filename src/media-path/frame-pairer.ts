@@ -32,12 +32,19 @@ export class FramePairer<C = Int16Array> {
   readonly #maxQueue: number;
   readonly #service: (Int16Array | null)[] = [];
   readonly #caller: { samples: C; tick: number }[] = [];
+  /**
+   * The service's frames are copied into these in turn: a frame waits `delay` ticks, and the
+   * pair that returns it is used before `delay + 1` more ticks, so the slots are reused and a
+   * tick allocates no copy.
+   */
+  readonly #copies: Int16Array[];
   #tick = 0;
   #callerStarted = false;
 
   constructor(opts: { delayFrames: number; maxQueue: number }) {
     this.#delay = opts.delayFrames;
     this.#maxQueue = opts.maxQueue;
+    this.#copies = Array.from({ length: opts.delayFrames + 2 }, () => new Int16Array(0));
   }
 
   /** A caller frame, in the caller's order; the pairer keeps it (the caller must not reuse it). */
@@ -49,9 +56,12 @@ export class FramePairer<C = Int16Array> {
     this.#caller.push({ samples, tick: this.#tick });
   }
 
-  /** One tick: what the service sent (copied), and the slot now due, if any. */
+  /**
+   * One tick: what the service sent (copied), and the slot now due, if any. The pair's service
+   * frame stays as it is for `delayFrames + 1` more ticks (use or copy it before then).
+   */
   tick(service: Int16Array | null): FramePair<C> | null {
-    this.#service.push(service ? Int16Array.from(service) : null);
+    this.#service.push(service ? this.#copy(service) : null);
     const slot = this.#tick - this.#delay;
     this.#tick++;
     if (slot < 0) return null;
@@ -64,6 +74,14 @@ export class FramePairer<C = Int16Array> {
     for (const service of this.#service.splice(0)) out.push({ caller: this.#caller.shift()?.samples ?? null, service });
     this.#caller.length = 0;
     return out;
+  }
+
+  #copy(service: Int16Array): Int16Array {
+    const at = this.#tick % this.#copies.length;
+    let copy = this.#copies[at]!;
+    if (copy.length !== service.length) this.#copies[at] = copy = new Int16Array(service.length);
+    copy.set(service);
+    return copy;
   }
 
   #callerFor(slot: number): C | null {

@@ -6,12 +6,13 @@ import { FramePairer, type FramePair } from '../../../src/media-path/frame-paire
 const frame = (id: number): Int16Array => new Int16Array(4).fill(id);
 const ids = (pairs: FramePair[]): [number | null, number | null][] => pairs.map((p) => [p.caller?.[0] ?? null, p.service?.[0] ?? null]);
 
-function run(p: FramePairer, ticks: number, callerAt: Map<number, number[]>, from = 0): FramePair[] {
-  const out: FramePair[] = [];
+/** The pairs' frame ids, read as each pair comes: its service frame is the pairer's to reuse later. */
+function run(p: FramePairer, ticks: number, callerAt: Map<number, number[]>, from = 0): [number | null, number | null][] {
+  const out: [number | null, number | null][] = [];
   for (let t = from; t < from + ticks; t++) {
     for (const id of callerAt.get(t) ?? []) p.caller(frame(id));
     const pair = p.tick(frame(100 + t));
-    if (pair) out.push(pair);
+    if (pair) out.push(...ids([pair]));
   }
   return out;
 }
@@ -25,11 +26,11 @@ test('each caller frame sits beside what the service sent when it arrived, thoug
     const t = Math.max(k + 2 + j, ...[...at.keys()].filter((x) => at.get(x)!.length > 0));
     at.set(t, [...(at.get(t) ?? []), k]);
   });
-  const pairs = [...run(p, 14, at), ...p.drain()];
+  const pairs = [...run(p, 14, at), ...ids(p.drain())];
   assert.equal(pairs.length, 14, 'one slot per tick');
   // Slot s holds the service's tick s; the caller's frame k sits in slot k + 2.
-  assert.deepEqual(ids(pairs).slice(2, 12), jitter.map((_, k) => [k, 100 + k + 2]));
-  assert.deepEqual(ids(pairs).slice(0, 2), [[null, 100], [null, 101]]);
+  assert.deepEqual(pairs.slice(2, 12), jitter.map((_, k) => [k, 100 + k + 2]));
+  assert.deepEqual(pairs.slice(0, 2), [[null, 100], [null, 101]]);
   assert.equal(p.stats.late, 0);
 });
 
@@ -41,8 +42,8 @@ test('a caller frame later than the delay moves the caller one slot later: count
     [6, [2, 3, 4, 5]],
     [7, [6]],
   ]);
-  const pairs = [...run(p, 10, at), ...p.drain()];
-  const callers = ids(pairs).map(([c]) => c);
+  const pairs = [...run(p, 10, at), ...ids(p.drain())];
+  const callers = pairs.map(([c]) => c);
   assert.deepEqual(callers, [0, 1, null, null, 2, 3, 4, 5, 6, null]);
   assert.equal(p.stats.late, 2);
 });
@@ -52,14 +53,32 @@ test('a caller clock running ahead fills the queue; then its oldest frames go', 
   const at = new Map<number, number[]>([[0, Array.from({ length: 9 }, (_, k) => k)]]);
   const pairs = run(p, 3, at);
   assert.equal(p.stats.dropped, 4);
-  assert.deepEqual(ids(pairs).map(([c]) => c), [4, 5]);
+  assert.deepEqual(pairs.map(([c]) => c), [4, 5]);
 });
 
 test('the service is never dropped or delayed beyond the pairing delay, and drain gives back the held slots', () => {
   const p = new FramePairer({ delayFrames: 4, maxQueue: 50 });
   const pairs = run(p, 10, new Map());
   assert.equal(pairs.length, 6);
-  assert.deepEqual(ids(pairs).map(([, s]) => s), [100, 101, 102, 103, 104, 105]);
+  assert.deepEqual(pairs.map(([, s]) => s), [100, 101, 102, 103, 104, 105]);
   assert.deepEqual(ids(p.drain()).map(([, s]) => s), [106, 107, 108, 109]);
   assert.deepEqual(p.drain(), []);
+});
+
+test('the service frames are copied into slots used in turn: a tick allocates none, and no frame is overwritten while it waits', () => {
+  const p = new FramePairer({ delayFrames: 4, maxQueue: 50 });
+  // The caller of tick() reuses one array for every frame, as the media clock's mixer does.
+  const shared = new Int16Array(4);
+  const seen: number[] = [];
+  const arrays = new Set<Int16Array>();
+  for (let t = 0; t < 40; t++) {
+    shared.fill(100 + t);
+    const pair = p.tick(shared);
+    if (!pair) continue;
+    seen.push(pair.service![0]!);
+    arrays.add(pair.service!);
+  }
+  assert.deepEqual(seen, Array.from({ length: 36 }, (_, k) => 100 + k));
+  assert.equal(arrays.size, 6, 'delay + 2 slots, reused');
+  assert.deepEqual(ids(p.drain()).map(([, s]) => s), [136, 137, 138, 139]);
 });

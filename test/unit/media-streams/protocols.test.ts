@@ -39,6 +39,12 @@ test('twilio: connected, start, then media with one sequence, per-track chunks a
   const b = json(p.media(p.tracks[1]!, frame(base, 0)));
   const c = json(p.media(p.tracks[0]!, frame((base + 160) >>> 0, 1)));
   assert.deepEqual(a.media, { track: 'inbound', chunk: '1', timestamp: '0', payload: Buffer.alloc(160, 0xff).toString('base64') });
+  // Laid out by hand: the same text JSON.stringify gives.
+  const q = new TwilioProtocol(desc({ streamId: 'MZ"\\odd' }));
+  assert.equal(
+    q.media(q.tracks[1]!, frame(8000, 0)),
+    JSON.stringify({ event: 'media', sequenceNumber: '1', media: { track: 'outbound', chunk: '1', timestamp: '0', payload: Buffer.alloc(160, 0xff).toString('base64') }, streamSid: 'MZ"\\odd' }),
+  );
   assert.equal(b.sequenceNumber, '3');
   assert.deepEqual((b.media as Record<string, unknown>).chunk, '1');
   assert.deepEqual([(c.media as Record<string, unknown>).chunk, (c.media as Record<string, unknown>).timestamp], ['2', '20'], 'the clock wraps without a jump');

@@ -12,7 +12,7 @@ const payload = Buffer.alloc(160, 0xff);
  * i sends in phase i % PHASES, 20 / PHASES ms after the phase before. BENCH_PHONE_PHASES=1
  * sends every phone's packet in one burst (the worst case for queueing in the service).
  */
-export const PHASES = Math.max(1, Math.min(20, Number(process.env.BENCH_PHONE_PHASES ?? 10)));
+const PHASES = Math.max(1, Math.min(20, Number(process.env.BENCH_PHONE_PHASES ?? 10)));
 
 let sending = false;
 /** When each phase's packets of tick k left (epoch ms): tick k carries RTP timestamp (k + 1) * 160. */

@@ -109,6 +109,7 @@ export class CallRecorder implements CallTap {
 
   /** The reused output array, or a fresh one for a frame longer than the call's frames. */
   #fit(out: Int16Array, inputLength: number): Int16Array {
-    return this.#left!.maxOutputLength(inputLength) <= out.length ? out : new Int16Array(this.#left!.maxOutputLength(inputLength));
+    const need = this.#left!.maxOutputLength(inputLength);
+    return need <= out.length ? out : new Int16Array(need);
   }
 }

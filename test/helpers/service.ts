@@ -66,6 +66,16 @@ async function freePortRun(count: number): Promise<number> {
   throw new Error('no free run of WebRTC ports in 39000-39999');
 }
 
+/**
+ * Services this process started and that still run. A test or benchmark that fails between
+ * start and stop exits without stopping its service, which then holds its ports (a fixed RTP
+ * range among them) and CPU under the next run: they go with this process.
+ */
+const living = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of living) p.kill('SIGKILL');
+});
+
 /** The real service as a child process: production JSON logs on stdout, ephemeral ports. */
 export async function startService(
   opts: { env?: Record<string, string>; args?: string[]; /** Node's own flags, before the entry */ nodeArgs?: string[]; cwd?: string; /** false: only PATH and HOME, settings come from files */ testDefaults?: boolean } = {},
@@ -94,6 +104,7 @@ export async function startService(
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  living.add(proc);
   const lines: LogLine[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
@@ -118,7 +129,7 @@ export async function startService(
     }
   });
   createInterface({ input: proc.stderr! }).on('line', (l) => stderr.push(l));
-  const exited = once(proc, 'exit').then(([code]) => code as number | null);
+  const exited = once(proc, 'exit').then(([code]) => (living.delete(proc), code as number | null));
 
   const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> => {
     const seen = lines.find(pred);

@@ -1,9 +1,9 @@
 import type { Logger } from '../logging/logger.ts';
 import type { AudioSource } from '../media-path/mixer.ts';
-import { FRAME_SAMPLES, type CallTap, type CloseReason } from '../sessions/call-session.ts';
+import type { CallTap, CloseReason } from '../sessions/call-session.ts';
 import type { SourceHost } from '../sessions/media-host.ts';
 import { TypedEmitter } from '../util/typed-emitter.ts';
-import type { TapGate } from './participant-track.ts';
+import { TrackTaps, type TapGate } from './participant-track.ts';
 
 /**
  * A conference's whole mix as something recorders and forks listen to, and injected audio
@@ -18,11 +18,8 @@ export class ConferenceMix extends TypedEmitter<{ close: [CloseReason] }> implem
   readonly port = 0;
   readonly log: Logger;
   readonly sources = new Set<AudioSource>();
-  readonly #taps = new Set<CallTap>();
-  #timestamp = 0;
+  readonly #taps: TrackTaps;
   #closeReason: CloseReason | null = null;
-
-  readonly #gate: TapGate;
 
   constructor(opts: { conferenceId: string; traceId: string; tenantId: string; log: Logger; gate: TapGate }) {
     super(opts.log);
@@ -30,7 +27,7 @@ export class ConferenceMix extends TypedEmitter<{ close: [CloseReason] }> implem
     this.traceId = opts.traceId;
     this.tenantId = opts.tenantId;
     this.log = opts.log;
-    this.#gate = opts.gate;
+    this.#taps = new TrackTaps(opts.gate);
   }
 
   get closed(): boolean {
@@ -46,11 +43,11 @@ export class ConferenceMix extends TypedEmitter<{ close: [CloseReason] }> implem
   }
 
   addTap(tap: CallTap): void {
-    this.#gate.add(this.#taps, tap);
+    this.#taps.add(tap);
   }
 
   removeTap(tap: CallTap): void {
-    this.#gate.remove(this.#taps, tap);
+    this.#taps.remove(tap);
   }
 
   addSource(source: AudioSource): void {
@@ -66,28 +63,13 @@ export class ConferenceMix extends TypedEmitter<{ close: [CloseReason] }> implem
 
   /** This tick's mix (null: nobody was heard). */
   deliver(mix: Int16Array | null): void {
-    const ts = this.#timestamp;
-    this.#timestamp = (ts + FRAME_SAMPLES) >>> 0;
-    if (this.#taps.size === 0) return;
-    // Listeners own the frames they are given (a recorder may hold one), so each tick gets its own.
-    const samples = mix ? mix.slice() : new Int16Array(FRAME_SAMPLES);
-    for (const t of this.#taps) {
-      t.inbound?.({ samples, timestamp: ts, concealed: mix === null });
-      t.outbound?.(null);
-    }
+    this.#taps.deliver(mix);
   }
 
   close(reason: CloseReason): void {
     if (this.#closeReason) return;
     this.#closeReason = reason;
-    for (const t of [...this.#taps]) {
-      try {
-        t.callClosed?.(reason);
-      } catch (error) {
-        this.log.error({ event: 'TAP_CLOSE_FAILED', error }, 'a conference listener failed to close');
-      }
-    }
-    this.#taps.clear();
+    this.#taps.close(reason, this.log, "a conference's");
     this.sources.clear();
     this.safeEmit('close', reason);
     this.removeAllListeners();

@@ -30,6 +30,57 @@ export class TapGate {
 }
 
 /**
+ * The listeners of one conference track (the mix, or a participant's own): every tick each
+ * gets the frame, or silence marked concealed, stamped on the conference's clock; they join
+ * through the conference's gate so a group of them starts on one tick.
+ */
+export class TrackTaps {
+  readonly #taps = new Set<CallTap>();
+  readonly #gate: TapGate;
+  #timestamp = 0;
+
+  constructor(gate: TapGate) {
+    this.#gate = gate;
+  }
+
+  get size(): number {
+    return this.#taps.size;
+  }
+
+  add(tap: CallTap): void {
+    this.#gate.add(this.#taps, tap);
+  }
+
+  remove(tap: CallTap): void {
+    this.#gate.remove(this.#taps, tap);
+  }
+
+  deliver(frame: Int16Array | null): void {
+    const ts = this.#timestamp;
+    this.#timestamp = (ts + FRAME_SAMPLES) >>> 0;
+    if (this.#taps.size === 0) return;
+    // Listeners own the frames they are given (a recorder may hold one), so each tick gets its own.
+    const samples = frame ? frame.slice() : new Int16Array(FRAME_SAMPLES);
+    for (const t of this.#taps) {
+      t.inbound?.({ samples, timestamp: ts, concealed: frame === null });
+      t.outbound?.(null);
+    }
+  }
+
+  /** Tells every listener the track ended; one that fails is logged and the rest are still told. */
+  close(reason: CloseReason, log: Logger, whose: string): void {
+    for (const t of [...this.#taps]) {
+      try {
+        t.callClosed?.(reason);
+      } catch (error) {
+        log.error({ event: 'TAP_CLOSE_FAILED', error }, `${whose} listener failed to close`);
+      }
+    }
+    this.#taps.clear();
+  }
+}
+
+/**
  * One participant's own track: every conference tick, what the conference heard from it
  * (its frame when it was mixed, silence marked concealed when it was not), on the
  * conference's clock, so it lines up with the mix's recording. A recorder listens to it as
@@ -41,9 +92,7 @@ export class ParticipantTrack implements TapHost {
   readonly tenantId: string;
   readonly port = 0;
   readonly log: Logger;
-  readonly #taps = new Set<CallTap>();
-  readonly #gate: TapGate;
-  #timestamp = 0;
+  readonly #taps: TrackTaps;
   #closeReason: CloseReason | null = null;
 
   constructor(opts: { name: string; traceId: string; tenantId: string; log: Logger; gate: TapGate }) {
@@ -51,7 +100,7 @@ export class ParticipantTrack implements TapHost {
     this.traceId = opts.traceId;
     this.tenantId = opts.tenantId;
     this.log = opts.log;
-    this.#gate = opts.gate;
+    this.#taps = new TrackTaps(opts.gate);
   }
 
   get closed(): boolean {
@@ -63,34 +112,20 @@ export class ParticipantTrack implements TapHost {
   }
 
   addTap(tap: CallTap): void {
-    this.#gate.add(this.#taps, tap);
+    this.#taps.add(tap);
   }
 
   removeTap(tap: CallTap): void {
-    this.#gate.remove(this.#taps, tap);
+    this.#taps.remove(tap);
   }
 
   deliver(frame: Int16Array | null): void {
-    const ts = this.#timestamp;
-    this.#timestamp = (ts + FRAME_SAMPLES) >>> 0;
-    if (this.#taps.size === 0) return;
-    const samples = frame ? frame.slice() : new Int16Array(FRAME_SAMPLES);
-    for (const t of this.#taps) {
-      t.inbound?.({ samples, timestamp: ts, concealed: frame === null });
-      t.outbound?.(null);
-    }
+    this.#taps.deliver(frame);
   }
 
   close(reason: CloseReason): void {
     if (this.#closeReason) return;
     this.#closeReason = reason;
-    for (const t of [...this.#taps]) {
-      try {
-        t.callClosed?.(reason);
-      } catch (error) {
-        this.log.error({ event: 'TAP_CLOSE_FAILED', error }, "a participant track's listener failed to close");
-      }
-    }
-    this.#taps.clear();
+    this.#taps.close(reason, this.log, "a participant track's");
   }
 }

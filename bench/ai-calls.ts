@@ -19,7 +19,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
-import { cpuSeconds, median, percentile, rssBytes } from './lib/proc.ts';
+import { cpuPressureUs, cpuSeconds, median, percentile, rssBytes, runqueueWaitNs } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
 import { floorService } from './lib/grpc-floor.ts';
 import { RtpPeer } from '../test/helpers/rtp-peer.ts';
@@ -247,6 +247,8 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const pid = svc.proc.pid!;
   const cpu0 = cpuSeconds(pid);
   const gen0 = cpuSeconds(gen.pid!);
+  const wait0 = runqueueWaitNs(pid);
+  const pressure0 = cpuPressureUs();
   // The client's own loop delay: a frame that waits here is late as the client sees it.
   const clientLoop = monitorEventLoopDelay({ resolution: 1 });
   clientLoop.enable();
@@ -260,6 +262,8 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const a1 = arrivals.length;
   const cpu = cpuSeconds(pid) - cpu0;
   const genCpu = cpuSeconds(gen.pid!) - gen0;
+  const waited = (runqueueWaitNs(pid) - wait0) / 1e6;
+  const pressure = (cpuPressureUs() - pressure0) / 1e3;
   clientLoop.disable();
   const self = selfCpu() - self0;
   const x1 = await (await fetch(svc.url('/metrics'))).text();
@@ -298,6 +302,10 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
     out_seq_gaps: out.seqGaps,
     'out_interval_p1/p50/p99_ms': `${out.p01.toFixed(1)}/${out.p50.toFixed(1)}/${out.p99.toFixed(1)}`,
     ...serviceRuntime(x0, x1, wall),
+    // How much of the loop's delay was the machine's: its main thread ready to run but not
+    // running, and the share of time any task on the machine waited for a CPU.
+    service_loop_thread_runqueue_wait_ms_per_s: +(waited / wall).toFixed(1),
+    'machine_cpu_pressure_%': +((100 * pressure) / (wall * 1000)).toFixed(1),
     service_rss_mb: +(rss / 2 ** 20).toFixed(1),
   };
   if (kind !== 'echo') {
@@ -347,6 +355,7 @@ if (repeat > 1) {
             gc_major_per_s: med(num('gc_minor/major_per_s', 1)),
             gc_ms_per_s: med(num('gc_ms_per_s')),
             clock_late_ticks: med(num('clock_late_ticks')),
+            service_loop_thread_runqueue_wait_ms_per_s: med(num('service_loop_thread_runqueue_wait_ms_per_s')),
             service_rss_mb: med(num('service_rss_mb')),
           }
         : {}),

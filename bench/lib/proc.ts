@@ -59,3 +59,25 @@ export function commOf(pid: number): string {
     return '?';
   }
 }
+
+/**
+ * Nanoseconds the process's main thread (its event loop) spent ready to run while the machine
+ * ran something else, from /proc/<pid>/task/<pid>/schedstat (the scheduler's own count). On a
+ * shared box, each such wait delays every packet and frame the loop would have handled.
+ */
+export function runqueueWaitNs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Microseconds, machine-wide, during which at least one task waited for a CPU (/proc/pressure/cpu). */
+export function cpuPressureUs(): number {
+  try {
+    return Number(/^some .*total=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}

@@ -14,6 +14,7 @@ import { createEventPublisher } from '../events/index.ts';
 import { genericEvent, type EventPublisher } from '../events/types.ts';
 import { loadDefinitions } from '../grpc/proto.ts';
 import { createLogging, type Logger, type Logging } from '../logging/logger.ts';
+import { replaceLoopDelayGauges } from '../metrics/loop-delay.ts';
 import { METRIC_PREFIX } from '../metrics/metrics.ts';
 import { CallDirectory } from './call-directory.ts';
 import type { InstanceBus } from './instance-bus.ts';
@@ -94,6 +95,7 @@ export class Supervisor {
       draining: () => this.#draining,
     });
     collectDefaultMetrics({ register: this.#registry, prefix: METRIC_PREFIX, labels: { shard: 'supervisor' } });
+    replaceLoopDelayGauges(this.#registry, METRIC_PREFIX, { shard: 'supervisor' });
   }
 
   get log(): Logger {

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { replaceLoopDelayGauges } from './loop-delay.ts';
 
 export const METRIC_PREFIX = 'sentiric_media_';
 
@@ -31,6 +32,7 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  replaceLoopDelayGauges(registry, METRIC_PREFIX);
   const registers = [registry];
   return {
     registry,

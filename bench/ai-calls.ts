@@ -19,7 +19,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
-import { cpuPressureUs, cpuSeconds, median, percentile, rssBytes, runqueueWaitNs } from './lib/proc.ts';
+import { cpuPressureUs, cpuSeconds, median, percentile, rssBytes, runqueueWaitNs, sharedClockMs } from './lib/proc.ts';
 import { ask, benchEnv } from './lib/harness.ts';
 import { floorService } from './lib/grpc-floor.ts';
 import { RtpPeer } from '../test/helpers/rtp-peer.ts';
@@ -36,7 +36,6 @@ const levels = (process.env.BENCH_AI_CALLS ?? '50,100,200').split(',').map(Numbe
 const kinds = (process.env.BENCH_AI_KINDS ?? 'grpc-floor,echo,ai,ai-stream-inject,ai-recording,ws-raw,ws-twilio').split(',') as Kind[];
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const epochNow = (): number => performance.timeOrigin + performance.now();
 const tts = Buffer.from(Int16Array.from({ length: 1600 }, (_, i) => Math.round(3000 * Math.sin(i / 7))).buffer);
 const pct = (cpuS: number, wall: number): number => +((cpuS / wall) * 100).toFixed(1);
 
@@ -205,7 +204,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
       s.on('data', (m: { frame?: { rtp_timestamp: number } }) => {
         if (!m.frame) return;
         frames++;
-        arrivals.push({ phone: i, ts: m.frame.rtp_timestamp, at: epochNow() });
+        arrivals.push({ phone: i, ts: m.frame.rtp_timestamp, at: sharedClockMs() });
       });
       streams.push(s);
       inj = media.InjectAudio!();

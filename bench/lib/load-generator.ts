@@ -2,6 +2,7 @@
 // port and measures what comes back (loss, inter-packet interval). Runs until told to stop.
 // The phase of phone i is i % PHASES (see below).
 import { performance } from 'node:perf_hooks';
+import { sharedClockMs } from './proc.ts';
 import { RtpPhone, summarize } from './rtp-phone.ts';
 
 const phones: RtpPhone[] = [];
@@ -15,8 +16,8 @@ const payload = Buffer.alloc(160, 0xff);
 const PHASES = Math.max(1, Math.min(20, Number(process.env.BENCH_PHONE_PHASES ?? 10)));
 
 let sending = false;
-/** When each phase's packets of tick k left (epoch ms): tick k carries RTP timestamp (k + 1) * 160. */
-const tickEpochMs: number[][] = Array.from({ length: PHASES }, () => []);
+/** When each phase's packets of tick k left (sharedClockMs): tick k carries RTP timestamp (k + 1) * 160. */
+const tickMs: number[][] = Array.from({ length: PHASES }, () => []);
 function startSending(): void {
   sending = true;
   const start = performance.now();
@@ -26,7 +27,7 @@ function startSending(): void {
     if (!sending) return;
     const phase = k % PHASES;
     k++;
-    tickEpochMs[phase]!.push(performance.timeOrigin + performance.now());
+    tickMs[phase]!.push(sharedClockMs());
     for (let i = phase; i < phones.length; i += PHASES) phones[i]!.send(0, payload, 160);
     setTimeout(loop, Math.max(0, start + k * step - performance.now()));
   };
@@ -54,7 +55,7 @@ process.on('message', (msg: { cmd: string; target?: number; seconds?: number }) 
         break;
       }
       case 'ticks':
-        process.send!({ ticks: tickEpochMs });
+        process.send!({ ticks: tickMs });
         break;
       case 'cpu': {
         const u = process.cpuUsage();

@@ -81,3 +81,13 @@ export function cpuPressureUs(): number {
     return NaN;
   }
 }
+
+/**
+ * Milliseconds on the machine's monotonic clock (CLOCK_MONOTONIC), the same in every process:
+ * for times one process stamps and another compares. `performance.timeOrigin + now()` is not:
+ * each process fixes its origin against the wall clock at start, and two origins differed by
+ * enough here to make a one-way latency's median negative.
+ */
+export function sharedClockMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}

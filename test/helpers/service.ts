@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { duplicateKey } from './json-line.ts';
+import { freePortRun } from './ports.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -40,32 +39,6 @@ export interface RunningService {
   settle(): Promise<void>;
 }
 
-/** Whether TCP and UDP can both bind this port on loopback now. */
-async function bindable(port: number): Promise<boolean> {
-  const tcp = await new Promise<boolean>((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-  if (!tcp) return false;
-  return new Promise<boolean>((resolve) => {
-    const sock = createSocket('udp4');
-    sock.once('error', () => (sock.close(), resolve(false)));
-    sock.bind(port, '127.0.0.1', () => sock.close(() => resolve(true)));
-  });
-}
-
-/** The first of `count` consecutive ports in 39000-39999 that are free now (a shard's workers take one each). */
-async function freePortRun(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 39000 + Math.floor(Math.random() * (1000 - count));
-    let ok = true;
-    for (let k = 0; k < count && ok; k++) ok = await bindable(base + k);
-    if (ok) return base;
-  }
-  throw new Error('no free run of WebRTC ports in 39000-39999');
-}
-
 /**
  * Services this process started and that still run. A test or benchmark that fails between
  * start and stop exits without stopping its service, which then holds its ports (a fixed RTP
@@ -93,8 +66,8 @@ export async function startService(
     MEDIASOUP_NUM_WORKERS: '1',
     // One process unless a test asks for shards: most tests look at one process's logs.
     MEDIA_SHARDS: '1',
-    // Services of concurrent test runs must not share the WebRTC server's port, and it must
-    // not be one an outgoing connection holds now (the range is inside the ephemeral one).
+    // Services of concurrent test files must not share the WebRTC server's port (a shard's
+    // workers take one each).
     WEBRTC_LISTEN_IP: '127.0.0.1',
     WEBRTC_PORT: String(await freePortRun(4)),
     ...opts.env,

@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePortRun } from '../helpers/ports.ts';
 import { runToExit, startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
@@ -313,7 +314,7 @@ describe('two instances of two shards each, one Redis', () => {
   });
 
   test('an instance whose RTP range overlaps a live one’s refuses to start', async () => {
-    const r = await runToExit({ ...instanceEnv('instance-c', { min: 34100, max: 34299 }), MEDIA_SERVICE_GRPC_PORT: '0', MEDIA_SERVICE_METRICS_PORT: '0', MEDIA_SERVICE_GRPC_LISTEN_ADDRESS: '127.0.0.1', MEDIA_SERVICE_METRICS_LISTEN_ADDRESS: '127.0.0.1', RTP_SERVICE_LISTEN_ADDRESS: '127.0.0.1', WEBRTC_LISTEN_IP: '127.0.0.1', WEBRTC_PORT: '38990' });
+    const r = await runToExit({ ...instanceEnv('instance-c', { min: 34100, max: 34299 }), MEDIA_SERVICE_GRPC_PORT: '0', MEDIA_SERVICE_METRICS_PORT: '0', MEDIA_SERVICE_GRPC_LISTEN_ADDRESS: '127.0.0.1', MEDIA_SERVICE_METRICS_LISTEN_ADDRESS: '127.0.0.1', RTP_SERVICE_LISTEN_ADDRESS: '127.0.0.1', WEBRTC_LISTEN_IP: '127.0.0.1', WEBRTC_PORT: String(await freePortRun(4)) });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /overlap instance instance-[ab]/);
   });

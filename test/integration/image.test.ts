@@ -5,14 +5,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { TestClient, eventually } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { freePortRun } from '../helpers/ports.ts';
 import { REPO_ROOT } from '../helpers/service.ts';
 
 const skip = process.env.IMAGE_TEST === '0' ? 'IMAGE_TEST=0: the container image test is skipped' : false;
@@ -51,34 +50,6 @@ async function buildImage(): Promise<{ ms: number; output: string[] }> {
   const [code] = (await once(proc, 'exit')) as [number | null];
   assert.equal(code, 0, `scripts/image.sh build failed (${code}):\n${output.slice(-80).join('\n')}`);
   return { ms: performance.now() - t0, output };
-}
-
-async function bindable(port: number, proto: 'tcp' | 'udp' | 'both'): Promise<boolean> {
-  if (proto !== 'udp') {
-    const ok = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (!ok) return false;
-  }
-  if (proto === 'tcp') return true;
-  return new Promise<boolean>((resolve) => {
-    const sock = createSocket('udp4');
-    sock.once('error', () => (sock.close(), resolve(false)));
-    sock.bind(port, '127.0.0.1', () => sock.close(() => resolve(true)));
-  });
-}
-
-/** The first port of `count` consecutive ones in [lo, hi) free now, starting at an even port. */
-async function freeRun(lo: number, hi: number, count: number, proto: 'tcp' | 'udp' | 'both'): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const base = lo + 2 * Math.floor((Math.random() * (hi - lo - count)) / 2);
-    let ok = true;
-    for (let k = 0; k < count && ok; k++) ok = await bindable(base + k, proto);
-    if (ok) return base;
-  }
-  throw new Error(`no ${count} free ports in ${lo}-${hi}`);
 }
 
 /** A 440 Hz tone, 16-bit little-endian PCM at 8 kHz. */
@@ -163,9 +134,9 @@ describe('the container image', { skip, timeout: BUILD_TIMEOUT_MS + 10 * 60_000 
       const cmd = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
       assert.ok(cmd.length > 0, 'the image has a CMD');
 
-      grpcPort = await freeRun(20000, 30000, 1, 'tcp');
-      httpPort = await freeRun(20000, 30000, 1, 'tcp');
-      const rtpMin = await freeRun(30000, 32000, 20, 'udp');
+      grpcPort = await freePortRun(1, { lo: 20000, hi: 22000, proto: 'tcp' });
+      httpPort = await freePortRun(1, { lo: 22000, hi: 24000, proto: 'tcp' });
+      const rtpMin = await freePortRun(20, { lo: 30000, hi: 32000, proto: 'udp' });
       const env: Record<string, string> = {
         MEDIA_SERVICE_GRPC_PORT: String(grpcPort),
         MEDIA_SERVICE_METRICS_PORT: String(httpPort),
@@ -175,7 +146,7 @@ describe('the container image', { skip, timeout: BUILD_TIMEOUT_MS + 10 * 60_000 
         RTP_SERVICE_PORT_MIN: String(rtpMin),
         RTP_SERVICE_PORT_MAX: String(rtpMin + 19),
         WEBRTC_LISTEN_IP: '127.0.0.1',
-        WEBRTC_PORT: String(await freeRun(39000, 40000, 1, 'both')),
+        WEBRTC_PORT: String(await freePortRun(1, { lo: 24000, hi: 30000 })),
         MEDIASOUP_NUM_WORKERS: '1',
         MEDIA_SHARDS: '1',
       };

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePortRun } from '../helpers/ports.ts';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually } from '../helpers/grpc-client.ts';
 import { connectSignaling, request, type SignalingSocket } from '../helpers/signaling-client.ts';
@@ -16,8 +17,9 @@ function twoWorkerService(env: Record<string, string> = {}): { svc: () => Runnin
   let svc: RunningService;
   let client: TestClient;
   const sockets: SignalingSocket[] = [];
-  const webRtcPort = 36000 + 2 * Math.floor(Math.random() * 400);
+  let webRtcPort = 0;
   before(async () => {
+    webRtcPort = await freePortRun(2);
     svc = await startService({ env: { MEDIASOUP_NUM_WORKERS: '2', RTP_SERVICE_PORT_MIN: '37000', RTP_SERVICE_PORT_MAX: '37099', WEBRTC_PORT: String(webRtcPort), ...env } });
     client = new TestClient(svc.grpcPort);
   });
@@ -29,7 +31,9 @@ function twoWorkerService(env: Record<string, string> = {}): { svc: () => Runnin
   return {
     svc: () => svc,
     client: () => client,
-    webRtcPort,
+    get webRtcPort() {
+      return webRtcPort;
+    },
     connect: async () => {
       const s = await connectSignaling(svc.url(''));
       sockets.push(s);

@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { freePortRun } from '../helpers/ports.ts';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually } from '../helpers/grpc-client.ts';
 import { connectSignaling, request, type SignalingSocket } from '../helpers/signaling-client.ts';
@@ -127,7 +128,7 @@ describe('signaling against browsers that vanish and clients that send garbage',
 
   before(async () => {
     svc = await startService({
-      env: { RTP_SERVICE_PORT_MIN: '37200', RTP_SERVICE_PORT_MAX: '37299', RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0', WEBRTC_PORT: String(36000 + 2 * Math.floor(Math.random() * 400)) },
+      env: { RTP_SERVICE_PORT_MIN: '37200', RTP_SERVICE_PORT_MAX: '37299', RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0', WEBRTC_PORT: String(await freePortRun(1)) },
     });
     client = new TestClient(svc.grpcPort);
   });

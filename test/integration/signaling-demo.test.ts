@@ -7,7 +7,7 @@ import { RoomTokens } from '../../src/signaling/tokens.ts';
 import type { JoinResponse } from '../../src/signaling/contract.ts';
 import { assertNothingLeft, outcome, roomCounts } from './signaling-fixtures.ts';
 
-const ports = (): Record<string, string> => ({ RTP_SERVICE_PORT_MIN: '37100', RTP_SERVICE_PORT_MAX: '37199', WEBRTC_PORT: String(36000 + 2 * Math.floor(Math.random() * 400)) });
+const ports = (): Record<string, string> => ({ RTP_SERVICE_PORT_MIN: '37100', RTP_SERVICE_PORT_MAX: '37199' });
 
 const demoToken = async (svc: RunningService, room: string): Promise<Response> => fetch(svc.url(`/demo/token?room=${encodeURIComponent(room)}&name=eve`));
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { connect as tcpConnect } from 'node:net';
+import { freePortRun } from '../helpers/ports.ts';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { connectSignaling, request, type SignalingSocket } from '../helpers/signaling-client.ts';
@@ -18,7 +19,7 @@ describe('socket.io signaling', () => {
   let svc: RunningService;
   let client: TestClient;
   const sockets: SignalingSocket[] = [];
-  const webRtcPort = 38600 + 2 * Math.floor(Math.random() * 50);
+  let webRtcPort = 0;
   const connect = async (): Promise<SignalingSocket> => {
     const s = await connectSignaling(svc.url(''));
     sockets.push(s);
@@ -36,6 +37,7 @@ describe('socket.io signaling', () => {
   };
 
   before(async () => {
+    webRtcPort = await freePortRun(1);
     svc = await startService({ env: { RTP_SERVICE_PORT_MIN: '38400', RTP_SERVICE_PORT_MAX: '38499', WEBRTC_PORT: String(webRtcPort) } });
     client = new TestClient(svc.grpcPort);
   });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { speechFixtures } from '../helpers/audio.ts';
 import { closeAllBrowsers, demoStats, launchBrowser, pollUntil, type DemoStats, type TestBrowser } from '../helpers/browser.ts';
+import { freePortRun } from '../helpers/ports.ts';
 import { startService, type RunningService } from '../helpers/service.ts';
 
 interface DemoPeer {
@@ -74,7 +75,7 @@ describe('the web demo', () => {
         LOG_LEVEL: 'info',
         SIGNALING_DEMO_ENABLED: 'true',
         WEBRTC_LISTEN_IP: '127.0.0.1',
-        WEBRTC_PORT: String(38500 + Math.floor(Math.random() * 100)),
+        WEBRTC_PORT: String(await freePortRun(1)),
         RTP_SERVICE_PORT_MIN: '38000',
         RTP_SERVICE_PORT_MAX: '38199',
         MEDIASOUP_RTC_MIN_PORT: '38200',

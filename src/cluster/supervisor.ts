@@ -1,10 +1,8 @@
 import { status as Status } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import http2, { type Http2Server, type Http2SecureServer } from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
@@ -24,6 +22,7 @@ import { remoteHalves, serveRemoteHalves } from './remote-halves.ts';
 import { RequestRouter } from './request-router.ts';
 import type { CallEntry } from './messages.ts';
 import { FrontDoor, type FrontDoorRouting } from './front-door.ts';
+import { connectInstance, listenOn, publicGrpcServer, type PublicGrpcServer } from './public-grpc.ts';
 import type { InstanceRegistry } from './instance-registry.ts';
 import { HttpFront, type HttpFrontShards, type HttpRoute } from './http-front.ts';
 import { shardOfRoom } from './route.ts';
@@ -69,7 +68,7 @@ export class Supervisor {
   #runtimeDir = '';
   #events: EventPublisher | undefined;
   #frontDoor: FrontDoor | undefined;
-  #grpc: Http2Server | Http2SecureServer | undefined;
+  #grpc: PublicGrpcServer | undefined;
   #http: HttpFront | undefined;
   #draining = false;
   #instances: InstanceRegistry | undefined;
@@ -124,11 +123,11 @@ export class Supervisor {
     await ready;
 
     this.#frontDoor = new FrontDoor({ routing: this.#routing(), logger: this.#logging.process, definitions: loadDefinitions(), registry: this.#registry });
-    this.#grpc = grpcServer(config.grpc, this.#log);
+    this.#grpc = publicGrpcServer(config.grpc, this.#log);
     this.#grpc.on('stream', (stream, headers) => this.#frontDoor!.handle(stream, headers));
     this.#http = new HttpFront({ config: config.http, shards: this.#httpShards(), registry: this.#registry, logger: this.#logging.process });
     const httpPort = await this.#http.start();
-    const grpcPort = await listen(this.#grpc, config.grpc.listen_address, config.grpc.port);
+    const grpcPort = await listenOn(this.#grpc, config.grpc.listen_address, config.grpc.port);
     this.#instanceId = config.cluster.instance_id || `${hostname()}-${grpcPort}`;
     if (config.cluster.redis_url) await this.#join(grpcPort, httpPort);
     this.#log.info(
@@ -296,10 +295,7 @@ export class Supervisor {
     return {
       resolve: (key, relayed) => this.#router.resolve(key, relayed),
       socketOf: (i) => this.#shards[i]?.grpcSocket ?? null,
-      connectInstance: (address) =>
-        grpc.cert_path
-          ? http2.connect(`https://${address}`, { ca: readFileSync(grpc.ca_path), cert: readFileSync(grpc.cert_path), key: readFileSync(grpc.key_path), settings: { initialWindowSize: 1 << 20 } })
-          : http2.connect(`http://${address}`, { settings: { initialWindowSize: 1 << 20 } }),
+      connectInstance: (address) => connectInstance(grpc, address),
       settled: (key, target, code) => {
         // A conference this instance claimed and its shard did not make: its id is free again.
         if (key.kind === 'conference' && key.create && target.kind === 'shard' && code !== 0 && code !== Status.ALREADY_EXISTS) this.#instances?.conferenceEnded(key.conferenceId);
@@ -385,32 +381,4 @@ export class Supervisor {
       },
     });
   }
-}
-
-function grpcServer(config: Config['grpc'], log: Logger): Http2Server | Http2SecureServer {
-  const settings = { initialWindowSize: 1 << 20 };
-  if (!config.cert_path) {
-    log.warn({ event: 'GRPC_TLS_DISABLED' }, 'gRPC serves plaintext: set MEDIA_SERVICE_CERT_PATH, MEDIA_SERVICE_KEY_PATH and GRPC_TLS_CA_PATH for mTLS');
-    return http2.createServer({ settings });
-  }
-  // Clients must present a certificate signed by the platform CA, as with one process.
-  return http2.createSecureServer({
-    settings,
-    cert: readFileSync(config.cert_path),
-    key: readFileSync(config.key_path),
-    ca: readFileSync(config.ca_path),
-    requestCert: true,
-    rejectUnauthorized: true,
-    ALPNProtocols: ['h2'],
-  });
-}
-
-function listen(server: Http2Server | Http2SecureServer, address: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, address, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { App } from './app.ts';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.ts';
 import { SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV } from './cluster/messages.ts';
+import { FRONT_DOOR_INDEX_ENV } from './cluster/front-door-messages.ts';
 import type { ShardLink } from './cluster/shard-link.ts';
 import { holdProcessWarnings, type Logger } from './logging/logger.ts';
 import { compactHeap } from './util/idle-compaction.ts';
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
   }
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   const shardIndex = process.env[SHARD_INDEX_ENV];
+  const frontDoorIndex = process.env[FRONT_DOOR_INDEX_ENV];
   let run: Runnable;
   let start: () => Promise<unknown>;
   // Each role loads only its own modules: a supervisor runs no media (measured: 4 MB of RSS
@@ -69,6 +71,12 @@ async function main(): Promise<void> {
         return { ...(b && 'peerOf' in b ? { bridgedWith: b.peerOf(s).port } : {}), ...(recording ? { recording } : {}) };
       });
     };
+  } else if (frontDoorIndex !== undefined) {
+    // One front-door process, forked by the supervisor: it relays the connections it is handed.
+    const { frontDoorProcess } = await import('./cluster/front-door-main.ts');
+    const door = frontDoorProcess(loaded, pkg.version, Number(frontDoorIndex));
+    run = door;
+    start = () => door.start();
   } else if ((await import('./cluster/supervisor.ts')).shardCount(loaded.config) > 1 || loaded.config.cluster.redis_url) {
     // Several shards, or one of several instances: the supervisor is the front door.
     const { Supervisor } = await import('./cluster/supervisor.ts');

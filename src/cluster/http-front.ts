@@ -23,6 +23,8 @@ export interface HttpFrontShards {
   /** What the supervisor itself knows of each shard, for /debug/resources. */
   describe(index: number): Record<string, unknown>;
   readiness(): { ready: boolean; checks: Record<string, boolean> };
+  /** The front-door processes (none when the supervisor relays itself). */
+  frontDoors(): { index: number; metrics(): Promise<string>; describe(): Record<string, unknown> }[];
 }
 
 const SHARD_FETCH_MS = 2000;
@@ -78,7 +80,9 @@ export class HttpFront {
       const shards = await Promise.all(
         this.#shards.list().map(async (s) => ({ labels: { shard: String(s.index) }, text: s.httpSocket ? await fetchText(s.httpSocket, '/metrics').catch(() => '') : '' })),
       );
-      res.writeHead(200, { 'content-type': this.#registry.contentType }).end(mergeExpositions([{ labels: {}, text: own }, ...shards]));
+      // A front door labels its own samples (front_door="i").
+      const doors = await Promise.all(this.#shards.frontDoors().map(async (d) => ({ labels: {}, text: await d.metrics() })));
+      res.writeHead(200, { 'content-type': this.#registry.contentType }).end(mergeExpositions([{ labels: {}, text: own }, ...shards, ...doors]));
       return;
     }
     if (get && url.pathname === '/healthz') {
@@ -99,7 +103,7 @@ export class HttpFront {
       );
       const counts: Record<string, number> = {};
       for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ supervisor: { resources: counts, memory: process.memoryUsage() }, shards })}\n`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ supervisor: { resources: counts, memory: process.memoryUsage() }, shards, front_doors: this.#shards.frontDoors().map((d) => ({ index: d.index, ...d.describe() })) })}\n`);
       return;
     }
     const route = await this.#route(req);

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
@@ -22,12 +23,14 @@ import { remoteHalves, serveRemoteHalves } from './remote-halves.ts';
 import { RequestRouter } from './request-router.ts';
 import type { CallEntry } from './messages.ts';
 import { FrontDoor, type FrontDoorRouting } from './front-door.ts';
+import { FrontDoorProcess } from './front-door-process.ts';
+import type { FrontDoorState } from './front-door-messages.ts';
 import { connectInstance, listenOn, publicGrpcServer, type PublicGrpcServer } from './public-grpc.ts';
 import type { InstanceRegistry } from './instance-registry.ts';
 import { HttpFront, type HttpFrontShards, type HttpRoute } from './http-front.ts';
 import { shardOfRoom } from './route.ts';
 import { ShardProcess } from './shard-process.ts';
-import { planShards, type ShardSlice } from './shard-plan.ts';
+import { frontDoorCount, planShards, type ShardSlice } from './shard-plan.ts';
 
 /** How long the calls of a dead shard wait for it to come back before they are reported lost. */
 const RESTORE_DEADLINE_MS = 15_000;
@@ -68,7 +71,11 @@ export class Supervisor {
   #runtimeDir = '';
   #events: EventPublisher | undefined;
   #frontDoor: FrontDoor | undefined;
+  /** Processes that relay client connections handed to them; none: the supervisor's own front door relays. */
+  readonly #frontDoors: FrontDoorProcess[] = [];
   #grpc: PublicGrpcServer | undefined;
+  /** With front-door processes, the listener that hands each accepted connection to one of them. */
+  #acceptor: TcpServer | undefined;
   #http: HttpFront | undefined;
   #draining = false;
   #instances: InstanceRegistry | undefined;
@@ -118,22 +125,44 @@ export class Supervisor {
     Object.assign(env, { SIGNALING_TOKEN_SECRET: secret, MEDIA_SHARDS: '1' });
     this.#metrics();
     for (const slice of this.#slices) this.#shards.push(this.#watch(new ShardProcess({ slice, env, runtimeDir: this.#runtimeDir, logger: this.#log })));
-    const ready = Promise.all(this.#shards.map((s) => new Promise<void>((r) => s.once('ready', () => r()))));
+    const routing = this.#routing();
+    for (let i = 0; i < frontDoorCount(config, this.#shards.length); i++) {
+      this.#frontDoors.push(new FrontDoorProcess({ index: i, env, routing, state: () => this.#frontDoorState(), logger: this.#log }));
+    }
+    const ready = Promise.all([...this.#shards, ...this.#frontDoors].map((s) => new Promise<void>((r) => s.once('ready', () => r()))));
     for (const s of this.#shards) s.start();
+    for (const d of this.#frontDoors) d.start();
     await ready;
 
-    this.#frontDoor = new FrontDoor({ routing: this.#routing(), logger: this.#logging.process, definitions: loadDefinitions(), registry: this.#registry });
+    // The supervisor's own front door: the relay when no front-door process runs, and for a
+    // connection that arrives while none is ready.
+    this.#frontDoor = new FrontDoor({ routing, logger: this.#logging.process, definitions: loadDefinitions(), registry: this.#registry });
     this.#grpc = publicGrpcServer(config.grpc, this.#log);
     this.#grpc.on('stream', (stream, headers) => this.#frontDoor!.handle(stream, headers));
     this.#http = new HttpFront({ config: config.http, shards: this.#httpShards(), registry: this.#registry, logger: this.#logging.process });
     const httpPort = await this.#http.start();
-    const grpcPort = await listenOn(this.#grpc, config.grpc.listen_address, config.grpc.port);
+    let grpcPort: number;
+    if (this.#frontDoors.length > 0) {
+      // Accepted here, read there: nothing of a connection is read before it is handed over.
+      this.#acceptor = createTcpServer({ pauseOnConnect: true }, (socket) => this.#handOver(socket));
+      grpcPort = await listenOn(this.#acceptor, config.grpc.listen_address, config.grpc.port);
+    } else {
+      grpcPort = await listenOn(this.#grpc, config.grpc.listen_address, config.grpc.port);
+    }
     this.#instanceId = config.cluster.instance_id || `${hostname()}-${grpcPort}`;
+    this.#updateFrontDoors();
     if (config.cluster.redis_url) await this.#join(grpcPort, httpPort);
     this.#log.info(
       {
         event: 'SERVICE_STARTED',
-        attributes: { 'grpc.port': grpcPort, 'http.port': httpPort, 'grpc.tls': config.grpc.cert_path !== '', 'media.shards': this.#shards.length, 'service.version': this.#version },
+        attributes: {
+          'grpc.port': grpcPort,
+          'http.port': httpPort,
+          'grpc.tls': config.grpc.cert_path !== '',
+          'media.shards': this.#shards.length,
+          'media.front_doors': this.#frontDoors.length,
+          'service.version': this.#version,
+        },
       },
       `media service listening: gRPC ${grpcPort}, HTTP ${httpPort}, ${this.#shards.length} media shards`,
     );
@@ -148,9 +177,15 @@ export class Supervisor {
     }
     this.#stopping = (async () => {
       this.#draining = true;
+      this.#updateFrontDoors();
       this.#log.info({ event: 'SERVICE_STOPPING', attributes: { reason, 'calls.live': this.#directory.size } }, 'stopping: no new calls, live calls may finish');
       for (const s of this.#shards) s.signal('SIGTERM');
       await Promise.all(this.#shards.map((s) => s.whenExited()));
+      // Not waited for: a listener that handed sockets to other processes waits to hear they
+      // closed from processes that are about to exit.
+      this.#acceptor?.close();
+      for (const d of this.#frontDoors) d.signal('SIGTERM');
+      await Promise.all(this.#frontDoors.map((d) => d.whenExited()));
       this.#frontDoor?.close();
       this.#legs.close();
       await new Promise<void>((r) => (this.#grpc ? this.#grpc.close(() => r()) : r()));
@@ -167,6 +202,7 @@ export class Supervisor {
   /** The supervisor itself died: shards must not outlive it holding the ports. */
   killShards(): void {
     for (const s of this.#shards) s.signal('SIGKILL');
+    for (const d of this.#frontDoors) d.signal('SIGKILL');
     if (this.#runtimeDir) rmSync(this.#runtimeDir, { recursive: true, force: true });
   }
 
@@ -202,6 +238,8 @@ export class Supervisor {
     s.on('ready', () => {
       clearTimeout(deadline);
       this.#frontDoor?.dropShard(s.index);
+      for (const d of this.#frontDoors) d.dropShard(s.index);
+      this.#updateFrontDoors();
       this.#lost(this.#directory.unconfirmed(s.index), s.index, 'not carried on by the restarted shard');
       void this.#legs.shardReady(s.index);
       void this.#reseat(s.index, restoring.splice(0));
@@ -209,6 +247,8 @@ export class Supervisor {
     });
     s.on('died', () => {
       this.#frontDoor?.dropShard(s.index);
+      for (const d of this.#frontDoors) d.dropShard(s.index);
+      this.#updateFrontDoors();
       this.#legs.shardDied(s.index);
       const waiting = this.#directory.suspend(s.index);
       this.#log.warn({ event: 'SHARD_CALLS_WAITING', attributes: { 'shard.index': s.index, 'calls.waiting': waiting.length } }, 'calls of the dead shard wait for its restart');
@@ -222,6 +262,23 @@ export class Supervisor {
       deadline.unref();
     });
     return s;
+  }
+
+  /** A client connection goes to the front door holding the fewest; the supervisor relays it when none is ready. */
+  #handOver(socket: Socket): void {
+    let best: FrontDoorProcess | undefined;
+    for (const d of this.#frontDoors) if (d.ready && (!best || d.connections < best.connections)) best = d;
+    if (best?.take(socket)) return;
+    this.#grpc!.emit('connection', socket);
+    socket.resume();
+  }
+
+  #frontDoorState(): FrontDoorState {
+    return { sockets: this.#shards.map((s) => s.grpcSocket), serving: !this.#draining && this.#shards.some((s) => s.ready), instanceId: this.#instanceId };
+  }
+
+  #updateFrontDoors(): void {
+    for (const d of this.#frontDoors) d.update();
   }
 
   #conferencesOf(shard: number): Map<string, ConferenceSnapshot> {
@@ -332,6 +389,12 @@ export class Supervisor {
         const s = this.#shards[i]!;
         return { ready: s.ready, pid: s.pid ?? null, restarts: s.restarts, load: s.load, rtp: [s.slice.rtpMin, s.slice.rtpMax], grpcSocket: s.grpcSocket };
       },
+      frontDoors: () =>
+        this.#frontDoors.map((d) => ({
+          index: d.index,
+          metrics: () => d.metrics(),
+          describe: () => ({ ready: d.ready, pid: d.pid ?? null, restarts: d.restarts, connections: d.connections }),
+        })),
       readiness: () => {
         const checks: Record<string, boolean> = { draining: !this.#draining };
         for (const s of this.#shards) checks[`shard_${s.index}`] = s.ready;

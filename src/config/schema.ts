@@ -84,6 +84,8 @@ export interface Config {
   cluster: {
     /** `auto`: one shard per core; 1: one process carries everything. */
     shards: string;
+    /** `auto`: one per 4 shards; 0: the supervisor relays. */
+    front_doors: string;
     max_cpu: number;
     max_loop_lag_ms: number;
     max_sessions: number;
@@ -122,6 +124,17 @@ const shardCount = {
   coerce: (v: unknown): string => String(v),
 };
 
+const frontDoorCount = {
+  name: 'front-door-count',
+  validate(value: unknown): void {
+    if (value === 'auto') return;
+    if (typeof value !== 'string' && typeof value !== 'number') throw new Error('must be auto or a whole number from 0 to 16');
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 16) throw new Error('must be auto or a whole number from 0 to 16');
+  },
+  coerce: (v: unknown): string => String(v),
+};
+
 const cidrList = {
   name: 'cidr-list',
   validate(value: unknown): void {
@@ -131,7 +144,7 @@ const cidrList = {
   coerce: (v: unknown): string[] => (Array.isArray(v) ? (v as string[]) : String(v).split(',')).map((x) => x.trim()).filter((x) => x !== ''),
 };
 
-convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty, 'shard-count': shardCount, 'cidr-list': cidrList });
+convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty, 'shard-count': shardCount, 'front-door-count': frontDoorCount, 'cidr-list': cidrList });
 
 // Every key documented here is also documented, with the same default, in config.default.toml.
 export const schema: convict.Schema<Config> = {
@@ -279,6 +292,12 @@ export const schema: convict.Schema<Config> = {
       format: 'shard-count',
       default: 'auto',
       env: 'MEDIA_SHARDS',
+    },
+    front_doors: {
+      doc: 'Processes that relay the one gRPC address’s requests and streams to the shards, each taking a share of the client connections (0: the supervisor relays them itself; auto: one for every 4 shards, none below 4)',
+      format: 'front-door-count',
+      default: 'auto',
+      env: 'MEDIA_FRONT_DOORS',
     },
     max_cpu: { doc: 'A shard above this CPU (1 = one core) takes no new calls (0: no limit)', format: Number, default: 0.85, env: 'ADMISSION_MAX_CPU' },
     max_loop_lag_ms: { doc: 'A shard whose event-loop delay p95 (over the last second) is above this takes no new calls (0: no limit)', format: 'nat', default: 40, env: 'ADMISSION_MAX_LOOP_LAG_MS' },

@@ -30,6 +30,8 @@ export interface LoggingOptions {
   destination?: DestinationStream;
   /** The media shard this process is, when the instance runs several. */
   shard?: number;
+  /** The front-door process this is, when the instance runs them. */
+  frontDoor?: number;
 }
 
 const SCHEMA_VERSION = '1.0.0';
@@ -52,6 +54,7 @@ export function createLogging(opts: LoggingOptions): Logging {
         'service.env': service.env,
         'host.name': hostname(),
         ...(opts.shard !== undefined ? { 'service.shard': opts.shard } : {}),
+        ...(opts.frontDoor !== undefined ? { 'service.front_door': opts.frontDoor } : {}),
       },
     },
   };

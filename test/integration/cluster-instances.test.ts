@@ -57,7 +57,9 @@ describe('two instances of two shards each, one Redis', () => {
     await redis.flushdb();
     redis.disconnect();
     a = await startService({ env: instanceEnv('instance-a', A) });
-    b = await startService({ env: instanceEnv('instance-b', B) });
+    // B's client connections are served by a front-door process: what it relays to A, and the
+    // new calls it places elsewhere when A is gone, are asked of B's supervisor over IPC.
+    b = await startService({ env: { ...instanceEnv('instance-b', B), MEDIA_FRONT_DOORS: '1' } });
     ca = new TestClient(a.grpcPort);
     cb = new TestClient(b.grpcPort);
   });
@@ -110,7 +112,8 @@ describe('two instances of two shards each, one Redis', () => {
     const gone = await cb.media_('PlayAudio', { audio_uri: 'control://stop_playback', server_rtp_port: port });
     assert.equal(gone.error?.code, grpc.status.NOT_FOUND);
     const text = await (await fetch(b.url('/metrics'))).text();
-    assert.match(text, /sentiric_media_front_door_requests_total\{method="PlayAudio",outcome="forwarded_to_instance"\} [1-9]/);
+    // Relayed by B's front-door process, whose samples say which one it is.
+    assert.match(text, /sentiric_media_front_door_requests_total\{method="PlayAudio",outcome="forwarded_to_instance",front_door="0"\} [1-9]/);
   });
 
   test('one new call sent to both instances at once gets one port', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { CallDirectory } from '../../../src/cluster/call-directory.ts';
 import { mergeExpositions } from '../../../src/cluster/metrics-merge.ts';
 import { place } from '../../../src/cluster/placement.ts';
-import { planShards, shardOfPort } from '../../../src/cluster/shard-plan.ts';
+import { frontDoorCount, planShards, shardOfPort } from '../../../src/cluster/shard-plan.ts';
 import { routeKeyOf, shardOfRoom } from '../../../src/cluster/route.ts';
 import { loadConfig } from '../../../src/config/load.ts';
 
@@ -29,6 +29,14 @@ test('shards get disjoint, even-aligned slices of every range and a spool each',
   assert.equal(shardOfPort(slices, 9998), null);
   assert.deepEqual(planShards(config, 3), slices, 'a restarted shard gets its own slice back');
   assert.throws(() => planShards(loadConfig({ env: { RTP_SERVICE_PORT_MIN: '10000', RTP_SERVICE_PORT_MAX: '10005' }, argv: [], cwd: '/nonexistent' }).config, 4), /too few/);
+});
+
+test('front-door processes: one per 4 shards by default, none below 4; a number is taken as it is', () => {
+  const cfg = (v?: string) => loadConfig({ env: v === undefined ? {} : { MEDIA_FRONT_DOORS: v }, argv: [], cwd: '/nonexistent' }).config;
+  assert.deepEqual([1, 2, 3, 4, 7, 8, 16].map((n) => frontDoorCount(cfg(), n)), [0, 0, 0, 1, 1, 2, 4]);
+  assert.equal(frontDoorCount(cfg('0'), 16), 0);
+  assert.equal(frontDoorCount(cfg('3'), 2), 3);
+  for (const bad of ['-1', '17', '1.5', 'some']) assert.throws(() => cfg(bad), /cluster\.front_doors: must be auto or a whole number from 0 to 16/);
 });
 
 test('placement: least CPU first, then fewest calls; refuses with the reason when all are full', () => {

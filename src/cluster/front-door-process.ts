@@ -1,0 +1,221 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { MediaError } from '../errors/media-error.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { FrontDoorRouting, Target } from './front-door.ts';
+import { FRONT_DOOR_INDEX_ENV, isFromFrontDoor, type FromFrontDoor, type FrontDoorState, type ToFrontDoor, type WireTarget } from './front-door-messages.ts';
+
+const ENTRY = fileURLToPath(new URL('../main.js', import.meta.url));
+const LONGEST_RESTART_MS = 10_000;
+const STABLE_MS = 2_000;
+const METRICS_MS = 2_000;
+/** Targets kept for a front door's later question (an answer to run, a fallback): gone after this. */
+const REF_TTL_MS = 5 * 60_000;
+
+export interface FrontDoorProcessEvents {
+  ready: [];
+  died: [];
+}
+
+/**
+ * One front-door process as the supervisor sees it: started, handed client connections,
+ * asked where each request goes, started again when it dies. A connection it held dies with
+ * it; the client reconnects and is handed to another.
+ */
+export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
+  readonly index: number;
+  restarts = 0;
+  /** Client connections it holds now. */
+  connections = 0;
+  #child: ChildProcess | undefined;
+  #ready = false;
+  #stopping = false;
+  #startedAt = 0;
+  #delay = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  #nextRef = 1;
+  #nextAsk = 1;
+  readonly #refs = new Map<number, { target: Target; at: number }>();
+  readonly #metrics = new Map<number, (text: string) => void>();
+  readonly #env: Record<string, string>;
+  readonly #routing: FrontDoorRouting;
+  readonly #state: () => FrontDoorState;
+  readonly #log: Logger;
+
+  constructor(opts: { index: number; env: Record<string, string>; routing: FrontDoorRouting; state: () => FrontDoorState; logger: Logger }) {
+    super();
+    this.index = opts.index;
+    this.#env = { ...opts.env, [FRONT_DOOR_INDEX_ENV]: String(opts.index) };
+    this.#routing = opts.routing;
+    this.#state = opts.state;
+    this.#log = opts.logger;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  start(): void {
+    this.#startedAt = Date.now();
+    const child = fork(ENTRY, process.argv.slice(2), { env: this.#env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', detached: true });
+    this.#child = child;
+    child.on('message', (m) => {
+      if (isFromFrontDoor(m)) this.#onMessage(child, m);
+    });
+    this.#exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        this.#child = undefined;
+        this.#ready = false;
+        this.connections = 0;
+        this.#refs.clear();
+        for (const done of this.#metrics.values()) done('');
+        this.#metrics.clear();
+        resolve();
+        if (this.#stopping) return;
+        this.restarts++;
+        if (Date.now() - this.#startedAt > STABLE_MS) this.#delay = 0;
+        this.#log.error(
+          { event: 'FRONT_DOOR_DIED', attributes: { 'front_door.index': this.index, 'front_door.exit_code': code, 'front_door.signal': signal, 'front_door.restart_in_ms': this.#delay } },
+          'a front-door process died; its clients reconnect to the others while it starts again',
+        );
+        this.emit('died');
+        this.#restartTimer = setTimeout(() => this.start(), this.#delay);
+        this.#delay = Math.min(LONGEST_RESTART_MS, Math.max(250, this.#delay * 2));
+      });
+    });
+  }
+
+  /** Hands it an accepted client connection (paused: nothing was read from it here). */
+  take(socket: Socket): boolean {
+    const child = this.#child;
+    if (!this.#ready || !child?.connected) return false;
+    this.connections++;
+    child.send({ type: 'connection' } satisfies ToFrontDoor, socket, (err) => {
+      if (!err) return;
+      this.connections--;
+      socket.destroy();
+    });
+    return true;
+  }
+
+  /** Tells it what changed: the shards' sockets, whether the instance serves, its id. */
+  update(): void {
+    this.#send({ type: 'state', state: this.#state() });
+  }
+
+  dropShard(index: number): void {
+    this.#send({ type: 'drop-shard', index });
+  }
+
+  /** Its Prometheus exposition ('' when it does not answer in time). */
+  metrics(): Promise<string> {
+    if (!this.#child?.connected) return Promise.resolve('');
+    const id = this.#nextAsk++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#metrics.delete(id);
+        resolve('');
+      }, METRICS_MS);
+      this.#metrics.set(id, (text) => {
+        clearTimeout(timer);
+        resolve(text);
+      });
+      this.#send({ type: 'metrics', id });
+    });
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    this.#child?.kill(signal);
+  }
+
+  whenExited(): Promise<void> {
+    return this.#exited;
+  }
+
+  #send(m: ToFrontDoor): void {
+    if (this.#child?.connected) this.#child.send(m);
+  }
+
+  #onMessage(child: ChildProcess, m: FromFrontDoor): void {
+    switch (m.type) {
+      case 'ready':
+        this.#ready = true;
+        this.update();
+        this.emit('ready');
+        return;
+      case 'connection-closed':
+        this.connections = Math.max(0, this.connections - 1);
+        return;
+      case 'metrics':
+        this.#metrics.get(m.id)?.(m.text);
+        this.#metrics.delete(m.id);
+        return;
+      case 'settled': {
+        const t = m.target;
+        if (t.kind === 'shard') this.#routing.settled(m.key, t, m.code);
+        else if (t.kind === 'instance' && t.ref !== undefined) {
+          const kept = this.#take(t.ref);
+          if (kept) this.#routing.settled(m.key, kept, m.code);
+        }
+        return;
+      }
+      case 'resolve':
+        this.#answer(child, m.id, async () => this.#wire(await this.#routing.resolve(m.key, m.relayed)));
+        return;
+      case 'fallback':
+        this.#answer(child, m.id, async () => {
+          const kept = this.#take(m.ref);
+          if (kept?.kind !== 'instance' || !kept.fallback) throw new MediaError('unavailable', 'the call could not be placed; try again');
+          return this.#wire(await kept.fallback());
+        });
+        return;
+      case 'run':
+        this.#answer(child, m.id, async () => {
+          const kept = this.#take(m.ref);
+          if (kept?.kind !== 'answer') throw new MediaError('unavailable', 'the request could not be answered; try again');
+          return kept.run();
+        });
+    }
+  }
+
+  #answer(child: ChildProcess, id: number, work: () => Promise<unknown>): void {
+    work().then(
+      (value) => child.connected && child.send({ type: 'reply', id, ok: true, value } satisfies ToFrontDoor),
+      (err: unknown) => {
+        const error = err instanceof MediaError ? { code: err.code, message: err.message } : { code: 'internal' as const, message: 'the request could not be routed' };
+        if (!(err instanceof MediaError)) this.#log.error({ event: 'FRONT_DOOR_ROUTE_FAILED', error: err }, 'routing a front door’s request failed');
+        if (child.connected) child.send({ type: 'reply', id, ok: false, error } satisfies ToFrontDoor);
+      },
+    );
+  }
+
+  #wire(t: Target): WireTarget {
+    if (t.kind === 'shard') return { kind: 'shard', index: t.index };
+    if (t.kind === 'instance') return { kind: 'instance', id: t.id, address: t.address, ...(t.fallback ? { ref: this.#keep(t) } : {}) };
+    return { kind: 'answer', ref: this.#keep(t) };
+  }
+
+  #keep(t: Target): number {
+    const now = Date.now();
+    // A request that closed before it needed its target leaves it here: old ones go.
+    if (this.#refs.size > 1000) for (const [ref, k] of this.#refs) if (now - k.at > REF_TTL_MS) this.#refs.delete(ref);
+    const ref = this.#nextRef++;
+    this.#refs.set(ref, { target: t, at: now });
+    return ref;
+  }
+
+  #take(ref: number): Target | undefined {
+    const kept = this.#refs.get(ref);
+    this.#refs.delete(ref);
+    return kept?.target;
+  }
+}

@@ -1,0 +1,189 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { startService, type RunningService } from '../helpers/service.ts';
+import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
+import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { dominantHz, tone } from '../helpers/audio.ts';
+
+type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
+type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+
+const RTP_MIN = 39200;
+const RTP_MAX = 39399;
+/** Two shards split 100 port pairs evenly: shard 1 starts here. */
+const SHARD1_MIN = 39300;
+const shardOf = (port: number): number => (port >= SHARD1_MIN ? 1 : 0);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Door {
+  index: number;
+  ready: boolean;
+  pid: number | null;
+  restarts: number;
+  connections: number;
+}
+
+/**
+ * Front-door processes: the supervisor accepts each client connection and hands it to one of
+ * them, which relays its requests to the shards; the supervisor relays nothing itself.
+ */
+describe('an instance whose client connections are relayed by two front-door processes', () => {
+  let svc: RunningService;
+  /** Four platform clients, each on a connection of its own. */
+  let clients: TestClient[] = [];
+  const peers: RtpPeer[] = [];
+  let n = 0;
+  const newCallId = (): string => `doors-${process.pid}-${++n}@test`;
+  const doors = async (): Promise<Door[]> => ((await (await fetch(svc.url('/debug/resources'))).json()) as { front_doors: Door[] }).front_doors;
+  const allocate = async (c: TestClient, id = newCallId()): Promise<{ id: string; port: number }> => {
+    const r = await c.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
+    assert.equal(r.error, undefined, r.error?.details);
+    return { id, port: r.response!.rtp_port };
+  };
+  const peer = async (): Promise<RtpPeer> => {
+    const p = await RtpPeer.open();
+    peers.push(p);
+    return p;
+  };
+  const fork = (c: TestClient, port: number): { frames: Buffer[]; status: Promise<grpc.StatusObject>; stream: Stream } => {
+    const stream = (c.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
+    const frames: Buffer[] = [];
+    stream.on('data', (m: { audio_data: Buffer }) => frames.push(m.audio_data));
+    stream.on('error', () => {});
+    return { frames, stream, status: new Promise((r) => stream.on('status', r)) };
+  };
+  const streamToCall = (c: TestClient, callId: string, chunk: Buffer): Promise<grpc.StatusObject> =>
+    new Promise((resolve) => {
+      const call = (c.media as unknown as Record<string, () => Duplex>).StreamAudioToCall!();
+      call.on('data', () => {});
+      call.on('error', () => {});
+      call.on('status', resolve);
+      call.write({ call_id: callId, audio_chunk: chunk });
+      call.end();
+    });
+
+  before(async () => {
+    svc = await startService({
+      env: {
+        MEDIA_SHARDS: '2',
+        MEDIA_FRONT_DOORS: '2',
+        MEDIASOUP_NUM_WORKERS: '2',
+        RTP_SERVICE_PORT_MIN: String(RTP_MIN),
+        RTP_SERVICE_PORT_MAX: String(RTP_MAX),
+        RTP_SERVICE_PORT_QUARANTINE_SECONDS: '0',
+        LOG_LEVEL: 'info',
+        ADMISSION_MAX_CPU: '0',
+        ADMISSION_MAX_LOOP_LAG_MS: '0',
+      },
+    });
+    // grpc-js shares one connection among clients of one address unless each keeps its own pool.
+    clients = [0, 1, 2, 3].map(() => new TestClient(svc.grpcPort, undefined, { 'grpc.use_local_subchannel_pool': 1 }));
+  });
+  after(async () => {
+    for (const p of peers) p.close();
+    for (const c of clients) c.close();
+    if (svc.proc.exitCode === null) await svc.stop('SIGKILL');
+  });
+
+  test('connections are spread over both; through each, prompts, forks, TTS and a bridge across shards work', async () => {
+    const calls: { id: string; port: number; client: TestClient }[] = [];
+    for (const c of clients) calls.push({ ...(await allocate(c)), client: c });
+    const started = await doors();
+    assert.deepEqual(
+      started.map((d) => [d.index, d.ready, d.connections]),
+      [
+        [0, true, 2],
+        [1, true, 2],
+      ],
+      'four connections, two for each front door',
+    );
+    for (const c of calls) {
+      const phone = await peer();
+      const played = await c.client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: c.port, rtp_target_addr: phone.address });
+      assert.equal(played.error, undefined, played.error?.details);
+      const f = fork(c.client, c.port);
+      await sleep(100);
+      await phone.sendPcm(tone(400, 1000, 8000), c.port);
+      await eventually(() => f.frames.length >= 40, 3000);
+      f.stream.cancel();
+      const hz = dominantHz(new Int16Array(new Uint8Array(Buffer.concat(f.frames)).buffer), 16000);
+      assert.ok(Math.abs(hz - 400) < 20, `call on port ${c.port}: the fork heard ${hz.toFixed(0)} Hz, not the caller's 400 Hz`);
+      const tts = await streamToCall(c.client, c.id, Buffer.from(tone(600, 600, 16000).buffer));
+      assert.equal(tts.code, grpc.status.OK, tts.details);
+      await eventually(() => phone.received.length >= 25, 5000);
+      const heard = dominantHz(phone.decoded('PCMU'), 8000);
+      assert.ok(Math.abs(heard - 600) < 30, `call on port ${c.port}: the phone heard ${heard.toFixed(0)} Hz, not the TTS's 600 Hz`);
+    }
+
+    // A bridge of two shards' calls is answered by the supervisor: asked for by a front door.
+    const spare = [...calls];
+    for (let k = 0; k < 10 && new Set(spare.map((c) => shardOf(c.port))).size < 2; k++) spare.push({ ...(await allocate(clients[0]!)), client: clients[0]! });
+    const a = spare.find((c) => shardOf(c.port) === 0);
+    const b = spare.find((c) => shardOf(c.port) === 1);
+    assert.ok(a && b, 'no calls on both shards');
+    const bridged = await clients[1]!.media_<{ success: boolean }>('BridgeCalls', { server_rtp_port_a: a.port, server_rtp_port_b: b.port });
+    assert.equal(bridged.error, undefined, bridged.error?.details);
+    assert.equal(bridged.response?.success, true);
+    const unbridged = await clients[2]!.media_('UnbridgeCalls', { server_rtp_port: a.port });
+    assert.equal(unbridged.error, undefined, unbridged.error?.details);
+
+    const text = await (await fetch(svc.url('/metrics'))).text();
+    for (const door of ['0', '1']) {
+      const relayed = metricValue(text, 'sentiric_media_front_door_requests_total', { method: 'AllocatePort', outcome: 'forwarded', front_door: door }) ?? 0;
+      assert.ok(relayed >= 2, `front door ${door} relayed ${relayed} AllocatePort requests`);
+      assert.notEqual(metricValue(text, 'sentiric_media_nodejs_eventloop_lag_p99_seconds', { front_door: door }), undefined, `no event-loop delay of front door ${door}`);
+    }
+    const bySupervisor = text.split('\n').filter((l) => l.startsWith('sentiric_media_front_door_requests_total{') && !l.includes('front_door="'));
+    assert.deepEqual(bySupervisor, [], 'the supervisor relayed requests itself');
+    for (const c of spare) assert.equal((await c.client.media_('ReleasePort', { rtp_port: c.port })).error, undefined);
+  });
+
+  test('kill -9 of a front door: its streams end UNAVAILABLE, the calls go on, clients reconnect and it is started again', async () => {
+    const calls: { id: string; port: number; client: TestClient; phone: RtpPeer }[] = [];
+    for (const c of clients) calls.push({ ...(await allocate(c)), client: c, phone: await peer() });
+    const forks = calls.map((c) => fork(c.client, c.port));
+    const talking = setInterval(() => {
+      for (const c of calls) void c.phone.sendPcm(tone(400, 100, 8000), c.port);
+    }, 100);
+    try {
+      await eventually(() => forks.every((f) => f.frames.length >= 10), 5000);
+      const [victim] = await doors();
+      assert.ok(victim?.pid, 'front door 0 has no pid');
+      process.kill(victim.pid, 'SIGKILL');
+
+      // Half the connections were on it: their forks end with a status a client retries on.
+      const ended = await Promise.race([Promise.all(forks.map((f) => f.status)), sleep(500).then(() => null)]);
+      const statuses = ended ?? (await Promise.all(forks.map((f) => Promise.race([f.status, sleep(2000).then(() => null)]))));
+      const cut = statuses.filter((s) => s !== null);
+      assert.equal(cut.length, 2, `${cut.length} of 4 forks ended; the two on the killed front door should have`);
+      for (const s of cut) assert.equal(s!.code, grpc.status.UNAVAILABLE, s!.details);
+      const survivors = forks.filter((_, i) => statuses[i] === null);
+      const before = survivors.map((f) => f.frames.length);
+      await sleep(500);
+      survivors.forEach((f, i) => assert.ok(f.frames.length > before[i]! + 10, 'a fork on the surviving front door stopped'));
+
+      // Every call is still there: a fork reopened on each client delivers the caller again.
+      const again = calls.map((c) => fork(c.client, c.port));
+      await eventually(() => again.every((f) => f.frames.length >= 10), 5000);
+      for (const f of [...again, ...survivors]) f.stream.cancel();
+
+      await eventually(async () => {
+        const d = (await doors())[0]!;
+        return d.ready && d.restarts === 1 && d.pid !== victim.pid;
+      }, 10_000, 100);
+    } finally {
+      clearInterval(talking);
+      for (const f of forks) f.stream.cancel();
+    }
+    for (const c of calls) assert.equal((await c.client.media_('ReleasePort', { rtp_port: c.port })).error, undefined);
+  });
+
+  test('SIGTERM: the front doors stop with the instance, which exits 0', async () => {
+    const pids = (await doors()).map((d) => d.pid!);
+    assert.equal(pids.length, 2);
+    const code = await svc.stop('SIGTERM');
+    assert.equal(code, 0);
+    for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `front door ${pid} outlived the instance`);
+  });
+});

@@ -32,34 +32,52 @@ function cpuOf(pids: number[]): number {
   return pids.reduce((s, p) => s + cpuSeconds(p), 0);
 }
 
-/** The same forks, opened once through the front door and once straight to each call's shard. */
-async function relayCost(forks: number): Promise<Record<string, unknown>> {
-  const svc = await startService({ env: benchEnv({ MEDIA_SHARDS: '2', MEDIASOUP_NUM_WORKERS: '2', ADMISSION_MAX_CPU: '0', ADMISSION_MAX_LOOP_LAG_MS: '0' }) });
-  const front = new TestClient(svc.grpcPort);
+/** BENCH_CPU_PROF=dir writes a V8 CPU profile of every service process (stopped with SIGTERM). */
+const profiled = (): Record<string, string> => (process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {});
+
+/** Client connections the relay benchmark's forks are spread over (a platform's replicas). */
+const CONNECTIONS = 4;
+
+interface DoorInfo {
+  pid: number | null;
+}
+
+/**
+ * The same forks, over the same client connections, opened through the front door and
+ * straight to each call's shard. `frontDoors`: processes relaying (0: the supervisor does).
+ */
+async function relayCost(forks: number, frontDoors: number): Promise<Record<string, unknown>> {
+  const svc = await startService({
+    env: benchEnv({ MEDIA_SHARDS: '2', MEDIA_FRONT_DOORS: String(frontDoors), MEDIASOUP_NUM_WORKERS: '2', ADMISSION_MAX_CPU: '0', ADMISSION_MAX_LOOP_LAG_MS: '0', ...profiled() }),
+  });
+  // Each client keeps its own connection (grpc-js shares one per address otherwise).
+  const fronts = Array.from({ length: CONNECTIONS }, () => new TestClient(svc.grpcPort, undefined, { 'grpc.use_local_subchannel_pool': 1 }));
   const shards = await shardsOf(svc);
+  const doorPids = ((await (await fetch(svc.url('/debug/resources'))).json()) as { front_doors: DoorInfo[] }).front_doors.map((d) => d.pid!);
   const direct = shards.map((s) => new protos.media(`unix:${s.grpcSocket}`, grpc.credentials.createInsecure()));
   const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
   const ports: number[] = [];
   for (let i = 0; i < forks; i++) {
-    const a = await front.media_<{ rtp_port: number }>('AllocatePort', { call_id: `relay-${i}` });
+    const a = await fronts[i % CONNECTIONS]!.media_<{ rtp_port: number }>('AllocatePort', { call_id: `relay-${i}` });
     if (!a.response) throw new Error(`AllocatePort: ${a.error?.details}`);
     ports.push(a.response.rtp_port);
     await ask(gen, { cmd: 'add', target: a.response.rtp_port });
   }
   await ask(gen, { cmd: 'send' });
   const shardOf = (port: number): number => shards.find((s) => port >= s.rtp[0] && port <= s.rtp[1])!.index;
-  const out: Record<string, unknown> = { forks };
+  const out: Record<string, unknown> = { forks, client_connections: CONNECTIONS, front_door_processes: frontDoors };
   for (const mode of ['front door', 'direct'] as const) {
+    const clientOf = (k: number): grpc.Client => (mode === 'direct' ? direct[shardOf(ports[k]!)]! : fronts[k % CONNECTIONS]!.media);
     let frames = 0;
-    const streams = ports.map((port) => {
-      const client = mode === 'direct' ? direct[shardOf(port)]! : front.media;
-      const s = (client as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
+    const streams = ports.map((port, k) => {
+      const s = (clientOf(k) as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
       s.on('data', () => frames++);
       s.on('error', () => {});
       return s;
     });
     await sleep(2000);
     const sup0 = cpuSeconds(svc.proc.pid!);
+    const doors0 = cpuOf(doorPids);
     const sh0 = cpuOf(shards.map((s) => s.pid));
     const self0 = process.cpuUsage();
     const f0 = frames;
@@ -69,16 +87,16 @@ async function relayCost(forks: number): Promise<Record<string, unknown>> {
     const n = frames - f0;
     const self = process.cpuUsage(self0);
     const sup = cpuSeconds(svc.proc.pid!) - sup0;
+    const doors = cpuOf(doorPids) - doors0;
     const sh = cpuOf(shards.map((s) => s.pid)) - sh0;
     for (const s of streams) s.cancel();
     // Unary round trips of an idempotent AllocatePort, one at a time.
     const rtt: number[] = [];
     for (let k = 0; k < 500; k++) {
-      const port = ports[k % ports.length]!;
-      const client = mode === 'direct' ? direct[shardOf(port)]! : front.media;
+      const i = k % ports.length;
       const t = performance.now();
       await new Promise<void>((resolve, reject) =>
-        (client as unknown as Record<string, (r: unknown, cb: (e: Error | null) => void) => void>).AllocatePort!({ call_id: `relay-${k % ports.length}` }, (e) => (e ? reject(e) : resolve())),
+        (clientOf(i) as unknown as Record<string, (r: unknown, cb: (e: Error | null) => void) => void>).AllocatePort!({ call_id: `relay-${i}` }, (e) => (e ? reject(e) : resolve())),
       );
       rtt.push(performance.now() - t);
     }
@@ -86,17 +104,18 @@ async function relayCost(forks: number): Promise<Record<string, unknown>> {
     out[mode] = {
       frames_per_s: Math.round(n / wall),
       'supervisor_cpu_%': +((sup / wall) * 100).toFixed(1),
+      ...(frontDoors > 0 ? { 'front_doors_cpu_%': +((doors / wall) * 100).toFixed(1) } : {}),
       'shards_cpu_%': +((sh / wall) * 100).toFixed(1),
       'client_cpu_%': +(((self.user + self.system) / 1e6 / wall) * 100).toFixed(1),
       'allocate_rtt_p50/p99_ms': `${percentile(rtt, 0.5).toFixed(3)}/${percentile(rtt, 0.99).toFixed(3)}`,
-      supervisor_us_per_frame: +(((sup * 1e6) / Math.max(1, n))).toFixed(2),
+      relay_processes_us_per_frame: +((((sup + doors) * 1e6) / Math.max(1, n))).toFixed(2),
     };
     await sleep(500);
   }
   gen.send({ cmd: 'stop' });
   for (const d of direct) d.close();
-  front.close();
-  await svc.stop('SIGKILL');
+  for (const f of fronts) f.close();
+  await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
   return out;
 }
 
@@ -108,8 +127,7 @@ async function aiCalls(shardCount: number, n: number): Promise<Record<string, un
       MEDIASOUP_NUM_WORKERS: String(shardCount),
       ADMISSION_MAX_CPU: '0',
       ADMISSION_MAX_LOOP_LAG_MS: '0',
-      // BENCH_CPU_PROF=dir writes a V8 CPU profile of every service process (stopped with SIGTERM).
-      ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
+      ...profiled(),
     }),
   });
   const client = new TestClient(svc.grpcPort);
@@ -216,7 +234,10 @@ async function failover(kills: number): Promise<Record<string, unknown>> {
 console.log(`shards benchmark: ${seconds} s per measurement on ${(await import('node:os')).availableParallelism()} cores; the load generator and the gRPC client run on the same machine`);
 // BENCH_SHARDS_PARTS=relay,ai,failover picks parts.
 const parts = (process.env.BENCH_SHARDS_PARTS ?? 'relay,ai,failover').split(',');
-if (parts.includes('relay')) console.log(JSON.stringify(await relayCost(Number(process.env.BENCH_FORKS ?? 100))));
+if (parts.includes('relay')) {
+  // BENCH_FRONT_DOORS: the front-door process counts compared (0: the supervisor relays).
+  for (const doors of (process.env.BENCH_FRONT_DOORS ?? '0,2').split(',').map(Number)) console.log(JSON.stringify(await relayCost(Number(process.env.BENCH_FORKS ?? 100), doors)));
+}
 if (parts.includes('ai')) {
   for (const n of (process.env.BENCH_AI_CALLS ?? '100,200').split(',').map(Number)) {
     for (const shards of [1, 2]) console.log(JSON.stringify(await aiCalls(shards, n)));

@@ -11,8 +11,8 @@ export function ask<T>(child: ReturnType<typeof fork>, msg: object): Promise<T> 
 export function benchEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {
     LOG_LEVEL: 'info',
-    RTP_SERVICE_PORT_MIN: '20000',
-    RTP_SERVICE_PORT_MAX: '29999',
+    RTP_SERVICE_PORT_MIN: '10000',
+    RTP_SERVICE_PORT_MAX: '19999',
     ASSETS_BASE_PATH: '/',
     RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0',
     ...extra,

@@ -50,7 +50,7 @@ export function shardOfPort(slices: readonly ShardSlice[], port: number): number
 
 /** How many front-door processes relay for this many shards (0: the supervisor relays itself). */
 export function frontDoorCount(config: Readonly<Config>, shards: number): number {
-  // Measured: relaying costs the front door 7-14 us of CPU per fork frame, so one process
-  // keeps up with about 8 shards' worth of AI calls; one per 4 leaves it half its core.
+  // Measured: relaying costs 7-30 us of CPU per fork frame by machine (`npm run bench --
+  // shards`), a core's worth at 4-8 shards of AI calls; one per 4 shards keeps it below that.
   return config.cluster.front_doors === 'auto' ? Math.floor(shards / 4) : Number(config.cluster.front_doors);
 }

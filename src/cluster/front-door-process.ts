@@ -92,15 +92,23 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
     });
   }
 
-  /** Hands it an accepted client connection (paused: nothing was read from it here). */
-  take(socket: Socket): boolean {
+  /**
+   * Hands it an accepted client connection (paused: nothing was read from it here). A process
+   * that died before it could take it gives it to `otherwise`.
+   */
+  take(socket: Socket, otherwise: (socket: Socket) => void): boolean {
     const child = this.#child;
     if (!this.#ready || !child?.connected) return false;
     this.connections++;
-    child.send({ type: 'connection' } satisfies ToFrontDoor, socket, (err) => {
-      if (!err) return;
+    // Kept open here until it is sent: a send that fails leaves a socket `otherwise` can still serve.
+    child.send({ type: 'connection' } satisfies ToFrontDoor, socket, { keepOpen: true }, (err) => {
+      if (!err) {
+        // The front door has its own descriptor of it now; this one only closes.
+        socket.destroy();
+        return;
+      }
       this.connections--;
-      socket.destroy();
+      otherwise(socket);
     });
     return true;
   }

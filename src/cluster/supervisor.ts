@@ -268,9 +268,11 @@ export class Supervisor {
   #handOver(socket: Socket): void {
     let best: FrontDoorProcess | undefined;
     for (const d of this.#frontDoors) if (d.ready && (!best || d.connections < best.connections)) best = d;
-    if (best?.take(socket)) return;
-    this.#grpc!.emit('connection', socket);
-    socket.resume();
+    const relayHere = (s: Socket): void => {
+      this.#grpc!.emit('connection', s);
+      s.resume();
+    };
+    if (!best?.take(socket, relayHere)) relayHere(socket);
   }
 
   #frontDoorState(): FrontDoorState {
@@ -431,6 +433,17 @@ export class Supervisor {
       registers,
       collect() {
         for (const s of shards) this.set({ shard: String(s.index) }, s.ready ? 1 : 0);
+      },
+    });
+    const doors = this.#frontDoors;
+    new Counter({
+      name: `${METRIC_PREFIX}front_door_restarts_total`,
+      help: 'Front-door processes started again after they died (their client connections were cut)',
+      labelNames: ['front_door'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const d of doors) this.inc({ front_door: String(d.index) }, d.restarts);
       },
     });
     new Counter({

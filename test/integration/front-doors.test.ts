@@ -172,6 +172,9 @@ describe('an instance whose client connections are relayed by two front-door pro
         const d = (await doors())[0]!;
         return d.ready && d.restarts === 1 && d.pid !== victim.pid;
       }, 10_000, 100);
+      const text = await (await fetch(svc.url('/metrics'))).text();
+      assert.equal(metricValue(text, 'sentiric_media_front_door_restarts_total', { front_door: '0' }), 1);
+      assert.equal(metricValue(text, 'sentiric_media_front_door_restarts_total', { front_door: '1' }), 0);
     } finally {
       clearInterval(talking);
       for (const f of forks) f.stream.cancel();

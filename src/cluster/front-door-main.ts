@@ -13,6 +13,8 @@ import type { RouteKey } from './route.ts';
 
 /** How long a question to the supervisor may take before the request is answered UNAVAILABLE. */
 const ASK_MS = 5000;
+/** How often it tells the supervisor it is alive (a silent one is killed as stuck). */
+const ALIVE_MS = 500;
 
 type Ask = Extract<FromFrontDoor, { id: number }> extends infer M ? (M extends { type: 'resolve' | 'run' | 'fallback' } ? Omit<M, 'id'> : never) : never;
 
@@ -165,6 +167,7 @@ export function frontDoorProcess(loaded: LoadedConfig, version: string, index: n
         process.exit(1);
       });
       send({ type: 'ready' });
+      setInterval(() => send({ type: 'alive' }), ALIVE_MS).unref();
       log.info({ event: 'FRONT_DOOR_READY', attributes: { 'front_door.index': index } }, 'front door ready for client connections');
     },
     stop: async () => {

@@ -33,6 +33,8 @@ export type ToFrontDoor =
 /** Front-door process -> supervisor. */
 export type FromFrontDoor =
   | { type: 'ready' }
+  /** Twice a second: a front door that stops saying it is stuck. */
+  | { type: 'alive' }
   | { type: 'resolve'; id: number; key: RouteKey; relayed: boolean }
   /** Run the answer the supervisor kept under `ref`; the reply is the response message. */
   | { type: 'run'; id: number; ref: number }
@@ -43,7 +45,7 @@ export type FromFrontDoor =
   | { type: 'metrics'; id: number; text: string };
 
 const TO = new Set(['connection', 'state', 'drop-shard', 'reply', 'metrics']);
-const FROM = new Set(['ready', 'resolve', 'run', 'fallback', 'settled', 'connection-closed', 'metrics']);
+const FROM = new Set(['ready', 'alive', 'resolve', 'run', 'fallback', 'settled', 'connection-closed', 'metrics']);
 
 const typed = (m: unknown): string | undefined => (typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string' ? (m as { type: string }).type : undefined);
 export const isToFrontDoor = (m: unknown): m is ToFrontDoor => TO.has(typed(m) ?? '');

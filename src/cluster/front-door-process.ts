@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { MediaError } from '../errors/media-error.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { FrontDoorRouting, Target } from './front-door.ts';
+import { SilenceWatch } from './silence-watch.ts';
 import { FRONT_DOOR_INDEX_ENV, isFromFrontDoor, type FromFrontDoor, type FrontDoorState, type ToFrontDoor, type WireTarget } from './front-door-messages.ts';
 
 const ENTRY = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -44,10 +45,23 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
   readonly #routing: FrontDoorRouting;
   readonly #state: () => FrontDoorState;
   readonly #log: Logger;
+  /** A ready front door says it is alive twice a second: one that stops is stuck, and is killed so it restarts. */
+  readonly #watch: SilenceWatch;
 
-  constructor(opts: { index: number; env: Record<string, string>; routing: FrontDoorRouting; state: () => FrontDoorState; logger: Logger }) {
+  constructor(opts: { index: number; env: Record<string, string>; routing: FrontDoorRouting; state: () => FrontDoorState; logger: Logger; hangTimeoutMs: number }) {
     super();
     this.index = opts.index;
+    this.#watch = new SilenceWatch({
+      timeoutMs: opts.hangTimeoutMs,
+      onSilent: (silentMs) => {
+        this.#log.error(
+          { event: 'FRONT_DOOR_HUNG', attributes: { 'front_door.index': this.index, 'front_door.pid': this.#child?.pid ?? 0, 'front_door.silent_ms': Math.round(silentMs) } },
+          'a front-door process stopped answering; killing it so its clients reconnect elsewhere',
+        );
+        this.#ready = false;
+        this.#child?.kill('SIGKILL');
+      },
+    });
     this.#env = { ...opts.env, [FRONT_DOOR_INDEX_ENV]: String(opts.index) };
     this.#routing = opts.routing;
     this.#state = opts.state;
@@ -67,10 +81,12 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
     const child = fork(ENTRY, process.argv.slice(2), { env: this.#env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', detached: true });
     this.#child = child;
     child.on('message', (m) => {
+      this.#watch.beat();
       if (isFromFrontDoor(m)) this.#onMessage(child, m);
     });
     this.#exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
+        this.#watch.disarm();
         this.#child = undefined;
         this.#ready = false;
         this.connections = 0;
@@ -141,6 +157,7 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
 
   signal(signal: NodeJS.Signals): void {
     this.#stopping = true;
+    this.#watch.disarm();
     clearTimeout(this.#restartTimer);
     this.#child?.kill(signal);
   }
@@ -155,8 +172,11 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
 
   #onMessage(child: ChildProcess, m: FromFrontDoor): void {
     switch (m.type) {
+      case 'alive':
+        return;
       case 'ready':
         this.#ready = true;
+        if (!this.#stopping) this.#watch.arm();
         this.update();
         this.emit('ready');
         return;

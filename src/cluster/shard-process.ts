@@ -7,6 +7,7 @@ import type { CallSnapshot } from '../sessions/call-snapshot.ts';
 import { isShardMessage, SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV, type CallEntry, type ShardMessage, type SupervisorMessage } from './messages.ts';
 import type { ShardLoad } from './placement.ts';
 import type { ShardSlice } from './shard-plan.ts';
+import { SilenceWatch } from './silence-watch.ts';
 
 const ENTRY = fileURLToPath(new URL('../main.js', import.meta.url));
 /** The first restart is at once: the calls of the slice wait for it. */
@@ -49,11 +50,23 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
   readonly #env: Record<string, string>;
   readonly #log: Logger;
   #exited: Promise<void> = Promise.resolve();
+  /** A ready shard reports its load twice a second: one that stops is stuck, and is killed so it restarts. */
+  readonly #watch: SilenceWatch;
 
-  constructor(opts: { slice: ShardSlice; env: Record<string, string>; runtimeDir: string; logger: Logger }) {
+  constructor(opts: { slice: ShardSlice; env: Record<string, string>; runtimeDir: string; logger: Logger; hangTimeoutMs: number }) {
     super();
     this.slice = opts.slice;
     this.#log = opts.logger;
+    this.#watch = new SilenceWatch({
+      timeoutMs: opts.hangTimeoutMs,
+      onSilent: (silentMs) => {
+        this.#log.error(
+          { event: 'SHARD_HUNG', attributes: { 'shard.index': this.slice.index, 'shard.pid': this.#child?.pid ?? 0, 'shard.silent_ms': Math.round(silentMs) } },
+          'a media shard stopped answering; killing it so it starts again and carries its calls on',
+        );
+        this.#child?.kill('SIGKILL');
+      },
+    });
     const s = opts.slice;
     this.#env = {
       ...opts.env,
@@ -96,6 +109,7 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
     const child = fork(ENTRY, process.argv.slice(2), { env: this.#env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', detached: true });
     this.#child = child;
     child.on('message', (m) => {
+      this.#watch.beat();
       if (!isShardMessage(m)) return;
       switch (m.type) {
         case 'hello':
@@ -115,6 +129,7 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
         case 'ready':
           this.#grpcSocket = m.grpcSocket;
           this.#httpSocket = m.httpSocket;
+          if (!this.#stopping) this.#watch.arm();
           this.emit('ready');
           return;
         case 'load':
@@ -135,6 +150,7 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
     });
     this.#exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
+        this.#watch.disarm();
         this.#grpcSocket = null;
         this.#httpSocket = null;
         this.#child = undefined;
@@ -160,6 +176,8 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
   /** Passes the signal on (a shard drains on the first, stops at once on a second). */
   signal(signal: NodeJS.Signals): void {
     this.#stopping = true;
+    // A draining shard stops reporting: it is not stuck.
+    this.#watch.disarm();
     clearTimeout(this.#restartTimer);
     this.#child?.kill(signal);
   }

@@ -124,10 +124,10 @@ export class Supervisor {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
     Object.assign(env, { SIGNALING_TOKEN_SECRET: secret, MEDIA_SHARDS: '1' });
     this.#metrics();
-    for (const slice of this.#slices) this.#shards.push(this.#watch(new ShardProcess({ slice, env, runtimeDir: this.#runtimeDir, logger: this.#log })));
+    for (const slice of this.#slices) this.#shards.push(this.#watch(new ShardProcess({ slice, env, runtimeDir: this.#runtimeDir, logger: this.#log, hangTimeoutMs: config.cluster.hang_timeout_seconds * 1000 })));
     const routing = this.#routing();
     for (let i = 0; i < frontDoorCount(config, this.#shards.length); i++) {
-      this.#frontDoors.push(new FrontDoorProcess({ index: i, env, routing, state: () => this.#frontDoorState(), logger: this.#log }));
+      this.#frontDoors.push(new FrontDoorProcess({ index: i, env, routing, state: () => this.#frontDoorState(), logger: this.#log, hangTimeoutMs: config.cluster.hang_timeout_seconds * 1000 }));
     }
     const ready = Promise.all([...this.#shards, ...this.#frontDoors].map((s) => new Promise<void>((r) => s.once('ready', () => r()))));
     for (const s of this.#shards) s.start();

@@ -86,6 +86,7 @@ export interface Config {
     shards: string;
     /** `auto`: one per 4 shards; 0: the supervisor relays. */
     front_doors: string;
+    hang_timeout_seconds: number;
     max_cpu: number;
     max_loop_lag_ms: number;
     max_sessions: number;
@@ -298,6 +299,12 @@ export const schema: convict.Schema<Config> = {
       format: 'front-door-count',
       default: 'auto',
       env: 'MEDIA_FRONT_DOORS',
+    },
+    hang_timeout_seconds: {
+      doc: 'A shard or front door not heard from for this long while it runs is stuck: it is killed and started again, as after a crash (0: never)',
+      format: 'nat',
+      default: 5,
+      env: 'MEDIA_HANG_TIMEOUT_SECONDS',
     },
     max_cpu: { doc: 'A shard above this CPU (1 = one core) takes no new calls (0: no limit)', format: Number, default: 0.85, env: 'ADMISSION_MAX_CPU' },
     max_loop_lag_ms: { doc: 'A shard whose event-loop delay p95 (over the last second) is above this takes no new calls (0: no limit)', format: 'nat', default: 40, env: 'ADMISSION_MAX_LOOP_LAG_MS' },

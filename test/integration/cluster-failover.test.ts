@@ -42,6 +42,7 @@ describe('a media shard killed with -9 under live calls', () => {
         ADMISSION_MAX_LOOP_LAG_MS: '0',
         RECORDING_FILE_ROOT: fileRoot,
         RECORDING_SPOOL_DIR: join(fileRoot, 'spool'),
+        MEDIA_HANG_TIMEOUT_SECONDS: '3',
       },
     });
     client = new TestClient(svc.grpcPort);
@@ -285,5 +286,57 @@ describe('a media shard killed with -9 under live calls', () => {
     }
     assert.equal((await client.media_('EndConference', { conference_id: conf })).error, undefined);
     for (const x of [a, b, c]) await client.media_('ReleasePort', { rtp_port: x.port });
+  });
+
+  test('a shard that stops answering (SIGSTOP) is killed after MEDIA_HANG_TIMEOUT_SECONDS and its calls go on', async () => {
+    await eventually(async () => {
+      const d = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { load: { cpu: number } }[] };
+      return d.shards.every((sh) => sh.load.cpu < 0.15);
+    }, 30_000, 250);
+    const calls: { port: number; phone: RtpPeer }[] = [];
+    const extra: number[] = [];
+    for (let k = 0; calls.length < 3 && k < 40; k++) {
+      const r = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: `failover-hung-${process.pid}-${k}@test` });
+      assert.equal(r.error, undefined, r.error?.details);
+      const port = r.response!.rtp_port;
+      if (port < SHARD1_MIN) {
+        extra.push(port);
+        continue;
+      }
+      const phone = await RtpPeer.open();
+      peers.push(phone);
+      assert.equal((await client.media_('PlayAudio', { audio_uri: 'control://enable_echo', server_rtp_port: port, rtp_target_addr: phone.address })).error, undefined);
+      calls.push({ port, phone });
+    }
+    assert.equal(calls.length, 3, 'three calls on shard 1');
+    const talking = calls.map((c) => c.phone.sendPcm(tone(400, 9000, 8000), c.port));
+    await sleep(1000); // a snapshot of every call reached the supervisor
+    const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { index: number; pid: number; restarts: number }[] };
+    const victim = debug.shards.find((s) => s.index === 1)!;
+    const stoppedAt = performance.now();
+    const before = calls.map((c) => c.phone.received.length);
+    process.kill(victim.pid, 'SIGSTOP');
+    try {
+      const hung = await svc.waitForLog((l) => l.event === 'SHARD_HUNG' && (l.attributes as Record<string, unknown>)['shard.pid'] === victim.pid, 15_000);
+      const silent = Number((hung.attributes as Record<string, unknown>)['shard.silent_ms']);
+      assert.ok(silent > 3000 && silent < 6000, `killed after ${silent} ms of silence`);
+      await svc.waitForLog((l) => l.event === 'SHARD_READY' && (l.attributes as Record<string, unknown>)['shard.restarts'] === victim.restarts + 1, 20_000);
+      await sleep(1000);
+    } finally {
+      // Never left stopped: a failed wait must not leave a frozen process behind.
+      try {
+        process.kill(victim.pid, 'SIGCONT');
+      } catch {}
+    }
+    for (const [i, c] of calls.entries()) {
+      const old = c.phone.received.slice(0, before[i]);
+      const fresh = c.phone.received.slice(before[i]).filter((p) => p.at > stoppedAt + 3000);
+      assert.ok(fresh.length > 10, `call ${c.port}: ${fresh.length} packets after the stuck shard was replaced`);
+      assert.equal(fresh[0]!.ssrc, old.at(-1)!.ssrc, `call ${c.port}: the SSRC changed across the restart`);
+      const ahead = seqAhead(old.at(-1)!.seq, fresh[0]!.seq);
+      assert.ok(ahead >= 1 && ahead < 1000, `call ${c.port}: sequence ${old.at(-1)!.seq} -> ${fresh[0]!.seq} does not continue`);
+    }
+    await Promise.all(talking);
+    for (const p of [...calls.map((c) => c.port), ...extra]) await client.media_('ReleasePort', { rtp_port: p });
   });
 });

@@ -75,6 +75,7 @@ describe('an instance whose client connections are relayed by two front-door pro
         LOG_LEVEL: 'info',
         ADMISSION_MAX_CPU: '0',
         ADMISSION_MAX_LOOP_LAG_MS: '0',
+        MEDIA_HANG_TIMEOUT_SECONDS: '2',
       },
     });
     // grpc-js shares one connection among clients of one address unless each keeps its own pool.
@@ -180,6 +181,33 @@ describe('an instance whose client connections are relayed by two front-door pro
       for (const f of forks) f.stream.cancel();
     }
     for (const c of calls) assert.equal((await c.client.media_('ReleasePort', { rtp_port: c.port })).error, undefined);
+  });
+
+  test('a front door that stops answering (SIGSTOP) is killed and started again; its clients reconnect', async () => {
+    const victim = (await doors())[1]!;
+    assert.ok(victim.pid && victim.ready);
+    process.kill(victim.pid, 'SIGSTOP');
+    try {
+      const hung = await svc.waitForLog((l) => l.event === 'FRONT_DOOR_HUNG' && (l.attributes as Record<string, unknown>)['front_door.pid'] === victim.pid, 10_000);
+      const silent = Number((hung.attributes as Record<string, unknown>)['front_door.silent_ms']);
+      assert.ok(silent > 2000 && silent < 4000, `killed after ${silent} ms of silence`);
+      await eventually(async () => {
+        const d = (await doors())[1]!;
+        return d.ready && d.restarts === victim.restarts + 1 && d.pid !== victim.pid;
+      }, 10_000, 100);
+    } finally {
+      try {
+        process.kill(victim.pid, 'SIGCONT');
+      } catch {}
+    }
+    // Every client is served again, those that were on the stuck process included.
+    for (const c of clients) {
+      const call = await eventually(async () => {
+        const r = await c.media_<{ rtp_port: number }>('AllocatePort', { call_id: newCallId() });
+        return r.response ?? false;
+      }, 10_000, 100);
+      assert.equal((await c.media_('ReleasePort', { rtp_port: call.rtp_port })).error, undefined);
+    }
   });
 
   test('SIGTERM: the front doors stop with the instance, which exits 0', async () => {

@@ -120,10 +120,11 @@ async function relayCost(forks: number, frontDoors: number): Promise<Record<stri
 }
 
 /** AI calls: RTP in, a 16 kHz fork, 100 ms of TTS every 100 ms paced out by the service. */
-async function aiCalls(shardCount: number, n: number): Promise<Record<string, unknown>> {
+async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<Record<string, unknown>> {
   const svc = await startService({
     env: benchEnv({
       MEDIA_SHARDS: String(shardCount),
+      MEDIA_FRONT_DOORS: String(frontDoors),
       MEDIASOUP_NUM_WORKERS: String(shardCount),
       ADMISSION_MAX_CPU: '0',
       ADMISSION_MAX_LOOP_LAG_MS: '0',
@@ -159,14 +160,19 @@ async function aiCalls(shardCount: number, n: number): Promise<Record<string, un
   }, 100);
   await ask(gen, { cmd: 'send' });
   await sleep(3000);
-  const pids = shardCount > 1 ? [svc.proc.pid!, ...(await shardsOf(svc)).map((s) => s.pid)] : [svc.proc.pid!];
+  const doorPids = shardCount > 1 ? ((await (await fetch(svc.url('/debug/resources'))).json()) as { front_doors: DoorInfo[] }).front_doors.map((d) => d.pid!) : [];
+  const pids = shardCount > 1 ? [svc.proc.pid!, ...(await shardsOf(svc)).map((s) => s.pid), ...doorPids] : [svc.proc.pid!];
   const cpu0 = cpuOf(pids);
+  const sup0 = cpuSeconds(svc.proc.pid!);
+  const doors0 = cpuOf(doorPids);
   const genCpu0 = cpuSeconds(gen.pid!);
   const self0 = process.cpuUsage();
   const t0 = performance.now();
   const out = await ask<{ received: number; expected: number; seqGaps: number; p50: number; p99: number }>(gen, { cmd: 'measure', seconds });
   const wall = (performance.now() - t0) / 1000;
   const cpu = (cpuOf(pids) - cpu0) / wall;
+  const sup = (cpuSeconds(svc.proc.pid!) - sup0) / wall;
+  const doors = (cpuOf(doorPids) - doors0) / wall;
   const genCpu = (cpuSeconds(gen.pid!) - genCpu0) / wall;
   const self = process.cpuUsage(self0);
   clearInterval(feeder);
@@ -177,9 +183,11 @@ async function aiCalls(shardCount: number, n: number): Promise<Record<string, un
   await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
   return {
     shards: shardCount,
+    front_door_processes: frontDoors,
     ai_calls: n,
     'service_cpu_%': +(cpu * 100).toFixed(1),
     'service_cpu_%_per_call': +((cpu * 100) / n).toFixed(3),
+    ...(shardCount > 1 ? { 'of_which_supervisor_%': +(sup * 100).toFixed(1), 'of_which_front_doors_%': +(doors * 100).toFixed(1) } : {}),
     'load_generator_cpu_%': +(genCpu * 100).toFixed(1),
     'grpc_client_cpu_%': +(((self.user + self.system) / 1e6 / wall) * 100).toFixed(1),
     out_received_vs_expected: `${out.received}/${out.expected}`,
@@ -240,7 +248,18 @@ if (parts.includes('relay')) {
 }
 if (parts.includes('ai')) {
   for (const n of (process.env.BENCH_AI_CALLS ?? '100,200').split(',').map(Number)) {
-    for (const shards of [1, 2]) console.log(JSON.stringify(await aiCalls(shards, n)));
+    const rows: Record<string, unknown>[] = [];
+    for (const [shards, doors] of [[1, 0], [2, 0], [2, 1]] as const) {
+      const row = await aiCalls(shards, n, doors);
+      rows.push(row);
+      console.log(JSON.stringify(row));
+    }
+    // Capacity is CPU-bound: with a core per shard, N shards carry N / (their CPU per call over one shard's) times as many calls.
+    const one = rows[0]!['service_cpu_%_per_call'] as number;
+    for (const r of rows.slice(1)) {
+      const ratio = one / (r['service_cpu_%_per_call'] as number);
+      console.log(JSON.stringify({ ai_calls: n, shards: r['shards'], front_door_processes: r['front_door_processes'], cpu_per_call_vs_one_shard: +(1 / ratio).toFixed(3), 'projected_capacity_x_N_one_shard': +ratio.toFixed(3) }));
+    }
   }
 }
 if (parts.includes('failover')) console.log(JSON.stringify(await failover(Number(process.env.BENCH_KILLS ?? 10))));

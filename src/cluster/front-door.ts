@@ -192,7 +192,11 @@ export class FrontDoor {
     codec: protoLoader.MethodDefinition<unknown, unknown>,
     target: Exclude<Target, { kind: 'answer' }>,
   ): void {
-    if (stream.destroyed) return;
+    if (stream.destroyed) {
+      // The client went while its target was looked up: a call placed for it is not coming.
+      this.#routing.settled(key, target, Status.CANCELLED);
+      return;
+    }
     // A request of one message (unary, server streaming) is whole once its first message is in.
     const whole = ended || !codec.requestStream;
     let session: ClientHttp2Session;

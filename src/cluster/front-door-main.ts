@@ -11,8 +11,11 @@ import { isToFrontDoor, type FromFrontDoor, type FrontDoorState, type ToFrontDoo
 import { connectInstance, publicGrpcServer } from './public-grpc.ts';
 import type { RouteKey } from './route.ts';
 
-/** How long a question to the supervisor may take before the request is answered UNAVAILABLE. */
-const ASK_MS = 5000;
+/**
+ * How long a question to the supervisor may take before the request is answered UNAVAILABLE:
+ * longer than anything the supervisor waits for itself (a leg to another instance: 5 s a half).
+ */
+const ASK_MS = 15_000;
 /** How often it tells the supervisor it is alive (a silent one is killed as stuck). */
 const ALIVE_MS = 500;
 
@@ -64,6 +67,7 @@ class RemoteRouting implements FrontDoorRouting {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
+        this.#send({ type: 'abandon', id });
         reject(new MediaError('unavailable', 'the media service did not route the request in time; try again'));
       }, ASK_MS);
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });

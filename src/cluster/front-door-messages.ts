@@ -41,11 +41,13 @@ export type FromFrontDoor =
   /** The instance kept under `ref` cannot be reached: where does the new call go instead? */
   | { type: 'fallback'; id: number; ref: number }
   | { type: 'settled'; key: RouteKey; target: WireTarget; code: number }
+  /** It stopped waiting for the answer to `id`: a call placed for it is not coming. */
+  | { type: 'abandon'; id: number }
   | { type: 'connection-closed' }
   | { type: 'metrics'; id: number; text: string };
 
 const TO = new Set(['connection', 'state', 'drop-shard', 'reply', 'metrics']);
-const FROM = new Set(['ready', 'alive', 'resolve', 'run', 'fallback', 'settled', 'connection-closed', 'metrics']);
+const FROM = new Set(['ready', 'alive', 'abandon', 'resolve', 'run', 'fallback', 'settled', 'connection-closed', 'metrics']);
 
 const typed = (m: unknown): string | undefined => (typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string' ? (m as { type: string }).type : undefined);
 export const isToFrontDoor = (m: unknown): m is ToFrontDoor => TO.has(typed(m) ?? '');

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { status as Status } from '@grpc/grpc-js';
 import { MediaError } from '../errors/media-error.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { FrontDoorRouting, Target } from './front-door.ts';
@@ -12,6 +13,8 @@ const ENTRY = fileURLToPath(new URL('../main.js', import.meta.url));
 const LONGEST_RESTART_MS = 10_000;
 const STABLE_MS = 2_000;
 const METRICS_MS = 2_000;
+/** A front door that has not taken a connection handed to it this long gets no more until it does. */
+const TAKE_STALL_MS = 500;
 /** Targets kept for a front door's later question (an answer to run, a fallback): gone after this. */
 const REF_TTL_MS = 5 * 60_000;
 
@@ -30,6 +33,11 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
   restarts = 0;
   /** Client connections it holds now. */
   connections = 0;
+  /**
+   * Connections handed to it whose descriptor has not gone out yet (Node sends one handle at a
+   * time, each after the child acknowledged the last): still the supervisor's to serve if it dies.
+   */
+  readonly #handing = new Map<Socket, { at: number; otherwise: (socket: Socket) => void }>();
   #child: ChildProcess | undefined;
   #ready = false;
   #stopping = false;
@@ -40,6 +48,9 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
   #nextRef = 1;
   #nextAsk = 1;
   readonly #refs = new Map<number, { target: Target; at: number }>();
+  /** Questions the front door stopped waiting for (it timed out) while they were still being answered. */
+  readonly #abandoned = new Set<number>();
+  #prunedAt = 0;
   readonly #metrics = new Map<number, (text: string) => void>();
   readonly #env: Record<string, string>;
   readonly #routing: FrontDoorRouting;
@@ -84,13 +95,20 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
       this.#watch.beat();
       if (isFromFrontDoor(m)) this.#onMessage(child, m);
     });
+    // A send to a child that just died (its channel not yet seen closed) fails here, not in a throw.
+    child.on('error', (error) => this.#log.warn({ event: 'FRONT_DOOR_CHANNEL_FAILED', error, attributes: { 'front_door.index': this.index } }, 'a message to a front-door process could not be sent'));
     this.#exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
         this.#watch.disarm();
         this.#child = undefined;
         this.#ready = false;
         this.connections = 0;
+        // Never sent to it: nothing of them was read, so the supervisor relays them itself.
+        const unsent = [...this.#handing];
+        this.#handing.clear();
+        for (const [socket, h] of unsent) if (!socket.destroyed) h.otherwise(socket);
         this.#refs.clear();
+        this.#abandoned.clear();
         for (const done of this.#metrics.values()) done('');
         this.#metrics.clear();
         resolve();
@@ -114,19 +132,32 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
    */
   take(socket: Socket, otherwise: (socket: Socket) => void): boolean {
     const child = this.#child;
-    if (!this.#ready || !child?.connected) return false;
-    this.connections++;
+    if (!this.#ready || !child?.connected || this.#stalled()) return false;
+    this.#handing.set(socket, { at: performance.now(), otherwise });
     // Kept open here until it is sent: a send that fails leaves a socket `otherwise` can still serve.
     child.send({ type: 'connection' } satisfies ToFrontDoor, socket, { keepOpen: true }, (err) => {
-      if (!err) {
-        // The front door has its own descriptor of it now; this one only closes.
-        socket.destroy();
+      // Already given to `otherwise` when the process died first.
+      if (!this.#handing.delete(socket)) return;
+      if (err) {
+        otherwise(socket);
         return;
       }
-      this.connections--;
-      otherwise(socket);
+      this.connections++;
+      // The front door has its own descriptor of it now; this one only closes.
+      socket.destroy();
     });
     return true;
+  }
+
+  /** Connections it holds or is being handed: what the supervisor balances by. */
+  get load(): number {
+    return this.connections + this.#handing.size;
+  }
+
+  #stalled(): boolean {
+    const now = performance.now();
+    for (const h of this.#handing.values()) if (now - h.at > TAKE_STALL_MS) return true;
+    return false;
   }
 
   /** Tells it what changed: the shards' sockets, whether the instance serves, its id. */
@@ -197,7 +228,18 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
         return;
       }
       case 'resolve':
-        this.#answer(child, m.id, async () => this.#wire(await this.#routing.resolve(m.key, m.relayed)));
+        this.#answer(child, m.id, async () => {
+          const target = await this.#routing.resolve(m.key, m.relayed);
+          // Asked by a process gone since, or that stopped waiting: the request never reaches the target.
+          if (this.#child !== child || this.#abandoned.delete(m.id)) {
+            if (target.kind === 'shard') this.#routing.settled(m.key, target, Status.CANCELLED);
+            throw new MediaError('cancelled', 'the request was given up while it was routed');
+          }
+          return this.#wire(target);
+        });
+        return;
+      case 'abandon':
+        this.#abandoned.add(m.id);
         return;
       case 'fallback':
         this.#answer(child, m.id, async () => {
@@ -234,8 +276,11 @@ export class FrontDoorProcess extends EventEmitter<FrontDoorProcessEvents> {
 
   #keep(t: Target): number {
     const now = Date.now();
-    // A request that closed before it needed its target leaves it here: old ones go.
-    if (this.#refs.size > 1000) for (const [ref, k] of this.#refs) if (now - k.at > REF_TTL_MS) this.#refs.delete(ref);
+    // A request that closed before it needed its target leaves it here: old ones go, looked for once a minute.
+    if (this.#refs.size > 1000 && now - this.#prunedAt > 60_000) {
+      this.#prunedAt = now;
+      for (const [ref, k] of this.#refs) if (now - k.at > REF_TTL_MS) this.#refs.delete(ref);
+    }
     const ref = this.#nextRef++;
     this.#refs.set(ref, { target: t, at: now });
     return ref;

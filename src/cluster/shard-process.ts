@@ -64,6 +64,9 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
           { event: 'SHARD_HUNG', attributes: { 'shard.index': this.slice.index, 'shard.pid': this.#child?.pid ?? 0, 'shard.silent_ms': Math.round(silentMs) } },
           'a media shard stopped answering; killing it so it starts again and carries its calls on',
         );
+        // Nothing more is placed on it or relayed to it.
+        this.#grpcSocket = null;
+        this.#httpSocket = null;
         this.#child?.kill('SIGKILL');
       },
     });
@@ -108,6 +111,8 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
     // Its own process group: a terminal's Ctrl-C reaches the supervisor, which drains the shards.
     const child = fork(ENTRY, process.argv.slice(2), { env: this.#env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', detached: true });
     this.#child = child;
+    // A send to a child that just died (its channel not yet seen closed) fails here, not in a throw.
+    child.on('error', (error) => this.#log.warn({ event: 'SHARD_CHANNEL_FAILED', error, attributes: { 'shard.index': this.slice.index } }, 'a message to a media shard could not be sent'));
     child.on('message', (m) => {
       this.#watch.beat();
       if (!isShardMessage(m)) return;

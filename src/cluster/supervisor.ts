@@ -267,7 +267,7 @@ export class Supervisor {
   /** A client connection goes to the front door holding the fewest; the supervisor relays it when none is ready. */
   #handOver(socket: Socket): void {
     let best: FrontDoorProcess | undefined;
-    for (const d of this.#frontDoors) if (d.ready && (!best || d.connections < best.connections)) best = d;
+    for (const d of this.#frontDoors) if (d.ready && (!best || d.load < best.load)) best = d;
     const relayHere = (s: Socket): void => {
       this.#grpc!.emit('connection', s);
       s.resume();

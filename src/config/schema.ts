@@ -307,7 +307,7 @@ export const schema: convict.Schema<Config> = {
       env: 'MEDIA_HANG_TIMEOUT_SECONDS',
     },
     max_cpu: { doc: 'A shard above this CPU (1 = one core) takes no new calls (0: no limit)', format: Number, default: 0.85, env: 'ADMISSION_MAX_CPU' },
-    max_loop_lag_ms: { doc: 'A shard whose event-loop delay p95 (over the last second) is above this takes no new calls (0: no limit)', format: 'nat', default: 40, env: 'ADMISSION_MAX_LOOP_LAG_MS' },
+    max_loop_lag_ms: { doc: 'A shard whose event-loop delay p95 (over the last half second) is above this takes no new calls (0: no limit)', format: 'nat', default: 40, env: 'ADMISSION_MAX_LOOP_LAG_MS' },
     max_sessions: { doc: 'A shard holding this many calls takes no new ones (0: no limit)', format: 'nat', default: 0, env: 'ADMISSION_MAX_SESSIONS' },
     redis_url: { doc: 'Redis of the instances that serve one platform (empty: this instance alone)', format: String, default: '', env: 'REDIS_URL', sensitive: true },
     instance_id: { doc: 'This instance’s name among them (empty: host name and gRPC port)', format: String, default: '', env: 'INSTANCE_ID' },

@@ -218,3 +218,78 @@ describe('an instance whose client connections are relayed by two front-door pro
     for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `front door ${pid} outlived the instance`);
   });
 });
+
+/**
+ * Node hands a child one socket at a time, the next once the child acknowledged the last: a
+ * front door that stops taking them must not hold the connections queued behind it.
+ */
+describe('an instance whose only front door stops taking connections', () => {
+  let svc: RunningService;
+  const clients: TestClient[] = [];
+  const open = (): TestClient => {
+    const c = new TestClient(svc.grpcPort, undefined, { 'grpc.use_local_subchannel_pool': 1 });
+    clients.push(c);
+    return c;
+  };
+  const allocate = async (c: TestClient, id: string): Promise<{ port?: number; code?: number; ms: number }> => {
+    const t = performance.now();
+    const r = await c.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
+    return { ...(r.response ? { port: r.response.rtp_port } : { code: r.error?.code }), ms: performance.now() - t };
+  };
+
+  before(async () => {
+    svc = await startService({
+      env: {
+        MEDIA_SHARDS: '2',
+        MEDIA_FRONT_DOORS: '1',
+        MEDIASOUP_NUM_WORKERS: '2',
+        RTP_SERVICE_PORT_MIN: String(RTP_MIN),
+        RTP_SERVICE_PORT_MAX: String(RTP_MAX),
+        LOG_LEVEL: 'info',
+        ADMISSION_MAX_CPU: '0',
+        ADMISSION_MAX_LOOP_LAG_MS: '0',
+        MEDIA_HANG_TIMEOUT_SECONDS: '3',
+      },
+    });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    if (svc.proc.exitCode === null) await svc.stop('SIGKILL');
+  });
+
+  test('connections queued behind it go to the supervisor: at once once it looks stalled, the rest when it is killed', async () => {
+    const [door] = ((await (await fetch(svc.url('/debug/resources'))).json()) as { front_doors: Door[] }).front_doors;
+    assert.ok(door?.pid);
+    process.kill(door.pid, 'SIGSTOP');
+    const stoppedAt = performance.now();
+    try {
+      // The first goes to the stopped process (its descriptor is sent) and waits for its end.
+      const firstClient = open();
+      const first = allocate(firstClient, `queued-${process.pid}-1@test`);
+      await sleep(300);
+      // The second waits behind the first's acknowledgement, which never comes.
+      const second = allocate(open(), `queued-${process.pid}-2@test`);
+      await sleep(800);
+      // The front door has not taken a connection for over 500 ms: the supervisor relays this one.
+      const third = await allocate(open(), `queued-${process.pid}-3@test`);
+      assert.ok(third.port, 'the third client was not served');
+      assert.ok(performance.now() - stoppedAt < 3000, `the third client was served ${(performance.now() - stoppedAt).toFixed(0)} ms after the stop, not before the kill`);
+      // Once the stuck process is killed, the queued one is relayed by the supervisor as it
+      // was; the first, which the killed process held, ends UNAVAILABLE and its retry works.
+      const [a, b] = await Promise.all([first, second]);
+      assert.ok(b.port, `the queued client got ${b.code}`);
+      assert.ok(b.ms >= 2000, `the queued client was served after ${b.ms.toFixed(0)} ms: before the stuck process was killed`);
+      assert.equal(a.code, grpc.status.UNAVAILABLE, `the first client got ${a.port ?? a.code}`);
+      assert.ok(a.ms >= 2500, `the first client's call ended after ${a.ms.toFixed(0)} ms: before the stuck process was killed`);
+      assert.ok((await allocate(firstClient, `queued-${process.pid}-1@test`)).port, 'the first client’s retry was not served');
+    } finally {
+      try {
+        process.kill(door.pid, 'SIGCONT');
+      } catch {}
+    }
+    const text = await (await fetch(svc.url('/metrics'))).text();
+    const bySupervisor = metricValue(text, 'sentiric_media_front_door_requests_total', { method: 'AllocatePort', outcome: 'forwarded' });
+    assert.ok((bySupervisor ?? 0) >= 2, `the supervisor relayed ${bySupervisor} AllocatePort requests`);
+    await svc.waitForLog((l) => l.event === 'FRONT_DOOR_HUNG', 1000);
+  });
+});

@@ -35,10 +35,11 @@ function ephemeralLow(): number {
 /**
  * Listening ports for a service under test: below the kernel's ephemeral range, so no outgoing
  * connection of this or another test (gRPC clients, Redis, browsers) can hold one of them
- * between the check and the service's bind.
+ * between the check and the service's bind; and below 32000, where the tests' own RTP ranges
+ * start (a WebRTC port inside the RTP range is a configuration the service refuses).
  */
 export function listenRange(): { lo: number; hi: number } {
-  const hi = Math.min(ephemeralLow(), 32768);
+  const hi = Math.min(ephemeralLow(), 32000);
   return { lo: hi - 8000, hi };
 }
 

@@ -3,6 +3,7 @@ import type PinoPretty from 'pino-pretty';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.ts';
+import { boundExitFlush } from './exit-flush.ts';
 
 export type { Logger };
 
@@ -68,7 +69,14 @@ export function createLogging(opts: LoggingOptions): Logging {
         pino.destination({ dest: 1, sync: false, minLength: 0, maxLength: 16 * 1024 * 1024 })
       : prettyPrinter()({ colorize: true, singleLine: true, messageKey: 'message', timestampKey: 'timestamp', ignore: 'pid,hostname,schema_v,resource,tenant_id,service' }));
   let dropped = 0;
-  if (json && !opts.destination) (destination as DestinationStream & { on(e: 'drop', l: () => void): void }).on('drop', () => dropped++);
+  if (json && !opts.destination) {
+    const boom = destination as DestinationStream & { on(e: 'drop' | 'error', l: () => void): void };
+    boom.on('drop', () => dropped++);
+    // stdout's reader gone for good (EPIPE): the service goes on without its log lines rather
+    // than die of an uncaught stream error; they wait, then are dropped and counted, as above.
+    boom.on('error', () => {});
+    boundExitFlush(boom);
+  }
   const root = pino(options, destination);
   // The root logger is never handed out: every line goes through a child that already
   // carries trace_id/call_id/tenant_id (pino writes a key bound twice twice), so no key is

@@ -114,27 +114,19 @@ const ipOrEmpty = {
   },
 };
 
-const shardCount = {
-  name: 'shard-count',
+/** `auto` or a whole number in [min, max], kept as a string (the owner resolves `auto`). */
+const autoOrCount = (name: string, min: number, max: number) => ({
+  name,
   validate(value: unknown): void {
     if (value === 'auto') return;
-    if (typeof value !== 'string' && typeof value !== 'number') throw new Error('must be auto or a whole number from 1 to 64');
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error('must be auto or a whole number from 1 to 64');
+    const n = typeof value === 'string' || typeof value === 'number' ? Number(value) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`must be auto or a whole number from ${min} to ${max}`);
   },
   coerce: (v: unknown): string => String(v),
-};
+});
 
-const frontDoorCount = {
-  name: 'front-door-count',
-  validate(value: unknown): void {
-    if (value === 'auto') return;
-    if (typeof value !== 'string' && typeof value !== 'number') throw new Error('must be auto or a whole number from 0 to 16');
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > 16) throw new Error('must be auto or a whole number from 0 to 16');
-  },
-  coerce: (v: unknown): string => String(v),
-};
+const shardCount = autoOrCount('shard-count', 1, 64);
+const frontDoorCount = autoOrCount('front-door-count', 0, 16);
 
 const cidrList = {
   name: 'cidr-list',

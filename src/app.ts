@@ -62,6 +62,8 @@ export interface AppState {
 
 export interface App {
   readonly state: AppState;
+  /** Serves one gRPC stream of a client connection this process holds (a shard's); null when it cannot. */
+  readonly serveGrpcStream: ReturnType<GrpcServer['streamServer']>;
   start(): Promise<{ grpcPort: number; httpPort: number }>;
   /** Stop accepting, drain, close workers. Idempotent. */
   stop(reason: string): Promise<void>;
@@ -279,6 +281,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   let cutDrain: (() => void) | undefined;
   return {
     state,
+    serveGrpcStream: grpcServer.streamServer(),
     async start() {
       const httpPort = await http.start();
       const grpcPort = await grpcServer.start();

@@ -44,13 +44,21 @@ async function main(): Promise<void> {
   // less), and a shard no front door.
   if (shardIndex !== undefined) {
     // One media shard, forked by the instance's supervisor.
-    const [{ createApp }, { ShardBridges }, { ShardLink }] = await Promise.all([import('./app.ts'), import('./cluster/shard-bridges.ts'), import('./cluster/shard-link.ts')]);
+    const [{ createApp }, { ShardBridges }, { ShardLink }, { DoorHost }, { isToFrontDoor }] = await Promise.all([
+      import('./app.ts'),
+      import('./cluster/shard-bridges.ts'),
+      import('./cluster/shard-link.ts'),
+      import('./cluster/door-host.ts'),
+      import('./cluster/front-door-messages.ts'),
+    ]);
     const index = Number(shardIndex);
     const dir = process.env[SHARD_RUNTIME_DIR_ENV] ?? '';
     const sockets = { grpcSocket: join(dir, `shard-${index}-${process.pid}.grpc`), httpSocket: join(dir, `shard-${index}-${process.pid}.http`) };
     // Without its supervisor nobody reaches this shard: it stops at once, it does not drain.
     let app: App | undefined;
+    let door: InstanceType<typeof DoorHost> | undefined;
     process.on('disconnect', () => {
+      door?.orphaned();
       if (!app) process.exit(1);
       void app.stop('supervisor gone');
       void app.stop('supervisor gone').finally(() => process.exit(1));
@@ -62,10 +70,30 @@ async function main(): Promise<void> {
     if (!process.connected) process.exit(1);
     const crossShard = new ShardBridges({ send: (m) => link.send(m), sessions: shardApp.state.sessions, bridges: shardApp.state.bridges, conferences: shardApp.state.conferences, networkBind: loaded.config.rtp.listen_address || '0.0.0.0' });
     link.listen((m) => crossShard.handle(m));
-    run = { log: shardApp.state.log, stop: (reason) => shardApp.stop(reason).finally(() => link.close()) };
+    // Client connections the supervisor hands this shard: its own calls' requests are served
+    // here, the rest relayed to their shard.
+    const serve = shardApp.serveGrpcStream;
+    const host = new DoorHost({
+      config: loaded.config,
+      logger: shardApp.state.log,
+      registry: shardApp.state.metrics.registry,
+      send: (m) => link.send(m),
+      ...(serve ? { local: { index, serve } } : {}),
+    });
+    door = host;
+    process.on('message', (m: unknown, handle: unknown) => {
+      if (isToFrontDoor(m)) host.handle(m, handle);
+    });
+    run = {
+      log: shardApp.state.log,
+      stop: (reason) => {
+        host.drain();
+        return shardApp.stop(reason).finally(() => Promise.all([link.close(), host.close()]));
+      },
+    };
     start = async () => {
       await shardApp.start();
-      link.ready(sockets, shardApp.state.sessions, (s) => {
+      link.ready({ ...sockets, servesConnections: serve !== null }, shardApp.state.sessions, (s) => {
         const b = shardApp.state.bridges.of(s);
         const recording = shardApp.state.recordings.activeOn(s);
         return { ...(b && 'peerOf' in b ? { bridgedWith: b.peerOf(s).port } : {}), ...(recording ? { recording } : {}) };

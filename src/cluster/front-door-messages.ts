@@ -46,9 +46,14 @@ export type FromFrontDoor =
   | { type: 'connection-closed' }
   | { type: 'metrics'; id: number; text: string };
 
+/** What a door (a front-door process, a shard holding client connections) asks or tells about its requests. */
+export type DoorMessage = Extract<FromFrontDoor, { type: 'resolve' | 'run' | 'fallback' | 'settled' | 'abandon' | 'connection-closed' }>;
+
 const TO = new Set(['connection', 'state', 'drop-shard', 'reply', 'metrics']);
 const FROM = new Set(['ready', 'alive', 'abandon', 'resolve', 'run', 'fallback', 'settled', 'connection-closed', 'metrics']);
 
 const typed = (m: unknown): string | undefined => (typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string' ? (m as { type: string }).type : undefined);
 export const isToFrontDoor = (m: unknown): m is ToFrontDoor => TO.has(typed(m) ?? '');
 export const isFromFrontDoor = (m: unknown): m is FromFrontDoor => FROM.has(typed(m) ?? '');
+const DOOR = new Set(['resolve', 'run', 'fallback', 'settled', 'abandon', 'connection-closed']);
+export const isDoorMessage = (m: unknown): m is DoorMessage => DOOR.has(typed(m) ?? '');

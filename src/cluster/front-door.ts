@@ -31,6 +31,15 @@ export type Target =
 /** Set on a request one instance relays to another: it is answered there, never relayed on. */
 export const FORWARDED_HEADER = 'x-sentiric-media-forwarded';
 
+/**
+ * A shard's own requests, served where they arrive: the stream goes to the gRPC server of this
+ * process (its first bytes put back), with nothing relayed between processes.
+ */
+export interface LocalServe {
+  index: number;
+  serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
+}
+
 export interface FrontDoorRouting {
   /** Where a request goes, or a MediaError the client gets as its status. `relayed`: it came from another instance. */
   resolve(key: RouteKey, relayed: boolean): Target | Promise<Target>;
@@ -61,14 +70,16 @@ export class FrontDoor {
   readonly #connected = new WeakSet<ClientHttp2Session>();
   readonly #requests: Counter<'method' | 'outcome'>;
   readonly #inFlight: Gauge;
+  readonly #local: LocalServe | undefined;
 
-  constructor(opts: { routing: FrontDoorRouting; logger: Logger; definitions: protoLoader.PackageDefinition; registry: Registry }) {
+  constructor(opts: { routing: FrontDoorRouting; logger: Logger; definitions: protoLoader.PackageDefinition; registry: Registry; local?: LocalServe }) {
     this.#routing = opts.routing;
+    this.#local = opts.local;
     this.#log = opts.logger.child({ component: 'front-door' });
     this.#def = opts.definitions;
     this.#requests = new Counter({
       name: `${METRIC_PREFIX}front_door_requests_total`,
-      help: 'gRPC requests relayed to a media shard, by method and outcome (forwarded, or the status the front door answered)',
+      help: 'gRPC requests routed by a front door, by method and outcome (served where they arrived, forwarded, or the status the front door answered)',
       labelNames: ['method', 'outcome'] as const,
       registers: [opts.registry],
     });
@@ -106,6 +117,12 @@ export class FrontDoor {
       routed = true;
       stream.off('data', onData);
       stream.off('end', onEnd);
+      // Held while the target is looked up (another instance's calls are in the registry). The
+      // bytes read go back at once, in this tick: a stream holding unread bytes does not end
+      // yet, so its own server can still be given it whole (a shard's own calls).
+      stream.pause();
+      const kept = !ended;
+      if (kept) stream.unshift(all);
       let key: RouteKey;
       try {
         key = service === HEALTH_SERVICE ? { kind: 'any' } : routeKeyOf(method, first ? this.#decode(codec, headers, first) : {});
@@ -113,10 +130,8 @@ export class FrontDoor {
         this.#refuse(stream, method, new MediaError('invalid_argument', `the ${method} request could not be decoded`));
         return;
       }
-      // Held while the target is looked up (another instance's calls are in the registry).
-      stream.pause();
       const relayed = headers[FORWARDED_HEADER] !== undefined;
-      this.#forwardTo(stream, headers, method, key, all, ended, codec, () => this.#routing.resolve(key, relayed));
+      this.#forwardTo(stream, headers, method, key, all, kept, codec, () => this.#routing.resolve(key, relayed));
     };
     const onData = (chunk: Buffer): void => {
       buffered.push(chunk);
@@ -153,7 +168,8 @@ export class FrontDoor {
     method: string,
     key: RouteKey,
     head: Buffer,
-    ended: boolean,
+    /** The first bytes were put back into the stream (it had not ended): reading it gives them again. */
+    kept: boolean,
     codec: protoLoader.MethodDefinition<unknown, unknown>,
     resolve: () => Target | Promise<Target>,
   ): void {
@@ -166,7 +182,7 @@ export class FrontDoor {
     }
     const go = (target: Target): void => {
       if (target.kind !== 'answer') {
-        this.#relay(stream, headers, method, key, head, ended, codec, target);
+        this.#relay(stream, headers, method, key, head, kept, codec, target);
         return;
       }
       this.#requests.inc({ method, outcome: 'answered' });
@@ -188,7 +204,7 @@ export class FrontDoor {
     method: string,
     key: RouteKey,
     head: Buffer,
-    ended: boolean,
+    kept: boolean,
     codec: protoLoader.MethodDefinition<unknown, unknown>,
     target: Exclude<Target, { kind: 'answer' }>,
   ): void {
@@ -197,8 +213,12 @@ export class FrontDoor {
       this.#routing.settled(key, target, Status.CANCELLED);
       return;
     }
+    if (target.kind === 'shard' && this.#local?.index === target.index && kept) {
+      this.#serveHere(this.#local, stream, headers, method, key, target);
+      return;
+    }
     // A request of one message (unary, server streaming) is whole once its first message is in.
-    const whole = ended || !codec.requestStream;
+    const whole = !kept || !codec.requestStream;
     let session: ClientHttp2Session;
     if (target.kind === 'shard') {
       const socket = this.#routing.socketOf(target.index);
@@ -251,7 +271,7 @@ export class FrontDoor {
         up.unpipe(stream);
         this.#log.warn({ event: 'FRONT_DOOR_INSTANCE_UNREACHABLE', attributes: { 'forward.target': shard } }, 'another media instance could not be reached; the new call goes elsewhere');
         this.#requests.inc({ method, outcome: 'instance_unreachable' });
-        this.#forwardTo(stream, headers, method, key, head, true, codec, target.fallback);
+        this.#forwardTo(stream, headers, method, key, head, kept, codec, target.fallback);
         return;
       }
       if (!stream.headersSent) respondStatus(stream, Status.UNAVAILABLE, `the ${shard} went away; try again`);
@@ -265,11 +285,22 @@ export class FrontDoor {
       // The client cancelled or vanished: so does the shard's side.
       if (!up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
     });
-    up.write(head);
-    if (whole) up.end();
+    if (whole) up.end(head);
+    // The first bytes are still in the stream: piping it sends them first.
     else stream.pipe(up);
     stream.resume();
     up.pipe(stream);
+  }
+
+  #serveHere(local: LocalServe, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, key: RouteKey, target: Target): void {
+    this.#requests.inc({ method, outcome: 'served' });
+    stream.once('close', () => {
+      // A trailers-only answer carries its status in the headers; none sent: the client left.
+      const sent = stream.sentTrailers ?? stream.sentHeaders;
+      const code = Number(sent?.['grpc-status'] ?? Status.CANCELLED);
+      this.#routing.settled(key, target, Number.isInteger(code) ? code : Status.UNKNOWN);
+    });
+    local.serve(stream, headers);
   }
 
   #refuse(stream: ServerHttp2Stream, method: string, err: unknown): void {

@@ -4,6 +4,7 @@ import type { ShardLoad } from './placement.ts';
 import type { ParticipantState } from '../conference/conference.ts';
 import type { LinkPeer } from '../bridge/frame-link.ts';
 import type { ConferenceSnapshot } from '../conference/conference-snapshot.ts';
+import type { DoorMessage } from './front-door-messages.ts';
 
 /** The conference side of a leg across shards: a seat for a call another shard carries. */
 export interface ConferenceSeat {
@@ -19,7 +20,8 @@ export interface ConferenceSeat {
 export type ShardMessage =
   /** Started: which calls of this slice should it carry on? */
   | { type: 'hello' }
-  | { type: 'ready'; grpcSocket: string; httpSocket: string }
+  /** `servesConnections`: it can take client connections and serve its own calls' requests itself. */
+  | { type: 'ready'; grpcSocket: string; httpSocket: string; servesConnections: boolean }
   | { type: 'load'; load: ShardLoad }
   /** Every live call's snapshot, twice a second. */
   | { type: 'snapshots'; calls: CallSnapshot[] }
@@ -35,7 +37,9 @@ export type ShardMessage =
   /** One of its conferences ended: its id is free across instances again. */
   | { type: 'conference-ended'; conferenceId: string }
   /** One of its conferences was made or changed (who is in it, how they are set). */
-  | { type: 'conference-state'; conference: ConferenceSnapshot };
+  | { type: 'conference-state'; conference: ConferenceSnapshot }
+  /** About a request on a client connection it holds: where does it go, how did it end. */
+  | DoorMessage;
 
 /** What the supervisor tells a shard. */
 export type SupervisorMessage =

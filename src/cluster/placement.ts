@@ -55,6 +55,30 @@ export function place(candidates: readonly Candidate[], limits: AdmissionLimits)
   return { ok: true, index: best!.index };
 }
 
+/**
+ * Calls a shard holding the request's client connection may carry beyond the least-loaded
+ * one and still be chosen: a few, or a tenth more, so one connection's calls still spread.
+ */
+const NEAR_SLACK_CALLS = 2;
+const NEAR_SLACK_RATIO = 0.1;
+
+/**
+ * `place`, but a shard that holds the client's connection wins while it is about as loaded as
+ * the best: its requests are then served where they arrive, with nothing relayed between
+ * processes. It loses once it is a CPU band or a tenth of the calls ahead, so the calls of a
+ * single connection still spread (the rest relayed).
+ */
+export function placeNear(candidates: readonly Candidate[], limits: AdmissionLimits, near: number | undefined): Placement {
+  const best = place(candidates, limits);
+  if (!best.ok || near === undefined || near === best.index) return best;
+  const here = candidates.find((c) => c.index === near);
+  const least = candidates.find((c) => c.index === best.index)!;
+  if (!here?.ready || overLimit(here.load, limits)) return best;
+  const slack = Math.max(NEAR_SLACK_CALLS, Math.ceil(least.load.sessions * NEAR_SLACK_RATIO));
+  if (here.load.cpu > least.load.cpu + CPU_BAND || here.load.sessions > least.load.sessions + slack) return best;
+  return { ok: true, index: near };
+}
+
 function overLimit(l: ShardLoad, limits: AdmissionLimits): string | null {
   if (limits.maxCpu > 0 && l.cpu > limits.maxCpu) return `CPU ${(l.cpu * 100).toFixed(0)}% > ${(limits.maxCpu * 100).toFixed(0)}%`;
   if (limits.maxLoopLagMs > 0 && l.loopLagMs > limits.maxLoopLagMs) return `event-loop delay ${l.loopLagMs.toFixed(1)} ms > ${limits.maxLoopLagMs} ms`;

@@ -4,7 +4,7 @@ import type { CallDirectory } from './call-directory.ts';
 import type { CallAt, Legs } from './legs.ts';
 import type { Target } from './front-door.ts';
 import type { InstanceInfo, InstanceRegistry } from './instance-registry.ts';
-import { place } from './placement.ts';
+import { place, placeNear } from './placement.ts';
 import { shardOfRoom, type RouteKey } from './route.ts';
 import { addToConferenceRequest } from '../grpc/schemas.ts';
 import { participantMessage } from '../grpc/conference-service.ts';
@@ -204,15 +204,18 @@ export class RequestRouter {
     return { kind: 'shard', index: this.#placeOrAny(key) };
   }
 
-  /** Where a new call would go now (nothing is held): `prefer` first, while it has room. */
-  #placement(prefer?: number): ReturnType<typeof place> {
+  /**
+   * Where a new call would go now (nothing is held): `prefer` first, while it has room; then
+   * `door`, the shard holding the client's connection, while about as loaded as the best.
+   */
+  #placement(prefer?: number, door?: number): ReturnType<typeof place> {
     const all = this.#o.shards.map((s) => ({ index: s.index, ready: s.ready, load: { ...s.load, sessions: this.#o.directory.loadOn(s.index) } }));
     const limits = { maxCpu: this.#o.config.cluster.max_cpu, maxLoopLagMs: this.#o.config.cluster.max_loop_lag_ms, maxSessions: this.#o.config.cluster.max_sessions };
     if (prefer !== undefined) {
       const near = place(all.filter((c) => c.index === prefer), limits);
       if (near.ok) return near;
     }
-    return place(all, limits);
+    return placeNear(all, limits, door);
   }
 
   #placeOrAny(key: RouteKey): number {
@@ -221,7 +224,7 @@ export class RequestRouter {
         if (!key.allocate || key.callId === '') return this.#anyReady();
         if (this.#o.draining()) throw new MediaError('unavailable', 'the media service is draining: it takes no new calls');
         // A call meant for a conference goes where the conference is mixed, when that shard has room.
-        const placed = this.#placement(key.near !== undefined ? shardOfRoom(key.near, this.#o.shards.length) : undefined);
+        const placed = this.#placement(key.near !== undefined ? shardOfRoom(key.near, this.#o.shards.length) : undefined, key.door);
         if (!placed.ok) {
           this.#o.instances()?.unclaim(key.callId);
           throw new MediaError(placed.why === 'no media shard is ready' ? 'unavailable' : 'resource_exhausted', `no capacity for a new call: ${placed.why}`);

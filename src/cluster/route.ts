@@ -1,8 +1,12 @@
 /** Which shard a request belongs to, read from its first message. */
 export type RouteKey =
   | { kind: 'port'; port: number; otherPort?: number }
-  /** `near`: a new call meant for this conference (placed on its shard when it has room). */
-  | { kind: 'call'; callId: string; allocate: boolean; near?: string }
+  /**
+   * `near`: a new call meant for this conference (placed on its shard when it has room).
+   * `door`: the shard holding the client's connection (set by the supervisor, never read from
+   * the request): a new call goes there while it is about as loaded as the best.
+   */
+  | { kind: 'call'; callId: string; allocate: boolean; near?: string; door?: number }
   | { kind: 'room'; roomId: string }
   /**
    * A conference lives on one instance (the one that created it) and one shard of it, picked

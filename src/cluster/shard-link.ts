@@ -84,7 +84,7 @@ export class ShardLink implements SessionWatcher {
   }
 
   ready(
-    sockets: { grpcSocket: string; httpSocket: string },
+    sockets: { grpcSocket: string; httpSocket: string; servesConnections: boolean },
     sessions: { readonly size: number; all(): Iterable<CallSession> },
     /** What the snapshot of a call holds beyond the call itself: its bridge, its recording. */
     extra: (s: CallSession) => Pick<CallSnapshot, 'bridgedWith' | 'recording'> = () => ({}),

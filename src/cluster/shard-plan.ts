@@ -48,9 +48,14 @@ export function shardOfPort(slices: readonly ShardSlice[], port: number): number
   return null;
 }
 
-/** How many front-door processes relay for this many shards (0: the supervisor relays itself). */
-export function frontDoorCount(config: Readonly<Config>, shards: number): number {
-  // Measured: relaying costs 7-30 us of CPU per fork frame by machine (`npm run bench --
-  // shards`), a core's worth at 4-8 shards of AI calls; one per 4 shards keeps it below that.
-  return config.cluster.front_doors === 'auto' ? Math.floor(shards / 4) : Number(config.cluster.front_doors);
+/**
+ * How many front-door processes relay for this many shards (0: the shards take the client
+ * connections themselves, serving their own calls' requests directly).
+ */
+export function frontDoorCount(config: Readonly<Config>, _shards: number): number {
+  // Measured (`npm run bench -- shards`): a relayed fork frame costs 26-34 us of CPU wherever
+  // it is relayed, one served by the shard holding the connection nothing more; a connection's
+  // new calls are placed on that shard, so most requests are never relayed. Front doors only
+  // keep the relaying of the rest off the shards' media clocks.
+  return config.cluster.front_doors === 'auto' ? 0 : Number(config.cluster.front_doors);
 }

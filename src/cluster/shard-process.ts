@@ -1,8 +1,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { ConferenceSnapshot } from '../conference/conference-snapshot.ts';
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logging/logger.ts';
+import { DoorLink } from './door-link.ts';
+import type { FrontDoorRouting } from './front-door.ts';
+import { isDoorMessage, type FrontDoorState, type ToFrontDoor } from './front-door-messages.ts';
 import type { CallSnapshot } from '../sessions/call-snapshot.ts';
 import { isShardMessage, SHARD_INDEX_ENV, SHARD_RUNTIME_DIR_ENV, type CallEntry, type ShardMessage, type SupervisorMessage } from './messages.ts';
 import type { ShardLoad } from './placement.ts';
@@ -43,6 +47,9 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
   #child: ChildProcess | undefined;
   #grpcSocket: string | null = null;
   #httpSocket: string | null = null;
+  #servesConnections = false;
+  /** The client connections the supervisor hands it, and its questions about their requests. */
+  readonly #door: DoorLink;
   #stopping = false;
   #startedAt = 0;
   #delay = FIRST_RESTART_MS;
@@ -53,10 +60,11 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
   /** A ready shard reports its load twice a second: one that stops is stuck, and is killed so it restarts. */
   readonly #watch: SilenceWatch;
 
-  constructor(opts: { slice: ShardSlice; env: Record<string, string>; runtimeDir: string; logger: Logger; hangTimeoutMs: number }) {
+  constructor(opts: { slice: ShardSlice; env: Record<string, string>; runtimeDir: string; logger: Logger; hangTimeoutMs: number; routing: FrontDoorRouting }) {
     super();
     this.slice = opts.slice;
     this.#log = opts.logger;
+    this.#door = new DoorLink({ routing: opts.routing, logger: opts.logger, shard: opts.slice.index });
     this.#watch = new SilenceWatch({
       timeoutMs: opts.hangTimeoutMs,
       onSilent: (silentMs) => {
@@ -106,6 +114,38 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
     return this.#grpcSocket !== null;
   }
 
+  /**
+   * Hands it an accepted client connection: it serves its own calls' requests on it and relays
+   * the rest. False when it takes none now (starting, draining, or stuck taking the last).
+   */
+  take(socket: Socket, otherwise: (socket: Socket) => void): boolean {
+    const child = this.#child;
+    return this.ready && this.#servesConnections && !this.#stopping && child !== undefined && this.#door.take(child, socket, otherwise);
+  }
+
+  /** Client connections it holds or is being handed: what the supervisor balances by. */
+  get handed(): number {
+    return this.#door.load;
+  }
+
+  /** Client connections it holds now. */
+  get connections(): number {
+    return this.#door.connections;
+  }
+
+  /** Tells it what its connections' requests need: the shards' sockets, whether the instance serves. */
+  update(state: FrontDoorState): void {
+    if (this.#servesConnections) this.#send({ type: 'state', state });
+  }
+
+  dropShard(index: number): void {
+    if (this.#servesConnections) this.#send({ type: 'drop-shard', index });
+  }
+
+  #send(m: ToFrontDoor): void {
+    if (this.#child?.connected) this.#child.send(m);
+  }
+
   start(): void {
     this.#startedAt = Date.now();
     // Its own process group: a terminal's Ctrl-C reaches the supervisor, which drains the shards.
@@ -115,6 +155,10 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
     child.on('error', (error) => this.#log.warn({ event: 'SHARD_CHANNEL_FAILED', error, attributes: { 'shard.index': this.slice.index } }, 'a message to a media shard could not be sent'));
     child.on('message', (m) => {
       this.#watch.beat();
+      if (isDoorMessage(m)) {
+        this.#door.handle(child, m, () => this.#child === child);
+        return;
+      }
       if (!isShardMessage(m)) return;
       switch (m.type) {
         case 'hello':
@@ -134,6 +178,7 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
         case 'ready':
           this.#grpcSocket = m.grpcSocket;
           this.#httpSocket = m.httpSocket;
+          this.#servesConnections = m.servesConnections;
           if (!this.#stopping) this.#watch.arm();
           this.emit('ready');
           return;
@@ -158,7 +203,9 @@ export class ShardProcess extends EventEmitter<ShardProcessEvents> {
         this.#watch.disarm();
         this.#grpcSocket = null;
         this.#httpSocket = null;
+        this.#servesConnections = false;
         this.#child = undefined;
+        this.#door.exited();
         resolve();
         if (this.#stopping) return;
         this.restarts++;

@@ -124,8 +124,8 @@ export class Supervisor {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
     Object.assign(env, { SIGNALING_TOKEN_SECRET: secret, MEDIA_SHARDS: '1' });
     this.#metrics();
-    for (const slice of this.#slices) this.#shards.push(this.#watch(new ShardProcess({ slice, env, runtimeDir: this.#runtimeDir, logger: this.#log, hangTimeoutMs: config.cluster.hang_timeout_seconds * 1000 })));
     const routing = this.#routing();
+    for (const slice of this.#slices) this.#shards.push(this.#watch(new ShardProcess({ slice, env, runtimeDir: this.#runtimeDir, logger: this.#log, hangTimeoutMs: config.cluster.hang_timeout_seconds * 1000, routing })));
     for (let i = 0; i < frontDoorCount(config, this.#shards.length); i++) {
       this.#frontDoors.push(new FrontDoorProcess({ index: i, env, routing, state: () => this.#frontDoorState(), logger: this.#log, hangTimeoutMs: config.cluster.hang_timeout_seconds * 1000 }));
     }
@@ -134,21 +134,16 @@ export class Supervisor {
     for (const d of this.#frontDoors) d.start();
     await ready;
 
-    // The supervisor's own front door: the relay when no front-door process runs, and for a
-    // connection that arrives while none is ready.
+    // The supervisor's own front door: the relay for a connection that arrives while no shard
+    // or front-door process takes connections (starting, restarting, draining).
     this.#frontDoor = new FrontDoor({ routing, logger: this.#logging.process, definitions: loadDefinitions(), registry: this.#registry });
     this.#grpc = publicGrpcServer(config.grpc, this.#log);
     this.#grpc.on('stream', (stream, headers) => this.#frontDoor!.handle(stream, headers));
     this.#http = new HttpFront({ config: config.http, shards: this.#httpShards(), registry: this.#registry, logger: this.#logging.process });
     const httpPort = await this.#http.start();
-    let grpcPort: number;
-    if (this.#frontDoors.length > 0) {
-      // Accepted here, read there: nothing of a connection is read before it is handed over.
-      this.#acceptor = createTcpServer({ pauseOnConnect: true }, (socket) => this.#handOver(socket));
-      grpcPort = await listenOn(this.#acceptor, config.grpc.listen_address, config.grpc.port);
-    } else {
-      grpcPort = await listenOn(this.#grpc, config.grpc.listen_address, config.grpc.port);
-    }
+    // Accepted here, read there: nothing of a connection is read before it is handed over.
+    this.#acceptor = createTcpServer({ pauseOnConnect: true }, (socket) => this.#handOver(socket));
+    const grpcPort = await listenOn(this.#acceptor, config.grpc.listen_address, config.grpc.port);
     this.#instanceId = config.cluster.instance_id || `${hostname()}-${grpcPort}`;
     this.#updateFrontDoors();
     if (config.cluster.redis_url) await this.#join(grpcPort, httpPort);
@@ -237,18 +232,14 @@ export class Supervisor {
     });
     s.on('ready', () => {
       clearTimeout(deadline);
-      this.#frontDoor?.dropShard(s.index);
-      for (const d of this.#frontDoors) d.dropShard(s.index);
-      this.#updateFrontDoors();
+      this.#dropShard(s.index);
       this.#lost(this.#directory.unconfirmed(s.index), s.index, 'not carried on by the restarted shard');
       void this.#legs.shardReady(s.index);
       void this.#reseat(s.index, restoring.splice(0));
       this.#log.info({ event: 'SHARD_READY', attributes: { 'shard.index': s.index, 'shard.pid': s.pid ?? 0, 'shard.restarts': s.restarts } }, 'media shard ready');
     });
     s.on('died', () => {
-      this.#frontDoor?.dropShard(s.index);
-      for (const d of this.#frontDoors) d.dropShard(s.index);
-      this.#updateFrontDoors();
+      this.#dropShard(s.index);
       this.#legs.shardDied(s.index);
       const waiting = this.#directory.suspend(s.index);
       this.#log.warn({ event: 'SHARD_CALLS_WAITING', attributes: { 'shard.index': s.index, 'calls.waiting': waiting.length } }, 'calls of the dead shard wait for its restart');
@@ -264,15 +255,29 @@ export class Supervisor {
     return s;
   }
 
-  /** A client connection goes to the front door holding the fewest; the supervisor relays it when none is ready. */
+  /**
+   * A client connection goes to the front-door process holding the fewest or, with none
+   * configured, to the shard holding the fewest: that shard serves its own calls' requests
+   * on it directly. The supervisor relays it itself when none takes it.
+   */
   #handOver(socket: Socket): void {
-    let best: FrontDoorProcess | undefined;
-    for (const d of this.#frontDoors) if (d.ready && (!best || d.load < best.load)) best = d;
     const relayHere = (s: Socket): void => {
       this.#grpc!.emit('connection', s);
       s.resume();
     };
-    if (!best?.take(socket, relayHere)) relayHere(socket);
+    const doors: readonly { handed: number; take(s: Socket, otherwise: (s: Socket) => void): boolean }[] = this.#frontDoors.length > 0 ? this.#frontDoors : this.#shards;
+    // Fewest first; one that cannot take it now (starting, draining, stalled) passes it on.
+    const byLoad = [...doors].sort((a, b) => a.handed - b.handed);
+    for (const d of byLoad) if (d.take(socket, relayHere)) return;
+    relayHere(socket);
+  }
+
+  /** A shard restarted or died: doors forget their connection to it and learn its new socket. */
+  #dropShard(index: number): void {
+    this.#frontDoor?.dropShard(index);
+    for (const d of this.#frontDoors) d.dropShard(index);
+    for (const s of this.#shards) if (s.index !== index) s.dropShard(index);
+    this.#updateFrontDoors();
   }
 
   #frontDoorState(): FrontDoorState {
@@ -281,6 +286,8 @@ export class Supervisor {
 
   #updateFrontDoors(): void {
     for (const d of this.#frontDoors) d.update();
+    const state = this.#frontDoorState();
+    for (const s of this.#shards) s.update(state);
   }
 
   #conferencesOf(shard: number): Map<string, ConferenceSnapshot> {
@@ -389,7 +396,7 @@ export class Supervisor {
       },
       describe: (i) => {
         const s = this.#shards[i]!;
-        return { ready: s.ready, pid: s.pid ?? null, restarts: s.restarts, load: s.load, rtp: [s.slice.rtpMin, s.slice.rtpMax], grpcSocket: s.grpcSocket };
+        return { ready: s.ready, pid: s.pid ?? null, restarts: s.restarts, load: s.load, connections: s.connections, rtp: [s.slice.rtpMin, s.slice.rtpMax], grpcSocket: s.grpcSocket };
       },
       frontDoors: () =>
         this.#frontDoors.map((d) => ({

@@ -84,7 +84,7 @@ export interface Config {
   cluster: {
     /** `auto`: one shard per core; 1: one process carries everything. */
     shards: string;
-    /** `auto`: one per 4 shards; 0: the supervisor relays. */
+    /** `auto` or 0: none, the shards take the client connections. */
     front_doors: string;
     hang_timeout_seconds: number;
     max_cpu: number;
@@ -287,7 +287,7 @@ export const schema: convict.Schema<Config> = {
       env: 'MEDIA_SHARDS',
     },
     front_doors: {
-      doc: 'Processes that relay the one gRPC address’s requests and streams to the shards, each taking a share of the client connections (0: the supervisor relays them itself; auto: one for every 4 shards, none below 4)',
+      doc: 'Processes that take the client connections of the one gRPC address and relay every request to its shard, keeping relaying off the shards (auto or 0: none; the shards take the connections, each serving its own calls’ requests directly and relaying the rest)',
       format: 'front-door-count',
       default: 'auto',
       env: 'MEDIA_FRONT_DOORS',

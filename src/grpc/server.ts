@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Encoded } from './wire.ts';
 import { readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../logging/logger.ts';
 import { loadProtos } from './proto.ts';
@@ -50,6 +51,18 @@ export class GrpcServer {
     warmUpMediaPath(protos.media.service);
     this.#server.addService(withSharedEncoding(protos.media.service, ['RecordAudio']), opts.services.media);
     this.#server.addService(protos.health.service, opts.services.health);
+  }
+
+  /**
+   * Serves one HTTP/2 stream of a connection this process holds but grpc-js did not accept
+   * (a shard's client connection, handed over by its supervisor): the request is served here,
+   * as if it had come in on the server's own listener. grpc-js has no public call for it, so
+   * this uses its per-stream handler; null when the installed version has none.
+   */
+  streamServer(): ((stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void) | null {
+    const handler = (this.#server as unknown as { _streamHandler?: unknown })._streamHandler;
+    if (typeof handler !== 'function') return null;
+    return (stream, headers) => (handler as (this: grpc.Server, interceptors: unknown[], s: ServerHttp2Stream, h: IncomingHttpHeaders) => void).call(this.#server, [], stream, headers);
   }
 
   get port(): number {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CallDirectory } from '../../../src/cluster/call-directory.ts';
 import { mergeExpositions } from '../../../src/cluster/metrics-merge.ts';
-import { place } from '../../../src/cluster/placement.ts';
+import { place, placeNear } from '../../../src/cluster/placement.ts';
 import { frontDoorCount, planShards, shardOfPort } from '../../../src/cluster/shard-plan.ts';
 import { routeKeyOf, shardOfRoom } from '../../../src/cluster/route.ts';
 import { loadConfig } from '../../../src/config/load.ts';
@@ -31,9 +31,9 @@ test('shards get disjoint, even-aligned slices of every range and a spool each',
   assert.throws(() => planShards(loadConfig({ env: { RTP_SERVICE_PORT_MIN: '10000', RTP_SERVICE_PORT_MAX: '10005' }, argv: [], cwd: '/nonexistent' }).config, 4), /too few/);
 });
 
-test('front-door processes: one per 4 shards by default, none below 4; a number is taken as it is', () => {
+test('front-door processes: none by default (the shards take the connections); a number is taken as it is', () => {
   const cfg = (v?: string) => loadConfig({ env: v === undefined ? {} : { MEDIA_FRONT_DOORS: v }, argv: [], cwd: '/nonexistent' }).config;
-  assert.deepEqual([1, 2, 3, 4, 7, 8, 16].map((n) => frontDoorCount(cfg(), n)), [0, 0, 0, 1, 1, 2, 4]);
+  assert.deepEqual([1, 2, 3, 4, 7, 8, 16].map((n) => frontDoorCount(cfg(), n)), [0, 0, 0, 0, 0, 0, 0]);
   assert.equal(frontDoorCount(cfg('0'), 16), 0);
   assert.equal(frontDoorCount(cfg('3'), 2), 3);
   for (const bad of ['-1', '17', '1.5', 'some']) assert.throws(() => cfg(bad), /cluster\.front_doors: must be auto or a whole number from 0 to 16/);
@@ -53,6 +53,34 @@ test('placement: least CPU first, then fewest calls; refuses with the reason whe
   assert.match(!full.ok ? full.why : '', /shard 0: CPU 90% > 85%.*shard 1: 10 calls \(limit 10\).*shard 2: event-loop delay 55\.0 ms > 40 ms/);
   const none = place([{ index: 0, ready: false, load: load(0, 0) }], limits);
   assert.deepEqual(none, { ok: false, why: 'no media shard is ready' });
+});
+
+test('placement near the client connection: its shard wins while about as loaded as the best, never over a limit', () => {
+  const limits = { maxCpu: 0.85, maxLoopLagMs: 40, maxSessions: 100 };
+  const load = (cpu: number, sessions: number) => ({ cpu, sessions, loopLagMs: 1 });
+  const two = (a: [number, number], b: [number, number]) => [
+    { index: 0, ready: true, load: load(...a) },
+    { index: 1, ready: true, load: load(...b) },
+  ];
+  // Shard 1 is the least loaded, but shard 0 holds the connection and is within the slack.
+  assert.deepEqual(placeNear(two([0.3, 12], [0.2, 10]), limits, 0), { ok: true, index: 0 });
+  assert.deepEqual(placeNear(two([0.3, 12], [0.2, 10]), limits, undefined), { ok: true, index: 1 });
+  // Past the slack (2 calls, or a tenth) or a CPU band ahead: the calls spread.
+  assert.deepEqual(placeNear(two([0.3, 13], [0.2, 10]), limits, 0), { ok: true, index: 1 });
+  assert.deepEqual(placeNear(two([0.3, 55], [0.25, 50]), limits, 0), { ok: true, index: 0 });
+  assert.deepEqual(placeNear(two([0.3, 56], [0.25, 50]), limits, 0), { ok: true, index: 1 });
+  assert.deepEqual(placeNear(two([0.45, 10], [0.2, 10]), limits, 0), { ok: true, index: 1 });
+  // Over a limit, or not ready: never chosen for being near.
+  assert.deepEqual(placeNear(two([0.9, 0], [0.2, 10]), limits, 0), { ok: true, index: 1 });
+  assert.deepEqual(placeNear([{ index: 0, ready: false, load: load(0, 0) }, { index: 1, ready: true, load: load(0.2, 1) }], limits, 0), { ok: true, index: 1 });
+  // One connection holding every call: the second shard still gets its share.
+  const calls = [0, 0];
+  for (let k = 0; k < 100; k++) {
+    const p = placeNear(two([0.1, calls[0]!], [0.1, calls[1]!]), limits, 0);
+    assert.ok(p.ok);
+    calls[p.index]!++;
+  }
+  assert.ok(calls[1]! >= 45 && calls[0]! <= 55, `spread ${calls.join('/')}`);
 });
 
 test('call directory: a placement holds its shard until the call opens, a failed one frees it', () => {

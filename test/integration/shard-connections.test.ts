@@ -1,0 +1,206 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { startService, type RunningService } from '../helpers/service.ts';
+import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
+import { RtpPeer } from '../helpers/rtp-peer.ts';
+import { dominantHz, tone } from '../helpers/audio.ts';
+
+type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
+type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+
+const RTP_MIN = 39400;
+const RTP_MAX = 39599;
+/** Two shards split 100 port pairs evenly: shard 1 starts here. */
+const SHARD1_MIN = 39500;
+const shardOf = (port: number): number => (port >= SHARD1_MIN ? 1 : 0);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Shard {
+  index: number;
+  ready: boolean;
+  pid: number;
+  restarts: number;
+  connections: number;
+}
+
+/**
+ * With no front-door process, the supervisor hands each client connection to a shard. A new
+ * call asked for on it is placed on that shard while it has about the least load, and every
+ * request about it is then served there, by the shard's own gRPC server, with nothing relayed
+ * between processes; a request about another shard's call is relayed by the shard.
+ */
+describe('an instance whose shards take the client connections', () => {
+  let svc: RunningService;
+  /** Two platform clients, each on a connection of its own. */
+  let clients: TestClient[] = [];
+  const peers: RtpPeer[] = [];
+  let n = 0;
+  const newCallId = (): string => `direct-${process.pid}-${++n}@test`;
+  const shards = async (): Promise<Shard[]> => ((await (await fetch(svc.url('/debug/resources'))).json()) as { shards: Shard[] }).shards;
+  const metrics = async (): Promise<string> => (await fetch(svc.url('/metrics'))).text();
+  const routed = (text: string, shard: number, method: string, outcome: string): number =>
+    metricValue(text, 'sentiric_media_front_door_requests_total', { shard: String(shard), method, outcome }) ?? 0;
+  const allocate = async (c: TestClient, id = newCallId()): Promise<{ id: string; port: number }> => {
+    const r = await c.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
+    assert.equal(r.error, undefined, r.error?.details);
+    return { id, port: r.response!.rtp_port };
+  };
+  const peer = async (): Promise<RtpPeer> => {
+    const p = await RtpPeer.open();
+    peers.push(p);
+    return p;
+  };
+  const fork = (c: TestClient, port: number): { frames: Buffer[]; status: Promise<grpc.StatusObject>; stream: Stream } => {
+    const stream = (c.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
+    const frames: Buffer[] = [];
+    stream.on('data', (m: { audio_data: Buffer }) => frames.push(m.audio_data));
+    stream.on('error', () => {});
+    return { frames, stream, status: new Promise((r) => stream.on('status', r)) };
+  };
+  const streamToCall = (c: TestClient, callId: string, chunk: Buffer): Promise<grpc.StatusObject> =>
+    new Promise((resolve) => {
+      const call = (c.media as unknown as Record<string, () => Duplex>).StreamAudioToCall!();
+      call.on('data', () => {});
+      call.on('error', () => {});
+      call.on('status', resolve);
+      call.write({ call_id: callId, audio_chunk: chunk });
+      call.end();
+    });
+  /** The caller's 400 Hz reaches a fork through `c`, and TTS of 600 Hz sent through `c` reaches the phone. */
+  const bothWays = async (c: TestClient, call: { id: string; port: number }): Promise<void> => {
+    const phone = await peer();
+    const played = await c.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: call.port, rtp_target_addr: phone.address });
+    assert.equal(played.error, undefined, played.error?.details);
+    const f = fork(c, call.port);
+    await sleep(100);
+    await phone.sendPcm(tone(400, 1000, 8000), call.port);
+    await eventually(() => f.frames.length >= 40, 3000);
+    f.stream.cancel();
+    const hz = dominantHz(new Int16Array(new Uint8Array(Buffer.concat(f.frames)).buffer), 16000);
+    assert.ok(Math.abs(hz - 400) < 20, `call on port ${call.port}: the fork heard ${hz.toFixed(0)} Hz, not the caller's 400 Hz`);
+    const tts = await streamToCall(c, call.id, Buffer.from(tone(600, 600, 16000).buffer));
+    assert.equal(tts.code, grpc.status.OK, tts.details);
+    await eventually(() => phone.received.length >= 25, 5000);
+    const heard = dominantHz(phone.decoded('PCMU'), 8000);
+    assert.ok(Math.abs(heard - 600) < 30, `call on port ${call.port}: the phone heard ${heard.toFixed(0)} Hz, not the TTS's 600 Hz`);
+  };
+
+  before(async () => {
+    svc = await startService({
+      env: {
+        MEDIA_SHARDS: '2',
+        MEDIASOUP_NUM_WORKERS: '2',
+        RTP_SERVICE_PORT_MIN: String(RTP_MIN),
+        RTP_SERVICE_PORT_MAX: String(RTP_MAX),
+        RTP_SERVICE_PORT_QUARANTINE_SECONDS: '0',
+        LOG_LEVEL: 'info',
+        ADMISSION_MAX_CPU: '0',
+        ADMISSION_MAX_LOOP_LAG_MS: '0',
+      },
+    });
+    // grpc-js shares one connection among clients of one address unless each keeps its own pool.
+    clients = [0, 1].map(() => new TestClient(svc.grpcPort, undefined, { 'grpc.use_local_subchannel_pool': 1 }));
+  });
+  after(async () => {
+    for (const p of peers) p.close();
+    for (const c of clients) c.close();
+    if (svc.proc.exitCode === null) await svc.stop('SIGKILL');
+  });
+
+  test('each connection goes to a shard; its calls are placed there and served there, nothing relayed', async () => {
+    const [a, b] = clients as [TestClient, TestClient];
+    const mine: { id: string; port: number }[][] = [[], []];
+    for (let k = 0; k < 5; k++) {
+      mine[0]!.push(await allocate(a));
+      mine[1]!.push(await allocate(b));
+    }
+    assert.deepEqual(
+      (await shards()).map((s) => s.connections),
+      [1, 1],
+      'one connection held by each shard',
+    );
+    const homeA = shardOf(mine[0]![0]!.port);
+    const homeB = shardOf(mine[1]![0]!.port);
+    assert.notEqual(homeA, homeB, 'the two connections’ calls are on the same shard');
+    for (const c of mine[0]!) assert.equal(shardOf(c.port), homeA, 'a call of connection A was placed away from its shard');
+    for (const c of mine[1]!) assert.equal(shardOf(c.port), homeB, 'a call of connection B was placed away from its shard');
+
+    await bothWays(a, mine[0]![0]!);
+    await bothWays(b, mine[1]![0]!);
+
+    const text = await metrics();
+    for (const [home, count] of [
+      [homeA, 5],
+      [homeB, 5],
+    ] as const) {
+      assert.equal(routed(text, home, 'AllocatePort', 'served'), count, `shard ${home} served its connection’s AllocatePort itself`);
+      assert.ok(routed(text, home, 'RecordAudio', 'served') >= 1 && routed(text, home, 'StreamAudioToCall', 'served') >= 1, `shard ${home} did not serve its fork and TTS itself`);
+      assert.equal(routed(text, home, 'AllocatePort', 'forwarded'), 0, `shard ${home} relayed an AllocatePort`);
+      assert.equal(routed(text, home, 'RecordAudio', 'forwarded'), 0, `shard ${home} relayed a fork`);
+    }
+    const bySupervisor = text.split('\n').filter((l) => l.startsWith('sentiric_media_front_door_requests_total{') && !l.includes('shard="'));
+    assert.deepEqual(bySupervisor, [], 'the supervisor relayed requests itself');
+    for (const [i, list] of mine.entries()) for (const c of list) assert.equal((await clients[i]!.media_('ReleasePort', { rtp_port: c.port })).error, undefined);
+  });
+
+  test('a request about another shard’s call is relayed by the shard holding the connection; one connection’s calls still spread', async () => {
+    const [a, b] = clients as [TestClient, TestClient];
+    const ofB = await allocate(b);
+    const homeA = 1 - shardOf(ofB.port);
+    // Connection A asks about a call of the other shard: relayed there, heard both ways.
+    await bothWays(a, ofB);
+    const text = await metrics();
+    assert.ok(routed(text, homeA, 'RecordAudio', 'forwarded') >= 1, 'the fork of the other shard’s call was not relayed');
+    assert.ok(routed(text, homeA, 'StreamAudioToCall', 'forwarded') >= 1, 'the TTS of the other shard’s call was not relayed');
+
+    // Every new call on one connection: its shard leads by a few, the other still takes its share.
+    const placed: number[] = [0, 0];
+    const calls: { id: string; port: number }[] = [];
+    for (let k = 0; k < 12; k++) {
+      const c = await allocate(a);
+      calls.push(c);
+      placed[shardOf(c.port)]!++;
+    }
+    assert.ok(placed[homeA]! > placed[1 - homeA]! && placed[1 - homeA]! >= 3, `12 calls of one connection placed ${placed.join('/')}`);
+    for (const c of [...calls, ofB]) assert.equal((await a.media_('ReleasePort', { rtp_port: c.port })).error, undefined);
+  });
+
+  test('kill -9 of a shard: its connection is cut and reconnects, the other shard’s streams go on, the calls are carried on', async () => {
+    const [a, b] = clients as [TestClient, TestClient];
+    const callA = await allocate(a);
+    const callB = await allocate(b);
+    const homeA = shardOf(callA.port);
+    assert.notEqual(homeA, shardOf(callB.port));
+    const phones = [await peer(), await peer()];
+    const forks = [fork(a, callA.port), fork(b, callB.port)];
+    const talking = setInterval(() => {
+      void phones[0]!.sendPcm(tone(400, 100, 8000), callA.port);
+      void phones[1]!.sendPcm(tone(400, 100, 8000), callB.port);
+    }, 100);
+    try {
+      await eventually(() => forks.every((f) => f.frames.length >= 10), 5000);
+      const victim = (await shards())[homeA]!;
+      process.kill(victim.pid, 'SIGKILL');
+      const cut = await Promise.race([forks[0]!.status, sleep(3000).then(() => null)]);
+      assert.equal(cut?.code, grpc.status.UNAVAILABLE, 'the fork on the killed shard’s connection did not end UNAVAILABLE');
+      const before = forks[1]!.frames.length;
+      await sleep(500);
+      assert.ok(forks[1]!.frames.length > before + 10, 'the fork served by the other shard stopped');
+      await eventually(async () => {
+        const s = (await shards())[homeA]!;
+        return s.ready && s.restarts === victim.restarts + 1;
+      }, 10_000, 100);
+      // The call was carried on by the restarted shard; client A's reconnect reaches it.
+      const again = fork(a, callA.port);
+      await eventually(() => again.frames.length >= 10, 5000);
+      again.stream.cancel();
+      assert.equal((await shards()).reduce((sum, s) => sum + s.connections, 0), 2, 'both clients hold one connection again');
+    } finally {
+      clearInterval(talking);
+      for (const f of forks) f.stream.cancel();
+    }
+    assert.equal((await a.media_('ReleasePort', { rtp_port: callA.port })).error, undefined);
+    assert.equal((await b.media_('ReleasePort', { rtp_port: callB.port })).error, undefined);
+  });
+});

@@ -1,5 +1,5 @@
-// Shards: what a stream relayed by the front door costs against one sent to its shard
-// directly; in-spec AI calls with one shard and with two; failover time after kill -9.
+// Shards: what a stream through the one gRPC address costs against one sent to its shard's
+// private socket; in-spec AI calls with one shard and with two; failover time after kill -9.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -35,16 +35,17 @@ function cpuOf(pids: number[]): number {
 /** BENCH_CPU_PROF=dir writes a V8 CPU profile of every service process (stopped with SIGTERM). */
 const profiled = (): Record<string, string> => (process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {});
 
-/** Client connections the relay benchmark's forks are spread over (a platform's replicas). */
-const CONNECTIONS = 4;
+/** Client connections the calls are spread over (a platform's replicas), each call's requests on one. */
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
 
 interface DoorInfo {
   pid: number | null;
 }
 
 /**
- * The same forks, over the same client connections, opened through the front door and
- * straight to each call's shard. `frontDoors`: processes relaying (0: the supervisor does).
+ * The same forks, over the same client connections, opened through the gRPC address and
+ * straight to each call's shard's private socket. `frontDoors`: processes relaying every
+ * request (0: the shards hold the connections, serving their own calls' requests).
  */
 async function relayCost(forks: number, frontDoors: number): Promise<Record<string, unknown>> {
   const svc = await startService({
@@ -66,7 +67,7 @@ async function relayCost(forks: number, frontDoors: number): Promise<Record<stri
   await ask(gen, { cmd: 'send' });
   const shardOf = (port: number): number => shards.find((s) => port >= s.rtp[0] && port <= s.rtp[1])!.index;
   const out: Record<string, unknown> = { forks, client_connections: CONNECTIONS, front_door_processes: frontDoors };
-  for (const mode of ['front door', 'direct'] as const) {
+  for (const mode of ['address', 'direct'] as const) {
     const clientOf = (k: number): grpc.Client => (mode === 'direct' ? direct[shardOf(ports[k]!)]! : fronts[k % CONNECTIONS]!.media);
     let frames = 0;
     const streams = ports.map((port, k) => {
@@ -131,13 +132,15 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
       ...profiled(),
     }),
   });
-  const client = new TestClient(svc.grpcPort);
+  // Each client keeps its own connection (grpc-js shares one per address otherwise).
+  const clients = Array.from({ length: CONNECTIONS }, () => new TestClient(svc.grpcPort, undefined, { 'grpc.use_local_subchannel_pool': 1 }));
   const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
   const streams: Stream[] = [];
   const injections: Duplex[] = [];
   const tts = Buffer.from(Int16Array.from({ length: 1600 }, (_, i) => Math.round(3000 * Math.sin(i / 7))).buffer);
   for (let i = 0; i < n; i++) {
     const callId = `ai-${i}`;
+    const client = clients[i % CONNECTIONS]!;
     const a = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId });
     if (!a.response) throw new Error(`AllocatePort: ${a.error?.details}`);
     const port = a.response.rtp_port;
@@ -179,11 +182,12 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
   for (const s of streams) s.cancel();
   for (const i of injections) i.cancel();
   gen.send({ cmd: 'stop' });
-  client.close();
+  for (const c of clients) c.close();
   await svc.stop(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
   return {
     shards: shardCount,
     front_door_processes: frontDoors,
+    client_connections: CONNECTIONS,
     ai_calls: n,
     'service_cpu_%': +(cpu * 100).toFixed(1),
     'service_cpu_%_per_call': +((cpu * 100) / n).toFixed(3),
@@ -243,7 +247,7 @@ console.log(`shards benchmark: ${seconds} s per measurement on ${(await import('
 // BENCH_SHARDS_PARTS=relay,ai,failover picks parts.
 const parts = (process.env.BENCH_SHARDS_PARTS ?? 'relay,ai,failover').split(',');
 if (parts.includes('relay')) {
-  // BENCH_FRONT_DOORS: the front-door process counts compared (0: the supervisor relays).
+  // BENCH_FRONT_DOORS: the front-door process counts compared (0: the shards hold the connections).
   for (const doors of (process.env.BENCH_FRONT_DOORS ?? '0,2').split(',').map(Number)) console.log(JSON.stringify(await relayCost(Number(process.env.BENCH_FORKS ?? 100), doors)));
 }
 if (parts.includes('ai')) {

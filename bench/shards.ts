@@ -8,7 +8,8 @@ import { TestClient } from '../test/helpers/grpc-client.ts';
 import { RtpPeer } from '../test/helpers/rtp-peer.ts';
 import { loadProtos } from '../src/grpc/proto.ts';
 import { cpuSeconds, median, percentile } from './lib/proc.ts';
-import { ask, benchEnv } from './lib/harness.ts';
+import { ask, BENCH_RTP, benchEnv } from './lib/harness.ts';
+import { WireCapture } from './lib/wire-cadence.ts';
 
 type Stream = grpc.ClientReadableStream<unknown>;
 type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
@@ -158,13 +159,19 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
   }
   // 300 ms ahead of real time, then 100 ms every 100 ms.
   for (const inj of injections) for (let k = 0; k < 3; k++) inj.write({ audio_chunk: tts });
+  // BENCH_TTS_PHASES: 1 writes every call's chunk in one burst (the worst case); k spreads the
+  // calls over k phases of the 100 ms, as TTS of calls that started at random times arrives.
+  const phases = Math.max(1, Math.min(10, Number(process.env.BENCH_TTS_PHASES ?? 1)));
+  let phase = 0;
   const feeder = setInterval(() => {
-    for (const inj of injections) inj.write({ audio_chunk: tts });
-  }, 100);
+    for (let i = phase; i < injections.length; i += phases) injections[i]!.write({ audio_chunk: tts });
+    phase = (phase + 1) % phases;
+  }, 100 / phases);
   await ask(gen, { cmd: 'send' });
   await sleep(3000);
   const doorPids = shardCount > 1 ? ((await (await fetch(svc.url('/debug/resources'))).json()) as { front_doors: DoorInfo[] }).front_doors.map((d) => d.pid!) : [];
   const pids = shardCount > 1 ? [svc.proc.pid!, ...(await shardsOf(svc)).map((s) => s.pid), ...doorPids] : [svc.proc.pid!];
+  const wire = await WireCapture.start(...BENCH_RTP);
   const cpu0 = cpuOf(pids);
   const sup0 = cpuSeconds(svc.proc.pid!);
   const doors0 = cpuOf(doorPids);
@@ -173,6 +180,7 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
   const t0 = performance.now();
   const out = await ask<{ received: number; expected: number; seqGaps: number; p50: number; p99: number }>(gen, { cmd: 'measure', seconds });
   const wall = (performance.now() - t0) / 1000;
+  const onWire = await wire.stop();
   const cpu = (cpuOf(pids) - cpu0) / wall;
   const sup = (cpuSeconds(svc.proc.pid!) - sup0) / wall;
   const doors = (cpuOf(doorPids) - doors0) / wall;
@@ -197,6 +205,10 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
     out_received_vs_expected: `${out.received}/${out.expected}`,
     out_seq_gaps: out.seqGaps,
     'out_interval_p50/p99_ms': `${out.p50.toFixed(1)}/${out.p99.toFixed(1)}`,
+    // The same packets as sent, from a kernel-timestamped capture: no load generator's loop in it.
+    'wire_interval_p50/p99_ms': `${onWire.p50.toFixed(1)}/${onWire.p99.toFixed(1)}`,
+    'wire_out_of_20±5_%': +(onWire.outOfSpec * 100).toFixed(2),
+    wire_streams: onWire.streams,
   };
 }
 
@@ -253,7 +265,9 @@ if (parts.includes('relay')) {
 if (parts.includes('ai')) {
   for (const n of (process.env.BENCH_AI_CALLS ?? '100,200').split(',').map(Number)) {
     const rows: Record<string, unknown>[] = [];
-    for (const [shards, doors] of [[1, 0], [2, 0], [2, 1]] as const) {
+    // BENCH_AI_SETUPS: shards:front doors of each row, one shard's first (the reference).
+    const setups = (process.env.BENCH_AI_SETUPS ?? '1:0,2:0,2:1').split(',').map((p) => p.split(':').map(Number) as [number, number]);
+    for (const [shards, doors] of setups) {
       const row = await aiCalls(shards, n, doors);
       rows.push(row);
       console.log(JSON.stringify(row));

@@ -20,7 +20,8 @@ import * as grpc from '@grpc/grpc-js';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
 import { cpuPressureUs, cpuSeconds, median, percentile, rssBytes, runqueueWaitNs, sharedClockMs } from './lib/proc.ts';
-import { ask, benchEnv } from './lib/harness.ts';
+import { ask, BENCH_RTP, benchEnv } from './lib/harness.ts';
+import { WireCapture } from './lib/wire-cadence.ts';
 import { floorService } from './lib/grpc-floor.ts';
 import { RtpPeer } from '../test/helpers/rtp-peer.ts';
 import { histogramQuantile, scrapeBuckets, scrapeValue } from './lib/histogram.ts';
@@ -240,6 +241,8 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   }, 10);
   await ask(gen, { cmd: 'send' });
   await sleep(3000);
+  // The RTP the service sends, timestamped by the kernel: cadence without the phones' loop in it.
+  const wire = await WireCapture.start(...BENCH_RTP);
   // This scrape also starts the service's event-loop delay window (prom-client resets it on each).
   const x0 = await (await fetch(svc.url('/metrics'))).text();
   const m0 = scrapeBuckets(x0, 'sentiric_media_fork_latency_seconds');
@@ -257,6 +260,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const t0 = performance.now();
   const out = await ask<GenOut>(gen, { cmd: 'measure', seconds });
   const wall = (performance.now() - t0) / 1000;
+  const onWire = await wire.stop();
   const f1 = frames;
   const a1 = arrivals.length;
   const cpu = cpuSeconds(pid) - cpu0;
@@ -300,6 +304,8 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
     out_received_vs_expected: `${out.received}/${out.expected}`,
     out_seq_gaps: out.seqGaps,
     'out_interval_p1/p50/p99_ms': `${out.p01.toFixed(1)}/${out.p50.toFixed(1)}/${out.p99.toFixed(1)}`,
+    'wire_interval_p50/p99_ms': `${onWire.p50.toFixed(1)}/${onWire.p99.toFixed(1)}`,
+    'wire_out_of_20±5_%': +(onWire.outOfSpec * 100).toFixed(2),
     ...serviceRuntime(x0, x1, wall),
     // How much of the loop's delay was the machine's: its main thread ready to run but not
     // running, and the share of time any task on the machine waited for a CPU.
@@ -351,6 +357,8 @@ if (repeat > 1) {
       ...(g[0]!.kind !== 'grpc-floor'
         ? {
             out_interval_p99_ms: med(num('out_interval_p1/p50/p99_ms', 2)),
+            wire_interval_p99_ms: med(num('wire_interval_p50/p99_ms', 1)),
+            'wire_out_of_20±5_%': med(num('wire_out_of_20±5_%')),
             gc_major_per_s: med(num('gc_minor/major_per_s', 1)),
             gc_ms_per_s: med(num('gc_ms_per_s')),
             clock_late_ticks: med(num('clock_late_ticks')),

@@ -1,6 +1,7 @@
 // Shards: what a stream through the one gRPC address costs against one sent to its shard's
 // private socket; in-spec AI calls with one shard and with two; failover time after kill -9.
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { startService, type RunningService } from '../test/helpers/service.ts';
@@ -34,7 +35,7 @@ function cpuOf(pids: number[]): number {
 }
 
 /** BENCH_CPU_PROF=dir writes a V8 CPU profile of every service process (stopped with SIGTERM). */
-const profiled = (): Record<string, string> => (process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {});
+const profiled = (): Record<string, string> => (process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-interval=${process.env.BENCH_CPU_PROF_US ?? 1000} --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {});
 
 /** Client connections the calls are spread over (a platform's replicas), each call's requests on one. */
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
@@ -121,6 +122,28 @@ async function relayCost(forks: number, frontDoors: number): Promise<Record<stri
   return out;
 }
 
+/** GC time and pauses of 10 ms or more, summed over the instance's processes, from its /metrics. */
+async function gcOf(svc: RunningService): Promise<{ seconds: number; long: number }> {
+  const text = await (await fetch(svc.url('/metrics'))).text();
+  let seconds = 0;
+  let count = 0;
+  let short = 0;
+  for (const line of text.split('\n')) {
+    const m = /^sentiric_media_nodejs_gc_duration_seconds_(sum|count|bucket)\{([^}]*)\}\s+(\S+)/.exec(line);
+    if (!m) continue;
+    if (m[1] === 'sum') seconds += Number(m[3]);
+    else if (m[1] === 'count') count += Number(m[3]);
+    else if (m[2]!.includes('le="0.01"')) short += Number(m[3]);
+  }
+  return { seconds, long: count - short };
+}
+
+/** The machine's CPU time stolen by its hypervisor, in jiffies (the 8th field of /proc/stat's cpu line). */
+function stealJiffies(): { steal: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+}
+
 /** AI calls: RTP in, a 16 kHz fork, 100 ms of TTS every 100 ms paced out by the service. */
 async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<Record<string, unknown>> {
   const svc = await startService({
@@ -159,9 +182,10 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
   }
   // 300 ms ahead of real time, then 100 ms every 100 ms.
   for (const inj of injections) for (let k = 0; k < 3; k++) inj.write({ audio_chunk: tts });
-  // BENCH_TTS_PHASES: 1 writes every call's chunk in one burst (the worst case); k spreads the
-  // calls over k phases of the 100 ms, as TTS of calls that started at random times arrives.
-  const phases = Math.max(1, Math.min(10, Number(process.env.BENCH_TTS_PHASES ?? 1)));
+  // BENCH_TTS_PHASES: k spreads the calls over k phases of the 100 ms, as TTS of calls that
+  // started at random times arrives (10, as the ai-calls bench); 1 writes every call's chunk
+  // in one burst (the worst case).
+  const phases = Math.max(1, Math.min(10, Number(process.env.BENCH_TTS_PHASES ?? 10)));
   let phase = 0;
   const feeder = setInterval(() => {
     for (let i = phase; i < injections.length; i += phases) injections[i]!.write({ audio_chunk: tts });
@@ -172,6 +196,8 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
   const doorPids = shardCount > 1 ? ((await (await fetch(svc.url('/debug/resources'))).json()) as { front_doors: DoorInfo[] }).front_doors.map((d) => d.pid!) : [];
   const pids = shardCount > 1 ? [svc.proc.pid!, ...(await shardsOf(svc)).map((s) => s.pid), ...doorPids] : [svc.proc.pid!];
   const wire = await WireCapture.start(...BENCH_RTP);
+  const gc0 = await gcOf(svc);
+  const steal0 = stealJiffies();
   const cpu0 = cpuOf(pids);
   const sup0 = cpuSeconds(svc.proc.pid!);
   const doors0 = cpuOf(doorPids);
@@ -181,6 +207,8 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
   const out = await ask<{ received: number; expected: number; seqGaps: number; p50: number; p99: number }>(gen, { cmd: 'measure', seconds });
   const wall = (performance.now() - t0) / 1000;
   const onWire = await wire.stop();
+  const gc1 = await gcOf(svc);
+  const steal1 = stealJiffies();
   const cpu = (cpuOf(pids) - cpu0) / wall;
   const sup = (cpuSeconds(svc.proc.pid!) - sup0) / wall;
   const doors = (cpuOf(doorPids) - doors0) / wall;
@@ -209,6 +237,9 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
     'wire_interval_p50/p99_ms': `${onWire.p50.toFixed(1)}/${onWire.p99.toFixed(1)}`,
     'wire_out_of_20±5_%': +(onWire.outOfSpec * 100).toFixed(2),
     wire_streams: onWire.streams,
+    'gc_ms_per_s': +(((gc1.seconds - gc0.seconds) * 1000) / wall).toFixed(2),
+    gc_pauses_over_10ms: gc1.long - gc0.long,
+    'machine_steal_%': +((100 * (steal1.steal - steal0.steal)) / Math.max(1, steal1.total - steal0.total)).toFixed(2),
   };
 }
 

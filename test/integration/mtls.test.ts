@@ -8,9 +8,10 @@ import { TestClient } from '../helpers/grpc-client.ts';
 
 const read = (p: string): Buffer => readFileSync(p);
 
-/** One process, and an instance whose connections a front-door process serves (the handshake is its). */
+/** One process, and instances whose connections a shard or a front-door process serves (the handshake is its). */
 const MODES: { name: string; env: Record<string, string> }[] = [
   { name: 'one process', env: {} },
+  { name: 'shards holding the connections', env: { MEDIA_SHARDS: '2', RTP_SERVICE_PORT_MIN: '39400', RTP_SERVICE_PORT_MAX: '39599' } },
   { name: 'shards behind a front-door process', env: { MEDIA_SHARDS: '2', MEDIA_FRONT_DOORS: '1', RTP_SERVICE_PORT_MIN: '39400', RTP_SERVICE_PORT_MAX: '39599' } },
 ];
 
@@ -41,6 +42,12 @@ for (const mode of MODES) {
         assert.equal(r.response?.status, 'SERVING');
         assert.equal(call.error, undefined, call.error?.details);
         assert.equal(released?.error, undefined, released?.error?.details);
+        if (mode.env.MEDIA_SHARDS && !mode.env.MEDIA_FRONT_DOORS) {
+          // The shard that did the handshake served the call itself.
+          const text = await (await fetch(svc.url('/metrics'))).text();
+          const served = text.split('\n').filter((l) => l.startsWith('sentiric_media_front_door_requests_total{') && l.includes('method="AllocatePort"') && l.includes('outcome="served"') && l.includes('shard="'));
+          assert.ok(served.length > 0, 'no shard served an AllocatePort on the connection it held');
+        }
       });
     }
 

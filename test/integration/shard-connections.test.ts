@@ -174,9 +174,15 @@ describe('an instance whose shards take the client connections', () => {
     assert.notEqual(homeA, shardOf(callB.port));
     const phones = [await peer(), await peer()];
     const forks = [fork(a, callA.port), fork(b, callB.port)];
+    // Kept to be waited for: a send still running once the test ends would find its socket closed.
+    const sending = new Set<Promise<unknown>>();
+    const send = (p: Promise<unknown>): void => {
+      sending.add(p);
+      void p.finally(() => sending.delete(p));
+    };
     const talking = setInterval(() => {
-      void phones[0]!.sendPcm(tone(400, 100, 8000), callA.port);
-      void phones[1]!.sendPcm(tone(400, 100, 8000), callB.port);
+      send(phones[0]!.sendPcm(tone(400, 100, 8000), callA.port));
+      send(phones[1]!.sendPcm(tone(400, 100, 8000), callB.port));
     }, 100);
     try {
       await eventually(() => forks.every((f) => f.frames.length >= 10), 5000);
@@ -198,6 +204,7 @@ describe('an instance whose shards take the client connections', () => {
       assert.equal((await shards()).reduce((sum, s) => sum + s.connections, 0), 2, 'both clients hold one connection again');
     } finally {
       clearInterval(talking);
+      await Promise.all(sending);
       for (const f of forks) f.stream.cancel();
     }
     assert.equal((await a.media_('ReleasePort', { rtp_port: callA.port })).error, undefined);

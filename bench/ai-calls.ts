@@ -20,7 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
 import { cpuPressureUs, cpuSeconds, median, percentile, rssBytes, runqueueWaitNs, sharedClockMs } from './lib/proc.ts';
-import { ask, BENCH_RTP, benchEnv } from './lib/harness.ts';
+import { ask, BENCH_RTP, benchEnv, every } from './lib/harness.ts';
 import { WireCapture } from './lib/wire-cadence.ts';
 import { floorService } from './lib/grpc-floor.ts';
 import { RtpPeer } from '../test/helpers/rtp-peer.ts';
@@ -235,10 +235,10 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   for (const speak of speakers) for (let k = 0; k < 3; k++) speak();
   // Each call's engine speaks at a phase of its own: speaker j in tenth j % 10 of the 100 ms.
   let tenth = 0;
-  const feeder = setInterval(() => {
+  const feeder = every(10, () => {
     for (let j = tenth; j < speakers.length; j += 10) speakers[j]!();
     tenth = (tenth + 1) % 10;
-  }, 10);
+  });
   await ask(gen, { cmd: 'send' });
   await sleep(3000);
   // The RTP the service sends, timestamped by the kernel: cadence without the phones' loop in it.
@@ -274,7 +274,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const rss = rssBytes(pid);
   // While the load runs on: how soon speech sent to one more call of this kind is heard.
   const injection = kind === 'ai' || kind === 'ai-stream-inject' || kind === 'ai-recording' ? await injectionAtLoad(client, kind === 'ai-stream-inject') : undefined;
-  clearInterval(feeder);
+  feeder.stop();
   const { ticks } = await ask<{ ticks: number[][] }>(gen, { cmd: 'ticks' });
   for (const s of [...streams, ...injections]) s.cancel();
   for (const ws of connected) ws.terminate();

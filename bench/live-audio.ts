@@ -9,7 +9,7 @@ import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
 import { RtpPeer } from '../test/helpers/rtp-peer.ts';
 import { cpuSeconds, percentile } from './lib/proc.ts';
-import { ask, benchEnv } from './lib/harness.ts';
+import { ask, benchEnv, every } from './lib/harness.ts';
 import { histogramQuantile, scrapeBuckets } from './lib/histogram.ts';
 
 const levels = (process.env.BENCH_FORKS ?? '1,50,200').split(',').map(Number);
@@ -44,9 +44,9 @@ async function forkLevel(n: number): Promise<Record<string, unknown>> {
     inj.write({ call_id: callId, audio_chunk: Buffer.alloc(0) });
     injections.push(inj);
   }
-  const feeder = setInterval(() => {
+  const feeder = every(100, () => {
     for (const inj of injections) inj.write({ audio_chunk: silence });
-  }, 100);
+  });
   await ask(gen, { cmd: 'send' });
   await new Promise((r) => setTimeout(r, 3000));
   const m0 = await (await fetch(svc.url('/metrics'))).text();
@@ -57,7 +57,7 @@ async function forkLevel(n: number): Promise<Record<string, unknown>> {
   const wall = (performance.now() - t0) / 1000;
   const cpu = (cpuSeconds(svc.proc.pid!) - cpu0) / wall;
   const m1 = await (await fetch(svc.url('/metrics'))).text();
-  clearInterval(feeder);
+  feeder.stop();
   const b0 = scrapeBuckets(m0, 'sentiric_media_fork_latency_seconds');
   const b1 = scrapeBuckets(m1, 'sentiric_media_fork_latency_seconds');
   for (const s of streams) s.cancel();

@@ -9,7 +9,7 @@ import { TestClient } from '../test/helpers/grpc-client.ts';
 import { RtpPeer } from '../test/helpers/rtp-peer.ts';
 import { loadProtos } from '../src/grpc/proto.ts';
 import { cpuSeconds, median, percentile } from './lib/proc.ts';
-import { ask, BENCH_RTP, benchEnv } from './lib/harness.ts';
+import { ask, BENCH_RTP, benchEnv, every } from './lib/harness.ts';
 import { WireCapture } from './lib/wire-cadence.ts';
 
 type Stream = grpc.ClientReadableStream<unknown>;
@@ -187,10 +187,10 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
   // in one burst (the worst case).
   const phases = Math.max(1, Math.min(10, Number(process.env.BENCH_TTS_PHASES ?? 10)));
   let phase = 0;
-  const feeder = setInterval(() => {
+  const feeder = every(100 / phases, () => {
     for (let i = phase; i < injections.length; i += phases) injections[i]!.write({ audio_chunk: tts });
     phase = (phase + 1) % phases;
-  }, 100 / phases);
+  });
   await ask(gen, { cmd: 'send' });
   await sleep(3000);
   const doorPids = shardCount > 1 ? ((await (await fetch(svc.url('/debug/resources'))).json()) as { front_doors: DoorInfo[] }).front_doors.map((d) => d.pid!) : [];
@@ -214,7 +214,7 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
   const doors = (cpuOf(doorPids) - doors0) / wall;
   const genCpu = (cpuSeconds(gen.pid!) - genCpu0) / wall;
   const self = process.cpuUsage(self0);
-  clearInterval(feeder);
+  feeder.stop();
   for (const s of streams) s.cancel();
   for (const i of injections) i.cancel();
   gen.send({ cmd: 'stop' });

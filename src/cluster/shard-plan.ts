@@ -52,7 +52,7 @@ export function shardOfPort(slices: readonly ShardSlice[], port: number): number
  * How many front-door processes relay for this many shards (0: the shards take the client
  * connections themselves, serving their own calls' requests directly).
  */
-export function frontDoorCount(config: Readonly<Config>, _shards: number): number {
+export function frontDoorCount(config: Readonly<Config>): number {
   // Measured (`npm run bench -- shards`): a relayed fork frame costs 26-34 us of CPU wherever
   // it is relayed, one served by the shard holding the connection nothing more; a connection's
   // new calls are placed on that shard, so most requests are never relayed. Front doors only

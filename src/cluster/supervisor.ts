@@ -126,7 +126,7 @@ export class Supervisor {
     this.#metrics();
     const routing = this.#routing();
     for (const slice of this.#slices) this.#shards.push(this.#watch(new ShardProcess({ slice, env, runtimeDir: this.#runtimeDir, logger: this.#log, hangTimeoutMs: config.cluster.hang_timeout_seconds * 1000, routing })));
-    for (let i = 0; i < frontDoorCount(config, this.#shards.length); i++) {
+    for (let i = 0; i < frontDoorCount(config); i++) {
       this.#frontDoors.push(new FrontDoorProcess({ index: i, env, routing, state: () => this.#frontDoorState(), logger: this.#log, hangTimeoutMs: config.cluster.hang_timeout_seconds * 1000 }));
     }
     const ready = Promise.all([...this.#shards, ...this.#frontDoors].map((s) => new Promise<void>((r) => s.once('ready', () => r()))));

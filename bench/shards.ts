@@ -122,6 +122,12 @@ async function relayCost(forks: number, frontDoors: number): Promise<Record<stri
   return out;
 }
 
+/** Each shard's event-loop delay p95 as it last reported it (what admission reads). */
+async function shardLoads(svc: RunningService): Promise<number[]> {
+  const d = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { load: { loopLagMs: number } }[] };
+  return d.shards.map((s) => s.load.loopLagMs);
+}
+
 /** GC time and pauses of 10 ms or more, summed over the instance's processes, from its /metrics. */
 async function gcOf(svc: RunningService): Promise<{ seconds: number; long: number }> {
   const text = await (await fetch(svc.url('/metrics'))).text();
@@ -204,7 +210,11 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
   const genCpu0 = cpuSeconds(gen.pid!);
   const self0 = process.cpuUsage();
   const t0 = performance.now();
+  // What admission control reads: each shard's event-loop delay p95 over its last half second, sampled through the window.
+  const lags: number[] = [];
+  const sampling = shardCount > 1 ? setInterval(() => void shardLoads(svc).then((l) => lags.push(...l), () => {}), 1000) : undefined;
   const out = await ask<{ received: number; expected: number; seqGaps: number; p50: number; p99: number }>(gen, { cmd: 'measure', seconds });
+  clearInterval(sampling);
   const wall = (performance.now() - t0) / 1000;
   const onWire = await wire.stop();
   const gc1 = await gcOf(svc);
@@ -237,6 +247,7 @@ async function aiCalls(shardCount: number, n: number, frontDoors = 0): Promise<R
     'wire_interval_p50/p99_ms': `${onWire.p50.toFixed(1)}/${onWire.p99.toFixed(1)}`,
     'wire_out_of_20±5_%': +(onWire.outOfSpec * 100).toFixed(2),
     wire_streams: onWire.streams,
+    ...(lags.length > 0 ? { 'shard_loop_delay_p95_median/max_ms': `${median(lags).toFixed(1)}/${Math.max(...lags).toFixed(1)}` } : {}),
     'gc_ms_per_s': +(((gc1.seconds - gc0.seconds) * 1000) / wall).toFixed(2),
     gc_pauses_over_10ms: gc1.long - gc0.long,
     'machine_steal_%': +((100 * (steal1.steal - steal0.steal)) / Math.max(1, steal1.total - steal0.total)).toFixed(2),

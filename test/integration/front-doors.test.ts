@@ -4,10 +4,8 @@ import * as grpc from '@grpc/grpc-js';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
-import { dominantHz, tone } from '../helpers/audio.ts';
-
-type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
-type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+import { tone } from '../helpers/audio.ts';
+import { allocateCall, hearsBothWays, openFork } from '../helpers/ai-call.ts';
 
 const RTP_MIN = 39200;
 const RTP_MAX = 39399;
@@ -36,32 +34,13 @@ describe('an instance whose client connections are relayed by two front-door pro
   let n = 0;
   const newCallId = (): string => `doors-${process.pid}-${++n}@test`;
   const doors = async (): Promise<Door[]> => ((await (await fetch(svc.url('/debug/resources'))).json()) as { front_doors: Door[] }).front_doors;
-  const allocate = async (c: TestClient, id = newCallId()): Promise<{ id: string; port: number }> => {
-    const r = await c.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
-    assert.equal(r.error, undefined, r.error?.details);
-    return { id, port: r.response!.rtp_port };
-  };
+  const allocate = (c: TestClient, id = newCallId()): Promise<{ id: string; port: number }> => allocateCall(c, id);
   const peer = async (): Promise<RtpPeer> => {
     const p = await RtpPeer.open();
     peers.push(p);
     return p;
   };
-  const fork = (c: TestClient, port: number): { frames: Buffer[]; status: Promise<grpc.StatusObject>; stream: Stream } => {
-    const stream = (c.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
-    const frames: Buffer[] = [];
-    stream.on('data', (m: { audio_data: Buffer }) => frames.push(m.audio_data));
-    stream.on('error', () => {});
-    return { frames, stream, status: new Promise((r) => stream.on('status', r)) };
-  };
-  const streamToCall = (c: TestClient, callId: string, chunk: Buffer): Promise<grpc.StatusObject> =>
-    new Promise((resolve) => {
-      const call = (c.media as unknown as Record<string, () => Duplex>).StreamAudioToCall!();
-      call.on('data', () => {});
-      call.on('error', () => {});
-      call.on('status', resolve);
-      call.write({ call_id: callId, audio_chunk: chunk });
-      call.end();
-    });
+  const fork = openFork;
 
   before(async () => {
     svc = await startService({
@@ -99,23 +78,7 @@ describe('an instance whose client connections are relayed by two front-door pro
       ],
       'four connections, two for each front door',
     );
-    for (const c of calls) {
-      const phone = await peer();
-      const played = await c.client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: c.port, rtp_target_addr: phone.address });
-      assert.equal(played.error, undefined, played.error?.details);
-      const f = fork(c.client, c.port);
-      await sleep(100);
-      await phone.sendPcm(tone(400, 1000, 8000), c.port);
-      await eventually(() => f.frames.length >= 40, 3000);
-      f.stream.cancel();
-      const hz = dominantHz(new Int16Array(new Uint8Array(Buffer.concat(f.frames)).buffer), 16000);
-      assert.ok(Math.abs(hz - 400) < 20, `call on port ${c.port}: the fork heard ${hz.toFixed(0)} Hz, not the caller's 400 Hz`);
-      const tts = await streamToCall(c.client, c.id, Buffer.from(tone(600, 600, 16000).buffer));
-      assert.equal(tts.code, grpc.status.OK, tts.details);
-      await eventually(() => phone.received.length >= 25, 5000);
-      const heard = dominantHz(phone.decoded('PCMU'), 8000);
-      assert.ok(Math.abs(heard - 600) < 30, `call on port ${c.port}: the phone heard ${heard.toFixed(0)} Hz, not the TTS's 600 Hz`);
-    }
+    for (const c of calls) await hearsBothWays(c.client, c, await peer());
 
     // A bridge of two shards' calls is answered by the supervisor: asked for by a front door.
     const spare = [...calls];

@@ -4,10 +4,8 @@ import * as grpc from '@grpc/grpc-js';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
 import { RtpPeer } from '../helpers/rtp-peer.ts';
-import { dominantHz, tone } from '../helpers/audio.ts';
-
-type Stream = grpc.ClientReadableStream<Record<string, unknown>>;
-type Duplex = grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+import { tone } from '../helpers/audio.ts';
+import { allocateCall, hearsBothWays, openFork } from '../helpers/ai-call.ts';
 
 const RTP_MIN = 39400;
 const RTP_MAX = 39599;
@@ -41,50 +39,14 @@ describe('an instance whose shards take the client connections', () => {
   const metrics = async (): Promise<string> => (await fetch(svc.url('/metrics'))).text();
   const routed = (text: string, shard: number, method: string, outcome: string): number =>
     metricValue(text, 'sentiric_media_front_door_requests_total', { shard: String(shard), method, outcome }) ?? 0;
-  const allocate = async (c: TestClient, id = newCallId()): Promise<{ id: string; port: number }> => {
-    const r = await c.media_<{ rtp_port: number }>('AllocatePort', { call_id: id });
-    assert.equal(r.error, undefined, r.error?.details);
-    return { id, port: r.response!.rtp_port };
-  };
+  const allocate = (c: TestClient, id = newCallId()): Promise<{ id: string; port: number }> => allocateCall(c, id);
   const peer = async (): Promise<RtpPeer> => {
     const p = await RtpPeer.open();
     peers.push(p);
     return p;
   };
-  const fork = (c: TestClient, port: number): { frames: Buffer[]; status: Promise<grpc.StatusObject>; stream: Stream } => {
-    const stream = (c.media as unknown as Record<string, (r: unknown) => Stream>).RecordAudio!({ server_rtp_port: port, target_sample_rate: 16000 });
-    const frames: Buffer[] = [];
-    stream.on('data', (m: { audio_data: Buffer }) => frames.push(m.audio_data));
-    stream.on('error', () => {});
-    return { frames, stream, status: new Promise((r) => stream.on('status', r)) };
-  };
-  const streamToCall = (c: TestClient, callId: string, chunk: Buffer): Promise<grpc.StatusObject> =>
-    new Promise((resolve) => {
-      const call = (c.media as unknown as Record<string, () => Duplex>).StreamAudioToCall!();
-      call.on('data', () => {});
-      call.on('error', () => {});
-      call.on('status', resolve);
-      call.write({ call_id: callId, audio_chunk: chunk });
-      call.end();
-    });
-  /** The caller's 400 Hz reaches a fork through `c`, and TTS of 600 Hz sent through `c` reaches the phone. */
-  const bothWays = async (c: TestClient, call: { id: string; port: number }): Promise<void> => {
-    const phone = await peer();
-    const played = await c.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: call.port, rtp_target_addr: phone.address });
-    assert.equal(played.error, undefined, played.error?.details);
-    const f = fork(c, call.port);
-    await sleep(100);
-    await phone.sendPcm(tone(400, 1000, 8000), call.port);
-    await eventually(() => f.frames.length >= 40, 3000);
-    f.stream.cancel();
-    const hz = dominantHz(new Int16Array(new Uint8Array(Buffer.concat(f.frames)).buffer), 16000);
-    assert.ok(Math.abs(hz - 400) < 20, `call on port ${call.port}: the fork heard ${hz.toFixed(0)} Hz, not the caller's 400 Hz`);
-    const tts = await streamToCall(c, call.id, Buffer.from(tone(600, 600, 16000).buffer));
-    assert.equal(tts.code, grpc.status.OK, tts.details);
-    await eventually(() => phone.received.length >= 25, 5000);
-    const heard = dominantHz(phone.decoded('PCMU'), 8000);
-    assert.ok(Math.abs(heard - 600) < 30, `call on port ${call.port}: the phone heard ${heard.toFixed(0)} Hz, not the TTS's 600 Hz`);
-  };
+  const fork = openFork;
+  const bothWays = async (c: TestClient, call: { id: string; port: number }): Promise<void> => hearsBothWays(c, call, await peer());
 
   before(async () => {
     svc = await startService({

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { makeTestPki, type TestPki } from '../helpers/certs.ts';
 import { startService, type RunningService } from '../helpers/service.ts';
-import { TestClient } from '../helpers/grpc-client.ts';
+import { TestClient, eventually } from '../helpers/grpc-client.ts';
 
 const read = (p: string): Buffer => readFileSync(p);
 
@@ -25,6 +25,14 @@ for (const mode of MODES) {
       svc = await startService({
         env: { MEDIA_SERVICE_CERT_PATH: pki.serverCert, MEDIA_SERVICE_KEY_PATH: pki.serverKey, GRPC_TLS_CA_PATH: pki.caCert, ...mode.env },
       });
+      if (mode.env.MEDIA_SHARDS) {
+        // A new call goes to the shard holding its connection only while that shard is within a
+        // CPU band of the others: start once start-up work is over on every shard.
+        await eventually(async () => {
+          const d = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { ready: boolean; load: { cpu: number } }[] };
+          return d.shards.every((s) => s.ready && s.load.cpu < 0.1);
+        }, 20_000, 250);
+      }
     });
     after(async () => {
       await svc.stop('SIGKILL');

@@ -11,7 +11,7 @@
 // generator's and the client's own CPU.
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -137,7 +137,13 @@ async function injectionAtLoad(client: TestClient, streamApi: boolean): Promise<
   return lat.sort((a, b) => a - b);
 }
 
-async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: string[] = []): Promise<Record<string, unknown>> {
+/** The nice value of a process's main thread (field 19 of its stat). */
+function niceOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: string[] = [], priority = ''): Promise<Record<string, unknown>> {
   const fileRoot = mkdtempSync(join(tmpdir(), 'bench-ai-rec-'));
   const svc = await startService({
     nodeArgs,
@@ -147,6 +153,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
       RECORDING_SPOOL_DIR: join(fileRoot, 'spool'),
       RECORDING_FILE_ROOT: fileRoot,
       MEDIA_STREAM_ALLOWED_CIDRS: '127.0.0.1/32',
+      ...(priority ? { MEDIA_PRIORITY: priority } : {}),
       // BENCH_CPU_PROF=dir writes a V8 CPU profile of the service (stopped with SIGTERM);
       // BENCH_NODE_OPTIONS gives the service's Node flags of its own (a heap setting, say).
       ...(process.env.BENCH_CPU_PROF || process.env.BENCH_NODE_OPTIONS
@@ -299,6 +306,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
     'service_cpu_%': pct(cpu, wall),
     'cpu_%_per_call': +(pct(cpu, wall) / n).toFixed(3),
     'load_generator_cpu_%': pct(genCpu, wall),
+    service_nice: niceOf(pid),
     'client_cpu_%': pct(self, wall),
     'client_event_loop_delay_p99/max_ms': `${(clientLoop.percentile(99) / 1e6).toFixed(1)}/${(clientLoop.max / 1e6).toFixed(1)}`,
     out_received_vs_expected: `${out.received}/${out.expected}`,
@@ -327,16 +335,21 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
 // BENCH_NODE_ARGS: variants of the service's own Node flags, separated by ';' (empty: as it
 // ships), each measured at every level and kind; BENCH_REPEAT runs them that many times, in
 // turns, and prints the medians: one run on a shared machine varies by a third.
-const variants = (process.env.BENCH_NODE_ARGS ?? '').split(';').map((v) => v.trim());
+// BENCH_PRIORITY: the service's MEDIA_PRIORITY values to compare, separated by ',' (empty: as shipped).
+const variants = (process.env.BENCH_NODE_ARGS ?? '')
+  .split(';')
+  .map((v) => v.trim())
+  .flatMap((args) => (process.env.BENCH_PRIORITY ?? '').split(',').map((priority) => ({ args, priority: priority.trim() })));
+const label = (v: { args: string; priority: string }): string => [v.args || '(as shipped)', v.priority ? `MEDIA_PRIORITY=${v.priority}` : ''].filter(Boolean).join(' ');
 const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 1));
 console.log(`ai-calls benchmark: ${seconds} s per measurement, levels ${levels.join(',')}; the load generator (RTP phones) and the gRPC client (this process) share the machine; phones send in ${process.env.BENCH_PHONE_PHASES ?? 10} phases of the 20 ms period (BENCH_PHONE_PHASES=1: one burst)`);
 const rows: Record<string, unknown>[] = [];
 for (let r = 0; r < repeat; r++) {
   for (const n of levels) {
     for (const kind of kinds) {
-      for (const v of kind === 'grpc-floor' ? [''] : variants) {
-        const row = kind === 'grpc-floor' ? await floor(n) : await calls(kind, n, v ? v.split(/\s+/) : []);
-        if (variants.length > 1 && kind !== 'grpc-floor') row.node_args = v || '(as shipped)';
+      for (const v of kind === 'grpc-floor' ? [variants[0]!] : variants) {
+        const row = kind === 'grpc-floor' ? await floor(n) : await calls(kind, n, v.args ? v.args.split(/\s+/) : [], v.priority);
+        if (variants.length > 1 && kind !== 'grpc-floor') row.variant = label(v);
         rows.push(row);
         console.log(JSON.stringify(row));
       }
@@ -344,7 +357,7 @@ for (let r = 0; r < repeat; r++) {
   }
 }
 if (repeat > 1) {
-  const groups = Map.groupBy(rows, (r) => `${String(r.kind)}|${String(r.calls)}|${String(r.node_args ?? '')}`);
+  const groups = Map.groupBy(rows, (r) => `${String(r.kind)}|${String(r.calls)}|${String(r.variant ?? '')}`);
   const med = (xs: number[]): number => +median(xs).toFixed(3);
   for (const g of groups.values()) {
     const num = (key: string, at = 0): number[] => g.map((r) => Number(String(r[key] ?? NaN).split('/')[at]));
@@ -352,7 +365,7 @@ if (repeat > 1) {
       median_of: g.length,
       kind: g[0]!.kind,
       calls: g[0]!.calls,
-      ...(g[0]!.node_args ? { node_args: g[0]!.node_args } : {}),
+      ...(g[0]!.variant ? { variant: g[0]!.variant } : {}),
       'cpu_%_per_call': med(num('cpu_%_per_call')),
       ...(g[0]!.kind !== 'grpc-floor'
         ? {
@@ -362,6 +375,9 @@ if (repeat > 1) {
             gc_major_per_s: med(num('gc_minor/major_per_s', 1)),
             gc_ms_per_s: med(num('gc_ms_per_s')),
             clock_late_ticks: med(num('clock_late_ticks')),
+            'event_loop_delay_max_ms': med(num('event_loop_delay_p99/max_ms', 1)),
+            ...(g[0]!['fork_latency_client_p50/p99_ms'] ? { fork_latency_client_p99_ms: med(num('fork_latency_client_p50/p99_ms', 1)) } : {}),
+            ...(g[0]!['injection_latency_p50/p99_ms'] ? { injection_latency_p99_ms: med(num('injection_latency_p50/p99_ms', 1)) } : {}),
             service_loop_thread_runqueue_wait_ms_per_s: med(num('service_loop_thread_runqueue_wait_ms_per_s')),
             service_rss_mb: med(num('service_rss_mb')),
           }

@@ -16,6 +16,7 @@ import { createMetrics, scrapedCounter, type Metrics } from './metrics/metrics.t
 import { createEventPublisher } from './events/index.ts';
 import type { EventPublisher } from './events/types.ts';
 import { MediaClock } from './media-path/clock.ts';
+import { raiseLoopPriority } from './media-path/loop-priority.ts';
 import { PromptCache } from './playback/prompt-cache.ts';
 import { PromptLoader } from './playback/prompt-loader.ts';
 import { registerPromptCacheMetrics } from './playback/prompt-metrics.ts';
@@ -139,6 +140,8 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   if (!shard && !config.rtp.advertised_ip && ['0.0.0.0', '::', ''].includes(config.rtp.listen_address)) {
     log.warn({ event: 'RTP_ADDRESS_UNKNOWN' }, 'RTP_SERVICE_ADVERTISED_IP is not set: AllocatePort answers no rtp_address, signalling must supply it');
   }
+  // Before any thread or child of ours starts: they inherit it.
+  raiseLoopPriority(config.rtp.priority, log);
   const metrics = createMetrics();
   const health = new HealthState(log);
   const webRtc = webRtcListen(config, log);

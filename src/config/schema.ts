@@ -29,6 +29,7 @@ export interface Config {
     quality_degraded_mos: number;
     quality_degraded_loss_ratio: number;
     quality_degraded_jitter_ms: number;
+    priority: number;
   };
   playback: {
     cache_max_bytes: number;
@@ -128,6 +129,14 @@ const autoOrCount = (name: string, min: number, max: number) => ({
 const shardCount = autoOrCount('shard-count', 1, 64);
 const frontDoorCount = autoOrCount('front-door-count', 0, 16);
 
+const nice = {
+  name: 'nice',
+  validate(value: unknown): void {
+    if (!Number.isInteger(value) || (value as number) < -20 || (value as number) > 19) throw new Error('must be a whole number from -20 to 19');
+  },
+  coerce: (v: unknown): number => Number(v),
+};
+
 const cidrList = {
   name: 'cidr-list',
   validate(value: unknown): void {
@@ -137,7 +146,7 @@ const cidrList = {
   coerce: (v: unknown): string[] => (Array.isArray(v) ? (v as string[]) : String(v).split(',')).map((x) => x.trim()).filter((x) => x !== ''),
 };
 
-convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty, 'shard-count': shardCount, 'front-door-count': frontDoorCount, 'cidr-list': cidrList });
+convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty, 'shard-count': shardCount, 'front-door-count': frontDoorCount, 'cidr-list': cidrList, nice });
 
 // Every key documented here is also documented, with the same default, in config.default.toml.
 export const schema: convict.Schema<Config> = {
@@ -176,6 +185,12 @@ export const schema: convict.Schema<Config> = {
     quality_degraded_mos: { doc: 'A call whose MOS estimate falls below this is reported once as degraded (call.media.quality.degraded; 0: never)', format: Number, default: 3.6, env: 'QUALITY_DEGRADED_MOS' },
     quality_degraded_loss_ratio: { doc: "...or whose phone's loss rises above this share of packets (0: never)", format: Number, default: 0.03, env: 'QUALITY_DEGRADED_LOSS_RATIO' },
     quality_degraded_jitter_ms: { doc: "...or whose phone's interarrival jitter rises above this (0: never)", format: Number, default: 50, env: 'QUALITY_DEGRADED_JITTER_MS' },
+    priority: {
+      doc: 'Nice value (-20 to 19, lower runs first) of each media process: below 0, its 20 ms clock does not wait behind other work on the machine. Below 0 needs CAP_SYS_NICE or RLIMIT_NICE; when refused, the service says so and runs as inherited (0: as inherited)',
+      format: 'nice',
+      default: -10,
+      env: 'MEDIA_PRIORITY',
+    },
   },
   playback: {
     cache_max_bytes: { doc: 'Decoded prompts kept in memory (bytes)', format: 'nat', default: 67108864, env: 'PLAYBACK_CACHE_MAX_BYTES' },

@@ -1,6 +1,6 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
@@ -346,6 +346,28 @@ describe('an instance of two media shards behind one address', () => {
       assert.ok(argv.includes('--initial-old-space-size=256'), `process ${pid}: ${argv.join(' ')}`);
       assert.match(readFileSync(`/proc/${pid}/maps`, 'utf8'), /\/libjemalloc\.so\.2$/m, `process ${pid} has no jemalloc`);
     }
+  });
+
+  test('each shard runs its threads and the processes it started at the media priority; the supervisor as inherited', async () => {
+    const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { pid: number }[] };
+    const niceOf = (pid: number, tid = pid): number => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    const own = niceOf(process.pid);
+    assert.equal(niceOf(svc.proc.pid!), own, 'the supervisor keeps the priority it was started with');
+    // Lowering a nice value needs privilege: this suite runs as root; elsewhere the shard says why not.
+    const expected = process.getuid?.() === 0 ? -10 : own;
+    for (const { pid } of debug.shards) {
+      const tids = readdirSync(`/proc/${pid}/task`).map(Number);
+      assert.ok(tids.length > 1);
+      for (const tid of tids) assert.equal(niceOf(pid, tid), expected, `shard ${pid} thread ${tid}`);
+      // The shard's mediasoup workers (started after it set its priority) inherit it.
+      const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      assert.ok(children.length > 0, `shard ${pid} started no process`);
+      for (const child of children) assert.equal(niceOf(child), expected, `process ${child} of shard ${pid}`);
+    }
+    if (expected === own) await svc.waitForLog((l) => l.event === 'MEDIA_PRIORITY_NOT_SET');
   });
 
   test('admission: past every shard’s limit AllocatePort answers RESOURCE_EXHAUSTED saying why', async () => {

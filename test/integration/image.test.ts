@@ -196,6 +196,23 @@ describe('the container image', { skip, timeout: BUILD_TIMEOUT_MS + 10 * 60_000 
     assert.notEqual(id.stdout.trim(), '0');
   });
 
+  test('the media loop runs at the media priority, or the service says why not and how to allow it', TEST_TIMEOUT, async () => {
+    const pid = serviceProcess(service!.pid!);
+    assert.ok(pid, 'the service process under buildah run');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    const events = logs.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as { event?: string; message?: string }];
+      } catch {
+        return [];
+      }
+    });
+    // A non-root user may lower its nice value only as far as RLIMIT_NICE lets it.
+    if (nice === -10) assert.ok(events.some((e) => e.event === 'MEDIA_PRIORITY_SET'));
+    else assert.match(events.find((e) => e.event === 'MEDIA_PRIORITY_NOT_SET')?.message ?? '', /ulimit nice=30/, `nice ${nice}`);
+  });
+
   test('no compiler, build tool or npm in the image', TEST_TIMEOUT, async () => {
     const found = await inside('sh', '-c', 'for c in gcc g++ cc c++ clang make ld as npm; do command -v "$c"; done; true');
     assert.equal(found.code, 0, found.stderr);

@@ -64,6 +64,8 @@ test('bad values stop start-up with a message naming the key', () => {
     [{ RTP_SERVICE_PORT_MIN: '10001' }, {}, /rtp\.port_min: must be even/],
     [{ RTP_SERVICE_PORT_MIN: '20000', RTP_SERVICE_PORT_MAX: '10000' }, {}, /rtp\.port_max: must be above/],
     [{ RTP_SERVICE_LISTEN_ADDRESS: 'not-an-ip' }, {}, /rtp\.listen_address/],
+    [{ MEDIA_PRIORITY: '-21' }, {}, /rtp\.priority: must be a whole number from -20 to 19/],
+    [{ MEDIA_PRIORITY: 'high' }, {}, /rtp\.priority/],
     [{ MEDIA_SERVICE_CERT_PATH: '/x.pem' }, {}, /mTLS needs cert_path, key_path and ca_path together/],
     [{}, { 'config.toml': '[grpc]\nprot = 1\n' }, /grpc\.prot/],
     [{}, { 'config.toml': '[grpc\n' }, /invalid TOML/],

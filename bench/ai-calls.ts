@@ -279,6 +279,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const x1 = await (await fetch(svc.url('/metrics'))).text();
   const m1 = scrapeBuckets(x1, 'sentiric_media_fork_latency_seconds');
   const rss = rssBytes(pid);
+  const nice = niceOf(pid);
   // While the load runs on: how soon speech sent to one more call of this kind is heard.
   const injection = kind === 'ai' || kind === 'ai-stream-inject' || kind === 'ai-recording' ? await injectionAtLoad(client, kind === 'ai-stream-inject') : undefined;
   feeder.stop();
@@ -306,7 +307,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
     'service_cpu_%': pct(cpu, wall),
     'cpu_%_per_call': +(pct(cpu, wall) / n).toFixed(3),
     'load_generator_cpu_%': pct(genCpu, wall),
-    service_nice: niceOf(pid),
+    service_nice: nice,
     'client_cpu_%': pct(self, wall),
     'client_event_loop_delay_p99/max_ms': `${(clientLoop.percentile(99) / 1e6).toFixed(1)}/${(clientLoop.max / 1e6).toFixed(1)}`,
     out_received_vs_expected: `${out.received}/${out.expected}`,

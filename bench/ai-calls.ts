@@ -65,9 +65,14 @@ async function floor(n: number): Promise<Record<string, unknown>> {
   const Client = grpc.makeGenericClientConstructor(floorService, 'Floor');
   const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   let frames = 0;
+  let measuring = false;
+  const latency: number[] = [];
   const calls = Array.from({ length: n }, () => {
     const s = (client as unknown as { frames(req: Buffer): Stream }).frames(Buffer.alloc(0));
-    s.on('data', () => frames++);
+    s.on('data', (m: Buffer) => {
+      frames++;
+      if (measuring) latency.push(sharedClockMs() - m.readDoubleLE(0));
+    });
     s.on('error', () => {});
     return s;
   });
@@ -76,8 +81,11 @@ async function floor(n: number): Promise<Record<string, unknown>> {
   const s0 = selfCpu();
   const f0 = frames;
   const t0 = performance.now();
+  measuring = true;
   await sleep(seconds * 1000);
+  measuring = false;
   const wall = (performance.now() - t0) / 1000;
+  latency.sort((a, b) => a - b);
   const cpu = cpuSeconds(server.pid!) - c0;
   const self = selfCpu() - s0;
   for (const c of calls) c.cancel();
@@ -90,6 +98,8 @@ async function floor(n: number): Promise<Record<string, unknown>> {
     'cpu_%_per_call': +((pct(cpu, wall) / n)).toFixed(3),
     'client_cpu_%': pct(self, wall),
     frames_per_s: Math.round((frames - f0) / wall),
+    // Written by a bare server to read by this client: what the machine alone adds to a fork's latency.
+    'fork_latency_client_p50/p99_ms': `${percentile(latency, 0.5).toFixed(2)}/${percentile(latency, 0.99).toFixed(2)}`,
   };
 }
 

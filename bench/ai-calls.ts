@@ -23,7 +23,6 @@ import { cpuPressureUs, cpuSeconds, median, percentile, rssBytes, runqueueWaitNs
 import { ask, BENCH_RTP, benchEnv, every } from './lib/harness.ts';
 import { WireCapture } from './lib/wire-cadence.ts';
 import { floorService } from './lib/grpc-floor.ts';
-import { RtpPeer } from '../test/helpers/rtp-peer.ts';
 import { histogramQuantile, scrapeBuckets, scrapeValue } from './lib/histogram.ts';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -103,48 +102,17 @@ async function floor(n: number): Promise<Record<string, unknown>> {
   };
 }
 
-const INJECTION_PROBES = Number(process.env.BENCH_INJECTION_PROBES ?? 40);
+const INJECTION_PROBES = Number(process.env.BENCH_INJECTION_PROBES ?? 100);
 
 /**
- * Injection latency on a call of its own beside the load: 100 ms of speech written to a silent
- * call, until its first RTP packet reaches the phone; each probe once the last has played out,
- * at a random phase of the media clock. Sorted, in ms.
+ * Injection latency at load, from a process of its own (see lib/injection-probe.ts): sorted,
+ * in ms, or why it was not measured.
  */
-async function injectionAtLoad(client: TestClient, streamApi: boolean): Promise<number[] | string> {
-  const callId = `inj-probe-${process.pid}`;
-  const allocated = await client.media_<{ rtp_port: number }>('AllocatePort', { call_id: callId });
-  // A service past its admission limits takes no more calls: that is the finding, not a failure.
-  if (!allocated.response) return `not measured: AllocatePort answered ${allocated.error?.details ?? 'nothing'}`;
-  const port = allocated.response.rtp_port;
-  const phone = await RtpPeer.open();
-  await client.media_('PlayAudio', { audio_uri: 'control://set_target', server_rtp_port: port, rtp_target_addr: phone.address });
-  const media = client.media as unknown as Record<string, () => Duplex>;
-  const inj = streamApi ? media.InjectAudio!() : media.StreamAudioToCall!();
-  inj.on('error', () => {});
-  inj.on('data', () => {});
-  inj.write(streamApi ? { start: { server_rtp_port: port, sample_rate: 16000 } } : { call_id: callId, audio_chunk: Buffer.alloc(0) });
-  await sleep(300);
-  const lat: number[] = [];
-  for (let k = 0; k < INJECTION_PROBES; k++) {
-    const before = phone.received.length;
-    // The phone's own listener ran first: an RTCP report adds nothing to `received`.
-    const heard = new Promise<number>((resolve) => {
-      const onPacket = (): void => {
-        if (phone.received.length === before) return;
-        phone.socket.off('message', onPacket);
-        resolve(performance.now());
-      };
-      phone.socket.on('message', onPacket);
-    });
-    const t0 = performance.now();
-    inj.write(streamApi ? { audio: tts } : { audio_chunk: tts });
-    lat.push((await heard) - t0);
-    await sleep(150 + Math.random() * 20);
-  }
-  inj.cancel();
-  phone.close();
-  await client.media_('ReleasePort', { rtp_port: port });
-  return lat.sort((a, b) => a - b);
+async function injectionAtLoad(grpcPort: number, streamApi: boolean): Promise<number[] | string> {
+  const probe = fork(fileURLToPath(new URL('./lib/injection-probe.ts', import.meta.url)), { stdio: 'inherit' });
+  probe.send({ grpcPort, probes: INJECTION_PROBES, streamApi });
+  const [answer] = (await once(probe, 'message')) as [{ latencies?: number[]; error?: string }];
+  return answer.latencies ?? `not measured: ${answer.error}`;
 }
 
 /** The nice value of a process's main thread (field 19 of its stat). */
@@ -291,7 +259,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const rss = rssBytes(pid);
   const nice = niceOf(pid);
   // While the load runs on: how soon speech sent to one more call of this kind is heard.
-  const injection = kind === 'ai' || kind === 'ai-stream-inject' || kind === 'ai-recording' ? await injectionAtLoad(client, kind === 'ai-stream-inject') : undefined;
+  const injection = kind === 'ai' || kind === 'ai-stream-inject' || kind === 'ai-recording' ? await injectionAtLoad(svc.grpcPort, kind === 'ai-stream-inject') : undefined;
   feeder.stop();
   const { ticks } = await ask<{ ticks: number[][] }>(gen, { cmd: 'ticks' });
   for (const s of [...streams, ...injections]) s.cancel();

@@ -31,8 +31,11 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
+/** The middle value; of an even count, the mean of the two in the middle (not the upper one). */
 export function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 0.5);
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : sorted.length ? (sorted[mid - 1]! + sorted[mid]!) / 2 : NaN;
 }
 
 /** Proportional set size: the process's private pages plus its share of pages other processes map too. */

@@ -368,6 +368,9 @@ describe('an instance of two media shards behind one address', () => {
       for (const child of children) assert.equal(niceOf(child), expected, `process ${child} of shard ${pid}`);
     }
     if (expected === own) await svc.waitForLog((l) => l.event === 'MEDIA_PRIORITY_NOT_SET');
+    // Operators see it per shard where they watch the rest.
+    const text = await metrics();
+    for (const shard of ['0', '1']) assert.equal(metricValue(text, 'sentiric_media_process_nice', { shard }), expected, `shard ${shard}`);
   });
 
   test('admission: past every shard’s limit AllocatePort answers RESOURCE_EXHAUSTED saying why', async () => {

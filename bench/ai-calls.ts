@@ -115,6 +115,11 @@ async function injectionAtLoad(grpcPort: number, streamApi: boolean): Promise<nu
   return answer.latencies ?? `not measured: ${answer.error}`;
 }
 
+/** Times a process's main thread went to sleep and was woken (its voluntary context switches). */
+function wakeups(pid: number): number {
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
+}
+
 /** The nice value of a process's main thread (field 19 of its stat). */
 function niceOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -235,6 +240,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const cpu0 = cpuSeconds(pid);
   const gen0 = cpuSeconds(gen.pid!);
   const wait0 = runqueueWaitNs(pid);
+  const woke0 = wakeups(pid);
   const pressure0 = cpuPressureUs();
   // The client's own loop delay: a frame that waits here is late as the client sees it.
   const clientLoop = monitorEventLoopDelay({ resolution: 1 });
@@ -251,6 +257,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
   const cpu = cpuSeconds(pid) - cpu0;
   const genCpu = cpuSeconds(gen.pid!) - gen0;
   const waited = (runqueueWaitNs(pid) - wait0) / 1e6;
+  const woke = wakeups(pid) - woke0;
   const pressure = (cpuPressureUs() - pressure0) / 1e3;
   clientLoop.disable();
   const self = selfCpu() - self0;
@@ -297,6 +304,8 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
     // How much of the loop's delay was the machine's: its main thread ready to run but not
     // running, and the share of time any task on the machine waited for a CPU.
     service_loop_thread_runqueue_wait_ms_per_s: +(waited / wall).toFixed(1),
+    // How often the loop found nothing to do and slept: a loop woken for every packet pays its wake-up each time.
+    service_loop_wakeups_per_s: Math.round(woke / wall),
     'machine_cpu_pressure_%': +((100 * pressure) / (wall * 1000)).toFixed(1),
     service_rss_mb: +(rss / 2 ** 20).toFixed(1),
   };
@@ -358,6 +367,7 @@ if (repeat > 1) {
             ...(g[0]!['fork_latency_client_p50/p99_ms'] ? { fork_latency_client_p99_ms: med(num('fork_latency_client_p50/p99_ms', 1)) } : {}),
             ...(g[0]!['injection_latency_p50/p99_ms'] ? { injection_latency_p99_ms: med(num('injection_latency_p50/p99_ms', 1)) } : {}),
             service_loop_thread_runqueue_wait_ms_per_s: med(num('service_loop_thread_runqueue_wait_ms_per_s')),
+            service_loop_wakeups_per_s: med(num('service_loop_wakeups_per_s')),
             service_rss_mb: med(num('service_rss_mb')),
           }
         : {}),

@@ -36,6 +36,8 @@ export function benchEnv(extra: Record<string, string> = {}): Record<string, str
     RTP_SERVICE_PORT_MAX: String(BENCH_RTP[1]),
     ASSETS_BASE_PATH: '/',
     RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0',
+    // BENCH_PRIORITY: the service's MEDIA_PRIORITY (the ai-calls bench compares a list of them).
+    ...(process.env.BENCH_PRIORITY && !process.env.BENCH_PRIORITY.includes(',') ? { MEDIA_PRIORITY: process.env.BENCH_PRIORITY } : {}),
     ...extra,
   };
 }

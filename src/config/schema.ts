@@ -186,9 +186,9 @@ export const schema: convict.Schema<Config> = {
     quality_degraded_loss_ratio: { doc: "...or whose phone's loss rises above this share of packets (0: never)", format: Number, default: 0.03, env: 'QUALITY_DEGRADED_LOSS_RATIO' },
     quality_degraded_jitter_ms: { doc: "...or whose phone's interarrival jitter rises above this (0: never)", format: Number, default: 50, env: 'QUALITY_DEGRADED_JITTER_MS' },
     priority: {
-      doc: 'Nice value (-20 to 19, lower runs first) of each media process: below 0, its 20 ms clock does not wait behind other work on the machine. Below 0 needs CAP_SYS_NICE or RLIMIT_NICE; when refused, the service says so and runs as inherited (0: as inherited)',
+      doc: 'Nice value (-20 to 19, lower runs first) of each media process (0: as inherited). Below 0, its 20 ms clock does not wait behind other work on a shared machine, at the price of being woken for every packet instead of every few: more CPU per call. Below 0 needs CAP_SYS_NICE or RLIMIT_NICE; when refused, the service says so and runs as inherited',
       format: 'nice',
-      default: -10,
+      default: 0,
       env: 'MEDIA_PRIORITY',
     },
   },

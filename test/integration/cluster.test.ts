@@ -88,6 +88,7 @@ describe('an instance of two media shards behind one address', () => {
         ADMISSION_MAX_SESSIONS: '6',
         MEDIA_SERVICE_SHUTDOWN_GRACE_SECONDS: '20',
         MEDIA_STREAM_ALLOWED_CIDRS: '127.0.0.1/32',
+        MEDIA_PRIORITY: '-10',
       },
     });
     client = new TestClient(svc.grpcPort);
@@ -348,7 +349,7 @@ describe('an instance of two media shards behind one address', () => {
     }
   });
 
-  test('each shard runs its threads and the processes it started at the media priority; the supervisor as inherited', async () => {
+  test('MEDIA_PRIORITY: each shard runs its threads and the processes it started at it; the supervisor as inherited', async () => {
     const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { pid: number }[] };
     const niceOf = (pid: number, tid = pid): number => {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');

@@ -19,6 +19,7 @@ import { createEventPublisher } from './events/index.ts';
 import type { EventPublisher } from './events/types.ts';
 import { MediaClock } from './media-path/clock.ts';
 import { raiseLoopPriority } from './media-path/loop-priority.ts';
+import { WakeCoalescer } from './media-path/wake-coalescing.ts';
 import { PromptCache } from './playback/prompt-cache.ts';
 import { PromptLoader } from './playback/prompt-loader.ts';
 import { registerPromptCacheMetrics } from './playback/prompt-metrics.ts';
@@ -159,7 +160,10 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   });
   scrapedCounter(metrics.registry, 'log_lines_dropped_total', 'Log lines dropped because stdout was not read fast enough (the media clock never waits for it)', () => logging.droppedLines());
   scrapedCounter(metrics.registry, 'clock_late_ticks_total', 'Media clock slots run more than a slot (20 ms) late: every call on the clock sent late', () => clock.lateTicks);
+  const wake = new WakeCoalescer(config.rtp.wake_window_ms);
+  scrapedCounter(metrics.registry, 'loop_naps_total', 'Naps the media loop took after a turn with RTP so that packets gather (rtp.wake_window_ms)', () => wake.naps);
   const sessions = new SessionRegistry({
+    wake,
     config: config.rtp,
     clock,
     logging,

@@ -38,6 +38,8 @@ export function benchEnv(extra: Record<string, string> = {}): Record<string, str
     RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS: '0',
     // BENCH_PRIORITY: the service's MEDIA_PRIORITY (the ai-calls bench compares a list of them).
     ...(process.env.BENCH_PRIORITY && !process.env.BENCH_PRIORITY.includes(',') ? { MEDIA_PRIORITY: process.env.BENCH_PRIORITY } : {}),
+    // BENCH_WAKE_WINDOW_MS: the service's MEDIA_WAKE_WINDOW_MS.
+    ...(process.env.BENCH_WAKE_WINDOW_MS ? { MEDIA_WAKE_WINDOW_MS: process.env.BENCH_WAKE_WINDOW_MS } : {}),
     ...extra,
   };
 }

@@ -30,6 +30,7 @@ export interface Config {
     quality_degraded_loss_ratio: number;
     quality_degraded_jitter_ms: number;
     priority: number;
+    wake_window_ms: number;
   };
   playback: {
     cache_max_bytes: number;
@@ -137,6 +138,14 @@ const nice = {
   coerce: (v: unknown): number => Number(v),
 };
 
+const wakeWindow = {
+  name: 'wake-window',
+  validate(value: unknown): void {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 5) throw new Error('must be a number of milliseconds from 0 to 5');
+  },
+  coerce: (v: unknown): number => Number(v),
+};
+
 const cidrList = {
   name: 'cidr-list',
   validate(value: unknown): void {
@@ -146,7 +155,7 @@ const cidrList = {
   coerce: (v: unknown): string[] => (Array.isArray(v) ? (v as string[]) : String(v).split(',')).map((x) => x.trim()).filter((x) => x !== ''),
 };
 
-convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty, 'shard-count': shardCount, 'front-door-count': frontDoorCount, 'cidr-list': cidrList, nice });
+convict.addFormats({ 'non-empty-string': nonEmpty, 'ip-or-empty': ipOrEmpty, 'shard-count': shardCount, 'front-door-count': frontDoorCount, 'cidr-list': cidrList, nice, 'wake-window': wakeWindow });
 
 // Every key documented here is also documented, with the same default, in config.default.toml.
 export const schema: convict.Schema<Config> = {
@@ -190,6 +199,12 @@ export const schema: convict.Schema<Config> = {
       format: 'nice',
       default: 0,
       env: 'MEDIA_PRIORITY',
+    },
+    wake_window_ms: {
+      doc: 'After a loop turn that handled RTP, the media loop naps for the rest of this window since its first packet, so packets arriving meanwhile are handled together instead of each waking the loop (at most this much added delay; 0: never nap)',
+      format: 'wake-window',
+      default: 1,
+      env: 'MEDIA_WAKE_WINDOW_MS',
     },
   },
   playback: {

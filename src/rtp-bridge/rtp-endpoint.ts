@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { literalLookup } from '../util/literal-lookup.ts';
 import { isRtcpPacket, parseRtp, type RtpHeader } from './rtp-packet.ts';
 import { SourceLock, type SourceLockOptions } from './source-lock.ts';
+import type { WakeCoalescer } from '../media-path/wake-coalescing.ts';
 
 export interface RtpAddress {
   address: string;
@@ -94,6 +95,7 @@ export class RtpEndpoint {
   readonly #socket: Socket;
   readonly #rtcpSocket: Socket | null;
   readonly #lock: SourceLock;
+  readonly #wake: WakeCoalescer | null;
   #rtcpRoute: RtcpRoute | null = null;
   #inboundRtcp: RtcpProtection | null = null;
   #outboundRtcp: RtcpProtection | null = null;
@@ -112,7 +114,7 @@ export class RtpEndpoint {
    * process holds it (a call resumed after a restart must not be lost for it); by default a
    * pair that cannot be had whole is refused like a busy port.
    */
-  static async bind(opts: { port: number; address: string; source?: SourceLockOptions; rtcpPort?: 'required' | 'optional' }): Promise<RtpEndpoint> {
+  static async bind(opts: { port: number; address: string; source?: SourceLockOptions; rtcpPort?: 'required' | 'optional'; wake?: WakeCoalescer }): Promise<RtpEndpoint> {
     const socket = await bindUdp(opts.port, opts.address);
     let rtcp: Socket | null = null;
     try {
@@ -123,11 +125,12 @@ export class RtpEndpoint {
         throw error;
       }
     }
-    return new RtpEndpoint(socket, rtcp, opts.port, opts.source ?? DEFAULT_SOURCE);
+    return new RtpEndpoint(socket, rtcp, opts.port, opts.source ?? DEFAULT_SOURCE, opts.wake ?? null);
   }
 
-  private constructor(socket: Socket, rtcp: Socket | null, port: number, source: SourceLockOptions) {
+  private constructor(socket: Socket, rtcp: Socket | null, port: number, source: SourceLockOptions, wake: WakeCoalescer | null) {
     this.#socket = socket;
+    this.#wake = wake;
     this.#rtcpSocket = rtcp;
     this.port = port;
     this.#lock = new SourceLock(source);
@@ -278,6 +281,7 @@ export class RtpEndpoint {
   }
 
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    this.#wake?.packet();
     this.counters.packetsIn++;
     this.counters.bytesIn += msg.length;
     if (isRtcpPacket(msg)) {

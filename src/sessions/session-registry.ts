@@ -14,6 +14,7 @@ import { PortAllocator } from './port-allocator.ts';
 import type { CallSnapshot } from './call-snapshot.ts';
 import { senderAfter } from '../rtp-bridge/rtp-sender.ts';
 import { srtpFromKeys } from '../rtp-bridge/srtp-negotiation.ts';
+import type { WakeCoalescer } from '../media-path/wake-coalescing.ts';
 
 export interface AllocateOptions {
   callId: string;
@@ -61,6 +62,7 @@ export class SessionRegistry {
   #draining = false;
   readonly #emptyWaiters = new Set<() => void>();
   readonly #watcher: SessionWatcher | undefined;
+  readonly #wake: WakeCoalescer | undefined;
 
   constructor(opts: {
     config: Config['rtp'];
@@ -70,8 +72,11 @@ export class SessionRegistry {
     metrics: SessionMetrics;
     /** Told of every call that opens and closes (a shard's supervisor keeps its directory so). */
     watcher?: SessionWatcher;
+    /** Told of every RTP packet, to let the loop's wake-ups gather several. */
+    wake?: WakeCoalescer;
   }) {
     this.#watcher = opts.watcher;
+    this.#wake = opts.wake;
     this.#config = opts.config;
     this.#clock = opts.clock;
     this.#logging = opts.logging;
@@ -147,7 +152,7 @@ export class SessionRegistry {
     try {
       // The old process's sockets died with it, so RTP+1 is free again; if something else took
       // it meanwhile, the call goes on with RTCP multiplexed rather than not at all.
-      endpoint = await RtpEndpoint.bind({ port: snap.port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms }, rtcpPort: 'optional' });
+      endpoint = await RtpEndpoint.bind({ port: snap.port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms }, rtcpPort: 'optional', ...(this.#wake ? { wake: this.#wake } : {}) });
     } catch (error) {
       this.#ports.release(snap.port);
       throw error;
@@ -294,7 +299,7 @@ export class SessionRegistry {
       const port = this.#ports.take();
       if (port === null) break;
       try {
-        return await RtpEndpoint.bind({ port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms } });
+        return await RtpEndpoint.bind({ port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms }, ...(this.#wake ? { wake: this.#wake } : {}) });
       } catch (error) {
         // Another process holds it (or its RTCP neighbour): let it rest in quarantine and try the next one.
         this.#ports.release(port);

@@ -74,6 +74,8 @@ describe('a phone call through the service', () => {
 
   for (const codec of ['PCMU', 'PCMA'] as G711[]) {
     test(`echo: ffmpeg sends speech as ${codec}, ffmpeg receives it back`, async (t) => {
+      const naps = async (): Promise<number> => metricValue(await (await fetch(svc.url('/metrics'))).text(), 'sentiric_media_loop_naps_total') ?? NaN;
+      const napsBefore = await naps();
       const port = await allocate();
       const receiver = await ffmpegReceiveRtp({ codec });
       assert.equal((await play(port, 'control://set_target', `127.0.0.1:${receiver.port}`)).response?.success, true);
@@ -85,6 +87,8 @@ describe('a phone call through the service', () => {
       await client.media_('ReleasePort', { rtp_port: port });
       // G.711 both ways and nothing else: every window of the speech comes back as it went.
       t.diagnostic(describeMatch(assertHoldsReference(got, fx.pcm8k, 8000, { what: `the ${codec} echo` })));
+      // The echo went through the wake coalescing the service runs with by default (1 ms).
+      assert.ok((await naps()) > napsBefore, 'the media loop took no nap while packets came');
     });
   }
 

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { Registry } from 'prom-client';
-import { createLogging } from '../../src/logging/logger.ts';
 import { RabbitMqPublisher } from '../../src/events/rabbitmq-publisher.ts';
 import { genericEvent, recordingAvailableEvent, type PlatformEvent } from '../../src/events/types.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
+import { captureLogging } from '../helpers/capture-logging.ts';
 
 const BROKER_URL = 'amqp://guest:guest@127.0.0.1:5672';
 const TEST_TIMEOUT = 20_000;
@@ -37,16 +37,6 @@ async function consumer(exchange: string, bindingKey: string): Promise<{ message
       await conn.close().catch(() => undefined);
     },
   };
-}
-
-function captureLogging(): { logger: ReturnType<typeof createLogging>['process']; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const logging = createLogging({
-    config: { service: { name: 'media-service', env: 'test', tenant_id: 'tenant-a' }, log: { level: 'debug', format: 'json' } },
-    version: 'test',
-    destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
-  });
-  return { logger: logging.process, lines };
 }
 
 async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -92,7 +82,7 @@ describe('RabbitMQ event publisher (real broker)', () => {
     const recordings = await consumer(exchange, 'call.recording.#');
     t.after(() => Promise.all([media.close(), recordings.close()]));
     const registry = new Registry();
-    const { logger } = captureLogging();
+    const { logger } = captureLogging({ level: 'debug' });
     const publisher = await RabbitMqPublisher.create({ url: BROKER_URL, exchange, logger, registry });
     t.after(() => publisher.close());
 
@@ -154,7 +144,7 @@ describe('RabbitMQ event publisher (real broker)', () => {
     const proxy = new TcpProxy({ targetPort: 5672, port: await TcpProxy.freePort() });
     t.after(() => proxy.stop());
     const registry = new Registry();
-    const { logger, lines } = captureLogging();
+    const { logger, lines } = captureLogging({ level: 'debug' });
 
     const started = performance.now();
     const publisher = await RabbitMqPublisher.create({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}`, exchange, logger, registry });
@@ -188,7 +178,7 @@ describe('RabbitMQ event publisher (real broker)', () => {
     await proxy.start();
     t.after(() => proxy.stop());
     const registry = new Registry();
-    const { logger, lines } = captureLogging();
+    const { logger, lines } = captureLogging({ level: 'debug' });
     const publisher = await RabbitMqPublisher.create({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}`, exchange, logger, registry });
     t.after(() => publisher.close());
 
@@ -223,7 +213,7 @@ describe('RabbitMQ event publisher (real broker)', () => {
     const proxy = new TcpProxy({ targetPort: 5672, port: await TcpProxy.freePort() });
     t.after(() => proxy.stop());
     const registry = new Registry();
-    const { logger, lines } = captureLogging();
+    const { logger, lines } = captureLogging({ level: 'debug' });
     const publisher = await RabbitMqPublisher.create({
       url: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
       exchange,
@@ -251,7 +241,7 @@ describe('RabbitMQ event publisher (real broker)', () => {
     const sink = await consumer(exchange, 'call.media.#');
     t.after(() => sink.close());
     const registry = new Registry();
-    const { logger } = captureLogging();
+    const { logger } = captureLogging({ level: 'debug' });
     const publisher = await RabbitMqPublisher.create({ url: BROKER_URL, exchange, logger, registry });
 
     // Published before the first connection is even up: close() must wait for it, then send.
@@ -272,7 +262,7 @@ describe('RabbitMQ event publisher (real broker)', () => {
     const proxy = new TcpProxy({ targetPort: 5672, port: await TcpProxy.freePort() });
     t.after(() => proxy.stop());
     const registry = new Registry();
-    const { logger, lines } = captureLogging();
+    const { logger, lines } = captureLogging({ level: 'debug' });
     const publisher = await RabbitMqPublisher.create({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}`, exchange: exchangeName(), logger, registry });
     for (const d of ['1', '2']) publisher.publish(dtmf('call-away', d));
 

@@ -2,21 +2,11 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { Registry } from 'prom-client';
-import { createLogging } from '../../src/logging/logger.ts';
 import { genericEvent, recordingAvailableEvent } from '../../src/events/types.ts';
 import { LogPublisher } from '../../src/events/log-publisher.ts';
 import { RabbitMqPublisher } from '../../src/events/rabbitmq-publisher.ts';
 import { createEventPublisher } from '../../src/events/index.ts';
-
-function captureLogging(write?: (line: string) => void): { logger: ReturnType<typeof createLogging>['process']; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const logging = createLogging({
-    config: { service: { name: 'media-service', env: 'test', tenant_id: 'tenant-a' }, log: { level: 'info', format: 'json' } },
-    version: 'test',
-    destination: { write: write ?? ((s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>)) },
-  });
-  return { logger: logging.process, lines };
-}
+import { captureLogging } from '../helpers/capture-logging.ts';
 
 /** A port nothing listens on, so a connection attempt is refused at once. */
 async function closedPort(): Promise<number> {
@@ -103,8 +93,10 @@ describe('LogPublisher', () => {
   });
 
   test('publish never throws, even when the log destination does', () => {
-    const { logger } = captureLogging(() => {
-      throw new Error('disk full');
+    const { logger } = captureLogging({
+      write: () => {
+        throw new Error('disk full');
+      },
     });
     const publisher = new LogPublisher(logger);
     assert.doesNotThrow(() =>

@@ -1,18 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createLogging } from '../../../src/logging/logger.ts';
 import { applyNice, raiseLoopPriority } from '../../../src/media-path/loop-priority.ts';
-
-function captureLogging(): { log: ReturnType<typeof createLogging>['process']; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const logging = createLogging({
-    config: { service: { name: 'media-service', env: 'test', tenant_id: 'tenant-a' }, log: { level: 'info', format: 'json' } },
-    version: 'test',
-    destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
-  });
-  return { log: logging.process, lines };
-}
+import { captureLogging } from '../../helpers/capture-logging.ts';
 
 /** Field 19 of /proc/<pid>/task/<tid>/stat, read after the command name (which may hold spaces). */
 function niceOf(tid: number): number {
@@ -42,7 +32,7 @@ describe('media loop priority', () => {
 
   test('0 leaves the inherited priority alone', () => {
     const r = refusing(0);
-    const { log, lines } = captureLogging();
+    const { logger: log, lines } = captureLogging();
     assert.equal(raiseLoopPriority(0, log, { threads: () => [1, 2], set: r.set }), null);
     assert.deepEqual(r.calls, []);
     assert.equal(lines.length, 0);
@@ -50,7 +40,7 @@ describe('media loop priority', () => {
 
   test('a refusal is logged with how to allow it, and the service goes on', () => {
     const r = refusing(0);
-    const { log, lines } = captureLogging();
+    const { logger: log, lines } = captureLogging();
     const outcome = raiseLoopPriority(-10, log, { threads: () => [7, 8], set: r.set });
     assert.equal(outcome?.refused?.code, 'EACCES');
     const line = lines.find((l) => l.event === 'MEDIA_PRIORITY_NOT_SET');
@@ -60,7 +50,7 @@ describe('media loop priority', () => {
 
   test('every thread of the process gets the value (read back from /proc)', () => {
     // A positive value needs no privilege; this file runs in a process of its own.
-    const { log, lines } = captureLogging();
+    const { logger: log, lines } = captureLogging();
     const outcome = raiseLoopPriority(7, log);
     assert.equal(outcome?.refused, null);
     const tids = readdirSync('/proc/self/task').map(Number);

@@ -5,19 +5,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogging } from '../../../src/logging/logger.ts';
 import type { RouteHandler } from '../../../src/http/server.ts';
 import { webDemoRoute } from '../../../src/web-demo/demo-route.ts';
-
-function captureLogging(): { logger: ReturnType<typeof createLogging>['process']; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const logging = createLogging({
-    config: { service: { name: 'media-service', env: 'test', tenant_id: 't' }, log: { level: 'info', format: 'json' } },
-    version: 'test',
-    destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
-  });
-  return { logger: logging.process, lines };
-}
+import { captureLogging } from '../../helpers/capture-logging.ts';
 
 /** The route in front of a fallback that answers 404, like HttpServer's built-in routes. */
 async function serve(route: RouteHandler): Promise<{ server: Server; url: (p: string) => string }> {
@@ -38,7 +28,7 @@ describe('web demo route', () => {
   describe('built from web-demo/', () => {
     let server: Server;
     let url: (p: string) => string;
-    const { logger, lines } = captureLogging();
+    const { logger, lines } = captureLogging({ tenantId: 't' });
     before(async () => {
       ({ server, url } = await serve(await webDemoRoute({ logger, signalingPath: '/sig"<x>' })));
     });
@@ -83,7 +73,7 @@ describe('web demo route', () => {
     let server: Server;
     let url: (p: string) => string;
     let dir: string;
-    const { logger, lines } = captureLogging();
+    const { logger, lines } = captureLogging({ tenantId: 't' });
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'web-demo-broken-'));
       mkdirSync(join(dir, 'src'));

@@ -99,10 +99,8 @@ recv_rtp = rtpbin.request_pad_simple("recv_rtp_sink_0")
 recv_rtcp = rtpbin.request_pad_simple("recv_rtcp_sink_0")
 # RFC 3550's 5 s minimum report interval, randomised, can leave a 10 s call without a receiver
 # report that follows the service's first sender report (no round trip to measure); a smaller
-# minimum, as RFC 3550 6.2 allows, gives several within the call. (The SRTCP runs keep the
-# default: their checks capture and replay GStreamer's first reports.)
-if not srtp:
-    rtpbin.emit("get-internal-session", 0).set_property("rtcp-min-interval", 1_000_000_000)
+# minimum, as RFC 3550 6.2 allows, gives several within the call.
+rtpbin.emit("get-internal-session", 0).set_property("rtcp-min-interval", 1_000_000_000)
 if srtp:
     # rtpbin -> srtpenc -> network, network -> srtpdec -> rtpbin, for RTP and RTCP alike.
     send_rtp.link(srtpenc.request_pad_simple("rtp_sink_0"))

@@ -12,13 +12,11 @@ import { MediaStreams, isStreamGrant } from './media-streams/media-streams.ts';
 import { IdleCompaction } from './util/idle-compaction.ts';
 import { createLogging, type Logger, type Logging } from './logging/logger.ts';
 import { WorkerPool, type WebRtcListen } from './media-engine/worker-pool.ts';
-import { createMetrics, METRIC_PREFIX, scrapedCounter, type Metrics } from './metrics/metrics.ts';
-import { Gauge } from 'prom-client';
-import { getPriority } from 'node:os';
+import { createMetrics, scrapedCounter, type Metrics } from './metrics/metrics.ts';
 import { createEventPublisher } from './events/index.ts';
 import type { EventPublisher } from './events/types.ts';
 import { MediaClock } from './media-path/clock.ts';
-import { raiseLoopPriority } from './media-path/loop-priority.ts';
+import { raiseLoopPriority, registerPriorityMetric } from './media-path/loop-priority.ts';
 import { WakeCoalescer } from './media-path/wake-coalescing.ts';
 import { PromptCache } from './playback/prompt-cache.ts';
 import { PromptLoader } from './playback/prompt-loader.ts';
@@ -150,14 +148,7 @@ export async function createApp(loaded: LoadedConfig, opts: AppOptions): Promise
   const webRtc = webRtcListen(config, log);
   const events = await createEventPublisher({ config: config.events, logger: log, registry: metrics.registry });
   const clock = new MediaClock({ onError: (error) => log.error({ event: 'CLOCK_TICK_FAILED', error }, 'a call failed on the media clock') });
-  new Gauge({
-    name: `${METRIC_PREFIX}process_nice`,
-    help: 'Nice value the media loop runs at (rtp.priority asks for it; a higher one means it was refused: see MEDIA_PRIORITY_NOT_SET)',
-    registers: [metrics.registry],
-    collect() {
-      this.set(getPriority());
-    },
-  });
+  registerPriorityMetric(metrics.registry);
   scrapedCounter(metrics.registry, 'log_lines_dropped_total', 'Log lines dropped because stdout was not read fast enough (the media clock never waits for it)', () => logging.droppedLines());
   scrapedCounter(metrics.registry, 'clock_late_ticks_total', 'Media clock slots run more than a slot (20 ms) late: every call on the clock sent late', () => clock.lateTicks);
   const wake = new WakeCoalescer(config.rtp.wake_window_ms);

@@ -1,6 +1,8 @@
 import { readdirSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { getPriority, setPriority } from 'node:os';
+import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../logging/logger.ts';
+import { METRIC_PREFIX } from '../metrics/metrics.ts';
 
 export type PriorityOutcome = { set: number; refused: null } | { set: number; refused: NodeJS.ErrnoException };
 
@@ -49,4 +51,16 @@ export function raiseLoopPriority(nice: number, log: Logger, deps: { threads?: (
     );
   } else log.info({ event: 'MEDIA_PRIORITY_SET', attributes: { 'process.nice': nice, 'process.threads': outcome.set } }, `the media loop runs at nice ${nice}`);
   return outcome;
+}
+
+/** What the media loop got, whatever it asked for: a refusal shows as the inherited value. */
+export function registerPriorityMetric(registry: Registry): void {
+  new Gauge({
+    name: `${METRIC_PREFIX}process_nice`,
+    help: 'Nice value the media loop runs at (rtp.priority asks for it; a higher one means it was refused: see MEDIA_PRIORITY_NOT_SET)',
+    registers: [registry],
+    collect() {
+      this.set(getPriority());
+    },
+  });
 }

@@ -152,7 +152,7 @@ export class SessionRegistry {
     try {
       // The old process's sockets died with it, so RTP+1 is free again; if something else took
       // it meanwhile, the call goes on with RTCP multiplexed rather than not at all.
-      endpoint = await RtpEndpoint.bind({ port: snap.port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms }, rtcpPort: 'optional', ...(this.#wake ? { wake: this.#wake } : {}) });
+      endpoint = await RtpEndpoint.bind({ ...this.#endpointOptions(snap.port), rtcpPort: 'optional' });
     } catch (error) {
       this.#ports.release(snap.port);
       throw error;
@@ -294,12 +294,18 @@ export class SessionRegistry {
     return this.#byPort.values();
   }
 
+  /** How every call's socket is bound: this service's address, source policy and wake-ups. */
+  #endpointOptions(port: number): Parameters<typeof RtpEndpoint.bind>[0] {
+    const source = { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms };
+    return { port, address: this.#config.listen_address, source, ...(this.#wake ? { wake: this.#wake } : {}) };
+  }
+
   async #bindPort(): Promise<RtpEndpoint> {
     for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
       const port = this.#ports.take();
       if (port === null) break;
       try {
-        return await RtpEndpoint.bind({ port, address: this.#config.listen_address, source: { policy: this.#config.source_policy, learningMs: this.#config.source_learning_ms }, ...(this.#wake ? { wake: this.#wake } : {}) });
+        return await RtpEndpoint.bind(this.#endpointOptions(port));
       } catch (error) {
         // Another process holds it (or its RTCP neighbour): let it rest in quarantine and try the next one.
         this.#ports.release(port);

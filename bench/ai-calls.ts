@@ -11,7 +11,7 @@
 // generator's and the client's own CPU.
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { startService } from '../test/helpers/service.ts';
 import { TestClient } from '../test/helpers/grpc-client.ts';
-import { cpuPressureUs, cpuSeconds, median, percentile, rssBytes, runqueueWaitNs, sharedClockMs } from './lib/proc.ts';
+import { cpuPressureUs, cpuSeconds, median, niceOf, percentile, rssBytes, runqueueWaitNs, sharedClockMs, wakeups } from './lib/proc.ts';
 import { ask, BENCH_RTP, benchEnv, every } from './lib/harness.ts';
 import { WireCapture } from './lib/wire-cadence.ts';
 import { floorService } from './lib/grpc-floor.ts';
@@ -113,17 +113,6 @@ async function injectionAtLoad(grpcPort: number, streamApi: boolean): Promise<nu
   probe.send({ grpcPort, probes: INJECTION_PROBES, streamApi });
   const [answer] = (await once(probe, 'message')) as [{ latencies?: number[]; error?: string }];
   return answer.latencies ?? `not measured: ${answer.error}`;
-}
-
-/** Times a process's main thread went to sleep and was woken (its voluntary context switches). */
-function wakeups(pid: number): number {
-  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
-}
-
-/** The nice value of a process's main thread (field 19 of its stat). */
-function niceOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
 }
 
 async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: string[] = [], priority = ''): Promise<Record<string, unknown>> {

@@ -94,3 +94,14 @@ export function cpuPressureUs(): number {
 export function sharedClockMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
+
+/** Times a process's main thread went to sleep and was woken (its voluntary context switches). */
+export function wakeups(pid: number): number {
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
+}
+
+/** The nice value of a process's main thread (field 19 of its stat). */
+export function niceOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}

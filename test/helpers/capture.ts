@@ -45,3 +45,20 @@ export async function captureUdp(port: number | readonly number[]): Promise<{ st
     },
   };
 }
+
+/**
+ * Each interval between consecutive RTP packets, off by how much from what the stream's
+ * own timestamps say it should be (milliseconds). A sender that suppresses silence skips
+ * a frame with its timestamp moving on: that is a missing frame, which checks of what is
+ * heard count, not late delivery, so it is no deviation here; a packet held back is.
+ */
+export function rtpCadence(packets: readonly CapturedDatagram[], clockRate: number): { atMs: number; deviationMs: number }[] {
+  const out: { atMs: number; deviationMs: number }[] = [];
+  for (let k = 1; k < packets.length; k++) {
+    const a = packets[k - 1]!;
+    const b = packets[k]!;
+    const dts = (b.payload.readUInt32BE(4) - a.payload.readUInt32BE(4)) | 0;
+    out.push({ atMs: b.atMs, deviationMs: Math.abs(b.atMs - a.atMs - (dts * 1000) / clockRate) });
+  }
+  return out;
+}

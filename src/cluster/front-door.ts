@@ -10,6 +10,7 @@ import { METRIC_PREFIX } from '../metrics/metrics.ts';
 import { MEDIA_SERVICE_NAME } from '../grpc/proto.ts';
 import { statusName, toGrpcStatus } from '../grpc/status.ts';
 import { firstMessage, respondMessage, respondStatus } from './grpc-frames.ts';
+import { connectShard } from './public-grpc.ts';
 import { routeKeyOf, type RouteKey } from './route.ts';
 
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
@@ -226,7 +227,7 @@ export class FrontDoor {
         this.#refuse(stream, method, new MediaError('unavailable', `the media shard that owns this call (${target.index}) is restarting; try again`));
         return;
       }
-      session = this.#session(`shard:${target.index}`, () => http2.connect('http://localhost', { settings: { initialWindowSize: 1 << 20 }, createConnection: () => connect(socket) }));
+      session = this.#session(`shard:${target.index}`, () => connectShard(() => connect(socket)));
     } else {
       session = this.#session(`instance:${target.address}`, () => this.#routing.connectInstance(target.address));
     }

@@ -1,5 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { startService, type RunningService } from '../helpers/service.ts';
 import { TestClient, eventually, metricValue } from '../helpers/grpc-client.ts';
@@ -114,6 +116,19 @@ describe('an instance whose shards take the client connections', () => {
     const bySupervisor = text.split('\n').filter((l) => l.startsWith('sentiric_media_front_door_requests_total{') && !l.includes('shard="'));
     assert.deepEqual(bySupervisor, [], 'the supervisor relayed requests itself');
     for (const [i, list] of mine.entries()) for (const c of list) assert.equal((await clients[i]!.media_('ReleasePort', { rtp_port: c.port })).error, undefined);
+  });
+
+  test('the shard holding a connection lets the client have 1 MiB in flight on it, for every call it carries', async () => {
+    const raw = http2.connect(`http://127.0.0.1:${svc.grpcPort}`);
+    try {
+      await once(raw, 'remoteSettings');
+      // The WINDOW_UPDATE comes with the shard's first frames: a PING's answer follows it.
+      for (let k = 0; k < 50 && raw.state.remoteWindowSize !== 1 << 20; k++) await new Promise<void>((resolve, reject) => raw.ping((err) => (err ? reject(err) : resolve())));
+      assert.equal(raw.state.remoteWindowSize, 1 << 20, 'the connection’s window');
+      assert.equal(raw.remoteSettings.initialWindowSize, 1 << 20, 'each stream’s window');
+    } finally {
+      raw.destroy();
+    }
   });
 
   test('a request about another shard’s call is relayed by the shard holding the connection; one connection’s calls still spread', async () => {

@@ -36,6 +36,14 @@ const levels = (process.env.BENCH_AI_CALLS ?? '50,100,200').split(',').map(Numbe
 const kinds = (process.env.BENCH_AI_KINDS ?? 'grpc-floor,echo,ai,ai-stream-inject,ai-recording,ws-raw,ws-twilio').split(',') as Kind[];
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+// The client's HTTP/2 receive window for its connection (BENCH_CLIENT_WINDOW bytes). grpc-js
+// keeps the connection's at 64 KiB unless told: 20 ms of 100 calls' 16 kHz forks, so the
+// service stops sending every call's frames whenever either loop is busy that long (at 100
+// calls, 3 alternating pairs: client fork p99 10.8-21.6 ms, median 18.6, against 12.1-19.8,
+// median 12.3, at 1 MiB). A platform client reading many forks on one connection raises it
+// as this one does; 65535 measures grpc-js's default.
+const CLIENT_WINDOW = Number(process.env.BENCH_CLIENT_WINDOW ?? 1 << 20);
+const clientOptions: grpc.ChannelOptions = { 'grpc-node.flow_control_window': CLIENT_WINDOW };
 const tts = Buffer.from(Int16Array.from({ length: 1600 }, (_, i) => Math.round(3000 * Math.sin(i / 7))).buffer);
 const pct = (cpuS: number, wall: number): number => +((cpuS / wall) * 100).toFixed(1);
 
@@ -62,7 +70,7 @@ async function floor(n: number): Promise<Record<string, unknown>> {
   const [msg] = (await once(server, 'message')) as [{ port: number }];
   const port = msg.port;
   const Client = grpc.makeGenericClientConstructor(floorService, 'Floor');
-  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), clientOptions);
   let frames = 0;
   let measuring = false;
   const latency: number[] = [];
@@ -133,7 +141,7 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
         : {}),
     }),
   });
-  const client = new TestClient(svc.grpcPort);
+  const client = new TestClient(svc.grpcPort, undefined, clientOptions);
   const media = client.media as unknown as Record<string, (r?: unknown) => Stream & Duplex>;
   const gen = fork(fileURLToPath(new URL('./lib/load-generator.ts', import.meta.url)), { stdio: 'inherit' });
   const injections: Duplex[] = [];
@@ -219,6 +227,9 @@ async function calls(kind: Exclude<Kind, 'grpc-floor'>, n: number, nodeArgs: str
     tenth = (tenth + 1) % 10;
   });
   await ask(gen, { cmd: 'send' });
+  // The first scrape runs cold code in the service and loads this process's HTTP client:
+  // 97-113 ms against 6-15 ms later. Done now, it stalls no loop inside the window.
+  await (await fetch(svc.url('/metrics'))).text();
   await sleep(3000);
   // The RTP the service sends, timestamped by the kernel: cadence without the phones' loop in it.
   const wire = await WireCapture.start(...BENCH_RTP);
@@ -319,7 +330,7 @@ const variants = (process.env.BENCH_NODE_ARGS ?? '')
   .flatMap((args) => (process.env.BENCH_PRIORITY ?? '').split(',').map((priority) => ({ args, priority: priority.trim() })));
 const label = (v: { args: string; priority: string }): string => [v.args || '(as shipped)', v.priority ? `MEDIA_PRIORITY=${v.priority}` : ''].filter(Boolean).join(' ');
 const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 1));
-console.log(`ai-calls benchmark: ${seconds} s per measurement, levels ${levels.join(',')}; the load generator (RTP phones) and the gRPC client (this process) share the machine; phones send in ${process.env.BENCH_PHONE_PHASES ?? 10} phases of the 20 ms period (BENCH_PHONE_PHASES=1: one burst)`);
+console.log(`ai-calls benchmark: ${seconds} s per measurement, levels ${levels.join(',')}; the load generator (RTP phones) and the gRPC client (this process) share the machine; phones send in ${process.env.BENCH_PHONE_PHASES ?? 10} phases of the 20 ms period (BENCH_PHONE_PHASES=1: one burst); the client's HTTP/2 connection window is ${CLIENT_WINDOW} bytes (BENCH_CLIENT_WINDOW)`);
 const rows: Record<string, unknown>[] = [];
 for (let r = 0; r < repeat; r++) {
   for (const n of levels) {

@@ -38,10 +38,10 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 // The client's HTTP/2 receive window for its connection (BENCH_CLIENT_WINDOW bytes). grpc-js
 // keeps the connection's at 64 KiB unless told: 20 ms of 100 calls' 16 kHz forks, so the
-// service stops sending every call's frames whenever either loop is busy that long (at 100
-// calls, 3 alternating pairs: client fork p99 10.8-21.6 ms, median 18.6, against 12.1-19.8,
-// median 12.3, at 1 MiB). A platform client reading many forks on one connection raises it
-// as this one does; 65535 measures grpc-js's default.
+// service stops sending every call's frames whenever either loop is busy that long. Client
+// fork p99, 3 alternating pairs each, 64 KiB against 1 MiB: medians 18.6 against 12.3 ms at
+// 100 calls, 122 against 34 ms at 150. A platform client reading many forks on one
+// connection raises it as this one does; 65535 measures grpc-js's default.
 const CLIENT_WINDOW = Number(process.env.BENCH_CLIENT_WINDOW ?? 1 << 20);
 const clientOptions: grpc.ChannelOptions = { 'grpc-node.flow_control_window': CLIENT_WINDOW };
 const tts = Buffer.from(Int16Array.from({ length: 1600 }, (_, i) => Math.round(3000 * Math.sin(i / 7))).buffer);

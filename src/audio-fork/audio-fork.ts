@@ -1,7 +1,7 @@
 import { encodeG711 } from '../codecs/g711.ts';
 import { OpusFrameEncoder } from '../codecs/opus.ts';
 import { Resampler } from '../codecs/resampler.ts';
-import { FramePairer } from '../media-path/frame-pairer.ts';
+import { FramePairer, type PairedCaller } from '../media-path/frame-pairer.ts';
 import type { TimelineFrame } from '../media-path/inbound-timeline.ts';
 import { tsDelta } from '../rtp-bridge/rtp-packet.ts';
 import type { CallTap, CloseReason } from '../sessions/call-session.ts';
@@ -40,6 +40,8 @@ export const FORK_FRAME_MS = [10, 20, 40, 60, 100] as const;
 
 const CALL_RATE = 8000;
 const CALL_FRAME = 160;
+/** A frame of silence for a side that had none: read, never written. */
+const SILENCE = new Int16Array(CALL_FRAME);
 /** Caller frames a fork of both sides (mixed, stereo) keeps waiting for their slot at most. */
 const INBOUND_CUSHION = 50;
 /**
@@ -64,12 +66,14 @@ export class AudioFork implements CallTap {
   /** Where each channel's resampled samples land before the framer copies them (no allocation per frame). */
   readonly #converted: Int16Array[];
   #interleaved = new Int16Array(0);
+  /** The mixed source's frame, reused: `#produce` copies what it is given before it returns. */
+  readonly #mixed = new Int16Array(CALL_FRAME);
   /** Caller ticks the resampled audio lags the caller's clock: frame timestamps say so. */
   readonly #lag: number;
   /** Opus only: this listener's own encoder (its state is this stream's), gone with the fork. */
   readonly #opus: OpusFrameEncoder | null;
   /** Mixed and stereo: the caller's frames placed beside the service's by when they were heard. */
-  readonly #pairer: FramePairer<TimelineFrame> | null;
+  readonly #pairer: FramePairer | null;
   /** The caller's clock as last seen (a service-only fork follows its jumps). */
   #lastCallerTs: number | null = null;
   readonly #onReadable: () => void;
@@ -99,7 +103,7 @@ export class AudioFork implements CallTap {
         ? new OpusFrameEncoder({ sampleRate: opts.format.sampleRate, channels: opts.format.channels === 2 ? 2 : 1, bitrate: (opts.format.sampleRate <= 8000 ? 20000 : 32000) * opts.format.channels, fec: false })
         : null;
     const both = opts.format.source === 'mixed' || opts.format.source === 'stereo';
-    this.#pairer = both ? new FramePairer<TimelineFrame>({ delayFrames: PAIRING_DELAY_FRAMES, maxQueue: INBOUND_CUSHION }) : null;
+    this.#pairer = both ? new FramePairer({ delayFrames: PAIRING_DELAY_FRAMES, maxQueue: INBOUND_CUSHION }) : null;
     this.#onReadable = opts.onReadable;
     this.#onDropped = opts.onDropped ?? (() => {});
     this.#onClosed = opts.onCallClosed;
@@ -132,7 +136,7 @@ export class AudioFork implements CallTap {
       this.#produce([frame.samples], frame.timestamp, frame.concealed);
       return;
     }
-    if (this.#pairer) this.#pairer.caller(frame);
+    if (this.#pairer) this.#pairer.caller(frame.samples, frame.timestamp, frame.concealed);
     else this.#lastCallerTs = frame.timestamp;
   }
 
@@ -140,7 +144,7 @@ export class AudioFork implements CallTap {
     const src = this.format.source;
     if (src === 'caller') return;
     if (!this.#pairer) {
-      this.#produce([frame ? Int16Array.from(frame) : new Int16Array(CALL_FRAME)], this.#nextTs(this.#lastCallerTs), frame === null);
+      this.#produce([frame ?? SILENCE], this.#nextTs(this.#lastCallerTs), frame === null);
       this.#lastCallerTs = null;
       return;
     }
@@ -148,15 +152,14 @@ export class AudioFork implements CallTap {
     if (pair) this.#producePair(pair.caller, pair.service);
   }
 
-  #producePair(caller: TimelineFrame | null, serviceFrame: Int16Array | null): void {
-    const silence = new Int16Array(CALL_FRAME);
-    const service = serviceFrame ?? silence;
+  #producePair(caller: PairedCaller | null, serviceFrame: Int16Array | null): void {
+    const service = serviceFrame ?? SILENCE;
     const ts = this.#nextTs(caller?.timestamp ?? null);
     if (this.format.source === 'stereo') {
-      this.#produce([caller?.samples ?? silence, service], ts, !caller || caller.concealed);
+      this.#produce([caller?.samples ?? SILENCE, service], ts, !caller || caller.concealed);
     } else {
-      const a = caller?.samples ?? silence;
-      const mixed = new Int16Array(CALL_FRAME);
+      const a = caller?.samples ?? SILENCE;
+      const mixed = this.#mixed;
       for (let i = 0; i < CALL_FRAME; i++) {
         const v = a[i]! + service[i]!;
         mixed[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;

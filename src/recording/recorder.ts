@@ -74,7 +74,7 @@ export class CallRecorder implements CallTap {
   }
 
   #write(pair: FramePair): void {
-    const left = pair.caller ?? this.#silence;
+    const left = pair.caller?.samples ?? this.#silence;
     const right = pair.service ?? this.#silence;
     if (this.#layout === 'mono') {
       const mixed = left.length === this.#mix.length ? this.#mix : new Int16Array(left.length);

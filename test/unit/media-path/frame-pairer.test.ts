@@ -4,7 +4,7 @@ import { FramePairer, type FramePair } from '../../../src/media-path/frame-paire
 
 /** A frame whose samples all hold `id`, so a pair shows which frames met. */
 const frame = (id: number): Int16Array => new Int16Array(4).fill(id);
-const ids = (pairs: FramePair[]): [number | null, number | null][] => pairs.map((p) => [p.caller?.[0] ?? null, p.service?.[0] ?? null]);
+const ids = (pairs: FramePair[]): [number | null, number | null][] => pairs.map((p) => [p.caller?.samples[0] ?? null, p.service?.[0] ?? null]);
 
 /** The pairs' frame ids, read as each pair comes: its service frame is the pairer's to reuse later. */
 function run(p: FramePairer, ticks: number, callerAt: Map<number, number[]>, from = 0): [number | null, number | null][] {
@@ -81,4 +81,27 @@ test('the service frames are copied into slots used in turn: a tick allocates no
   assert.deepEqual(seen, Array.from({ length: 36 }, (_, k) => 100 + k));
   assert.equal(arrays.size, 6, 'delay + 2 slots, reused');
   assert.deepEqual(ids(p.drain()).map(([, s]) => s), [136, 137, 138, 139]);
+});
+
+test('caller frames are copied into slots used in turn: the caller may reuse its array, and a steady stream allocates no slot per frame', () => {
+  const p = new FramePairer({ delayFrames: 4, maxQueue: 50 });
+  // The timeline hands each tap the same frame; a tap must not keep it past its call.
+  const shared = new Int16Array(4);
+  const seen: [number, number, boolean][] = [];
+  const slots = new Set<Int16Array>();
+  for (let t = 0; t < 40; t++) {
+    shared.fill(t);
+    p.caller(shared, 1000 + 160 * t, t % 5 === 0);
+    shared.fill(-1);
+    const pair = p.tick(null);
+    if (!pair?.caller) continue;
+    seen.push([pair.caller.samples[0]!, pair.caller.timestamp, pair.caller.concealed]);
+    slots.add(pair.caller.samples);
+  }
+  assert.deepEqual(
+    seen,
+    Array.from({ length: 36 }, (_, k) => [k, 1000 + 160 * k, k % 5 === 0]),
+  );
+  assert.ok(slots.size <= 6, `${slots.size} slots for 36 frames`);
+  assert.deepEqual(ids(p.drain()).map(([c]) => c), [36, 37, 38, 39]);
 });

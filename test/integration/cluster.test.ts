@@ -338,13 +338,14 @@ describe('an instance of two media shards behind one address', () => {
     }
   });
 
-  test('every process of the instance runs with jemalloc and the old generation the entry starts it with', async () => {
+  test('every process of the instance runs with jemalloc and the V8 heap settings the entry starts it with', async () => {
     const debug = (await (await fetch(svc.url('/debug/resources'))).json()) as { shards: { pid: number }[] };
     const pids = [svc.proc.pid!, ...debug.shards.map((s) => s.pid)];
     assert.equal(pids.length, 3);
     for (const pid of pids) {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       assert.ok(argv.includes('--initial-old-space-size=256'), `process ${pid}: ${argv.join(' ')}`);
+      assert.ok(argv.includes('--no-allocation-site-pretenuring'), `process ${pid}: ${argv.join(' ')}`);
       assert.match(readFileSync(`/proc/${pid}/maps`, 'utf8'), /\/libjemalloc\.so\.2$/m, `process ${pid} has no jemalloc`);
     }
   });
